@@ -1,0 +1,72 @@
+"""The ``brats-kit`` command: a thin click layer over the kit's library functions.
+
+Exit codes: 0 success, 1 invalid input (a file, a submission, a model),
+2 usage error (click's own), 3 internal error (a bug: please report it).
+Errors are printed as one line on stderr, never as a traceback; set
+``BRATS_KIT_DEBUG=1`` to see the traceback of an internal error.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import click
+
+from data_spec import KitError
+
+from . import __version__
+
+EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+
+
+class KitGroup(click.Group):
+    """A click group that turns the kit's errors into one-line messages and exit codes."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except KitError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(EXIT_INVALID)
+        except OSError as exc:
+            where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+            click.echo(f"error: {where}{exc.strerror or exc}", err=True)
+            ctx.exit(EXIT_INVALID)
+        except Exception as exc:  # noqa: BLE001 - the last line of defence
+            if os.environ.get("BRATS_KIT_DEBUG"):
+                raise
+            click.echo(
+                f"internal error: {type(exc).__name__}: {exc} (set BRATS_KIT_DEBUG=1 for the traceback)", err=True
+            )
+            ctx.exit(EXIT_INTERNAL)
+
+
+def echo_json(obj) -> None:
+    """Print one JSON object on stdout (the machine-readable output of ``--json``)."""
+    click.echo(json.dumps(obj, indent=2, sort_keys=True, allow_nan=False))
+
+
+@click.group(cls=KitGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="brats-kit")
+def main():
+    """brats-kit: a pixel-classification competition on brain-tumour MRI (simplified BraTS 2018).
+
+    Start with 'brats-kit demo', or 'brats-kit data synth --out DIR' for the data alone.
+    """
+
+
+def _register():
+    from .commands.data import data
+    from .commands.demo import demo
+
+    main.add_command(data)
+    main.add_command(demo)
+
+
+_register()
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

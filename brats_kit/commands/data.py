@@ -1,0 +1,91 @@
+"""``brats-kit data``: build, describe and look at a competition's data."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from brats_kit.progress import click_progress
+
+
+@click.group()
+def data():
+    """Build, describe and look at competition data."""
+
+
+@data.command()
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Competition directory to write (student files, and the test truth under private/).")
+@click.option("--train", "n_train", default=256, show_default=True, type=click.IntRange(1), help="Training slices.")
+@click.option("--test", "n_test", default=29, show_default=True, type=click.IntRange(1), help="Test slices.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Same seed, byte-identical files.")
+@click.option("--json", "as_json", is_flag=True, help="Print the files written as JSON.")
+def synth(out, n_train, n_test, seed, as_json):
+    """Write the synthetic BraTS-like cohort (built on the MNI152 anatomy nilearn ships)."""
+    from data_spec.synth import write_synthetic_competition
+
+    written = write_synthetic_competition(out, n_train=n_train, n_test=n_test, seed=seed, progress=click_progress)
+    if as_json:
+        from brats_kit.cli import echo_json
+
+        echo_json({"out": str(out), "files": {k: str(v) for k, v in written.items()}})
+        return
+    click.echo(f"wrote {n_train} training and {n_test} test slices to {out}/ (test truth under {out}/private/)")
+    for name in written:
+        click.echo(f"  {name}")
+
+
+@data.command()
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def info(directory, as_json):
+    """Counts, tumour fraction, per-modality statistics and layouts of DIRECTORY."""
+    from data_spec.summary import describe
+
+    summary = describe(directory)
+    if as_json:
+        from brats_kit.cli import echo_json
+
+        echo_json(summary)
+        return
+    click.echo(format_summary(summary))
+
+
+def format_summary(summary: dict) -> str:
+    """Human-readable lines for :func:`data_spec.summary.describe`'s output."""
+    lines = [f"{summary['path']}"]
+    for name, s in list(summary["splits"].items()) + (
+        [("test truth (private)", summary["test_truth"])] if "test_truth" in summary else []
+    ):
+        head = f"  {name}: {s['n_slices']} slices, read from the {s['layout']} layout"
+        if "layouts_available" in s:
+            head += f" (available: {', '.join(s['layouts_available'])})"
+        lines.append(head)
+        if "foreground_fraction" in s:
+            lines.append(f"    foreground: {100 * s['foreground_fraction']:.1f}% of pixels")
+        if "tumour_fraction_of_foreground" in s:
+            lines.append(
+                f"    tumour: {100 * s['tumour_fraction_of_foreground']:.2f}% of foreground pixels, "
+                f"{s['tumour_slices']} slices with tumour"
+            )
+        elif "tumour_slices" in s:
+            lines.append(f"    tumour: {s['tumour_slices']} slices with tumour")
+        if "public_cases" in s:
+            lines.append(f"    leaderboard: {s['public_cases']} public, {s['private_cases']} private cases")
+        for m, st in s.get("modalities", {}).items():
+            lines.append(f"    {m:>5}: mean {st['foreground_mean']:+.3f}, std {st['foreground_std']:.3f} (foreground)")
+    return "\n".join(lines)
+
+
+@data.command()
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--case", "cases", multiple=True, default=(0,), show_default=True, type=click.IntRange(0),
+              help="Slice index (repeat for several).")
+@click.option("--split", type=click.Choice(["train", "test"]), default="train", show_default=True)
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="PNG to write.")
+def show(directory, cases, split, out):
+    """The course's figure (T1, T1ce, T2, FLAIR, truth) for some cases of DIRECTORY."""
+    from starter.plots import save_course_figure
+
+    save_course_figure(directory, out, cases=list(cases), split=split)
+    click.echo(f"wrote {out}")

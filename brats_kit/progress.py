@@ -1,0 +1,21 @@
+"""Progress reporting: library functions take a ``progress`` callable, the CLI passes a bar."""
+from __future__ import annotations
+
+import sys
+from typing import Iterable, Optional
+
+
+def no_progress(iterable: Iterable, label: str = "", length: Optional[int] = None) -> Iterable:
+    """The library default: iterate silently."""
+    return iterable
+
+
+def click_progress(iterable: Iterable, label: str = "", length: Optional[int] = None) -> Iterable:
+    """A click progress bar on stderr (so that ``--json`` output on stdout stays clean).
+
+    click draws nothing when stderr is not a terminal.
+    """
+    import click
+
+    with click.progressbar(iterable, label=label, length=length, file=sys.stderr) as bar:
+        yield from bar

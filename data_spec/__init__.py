@@ -1,0 +1,16 @@
+"""The one data contract of brats-kit: constants, both on-disk layouts, and their readers and writers.
+
+See ``SPEC.md`` in this package for the full specification.
+"""
+from .constants import *  # noqa: F401,F403  (the constants are the contract)
+from .course import check_array, count_slices, read_course_array, write_course_array
+from .errors import (
+    ArrayContractError,
+    CorruptFileError,
+    FileSizeError,
+    KitError,
+    LayoutError,
+    MissingFileError,
+)
+from .hdf5 import LazyH5Array, is_hdf5, read_split_h5, sha256_array, sha256_file, write_split_h5
+from .layout import COURSE, HDF5, LAYOUTS, Split, detect_layout, find_truth, open_split, open_truth, write_competition

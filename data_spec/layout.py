@@ -1,0 +1,244 @@
+"""Find, open and write a competition directory in either layout.
+
+A competition directory holds what a student receives::
+
+    DIR/train_data_x.dat  train_data_y.dat  test_data_x.dat     (course layout)
+    DIR/train.h5  test.h5                                        (canonical layout)
+
+and, apart, what only the instructor keeps::
+
+    DIR/private/test_data_y.dat  DIR/private/test_truth.h5  DIR/private/manifest.json
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from brats_kit.atomic import write_text
+
+from .constants import (
+    COURSE_X,
+    COURSE_Y,
+    H5_FILES,
+    MANIFEST_FILE,
+    PRIVATE_DIR,
+    SPLITS,
+    TEST,
+    TRAIN,
+    TRUTH_H5,
+    case_ids,
+)
+from .course import read_course_array, write_course_array
+from .errors import LayoutError, MissingFileError
+from .hdf5 import is_hdf5, read_split_h5, sha256_file, write_split_h5
+
+COURSE = "course"
+HDF5 = "hdf5"
+LAYOUTS = (COURSE, HDF5)
+
+
+@dataclass
+class Split:
+    """One split of a competition, opened lazily.
+
+    Attributes
+    ----------
+    x : array-like (N, 240, 240, 4) float32 or None
+        A ``numpy.memmap`` (course layout) or :class:`~data_spec.hdf5.LazyH5Array`.
+    y : array-like (N, 240, 240) uint8 or None
+        Masks, when the layout holds them.
+    case_id : ndarray of str (N,)
+    public : ndarray of bool (N,) or None
+        Leaderboard phase of each case (truth files only).
+    layout : {"course", "hdf5"}
+    path : Path
+        The file (HDF5) or the directory (course) it was read from.
+    attrs : dict
+        Provenance attributes (HDF5 only).
+
+    Unpacks as ``x, y, case_id = split``.
+    """
+
+    x: object
+    y: object
+    case_id: np.ndarray
+    public: Optional[np.ndarray]
+    layout: str
+    path: Path
+    attrs: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.case_id)
+
+    def __iter__(self):
+        return iter((self.x, self.y, self.case_id))
+
+
+def detect_layout(directory, split: str) -> str:
+    """Which layout ``directory`` holds ``split`` in; HDF5 wins when both are present."""
+    directory = Path(directory)
+    if (directory / H5_FILES[split]).is_file():
+        return HDF5
+    if (directory / COURSE_X[split]).is_file():
+        return COURSE
+    raise LayoutError(
+        f"no {split} split here",
+        path=directory,
+        expected=f"{H5_FILES[split]} (canonical) or {COURSE_X[split]} (course layout)",
+        hint="run 'brats-kit data synth --out DIR' to build the synthetic competition"
+        if not directory.exists() or not any(directory.iterdir())
+        else None,
+    )
+
+
+def open_split(path, split: str = TRAIN, layout: str = "auto", *, verify: bool = False) -> Split:
+    """Open one split of a competition, lazily, from either layout.
+
+    Parameters
+    ----------
+    path : path-like
+        A competition directory, or one split file (``.h5`` or ``*_x.dat``).
+    split : {"train", "test"}
+    layout : {"auto", "course", "hdf5"}
+        ``auto`` picks the canonical HDF5 file when present.
+    verify : bool
+        Recompute and check the HDF5 checksums (reads everything).
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    path = Path(path)
+    if not path.exists():
+        raise MissingFileError("no such file or directory", path=path)
+    if path.is_file():
+        if is_hdf5(path):
+            return _open_h5(path, verify)
+        directory, x_file = path.parent, path
+        layout = COURSE
+    else:
+        directory = path
+        layout = detect_layout(path, split) if layout == "auto" else layout
+        if layout not in LAYOUTS:
+            raise ValueError(f"layout must be 'auto' or one of {LAYOUTS}, got {layout!r}")
+        if layout == HDF5:
+            return _open_h5(path / H5_FILES[split], verify)
+        x_file = path / COURSE_X[split]
+    x = read_course_array(x_file, "x")
+    y_file = directory / COURSE_Y[split]
+    y = read_course_array(y_file, "y") if y_file.is_file() else None
+    if y is not None and len(y) != len(x):
+        raise LayoutError(
+            f"{y_file.name} has {len(y)} slices but {x_file.name} has {len(x)}", path=directory
+        )
+    return Split(x, y, case_ids(split, len(x)), None, COURSE, directory)
+
+
+def _open_h5(path: Path, verify: bool) -> Split:
+    d = read_split_h5(path, verify=verify)
+    return Split(d["x"], d["y"], d["case_id"], d["public"], HDF5, path, d["attrs"])
+
+
+def find_truth(path) -> Path:
+    """Locate the test truth: a file, a ``private/`` directory, or a competition directory."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    for candidate in (
+        path / TRUTH_H5,
+        path / PRIVATE_DIR / TRUTH_H5,
+        path / COURSE_Y[TEST],
+        path / PRIVATE_DIR / COURSE_Y[TEST],
+    ):
+        if candidate.is_file():
+            return candidate
+    raise MissingFileError(
+        "no test truth found",
+        path=path,
+        expected=f"{TRUTH_H5} or {COURSE_Y[TEST]}, here or under {PRIVATE_DIR}/",
+    )
+
+
+def open_truth(path) -> Split:
+    """Open the test truth (HDF5 truth file or the course's ``test_data_y.dat``).
+
+    The result has ``y``, ``case_id`` and, for the HDF5 truth, ``public``;
+    ``x`` is None. A course truth file has positional ids and no phase flags.
+    """
+    path = find_truth(path)
+    if is_hdf5(path):
+        split = _open_h5(path, verify=False)
+        if split.y is None:
+            raise LayoutError("this HDF5 file holds no masks 'y'", path=path, hint="pass the truth file, not test.h5")
+        return split
+    y = read_course_array(path, "y")
+    return Split(None, y, case_ids(TEST, len(y)), None, COURSE, path)
+
+
+def write_competition(
+    out,
+    *,
+    train: dict,
+    test: dict,
+    attrs: dict,
+    manifest: dict | None = None,
+    layouts=LAYOUTS,
+) -> dict:
+    """Write a whole competition directory: student files, then ``private/``.
+
+    Parameters
+    ----------
+    out : path-like
+        Competition directory (created if needed).
+    train : dict
+        ``x`` (N, 240, 240, 4), ``y`` (N, 240, 240), ``case_id`` (N,).
+    test : dict
+        The same, plus ``public`` (bool (N,)); its ``y`` goes under ``private/``.
+    attrs : dict
+        Provenance attributes for every HDF5 file (``generator``, ``seed``...).
+    manifest : dict, optional
+        Written as ``private/manifest.json`` with the checksums of every file added.
+    layouts : iterable of {"course", "hdf5"}
+
+    Returns
+    -------
+    dict
+        Relative file name -> absolute Path of every file written.
+    """
+    out = Path(out)
+    private = out / PRIVATE_DIR
+    written = {}
+    if HDF5 in layouts:
+        written[H5_FILES[TRAIN]] = write_split_h5(
+            out / H5_FILES[TRAIN], x=train["x"], y=train["y"], case_id=train["case_id"], split=TRAIN, attrs=attrs
+        )
+        written[H5_FILES[TEST]] = write_split_h5(
+            out / H5_FILES[TEST], x=test["x"], case_id=test["case_id"], split=TEST, attrs=attrs
+        )
+        written[f"{PRIVATE_DIR}/{TRUTH_H5}"] = write_split_h5(
+            private / TRUTH_H5, y=test["y"], case_id=test["case_id"], public=test["public"], split=TEST, attrs=attrs
+        )
+    if COURSE in layouts:
+        written[COURSE_X[TRAIN]] = write_course_array(out / COURSE_X[TRAIN], train["x"], "x")
+        written[COURSE_Y[TRAIN]] = write_course_array(out / COURSE_Y[TRAIN], train["y"], "y")
+        written[COURSE_X[TEST]] = write_course_array(out / COURSE_X[TEST], test["x"], "x")
+        written[f"{PRIVATE_DIR}/{COURSE_Y[TEST]}"] = write_course_array(private / COURSE_Y[TEST], test["y"], "y")
+    if manifest is not None:
+        body = dict(manifest)
+        body["files"] = {name: sha256_file(p) for name, p in sorted(written.items())}
+        written[f"{PRIVATE_DIR}/{MANIFEST_FILE}"] = write_text(
+            private / MANIFEST_FILE, json.dumps(body, indent=2, sort_keys=True, default=_json_default) + "\n"
+        )
+    return written
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

@@ -1,0 +1,272 @@
+"""Background-free training vectors: pixels and N x N windows, sampled to a memory bound.
+
+Every function takes arrays (a numpy array, a ``numpy.memmap`` or the lazy
+HDF5 arrays of :func:`data_spec.open_split`) and reads one slice at a time, so a
+whole split is never loaded at once. Vectors are float32.
+
+Window features keep the layout ``(row offset, column offset, modality)``:
+for ``size=3`` feature ``(dy * 3 + dx) * 4 + m`` is modality ``m`` at offset
+``(dy - 1, dx - 1)``, and the centre pixel's 4 values sit at ``4 * 4 : 4 * 5``.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from data_spec import N_MODALITIES, X_DTYPE, X_ITEM_SHAPE, Y_ITEM_SHAPE, ArrayContractError
+
+PAD_MODES = ("background", "edge", "reflect")
+
+
+def _check_x(x):
+    shape = tuple(getattr(x, "shape", ()))
+    if len(shape) != 4 or shape[1:] != X_ITEM_SHAPE:
+        raise ArrayContractError(
+            f"inputs have shape {shape}",
+            expected=f"(N, {', '.join(map(str, X_ITEM_SHAPE))}) with modalities last",
+            hint="slices must be the first axis and modalities the last"
+            if len(shape) == 4 and sorted(shape[1:]) == sorted(X_ITEM_SHAPE)
+            else ("add a slice axis: x[None]" if shape == X_ITEM_SHAPE else None),
+        )
+
+
+def _check_y(y, n):
+    shape = tuple(getattr(y, "shape", ()))
+    if shape != (n,) + Y_ITEM_SHAPE:
+        raise ArrayContractError(f"masks have shape {shape}", expected=f"({n}, {Y_ITEM_SHAPE[0]}, {Y_ITEM_SHAPE[1]})")
+
+
+def foreground_mask(x) -> np.ndarray:
+    """Pixels that are not background.
+
+    Background is, per slice and per modality, the slice's minimum (the course
+    data set background pixels to exactly that value); a pixel is foreground
+    when any modality is above its minimum.
+
+    Parameters
+    ----------
+    x : array-like (H, W, 4) or (N, H, W, 4)
+
+    Returns
+    -------
+    ndarray of bool, (H, W) or (N, H, W)
+        A constant slice (all pixels equal) has no foreground.
+    """
+    shape = tuple(x.shape)
+    if len(shape) == 3:
+        xi = np.asarray(x)
+        return (xi > xi.min(axis=(0, 1))).any(axis=-1)
+    _check_x(x)
+    out = np.empty(shape[:3], dtype=bool)
+    for i in range(shape[0]):
+        out[i] = foreground_mask(x[i])
+    return out
+
+
+def balanced_index(
+    y,
+    mask,
+    *,
+    neg_ratio: float = 1.0,
+    min_negatives: int = 100,
+    max_per_slice: int | None = None,
+    max_vectors: int | None = None,
+    seed: int = 0,
+) -> np.ndarray:
+    """Seeded class-balanced choice of foreground pixels to train on.
+
+    Per slice: every tumour pixel inside the foreground, plus
+    ``max(neg_ratio * n_tumour, min_negatives)`` non-tumour foreground pixels
+    drawn at random (so tumour-free slices are represented too). A slice over
+    ``max_per_slice`` is subsampled keeping its class proportions; the total is
+    then subsampled the same way to ``max_vectors``. Tumour pixels outside the
+    foreground are never used (the course: never train on background).
+
+    Parameters
+    ----------
+    y : array-like (N, H, W) of 0/1
+    mask : array-like (N, H, W) of bool
+        Usually :func:`foreground_mask` of the inputs.
+    neg_ratio, min_negatives, max_per_slice, max_vectors, seed
+        See above. The same arguments give the same index.
+
+    Returns
+    -------
+    ndarray of int64, (n, 3)
+        ``(slice, row, column)`` rows sorted in reading order.
+    """
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for i in range(len(mask)):
+        fg = np.asarray(mask[i], dtype=bool)
+        yi = np.asarray(y[i]).astype(bool)
+        pos = np.flatnonzero(fg & yi)
+        neg = np.flatnonzero(fg & ~yi)
+        n_neg = min(len(neg), max(math.ceil(neg_ratio * len(pos)), min_negatives))
+        neg = rng.choice(neg, size=n_neg, replace=False) if n_neg < len(neg) else neg
+        if max_per_slice is not None and len(pos) + len(neg) > max_per_slice:
+            pos, neg = _shrink(rng, pos, neg, max_per_slice)
+        flat = np.sort(np.concatenate([pos, neg]))
+        chosen.append(np.column_stack([np.full(len(flat), i), *np.unravel_index(flat, fg.shape)]))
+    index = np.concatenate(chosen) if chosen else np.zeros((0, 3), dtype=np.int64)
+    index = index.astype(np.int64, copy=False)
+    if max_vectors is not None and len(index) > max_vectors:
+        labels = _labels_at(y, index)
+        pos_rows, neg_rows = np.flatnonzero(labels == 1), np.flatnonzero(labels != 1)
+        pos_rows, neg_rows = _shrink(rng, pos_rows, neg_rows, max_vectors)
+        index = index[np.sort(np.concatenate([pos_rows, neg_rows]))]
+    return index
+
+
+def _shrink(rng, pos, neg, budget):
+    """Subsample two index sets to ``budget`` in all, keeping their proportions."""
+    total = len(pos) + len(neg)
+    n_pos = min(len(pos), round(budget * len(pos) / total))
+    n_neg = min(len(neg), budget - n_pos)
+    return (rng.choice(pos, n_pos, replace=False), rng.choice(neg, n_neg, replace=False))
+
+
+def _groups(index):
+    """Yield ``(slice, rows_of_index)`` for each slice present in a sorted index."""
+    if len(index) == 0:
+        return
+    starts = np.flatnonzero(np.r_[True, np.diff(index[:, 0]) != 0])
+    ends = np.r_[starts[1:], len(index)]
+    for s, e in zip(starts, ends):
+        yield int(index[s, 0]), slice(s, e)
+
+
+def _labels_at(y, index) -> np.ndarray:
+    out = np.empty(len(index), dtype=np.uint8)
+    for i, rows in _groups(index):
+        yi = np.asarray(y[i])
+        out[rows] = yi[index[rows, 1], index[rows, 2]]
+    return out
+
+
+def _foreground_index(x) -> np.ndarray:
+    parts = []
+    for i in range(len(x)):
+        r, c = np.nonzero(foreground_mask(x[i]))
+        parts.append(np.column_stack([np.full(len(r), i), r, c]))
+    return np.concatenate(parts).astype(np.int64) if parts else np.zeros((0, 3), dtype=np.int64)
+
+
+def _prepare_index(x, index):
+    _check_x(x)
+    if index is None:
+        return _foreground_index(x)
+    index = np.asarray(index, dtype=np.int64)
+    if index.ndim != 2 or index.shape[1] != 3:
+        raise ArrayContractError(f"index has shape {index.shape}", expected="(n, 3) rows of (slice, row, column)")
+    if len(index) and (np.diff(index[:, 0]) < 0).any():
+        index = index[np.lexsort((index[:, 2], index[:, 1], index[:, 0]))]
+    return index
+
+
+def pixel_vectors(x, y=None, *, index=None):
+    """One 4-value vector (t1, t1ce, t2, flair) per chosen pixel.
+
+    Parameters
+    ----------
+    x : array-like (N, 240, 240, 4)
+    y : array-like (N, 240, 240), optional
+        When given, the labels of the chosen pixels are returned too.
+    index : (n, 3) int array, optional
+        ``(slice, row, column)`` rows, e.g. from :func:`balanced_index`.
+        Default: every foreground pixel of every slice.
+
+    Returns
+    -------
+    X : ndarray float32 (n, 4)
+    labels : ndarray uint8 (n,) or None
+    index : ndarray int64 (n, 3)
+        The pixels the rows come from, in the order of the rows.
+    """
+    index = _prepare_index(x, index)
+    out = np.empty((len(index), N_MODALITIES), dtype=X_DTYPE)
+    for i, rows in _groups(index):
+        xi = np.asarray(x[i])
+        out[rows] = xi[index[rows, 1], index[rows, 2]]
+    return out, _labels(y, x, index), index
+
+
+def window_view(slice_x, size: int = 3, pad: str = "background") -> np.ndarray:
+    """All ``size x size`` windows of one slice as a read-only view, (H, W, size, size, 4).
+
+    Only the padded slice is allocated; the windows themselves are strides over
+    it (no copy). Pixels beyond the image edge are filled according to ``pad``:
+
+    - ``"background"`` (default): the slice's minimum of each modality, i.e. the
+      background value, since outside the field of view there is no brain;
+    - ``"edge"``: the nearest edge pixel repeated;
+    - ``"reflect"``: mirrored about the edge pixel.
+    """
+    if size < 1 or size % 2 == 0:
+        raise ValueError(f"window size must be an odd positive integer, got {size}")
+    if pad not in PAD_MODES:
+        raise ValueError(f"pad must be one of {PAD_MODES}, got {pad!r}")
+    xi = np.asarray(slice_x, dtype=X_DTYPE)
+    r = size // 2
+    widths = ((r, r), (r, r), (0, 0))
+    if pad == "background":
+        padded = np.empty((xi.shape[0] + 2 * r, xi.shape[1] + 2 * r, xi.shape[2]), dtype=xi.dtype)
+        padded[...] = xi.min(axis=(0, 1))
+        padded[r : r + xi.shape[0], r : r + xi.shape[1]] = xi
+    else:
+        padded = np.pad(xi, widths, mode=pad)
+    windows = sliding_window_view(padded, (size, size), axis=(0, 1))  # (H, W, C, size, size)
+    return windows.transpose(0, 1, 3, 4, 2)
+
+
+def window_vectors(x, y=None, *, size: int = 3, index=None, pad: str = "background"):
+    """One ``size * size * 4`` vector per chosen pixel: its neighbourhood in all modalities.
+
+    Parameters
+    ----------
+    x : array-like (N, 240, 240, 4)
+    y : array-like (N, 240, 240), optional
+    size : odd int
+        Window side (3 gives 36 features, 5 gives 100).
+    index : (n, 3) int array, optional
+        Pixels to build vectors for; default every foreground pixel. Pass
+        :func:`balanced_index` to bound memory: only the chosen windows are
+        ever copied.
+    pad : {"background", "edge", "reflect"}
+        How windows that cross the image edge are filled (see :func:`window_view`).
+
+    Returns
+    -------
+    X : ndarray float32 (n, size * size * 4)
+        Layout (row offset, column offset, modality), see the module docstring.
+    labels : ndarray uint8 (n,) or None
+    index : ndarray int64 (n, 3)
+    """
+    index = _prepare_index(x, index)
+    out = np.empty((len(index), size * size * N_MODALITIES), dtype=X_DTYPE)
+    for i, rows in _groups(index):
+        view = window_view(x[i], size, pad)
+        out[rows] = view[index[rows, 1], index[rows, 2]].reshape(-1, out.shape[1])
+    return out, _labels(y, x, index), index
+
+
+def _labels(y, x, index):
+    if y is None:
+        return None
+    _check_y(y, len(x))
+    return _labels_at(y, index)
+
+
+def scatter(values, index, n_slices: int, fill=0, dtype=None) -> np.ndarray:
+    """Put per-pixel values back into (n_slices, 240, 240) images (the inverse of indexing).
+
+    Pixels not in ``index`` get ``fill``: the way to turn predictions on
+    foreground vectors back into masks.
+    """
+    values = np.asarray(values)
+    out = np.full((n_slices,) + Y_ITEM_SHAPE, fill, dtype=dtype or values.dtype)
+    index = np.asarray(index, dtype=np.int64)
+    out[index[:, 0], index[:, 1], index[:, 2]] = values
+    return out
