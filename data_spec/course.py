@@ -22,19 +22,21 @@ def _kind(kind: str):
 
 
 def _size_hint(size: int, kind: str) -> str | None:
-    """Name the usual mistake behind a size that is not a whole number of slices."""
+    """Name the usual mistake behind a size that is not a whole number of slices.
+
+    Only inputs can be diagnosed: any whole number of bytes per pixel is a valid
+    count of uint8 mask slices, and float64 inputs are a valid float32 size.
+    """
+    if kind != "x":
+        return None
     pixels = Y_ITEM_SHAPE[0] * Y_ITEM_SHAPE[1]
-    if kind == "x":
-        for itemsize, name in ((8, "float64"), (2, "float16"), (1, "uint8")):
-            if size % (pixels * 4 * itemsize) == 0:
-                return f"the size fits {size // (pixels * 4 * itemsize)} slices of {name}; inputs must be float32"
-        if size % (pixels * 4 * 3) == 0 or size % (pixels * 4) == 0:
-            return "is the file truncated, or saved without all 4 modalities?"
-    else:
-        for itemsize, name in ((8, "int64/float64"), (4, "int32/float32")):
-            if size % (pixels * itemsize) == 0:
-                return f"the size fits {size // (pixels * itemsize)} slices of {name}; masks must be uint8"
-    return None
+    for itemsize, name in ((2, "float16"), (1, "uint8")):
+        if size % (pixels * 4 * itemsize) == 0:
+            return (
+                f"the size fits {size // (pixels * 4 * itemsize)} slices of {name}: inputs must be float32, "
+                "with all 4 modalities"
+            )
+    return "is the file truncated?"
 
 
 def count_slices(path, kind: str) -> int:

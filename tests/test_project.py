@@ -1,0 +1,80 @@
+"""The project's promises about itself: README quick start, CI entry, packaging, CLI plumbing."""
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def quick_start_commands():
+    text = (ROOT / "README.md").read_text()
+    block = re.search(r"## Quick start.*?```sh\n(.*?)```", text, re.S)
+    assert block, "README.md has no quick start code block"
+    return [line for line in block.group(1).splitlines() if line.strip()]
+
+
+def test_readme_quick_start_has_exactly_two_commands():
+    commands = quick_start_commands()
+    assert len(commands) == 2
+    demo, tests = commands
+    assert demo.startswith("python3 -m venv .venv") and demo.endswith("brats-kit demo")
+    assert tests.startswith("python3 -m venv .venv") and "pytest" in tests
+
+
+def test_ci_runs_the_readme_test_command():
+    ci = (ROOT / ".ci" / "run").read_text()
+    pattern = re.search(r"grep -m1 -E '(.*?)' README.md", ci).group(1)
+    matches = [c for c in quick_start_commands() if re.search(pattern, c)]
+    assert matches == [quick_start_commands()[1]]
+    # bash can parse it
+    subprocess.run(["bash", "-n", str(ROOT / ".ci" / "run")], check=True)
+
+
+def test_cli_maps_errors_to_exit_codes(tmp_path):
+    from brats_kit.cli import main
+
+    runner = CliRunner()
+    result = runner.invoke(main, ["data", "info", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "error:" in result.output and "Traceback" not in result.output
+    assert "train.h5" in result.output
+    result = runner.invoke(main, ["data", "info"])
+    assert result.exit_code == 2
+    result = runner.invoke(main, ["--version"])
+    assert result.exit_code == 0 and "brats-kit" in result.output
+
+
+def test_data_info_human_and_json(competition):
+    import json
+
+    from brats_kit.cli import main
+
+    runner = CliRunner()
+    result = runner.invoke(main, ["data", "info", str(competition)])
+    assert result.exit_code == 0, result.output
+    assert "train: 12 slices" in result.output and "flair" in result.output
+    result = runner.invoke(main, ["data", "info", str(competition), "--json"])
+    assert result.exit_code == 0
+    summary = json.loads(result.output)
+    assert summary["splits"]["test"]["n_slices"] == 6
+
+
+def test_corrupt_input_gives_one_line_error(tmp_path):
+    from brats_kit.cli import main
+
+    (tmp_path / "train_data_x.dat").write_bytes(b"\0" * 1000)
+    result = CliRunner().invoke(main, ["data", "info", str(tmp_path)])
+    assert result.exit_code == 1
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "train_data_x.dat" in lines[0]
+    assert "is not a whole number of slices" in result.output
+
+
+@pytest.mark.parametrize("package", ["data_spec", "starter", "grader", "baselines", "brats_kit"])
+def test_packages_import(package):
+    __import__(package)
