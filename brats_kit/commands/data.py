@@ -13,6 +13,12 @@ def data():
     """Build, describe and look at competition data."""
 
 
+def _register():
+    from .prepare import prepare
+
+    data.add_command(prepare)
+
+
 @data.command()
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Competition directory to write (student files, and the test truth under private/).")
@@ -89,3 +95,6 @@ def show(directory, cases, split, out):
 
     save_course_figure(directory, out, cases=list(cases), split=split)
     click.echo(f"wrote {out}")
+
+
+_register()

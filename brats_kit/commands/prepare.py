@@ -1,0 +1,62 @@
+"""``brats-kit data prepare``: the course's competition from a downloaded BraTS release."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from brats_kit.progress import click_progress
+
+
+@click.command()
+@click.argument("source", type=click.Path(exists=True, path_type=Path))
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Competition directory to write (student files, and the test truth under private/).")
+@click.option("--train", "n_train", default=256, show_default=True, type=click.IntRange(1), help="Training patients.")
+@click.option("--test", "n_test", default=29, show_default=True, type=click.IntRange(1), help="Test patients.")
+@click.option("--seed", default=0, show_default=True, type=int,
+              help="Patient shuffle, random slice, public/private split; same seed, byte-identical files.")
+@click.option("--slice", "slice_rule", type=click.Choice(["largest", "random"]), default="largest", show_default=True,
+              help="Axial slice per patient: largest tumour area, or a seeded random slice with tumour.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def prepare(source, out, n_train, n_test, seed, slice_rule, as_json):
+    """Build the competition from the BraTS release in SOURCE.
+
+    Recognises BraTS 2018-2020, BraTS 2021, BraTS 2023+ glioma and the Medical
+    Segmentation Decathlon's Task01_BrainTumour; keeps one normalised axial
+    slice per patient; writes both layouts, with the test truth and a manifest
+    (source cases, slices, checksums) under DIR/private/.
+
+    \b
+    Example:
+      brats-kit data prepare MICCAI_BraTS_2018_Data_Training --out competition
+    """
+    from data_spec.prepare import prepare_competition
+
+    def warn(message):
+        click.echo(f"warning: {message}", err=True)
+
+    summary = prepare_competition(
+        source, out, n_train=n_train, n_test=n_test, seed=seed, slice_rule=slice_rule,
+        progress=click_progress, warn=warn,
+    )
+    if as_json:
+        from brats_kit.cli import echo_json
+
+        echo_json(summary)
+        return
+    click.echo(format_prepare_summary(summary))
+
+
+def format_prepare_summary(summary: dict) -> str:
+    """Human-readable lines for :func:`data_spec.prepare.prepare_competition`'s summary."""
+    s = summary
+    lines = [
+        f"recognised {s['source']['title']} in {s['source']['path']}: {s['found']} cases found",
+        f"used {s['used']} ({s['train']} train, {s['test']} test: {s['public']} public, "
+        f"{s['test'] - s['public']} private), skipped {s['n_skipped']}, not read {s['not_read']}"
+        + (" (the skipped are named in the warnings above and in the manifest)" if s["n_skipped"] else ""),
+    ]
+    lines.append(f"wrote {s['out']}/ ({s['slice_rule']} slice, seed {s['seed']}); "
+                 f"test truth and manifest under {s['out']}/private/")
+    return "\n".join(lines)

@@ -1,0 +1,241 @@
+"""Build the course's competition from a BraTS release, one patient at a time."""
+from __future__ import annotations
+
+import itertools
+import shlex
+import warnings
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from brats_kit.progress import no_progress
+
+from ..constants import (
+    MANIFEST_FILE,
+    MODALITIES,
+    NORMALISATION,
+    PRIVATE_DIR,
+    SLICE_SHAPE,
+    SPEC_VERSION,
+    TEST,
+    TRAIN,
+    X_DTYPE,
+    Y_DTYPE,
+    case_ids,
+    public_mask,
+)
+from ..errors import KitError
+from ..hdf5 import sha256_array, sha256_file
+from ..layout import write_competition
+from .sources import find_source
+from .volume import AXCODES, BRAIN_RULE, ORIENTATION, SLICE_RULES, UnusableCase, extract_patient
+
+GENERATOR = "brats-kit prepare"
+
+
+class NotEnoughCasesError(KitError, ValueError):
+    """The release has fewer usable patients than the competition asks for."""
+
+    code = "not_enough_cases"
+
+
+class SkippedCaseWarning(UserWarning):
+    """A patient of the release was left out (the message names it and says why)."""
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, SkippedCaseWarning, stacklevel=3)
+
+
+def _slice_rng(seed: int, case_id: str) -> np.random.Generator:
+    # Keyed by the case's name: its random slice does not depend on which other cases exist.
+    return np.random.default_rng([seed, zlib.crc32(case_id.encode("utf-8"))])
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def prepare_competition(
+    source,
+    out,
+    *,
+    n_train: int = 256,
+    n_test: int = 29,
+    seed: int = 0,
+    slice_rule: str = "largest",
+    progress=no_progress,
+    warn=_warn,
+) -> dict:
+    """Turn a downloaded BraTS release into the course's competition.
+
+    Patients are shuffled with ``seed`` and read one at a time in that order
+    until ``n_train + n_test`` usable ones are found; the first ``n_train``
+    form the training split, the next ``n_test`` the test split (one slice per
+    patient, so the split is by patient). Each patient gives one axial slice,
+    normalised as the course (see :mod:`data_spec.prepare.volume`), and its
+    whole-tumour mask (every non-zero label).
+
+    Parameters
+    ----------
+    source : path-like
+        The release folder (BraTS 2018-2020, 2021, 2023+ glioma, or the
+        Decathlon's Task01_BrainTumour; see :data:`~data_spec.prepare.sources.SCHEMES`).
+    out : path-like
+        Competition directory to write: both layouts, and under ``private/``
+        the test truth and ``manifest.json`` (source case ids, slice indices,
+        source and output checksums, parameters).
+    n_train, n_test : int
+        Patients in each split (at least 1 each).
+    seed : int
+        Drives the patient shuffle, the random slice and the public/private
+        split of the test cases. Same source and arguments: byte-identical files.
+    slice_rule : {"largest", "random"}
+        The axial slice with the largest tumour area (ties: lowest index), or a
+        seeded random slice among those with tumour.
+    progress : callable
+        Wraps the loop over patients (see :mod:`brats_kit.progress`).
+    warn : callable
+        Receives one message per skipped patient (default: a
+        :class:`SkippedCaseWarning`).
+
+    Returns
+    -------
+    dict
+        JSON-ready summary: ``source`` (path, ``kind``, ``title``), ``found``,
+        ``read``, ``used``, ``skipped`` (list of ``{"case", "reason"}``),
+        ``n_skipped``, ``not_read``, ``train``, ``test``, ``public``, ``out``
+        and ``files`` (relative name -> path).
+
+    Raises
+    ------
+    MissingFileError, LayoutError
+        ``source`` is absent or not a recognised release.
+    NotEnoughCasesError
+        Fewer usable patients than ``n_train + n_test``; nothing is written.
+
+    Notes
+    -----
+    A patient with a missing file, an unreadable file, a shape mismatch
+    (modalities or label map differing, or axial slices other than 240x240:
+    they are skipped, not cropped or padded), no tumour voxel, or a modality
+    constant over the brain is skipped with a warning that names it.
+    Memory: one patient's volumes plus the kept slices (about 1 MB each).
+    """
+    if n_train < 1 or n_test < 1:
+        raise ValueError(f"n_train and n_test must be at least 1, got {n_train} and {n_test}")
+    if slice_rule not in SLICE_RULES:
+        raise ValueError(f"slice_rule must be one of {SLICE_RULES}, got {slice_rule!r}")
+    src = find_source(source)
+    root = src.root
+    n_needed = n_train + n_test
+    title = f"{src.scheme.title} ({len(src.cases)} cases found)"
+    if len(src.cases) < n_needed:
+        raise NotEnoughCasesError(
+            f"{title}: {n_train} train + {n_test} test = {n_needed} patients asked for",
+            path=root,
+            hint="ask for fewer with --train/--test",
+        )
+
+    order = np.random.default_rng(seed).permutation(len(src.cases))
+    skipped = []
+    read = 0
+
+    def usable():
+        nonlocal read
+        for i in order:
+            case = src.cases[i]
+            read += 1
+            try:
+                kept = extract_patient(case, slice_rule, _slice_rng(seed, case.case_id))
+            except UnusableCase as why:
+                skipped.append({"case": case.case_id, "reason": str(why)})
+                warn(f"skipped {case.case_id}: {why}")
+                continue
+            unexpected = sorted(set(kept.record["labels"]) - set(src.scheme.labels))
+            if unexpected:
+                warn(
+                    f"{case.case_id}: labels {unexpected} are not {src.scheme.title} labels "
+                    f"{list(src.scheme.labels)}; merged into whole tumour like the others"
+                )
+            yield case, kept
+
+    x = np.empty((n_needed,) + SLICE_SHAPE + (len(MODALITIES),), dtype=X_DTYPE)
+    y = np.empty((n_needed,) + SLICE_SHAPE, dtype=Y_DTYPE)
+    records = []
+    for case, kept in progress(
+        itertools.islice(usable(), n_needed), label=f"reading {src.scheme.title} patients", length=n_needed
+    ):
+        i = len(records)
+        x[i], y[i] = kept.x, kept.y
+        record = dict(kept.record)
+        record["files"] = {key: _relative(path, root) for key, path in case.files.items()}
+        record["sha256"] = {_relative(p, root): sha256_file(p) for p in sorted(set(case.files.values()))}
+        record["x_sha256"] = sha256_array(kept.x[None])
+        record["y_sha256"] = sha256_array(kept.y[None])
+        records.append(record)
+
+    if len(records) < n_needed:
+        reasons = "; ".join(f"{s['case']}: {s['reason']}" for s in skipped[:3]) + ("; ..." if len(skipped) > 3 else "")
+        raise NotEnoughCasesError(
+            f"{title}: only {len(records)} usable patients ({len(skipped)} skipped: {reasons}); "
+            f"{n_train} train + {n_test} test = {n_needed} asked for",
+            path=root,
+            hint="ask for fewer with --train/--test"
+            + ("; a validation release has no label maps: use the training data"
+               if all(s["reason"] == "missing seg" for s in skipped) else ""),
+        )
+
+    public = public_mask(n_test, seed)
+    ids = {TRAIN: case_ids(TRAIN, n_train), TEST: case_ids(TEST, n_test)}
+    for i, record in enumerate(records):
+        split, j = (TRAIN, i) if i < n_train else (TEST, i - n_train)
+        record["case_id"] = str(ids[split][j])
+        if split == TEST:
+            record["public"] = bool(public[j])
+    parameters = {"n_train": n_train, "n_test": n_test, "seed": seed, "slice_rule": slice_rule}
+    manifest = {
+        "generator": GENERATOR,
+        "spec_version": SPEC_VERSION,
+        "command": f"brats-kit data prepare {shlex.quote(str(root))} --out DIR --train {n_train} --test {n_test} "
+        f"--seed {seed} --slice {slice_rule}",
+        "parameters": parameters,
+        "source": {"path": str(root), "kind": src.scheme.kind, "title": src.scheme.title,
+                   "pattern": src.scheme.pattern, "n_cases": len(src.cases)},
+        "preprocessing": {"normalisation": NORMALISATION, "brain": BRAIN_RULE,
+                          "orientation": ORIENTATION, "axcodes": "".join(AXCODES),
+                          "whole_tumour": "every non-zero label"},
+        "train": records[:n_train],
+        "test": records[n_train:],
+        "skipped": skipped,
+        "not_read": len(src.cases) - read,
+    }
+    attrs = {"generator": GENERATOR, "source_kind": src.scheme.kind, "seed": seed, "slice_rule": slice_rule}
+    written = write_competition(
+        out,
+        train={"x": x[:n_train], "y": y[:n_train], "case_id": ids[TRAIN]},
+        test={"x": x[n_train:], "y": y[n_train:], "case_id": ids[TEST], "public": public},
+        attrs=attrs,
+        manifest=manifest,
+    )
+    return {
+        "source": {"path": str(root), "kind": src.scheme.kind, "title": src.scheme.title},
+        "found": len(src.cases),
+        "read": read,
+        "used": n_needed,
+        "n_skipped": len(skipped),
+        "skipped": skipped,
+        "not_read": len(src.cases) - read,
+        "train": n_train,
+        "test": n_test,
+        "public": int(public.sum()),
+        "slice_rule": slice_rule,
+        "seed": seed,
+        "out": str(Path(out)),
+        "manifest": str(Path(out) / PRIVATE_DIR / MANIFEST_FILE),
+        "files": {name: str(path) for name, path in sorted(written.items())},
+    }
