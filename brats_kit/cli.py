@@ -61,8 +61,11 @@ def main():
 def _register():
     from .commands.data import data
     from .commands.demo import demo
+    from .commands.grade import score, validate
 
     main.add_command(data)
+    main.add_command(validate)
+    main.add_command(score)
     main.add_command(demo)
 
 

@@ -51,13 +51,14 @@ class LazyH5Array:
     sent to worker processes.
     """
 
-    def __init__(self, path, name: str):
+    def __init__(self, path, name: str, *, shape=None, dtype=None):
         self.path = Path(path)
         self.name = name
-        with h5py.File(self.path, "r") as f:
-            ds = f[name]
-            self.shape = tuple(ds.shape)
-            self.dtype = ds.dtype
+        if shape is None or dtype is None:
+            with h5py.File(self.path, "r") as f:
+                shape, dtype = f[name].shape, f[name].dtype
+        self.shape = tuple(shape)
+        self.dtype = np.dtype(dtype)
         self._file = None
 
     ndim = property(lambda self: len(self.shape))
@@ -79,7 +80,11 @@ class LazyH5Array:
         return self._ds()[key]
 
     def __array__(self, dtype=None, copy=None):
-        out = self._ds()[()]
+        if self._file is not None:
+            out = self._file[self.name][()]
+        else:  # a whole read needs no handle kept open
+            with h5py.File(self.path, "r") as f:
+                out = f[self.name][()]
         return out.astype(dtype) if dtype is not None else out
 
     def __iter__(self):
@@ -90,6 +95,12 @@ class LazyH5Array:
         if self._file is not None:
             self._file.close()
             self._file = None
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown: h5py may be half torn down
+            pass
 
     def __getstate__(self):
         return {"path": self.path, "name": self.name, "shape": self.shape, "dtype": self.dtype}
@@ -155,7 +166,9 @@ def write_split_h5(
                 f.attrs[key] = value
             for name, arr in arrays.items():
                 chunks = (1,) + arr.shape[1:] if len(arr) else None
-                _create(f, name, arr, chunks, compress=True)
+                # Only the inputs are worth compressing (background is constant); masks stay
+                # raw so that the grader reads the truth at memory speed.
+                _create(f, name, arr, chunks, compress=name == H5_X)
                 f.attrs[f"sha256_{name}"] = sha256_array(arr)
             _create(f, H5_CASE_ID, ids, None, compress=False)
             f.attrs[f"sha256_{H5_CASE_ID}"] = sha256_array(ids)
@@ -199,10 +212,10 @@ def read_split_h5(path, *, verify: bool = False) -> dict:
             raise CorruptFileError(f"no '{H5_CASE_ID}' dataset", path=path, expected="datasets x, y, case_id")
         ids = f[H5_CASE_ID][()].astype(str)
         public = f[H5_PUBLIC][()].astype(bool) if H5_PUBLIC in f else None
-        present = [name for name in (H5_X, H5_Y) if name in f]
+        present = {name: (f[name].shape, f[name].dtype) for name in (H5_X, H5_Y) if name in f}
     out = {"x": None, "y": None, "case_id": ids, "public": public, "attrs": attrs}
-    for name in present:
-        arr = LazyH5Array(path, name)
+    for name, (shape, dtype) in present.items():
+        arr = LazyH5Array(path, name, shape=shape, dtype=dtype)
         if len(arr) != len(ids):
             raise CorruptFileError(
                 f"dataset '{name}' has {len(arr)} slices but '{H5_CASE_ID}' has {len(ids)}", path=path

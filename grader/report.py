@@ -1,0 +1,141 @@
+"""The grading report: a per-slice CSV and a montage of the worst slices, so students see where they lose."""
+from __future__ import annotations
+
+import csv
+import io
+import textwrap
+from pathlib import Path
+
+import numpy as np
+
+from brats_kit.atomic import atomic_path, write_text
+from data_spec.constants import MODALITIES
+
+from .metrics import dice_per_slice
+
+_LABELS = {"t1": "T1", "t1ce": "T1ce", "t2": "T2", "flair": "FLAIR"}
+CSV_NAME = "per_slice.csv"
+PNG_NAME = "worst_slices.png"
+#: Colours of the error map: true positive, false positive (predicted, not tumour), false negative (missed).
+TP_RGB, FP_RGB, FN_RGB = (0.30, 0.75, 0.30), (0.95, 0.25, 0.20), (0.25, 0.55, 1.00)
+
+
+def worst_slices(tp, fp, fn, n: int) -> np.ndarray:
+    """Indices of the ``n`` worst slices: lowest Dice first, then most wrong pixels, then position."""
+    dice = dice_per_slice(tp, fp, fn)
+    wrong = np.asarray(fp) + np.asarray(fn)
+    order = np.lexsort((np.arange(len(dice)), -wrong, dice))
+    return order[:n]
+
+
+def error_map(t: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """RGB image (H, W, 3) of a slice's errors: green TP, red FP, blue FN, black elsewhere."""
+    t, p = np.asarray(t, dtype=bool), np.asarray(p, dtype=bool)
+    out = np.zeros(t.shape + (3,), dtype=np.float32)
+    out[t & p] = TP_RGB
+    out[~t & p] = FP_RGB
+    out[t & ~p] = FN_RGB
+    return out
+
+
+def _csv(case_id, public, tp, fp, fn, dice, hd95) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    head = ["case_id"] + (["public"] if public is not None else []) + ["tp", "fp", "fn", "dice", "hd95"]
+    writer.writerow(head)
+    for i in range(len(tp)):
+        row = [str(case_id[i])] + ([int(bool(public[i]))] if public is not None else [])
+        row += [int(tp[i]), int(fp[i]), int(fn[i]), f"{dice[i]:.6f}", f"{hd95[i]:.3f}"]
+        writer.writerow(row)
+    return buf.getvalue()
+
+
+def _montage(path: Path, rows, *, case_id, dice, tp, fp, fn, y_true, y_pred, x, index, note) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    titles = ([_LABELS.get(m, m) for m in MODALITIES] if x is not None else []) + ["prediction", "truth", "errors"]
+    n_rows, n_cols = max(len(rows), 1), len(titles)
+    width = int(14 * n_cols)
+    title = textwrap.fill("Worst slices, lowest Dice first. Errors: green = true positive, red = false positive, "
+                          "blue = missed tumour.", width)
+    if note:
+        title += "\n" + textwrap.fill(note, width)
+    head = 0.35 + 0.16 * title.count("\n")  # inches above the panels
+    fig = Figure(figsize=(1.8 * n_cols, 2.05 * n_rows + head))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(n_rows, n_cols, squeeze=False)
+    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=1 - head / (2.05 * n_rows + head),
+                        wspace=0.04, hspace=0.18)
+    for ax in axes.ravel():
+        ax.set_axis_off()
+    for r, i in enumerate(rows):
+        panels = []
+        if x is not None:
+            xi = np.asarray(x[int(index[i])], dtype=np.float32)
+            panels += [dict(X=xi[..., m], cmap="gray") for m in range(len(MODALITIES))]  # auto contrast
+        panels += [dict(X=y_pred[i], cmap="gray", vmin=0, vmax=1), dict(X=y_true[i], cmap="gray", vmin=0, vmax=1),
+                   dict(X=error_map(y_true[i], y_pred[i]))]
+        for c, panel in enumerate(panels):
+            ax = axes[r, c]
+            ax.imshow(interpolation="nearest", **panel)
+            if r == 0:
+                ax.set_title(titles[c], fontsize=9)
+        axes[r, 0].text(0.02, 0.97, f"{case_id[i]}  Dice {dice[i]:.3f}\nTP {tp[i]}  FP {fp[i]}  FN {fn[i]}",
+                        transform=axes[r, 0].transAxes, fontsize=7, va="top", color="yellow")
+    fig.suptitle(title, fontsize=8, y=0.995, va="top")
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png", dpi=100, metadata={"Software": None})
+
+
+def write_report(
+    report_dir,
+    *,
+    case_id,
+    tp,
+    fp,
+    fn,
+    hd95,
+    y_true,
+    y_pred,
+    public=None,
+    x=None,
+    index=None,
+    note=None,
+    n_worst: int = 6,
+) -> dict:
+    """Write ``per_slice.csv`` and ``worst_slices.png`` into ``report_dir`` (each file atomically).
+
+    Parameters
+    ----------
+    report_dir : path-like
+        Created if needed; other files in it are left alone.
+    case_id, tp, fp, fn, hd95 : arrays (n,)
+        Per-slice ids, counts and HD95 of the slices reported.
+    y_true, y_pred : arrays (n, 240, 240)
+    public : bool array (n,), optional
+        Phase flags, written as a 0/1 column when given.
+    x : array-like (N, 240, 240, 4), optional
+        Test inputs for the montage; ``index`` maps the reported slices to its rows.
+    note : str, optional
+        Shown under the montage's title (e.g. why the inputs are missing).
+    n_worst : int
+        Rows of the montage.
+
+    Returns
+    -------
+    dict
+        ``csv`` and ``png`` paths (str), ``inputs`` (bool: whether the montage shows them), ``note``.
+    """
+    report_dir = Path(report_dir)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    tp, fp, fn = (np.asarray(a) for a in (tp, fp, fn))
+    dice = dice_per_slice(tp, fp, fn)
+    csv_path = write_text(report_dir / CSV_NAME, _csv(case_id, public, tp, fp, fn, dice, np.asarray(hd95)))
+    if index is None:
+        index = np.arange(len(tp))
+    rows = worst_slices(tp, fp, fn, n_worst)
+    png_path = report_dir / PNG_NAME
+    _montage(png_path, rows, case_id=case_id, dice=dice, tp=tp, fp=fp, fn=fn, y_true=y_true, y_pred=y_pred,
+             x=x, index=index, note=note)
+    return {"csv": str(csv_path), "png": str(png_path), "inputs": x is not None, "note": note}
