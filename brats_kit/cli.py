@@ -62,10 +62,12 @@ def _register():
     from .commands.data import data
     from .commands.demo import demo
     from .commands.grade import score, validate
+    from .commands.leaderboard import leaderboard
 
     main.add_command(data)
     main.add_command(validate)
     main.add_command(score)
+    main.add_command(leaderboard)
     main.add_command(demo)
 
 

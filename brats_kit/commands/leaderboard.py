@@ -1,0 +1,64 @@
+"""``brats-kit leaderboard``: a folder of submissions in, a leaderboard site out."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from brats_kit.progress import click_progress
+
+
+@click.command()
+@click.argument("submissions", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--truth", required=True, type=click.Path(exists=True, path_type=Path),
+              help="Test truth: private/test_truth.h5, the competition folder, or a course test_data_y.dat.")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Site folder to write (replaced as a whole once complete).")
+@click.option("--reveal", is_flag=True, help="Rank on the private cases and show each team's move.")
+@click.option("--per-day", type=click.IntRange(1), default=None,
+              help="Keep at most K valid submissions per team and UTC day (the earliest).")
+@click.option("--bootstrap", default=2000, show_default=True, type=click.IntRange(0),
+              help="Case-level bootstrap resamples for the 95% intervals (0: none).")
+@click.option("--jobs", default=1, show_default=True, type=int, help="Parallel workers for scoring (-1: all cores).")
+@click.option("--seed", default=0, show_default=True, type=int,
+              help="Seeds the bootstrap, and the public flags of a truth file without them.")
+@click.option("--baselines", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Reference submissions, DIR/<baseline>/<file> or DIR/<baseline>.<ext>: shown, never ranked.")
+@click.option("--cache", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Score cache folder (default: .leaderboard-cache next to the site; never inside it).")
+@click.option("--title", default="Leaderboard", show_default=True, help="Heading of the pages.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def leaderboard(submissions, truth, out, reveal, per_day, bootstrap, jobs, seed, baselines, cache, title, as_json):
+    """Validate, score and rank SUBMISSIONS/<team>/<file>; write the site to --out.
+
+    \b
+    SUBMISSIONS may hold a manifest.csv (team, file, submitted_at, final: yes/no);
+    without one, file modification times date the submissions. Each file is scored
+    once (cached by content); invalid files are listed, never ranked or counted
+    against a quota. Before --reveal nothing derived from the private cases is written.
+
+    \b
+    Example:
+      brats-kit leaderboard submissions --truth competition/private --out site --per-day 5
+      brats-kit leaderboard submissions --truth competition/private --out site --reveal
+    """
+    from grader.leaderboard import build_leaderboard
+
+    summary = build_leaderboard(
+        submissions, truth, out, reveal=reveal, per_day=per_day, bootstrap=bootstrap, jobs=jobs, seed=seed,
+        baselines=baselines, cache=cache, title=title, progress=click_progress,
+    )
+    if as_json:
+        from brats_kit.cli import echo_json
+
+        echo_json(summary)
+        return
+    board = "final (private)" if summary["phase"] == "private" else "public"
+    click.echo(
+        f"{board} leaderboard: {summary['teams_ranked']} of {summary['teams']} teams ranked, "
+        f"{summary['submissions']} submissions ({summary['valid']} valid, {summary['invalid']} invalid, "
+        f"{summary['over_quota']} over quota); scored {summary['scored']} new, {summary['cached']} from the cache"
+    )
+    for note in summary["notes"]:
+        click.echo(f"note: {note}")
+    click.echo(f"wrote {summary['site']}/ ({', '.join(Path(f).name for f in summary['files'])})")

@@ -1,0 +1,24 @@
+"""The leaderboard: a folder of submissions in, a site students can trust out.
+
+>>> from grader.leaderboard import build_leaderboard
+>>> summary = build_leaderboard("submissions", "competition/private", "site", per_day=5)
+
+Modules: :mod:`~.collect` (truth, submissions, manifest, quota), :mod:`~.cache`
+(scores keyed by file, truth and scorer), :mod:`~.scoring` (validation and counts,
+with joblib), :mod:`~.select` (each team's submission), :mod:`~.uncertainty`
+(bootstrap intervals, paired tests for ties), :mod:`~.figures` and :mod:`~.render`
+(CSV, Markdown, HTML), :mod:`~.build` (the whole run).
+"""
+from .cache import SCORER_VERSION
+
+__all__ = ["SCORER_VERSION", "SITE_FILES", "build_leaderboard"]
+
+
+def __getattr__(name):
+    # Lazy: joblib workers import this package to score files, and need neither
+    # scipy.stats nor matplotlib for it (a second per worker saved).
+    if name in ("build_leaderboard", "SITE_FILES"):
+        from . import build
+
+        return getattr(build, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,367 @@
+"""``build_leaderboard``: from a folder of submissions to a published site, in one call."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from brats_kit.atomic import atomic_dir, write_bytes, write_text
+from brats_kit.progress import no_progress
+from data_spec import KitError, LayoutError
+
+from . import figures, render
+from .cache import ScoreCache
+from .collect import (
+    INVALID,
+    OVER_QUOTA,
+    apply_quota,
+    clean_text,
+    collect_baselines,
+    collect_submissions,
+    load_truth,
+)
+from .scoring import score_submissions
+from .select import select_submissions
+from .uncertainty import (
+    METHOD_NOTE,
+    bootstrap_dice,
+    bootstrap_indices,
+    bootstrap_ranks,
+    neighbour_ties,
+    rank_interval,
+    score_interval,
+)
+
+#: Files of a site, in the order they are written.
+SITE_FILES = ("leaderboard.csv", "grades.csv", "leaderboard.md", "index.html")
+#: Written into every site, so that a rerun replaces only a directory that is one.
+SITE_MARKER = ".brats-kit-leaderboard"
+_STREAM = {"public": 1, "private": 2}
+
+
+def _inside(path: Path, parent: Path) -> bool:
+    return path == parent or parent in path.parents
+
+
+def _check_paths(submissions: Path, truth: Path, out: Path, cache: Path, baselines: Optional[Path]) -> None:
+    """Refuse layouts where the site would overwrite or publish what it must not."""
+    for name, p in (("submissions folder", submissions), ("truth", truth), ("baselines folder", baselines)):
+        if p is not None and (_inside(p, out) or _inside(out, p)):
+            raise LayoutError(
+                f"the site folder and the {name} overlap", path=out,
+                hint="write the site to its own folder, e.g. --out site next to the submissions",
+            )
+    if _inside(cache, out):
+        raise LayoutError(
+            "the score cache is inside the site folder", path=cache,
+            hint="the cache holds per-case counts of the private cases: keep it out of what you publish",
+        )
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / SITE_MARKER).is_file())):
+        raise LayoutError(
+            "refusing to replace a folder that is not a leaderboard site", path=out,
+            expected=f"a new or empty folder, or a site written before (with {SITE_MARKER})",
+        )
+
+
+def _phase_scores(valid, masks: dict) -> None:
+    """Dice and pixel F1 of every valid submission on each phase's cases, in one batched call per phase."""
+    from grader.metrics import scores_from_counts
+
+    if not valid:
+        return
+    tp, fp, fn = (np.stack([getattr(s, k) for s in valid]) for k in ("tp", "fp", "fn"))
+    for phase, mask in masks.items():
+        scores = scores_from_counts(tp[:, mask], fp[:, mask], fn[:, mask])
+        for i, sub in enumerate(valid):
+            sub.scores[phase] = {"dice": float(scores["dice"][i]), "f1": float(scores["f1"][i])}
+
+
+def _board(entries, phase: str, mask, n_boot: int, seed: int) -> list:
+    """Rank the teams of one phase, with intervals and ties; baselines as reference rows.
+
+    ``entries``: list of ``(kind, label, submission, reason)``. Returns row dicts in
+    board order (best first, baselines placed by score).
+    """
+    from grader.metrics import dice_per_slice
+
+    teams = [e for e in entries if e[0] == "team"]
+    teams.sort(key=lambda e: (-e[2].scores[phase]["dice"], e[2].submitted_at, e[1]))
+    bases = [e for e in entries if e[0] == "baseline"]
+    ordered = teams + bases
+    rows = []
+    for kind, label, sub, reason in ordered:
+        s = sub.scores[phase]
+        rows.append({"kind": kind, "label": label, "dice": s["dice"], "f1": s["f1"], "sub": sub,
+                     "submission": clean_text(sub.name), "selected_by": reason,
+                     "submitted_at": sub.time_text if kind == "team" else "",
+                     "dice_lo": None, "dice_hi": None, "rank": None, "rank_lo": None, "rank_hi": None,
+                     "tied": None, "p_vs_above": None})
+    n_teams = len(teams)
+    dice = np.array([r["dice"] for r in rows[:n_teams]])
+    for i in range(n_teams):
+        rows[i]["rank"] = int(1 + np.count_nonzero(dice > dice[i]))
+    counts = [np.stack([e[2].tp[mask], e[2].fp[mask], e[2].fn[mask]]) for e in ordered]
+    if counts:
+        tp, fp, fn = np.stack(counts, axis=1)
+        if n_boot > 0:
+            samples = bootstrap_dice(tp, fp, fn, bootstrap_indices(int(mask.sum()), n_boot, seed, _STREAM[phase]))
+            lo, hi = score_interval(samples)
+            for r, a, b in zip(rows, lo, hi):
+                r["dice_lo"], r["dice_hi"] = float(a), float(b)
+            if n_teams:
+                rlo, rhi = rank_interval(bootstrap_ranks(samples[:n_teams]))
+                for r, a, b in zip(rows, rlo, rhi):
+                    r["rank_lo"], r["rank_hi"] = int(a), int(b)
+        p_adj, tied = neighbour_ties(dice_per_slice(tp[:n_teams], fp[:n_teams], fn[:n_teams]))
+        for r, p, t in zip(rows, p_adj, tied):
+            r["p_vs_above"] = None if np.isnan(p) else float(p)
+            r["tied"] = bool(t)
+    # Baselines sit among the teams by score (after teams of equal score).
+    return sorted(rows, key=lambda r: (-r["dice"], r["kind"] != "team", r["rank"] or 0))
+
+
+def build_leaderboard(
+    submissions,
+    truth,
+    out,
+    *,
+    reveal: bool = False,
+    per_day: Optional[int] = None,
+    bootstrap: int = 2000,
+    jobs: int = 1,
+    seed: int = 0,
+    baselines=None,
+    cache=None,
+    title: str = "Leaderboard",
+    progress=no_progress,
+) -> dict:
+    """Validate, score and rank a folder of submissions; write the site atomically.
+
+    Parameters
+    ----------
+    submissions : path-like
+        ``SUBMISSIONS/<team>/<file>``, with an optional ``manifest.csv`` (team, file,
+        submitted_at, final: yes/no); see :mod:`grader.leaderboard.collect`.
+    truth : path-like
+        The test truth (``private/test_truth.h5``, a competition directory, or a course
+        ``test_data_y.dat``, whose public flags are then derived with ``seed``).
+    out : path-like
+        The site folder: ``leaderboard.csv``, ``grades.csv``, ``leaderboard.md`` and
+        ``index.html``, replaced as a whole only once complete.
+    reveal : bool
+        Rank on the private cases and show each team's move. Before the reveal,
+        nothing derived from the private cases is written under ``out``.
+    per_day : int, optional
+        Keep at most this many valid submissions per team and UTC day (earliest first).
+    bootstrap : int
+        Case-level bootstrap resamples for the intervals (0: none).
+    jobs : int
+        joblib workers for validation and scoring (-1: all cores).
+    seed : int
+        Seeds the bootstrap (and the public flags of a truth without them: the site then
+        does not show it, since it would tell which cases are public).
+    baselines : path-like, optional
+        Reference submissions, ``DIR/<baseline>/<file>`` or ``DIR/<baseline>.<ext>``.
+    cache : path-like, optional
+        Score cache folder; default ``<out>/../.leaderboard-cache``. Never inside ``out``.
+    title : str
+        Heading of the pages.
+    progress : callable
+
+    Returns
+    -------
+    dict
+        JSON-ready summary: ``site``, ``phase``, counts of teams and submissions,
+        ``scored`` now and ``cached``, ``leader``, ``files``, ``notes``. Before the
+        reveal it holds nothing derived from the private cases.
+
+    Raises
+    ------
+    KitError
+        Bad paths, truth, manifest, options, or an invalid baseline.
+    """
+    if bootstrap < 0:
+        raise KitError(f"bootstrap must be >= 0, got {bootstrap}", code="bad_option")
+    if jobs == 0:
+        raise KitError("jobs must be a number of workers (1, 2...) or -1 for all cores, not 0", code="bad_option")
+    out = Path(os.path.abspath(out))
+    cache_dir = Path(os.path.abspath(cache)) if cache is not None else out.parent / ".leaderboard-cache"
+    sub_dir = Path(os.path.abspath(submissions))
+    base_dir = Path(os.path.abspath(baselines)) if baselines is not None else None
+    truth = load_truth(truth, seed=seed)
+    _check_paths(sub_dir, Path(os.path.abspath(truth.path)), out, cache_dir, base_dir)
+
+    subs, notes = collect_submissions(sub_dir)
+    bases = collect_baselines(base_dir) if base_dir is not None else []
+    store = ScoreCache(cache_dir)
+    stats = score_submissions(subs + bases, truth, store, jobs=jobs, progress=progress)
+    store.save()
+    for b in bases:
+        if not b.valid:
+            raise KitError(f"baseline {clean_text(b.team)!r} is invalid: {b.errors[0]['message']}",
+                           code="invalid_baseline", path=b.path)
+
+    phase = "private" if reveal else "public"
+    masks = {"public": truth.public}
+    if reveal:
+        if truth.public.all():
+            raise LayoutError("the truth has no private case to reveal", path=truth.path)
+        masks["private"] = ~truth.public
+    _phase_scores([s for s in subs + bases if s.valid], masks)
+    over = apply_quota(subs, per_day)
+    selected = select_submissions(subs)
+
+    labels = {t: clean_text(t) for t in {s.team for s in subs}}
+    entries = [("team", labels[t], sel.submission, sel.reason) for t, sel in selected.items()]
+    entries += [("baseline", clean_text(b.team), b, "baseline") for b in bases]
+    rows = _board(entries, phase, masks[phase], bootstrap, seed)
+    if reveal:
+        public_rows = _board([e for e in entries if e[0] == "team"], "public", masks["public"], 0, seed)
+        public_rank = {id(r["sub"]): r["rank"] for r in public_rows}
+        for r in rows:
+            s = r["sub"]
+            r["public_dice"], r["public_f1"] = s.scores["public"]["dice"], s.scores["public"]["f1"]
+            if r["kind"] == "team":
+                r["public_rank"] = public_rank[id(s)]
+                r["move"] = r["public_rank"] - r["rank"]
+
+    per_team: dict = {}
+    for s in subs:
+        per_team.setdefault(s.team, []).append(s)
+    for r in rows:
+        if r["kind"] == "team":
+            team_subs = per_team[r["sub"].team]
+            r["n_valid"] = sum(1 for s in team_subs if s.valid)
+            r["n_invalid"] = sum(1 for s in team_subs if s.status == INVALID)
+            r["n_over_quota"] = sum(1 for s in team_subs if s.status == OVER_QUOTA)
+
+    if truth.public_source != "truth":
+        # The site says how, never the seed: with it anyone could recompute which cases are public.
+        notes.insert(0, "Public/private flags derived with data_spec.public_mask from the instructor's seed "
+                        "(the truth file has none).")
+    if over:
+        notes.append(f"{over} valid submission{'s' if over != 1 else ''} over the quota of {per_day} per team "
+                     "and UTC day ignored (listed below).")
+    report = _report(title, phase, reveal, truth, rows, subs, selected, labels, notes, bootstrap, seed)
+    files = {
+        "leaderboard.csv": render.leaderboard_csv(report),
+        "grades.csv": render.grades_csv(report),
+        "leaderboard.md": render.leaderboard_md(report),
+        "index.html": render.index_html(report),
+    }
+    with atomic_dir(out) as tmp:
+        for name in SITE_FILES:
+            write_text(tmp / name, files[name])
+        write_bytes(tmp / SITE_MARKER, b"brats-kit leaderboard site: replaced as a whole by 'brats-kit leaderboard'\n")
+
+    team_rows = [r for r in rows if r["kind"] == "team"]
+    return {
+        "site": str(out),
+        "phase": phase,
+        "teams": len(labels),
+        "teams_ranked": len(team_rows),
+        "baselines": len(bases),
+        "submissions": len(subs),
+        "valid": sum(1 for s in subs if s.valid),
+        "invalid": sum(1 for s in subs if s.status == INVALID),
+        "over_quota": over,
+        "scored": stats["scored"],
+        "cached": stats["cached"],
+        "cache": str(store.path),
+        "public_cases": int(truth.public.sum()),
+        "private_cases": int((~truth.public).sum()),
+        "public_flags": truth.public_source,
+        "bootstrap": bootstrap,
+        "seed": seed,
+        "leader": min(team_rows, key=lambda r: r["rank"])["label"] if team_rows else None,
+        "files": [str(out / name) for name in SITE_FILES],
+        "notes": notes + ([store.ignored_reason] if store.ignored_reason else []),
+    }
+
+
+def _report(title, phase, reveal, truth, rows, subs, selected, labels, notes, n_boot, seed) -> dict:
+    """Everything the renderers show, already cleaned; nothing private unless revealed."""
+    from grader.metrics import MeanDice
+
+    n_pub, n_priv = int(truth.public.sum()), int((~truth.public).sum())
+    if reveal:
+        subtitle = (f"Final (private) leaderboard: ranked on the {n_priv} private test cases; "
+                    f"Move: change of rank from the public leaderboard ({n_pub} public cases).")
+    else:
+        subtitle = (f"Public leaderboard: scored on the {n_pub} public test cases; the {n_priv} private cases "
+                    "decide the final ranking at the reveal.")
+    score_label = f"Dice ({phase} cases)"
+    chosen = {id(sel.submission) for sel in selected.values()}
+    histories, problems, history_plot, all_scores = [], [], [], []
+    for team in sorted(labels):
+        team_subs = [s for s in subs if s.team == team]
+        items, times, scores, sel_index = [], [], [], None
+        for s in team_subs:
+            shown = s.valid  # an over-quota score is never shown: that is what the quota is for
+            item = {"submitted_at": s.time_text, "submission": clean_text(s.name), "selected": id(s) in chosen,
+                    "status": {"scored": "valid", "invalid": "invalid", "over_quota": "over quota"}[s.status]}
+            if shown:
+                item["public"] = s.scores["public"]["dice"]
+                if reveal:
+                    item["private"] = s.scores["private"]["dice"]
+                if item["selected"]:
+                    sel_index = len(times)
+                times.append(s.submitted_at)
+                scores.append(s.scores[phase]["dice"])
+            else:
+                problems.append({"label": labels[team], "submission": item["submission"],
+                                 "submitted_at": s.time_text, "status": item["status"],
+                                 "message": "; ".join(clean_text(f"{e['code']}: {e['message']}") for e in s.errors)})
+            items.append(item)
+        histories.append({"label": labels[team], "submissions": items})
+        history_plot.append((times, scores, sel_index))
+        all_scores += scores
+    grades = []
+    board = {id(r["sub"]): r for r in rows if r["kind"] == "team"}
+    for team in sorted(labels):
+        sel = selected.get(team)
+        if sel is None:
+            grades.append({"label": labels[team], "status": "no valid submission"})
+            continue
+        r = board[id(sel.submission)]
+        s = sel.submission.scores
+        g = {"label": labels[team], "status": "ranked", "submission": r["submission"],
+             "submitted_at": r["submitted_at"], "public_dice": s["public"]["dice"], "public_f1": s["public"]["f1"]}
+        if reveal:
+            g.update(public_rank=r["public_rank"], dice=r["dice"], f1=r["f1"], rank=r["rank"], move=r["move"])
+        else:
+            g["public_rank"] = r["rank"]
+        grades.append(g)
+    selected_scores = [r["dice"] for r in rows if r["kind"] == "team"]
+    base_marks = [(r["label"], r["dice"]) for r in rows if r["kind"] == "baseline"]
+    n_teams = sum(1 for r in rows if r["kind"] == "team")
+    shown_seed = seed if truth.public_source == "truth" else "withheld (it also drew the public cases)"
+    method = METHOD_NOTE.format(b=n_boot, n=n_priv if reveal else n_pub, phase=phase, seed=shown_seed,
+                                m=max(0, n_teams - 1))
+    if n_boot == 0:
+        method = "No bootstrap intervals (--bootstrap 0). " + method.split("Ties (=): ", 1)[1]
+    method = ("Score: mean over test cases of per-case Dice (both masks empty: 1, one empty: 0); pixel F1 pooled "
+              "over all pixels. Selection: the team's final submissions when named (the best public score among "
+              "them), otherwise its best public score; ties go to the earlier submission. ") + method
+    return {
+        "title": title + (" (final)" if reveal else " (public)"),
+        "subtitle": subtitle,
+        "phase": phase,
+        "revealed": reveal,
+        "decimals": MeanDice.precision,
+        "rows": rows,
+        "grades": grades,
+        "histories": histories,
+        "problems": problems,
+        "notes": notes,
+        "method": method,
+        "figures": {
+            "whiskers": figures.whiskers_png(
+                [{"label": r["label"] + (" (baseline)" if r["kind"] == "baseline" else ""), "kind": r["kind"],
+                  "dice": r["dice"], "dice_lo": r["dice_lo"], "dice_hi": r["dice_hi"]} for r in rows], score_label),
+            "history": figures.history_png(history_plot, score_label),
+            "distribution": figures.distribution_png(all_scores, selected_scores, base_marks, score_label),
+        },
+    }

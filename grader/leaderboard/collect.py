@@ -1,0 +1,324 @@
+"""What goes into a leaderboard: the truth, the teams' submissions, the manifest, the daily quota.
+
+A submissions folder holds one sub-folder per team::
+
+    SUBMISSIONS/<team>/<any file>            (nested folders allowed)
+    SUBMISSIONS/manifest.csv                 (optional: team, file, submitted_at, final)
+
+Without a manifest (or for a file it does not list) a submission's time is its
+file's modification time. Hidden names (starting with ".") are skipped; a
+symbolic link is never followed (a link to the truth would score perfectly): it
+is handed to the validator, which refuses it (``unsafe_file``).
+"""
+from __future__ import annotations
+
+import csv
+import os
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from data_spec import KitError, LayoutError, MissingFileError, find_truth, public_mask, sha256_file
+
+#: Name of the optional manifest at the top of the submissions folder.
+MANIFEST_CSV = "manifest.csv"
+MANIFEST_COLUMNS = ("team", "file", "submitted_at", "final")
+_FINAL_VALUES = {"yes": True, "no": False, "": None}
+
+SCORED, INVALID, OVER_QUOTA = "scored", "invalid", "over_quota"
+
+
+@dataclass
+class Truth:
+    """The test truth, loaded once and checked by the grader's :func:`grader.grade.load_truth`.
+
+    Attributes
+    ----------
+    path : Path
+        The truth file.
+    sha256 : str
+        Hash of the file's bytes (part of the score cache's key; never written to the site,
+        since it depends on the private cases).
+    y : ndarray (N, 240, 240) bool
+        Tumour masks (bool, so that counting never converts them again).
+    case_id : ndarray of str (N,)
+    public : ndarray of bool (N,)
+    public_source : str
+        ``"truth"`` when the file holds the flags, else how they were derived.
+    files : tuple of Path
+        The truth file and its sibling truth files: a submission may be none of them.
+    """
+
+    path: Path
+    sha256: str
+    y: np.ndarray
+    case_id: np.ndarray
+    public: np.ndarray
+    public_source: str
+    files: tuple = ()
+
+    def __len__(self) -> int:
+        return len(self.case_id)
+
+
+def read_truth_masks(path) -> tuple:
+    """``(y as bool, case_id, public or None, files)`` of a truth, through the grader's own checks."""
+    from grader.grade import load_truth as grader_truth
+
+    t = grader_truth(path)
+    return np.ascontiguousarray(t.y, dtype=bool), t.case_id, t.public, t.files()
+
+
+def load_truth(path, *, seed: int = 0) -> Truth:
+    """Open the test truth (file, ``private/`` or competition directory) with its public flags.
+
+    A course truth (``test_data_y.dat``) has no flags: they are derived with
+    :func:`data_spec.public_mask` ``(n, seed)``, and ``public_source`` says so.
+
+    Raises
+    ------
+    MissingFileError, LayoutError, CorruptFileError
+        No truth there, masks that are not 0/1, or no public case.
+    """
+    file = find_truth(path)
+    y, case_id, public, files = read_truth_masks(file)
+    n = len(y)
+    if public is not None:
+        source = "truth"
+    else:
+        public = public_mask(n, seed)
+        source = f"derived with data_spec.public_mask({n}, seed={seed}): the truth file has no public flags"
+    if not public.any():
+        raise LayoutError("the truth marks no test case public", path=file, expected="at least one public case")
+    return Truth(Path(file), sha256_file(file), y, np.asarray(case_id).astype(str), public, source, tuple(files))
+
+
+@dataclass
+class Submission:
+    """One file handed in by one team, and what became of it.
+
+    ``team`` and ``name`` are the raw folder and file names (use :func:`clean_text` to
+    show them); ``name`` is relative to the team's folder, with "/" separators.
+    """
+
+    team: str
+    name: str
+    path: Optional[Path]
+    submitted_at: datetime
+    final: Optional[bool] = None
+    time_source: str = "mtime"
+    sha256: Optional[str] = None
+    status: Optional[str] = None
+    errors: list = field(default_factory=list)
+    tp: Optional[np.ndarray] = None
+    fp: Optional[np.ndarray] = None
+    fn: Optional[np.ndarray] = None
+    scores: dict = field(default_factory=dict)
+
+    @property
+    def valid(self) -> bool:
+        return self.status == SCORED
+
+    @property
+    def order(self) -> tuple:
+        """Deterministic order within a team: time, then file name."""
+        return (self.submitted_at, self.name)
+
+    @property
+    def time_text(self) -> str:
+        return self.submitted_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def clean_text(text: str) -> str:
+    """A name or message made safe to show: valid UTF-8, no control or bidi-override characters.
+
+    File names may hold undecodable bytes (kept by Python as surrogates), newlines
+    or right-to-left overrides; each such character becomes U+FFFD. Escaping for
+    HTML, Markdown or CSV happens in the renderers.
+    """
+    text = str(text).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return "".join("\ufffd" if unicodedata.category(c) in ("Cc", "Cf", "Cs") else c for c in text)
+
+
+def _utc(ts: float) -> datetime:
+    # Whole seconds: what a platform export holds, and what the pages show.
+    return datetime.fromtimestamp(int(ts), tz=timezone.utc)
+
+
+def parse_time(text: str) -> datetime:
+    """An ISO 8601 time as an aware UTC datetime (whole seconds); a naive time is taken as UTC."""
+    text = text.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    value = datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc).replace(microsecond=0)
+
+
+def read_manifest(path) -> dict:
+    """Read ``manifest.csv``: ``(team, file) -> (submitted_at, final)``.
+
+    ``file`` is relative to the team's folder (a leading ``<team>/`` is accepted);
+    ``final`` is ``yes``, ``no`` or empty (column optional).
+
+    Raises
+    ------
+    LayoutError
+        A missing column, a bad time or ``final`` value, or a duplicated row (with its line).
+    """
+    path = Path(path)
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        reader = csv.DictReader(fh)
+        columns = [c.strip() for c in (reader.fieldnames or [])]
+        missing = [c for c in MANIFEST_COLUMNS[:3] if c not in columns]
+        if missing:
+            raise LayoutError(
+                f"manifest lacks the column(s) {', '.join(missing)}",
+                path=path,
+                where="line 1",
+                expected="a header with " + ", ".join(MANIFEST_COLUMNS) + " (final optional: yes/no)",
+            )
+        rows = {}
+        for line, raw in enumerate(reader, start=2):
+            row = {(k or "").strip(): (v or "").strip() for k, v in raw.items() if isinstance(v, str)}
+            team, name = row["team"], row["file"].replace("\\", "/")
+            if name.startswith(team + "/"):
+                name = name[len(team) + 1 :]
+            try:
+                when = parse_time(row["submitted_at"])
+            except ValueError:
+                raise LayoutError(
+                    f"bad submitted_at {row['submitted_at']!r}",
+                    path=path,
+                    where=f"line {line}",
+                    expected="an ISO 8601 time such as 2025-03-01T17:05:00Z",
+                ) from None
+            final_text = row.get("final", "").lower()
+            if final_text not in _FINAL_VALUES:
+                raise LayoutError(
+                    f"bad final {row.get('final')!r}", path=path, where=f"line {line}", expected="yes, no or empty"
+                )
+            if (team, name) in rows:
+                raise LayoutError(f"{team}/{name} is listed twice", path=path, where=f"line {line}")
+            rows[(team, name)] = (when, _FINAL_VALUES[final_text])
+    return rows
+
+
+def _team_files(team_dir: Path):
+    """Every non-hidden file below a team folder, sorted, without following links."""
+    for root, dirs, files in os.walk(team_dir, followlinks=False):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if not name.startswith("."):
+                yield Path(root) / name
+        for name in dirs:
+            if (Path(root) / name).is_symlink():
+                yield Path(root) / name
+
+
+def collect_submissions(root) -> tuple:
+    """List every team's submissions under ``root``.
+
+    Returns
+    -------
+    submissions : list of Submission
+        Sorted by team, time, file name. Manifest rows whose file is missing come
+        back with ``status="invalid"`` and their error.
+    notes : list of str
+        What was ignored, and why.
+
+    Raises
+    ------
+    MissingFileError
+        ``root`` is not a directory.
+    LayoutError
+        A malformed manifest.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise MissingFileError("no such submissions folder", path=root, expected="SUBMISSIONS/<team>/<file>")
+    manifest_path = root / MANIFEST_CSV
+    manifest = read_manifest(manifest_path) if manifest_path.is_file() else {}
+    notes, found, stray = [], [], 0
+    for entry in sorted(root.iterdir(), key=lambda p: p.name):
+        if entry.name.startswith(".") or entry.name == MANIFEST_CSV:
+            continue
+        if entry.is_symlink() or not entry.is_dir():
+            stray += 1
+            continue
+        team = entry.name
+        for file in _team_files(entry):
+            name = file.relative_to(entry).as_posix()
+            sub = Submission(team, name, file, _utc(file.lstat().st_mtime))
+            if (team, name) in manifest:
+                sub.submitted_at, sub.final = manifest.pop((team, name))
+                sub.time_source = "manifest"
+            found.append(sub)
+    if stray:
+        notes.append(f"ignored {stray} entr{'y' if stray == 1 else 'ies'} outside team folders")
+    for (team, name), (when, final) in sorted(manifest.items()):
+        found.append(
+            Submission(
+                team, name, None, when, final, "manifest", status=INVALID,
+                errors=[{"code": "missing_file", "message": f"listed in {MANIFEST_CSV} but not found"}],
+            )
+        )
+    found.sort(key=lambda s: (s.team, s.submitted_at, s.name))
+    return found, notes
+
+
+def apply_quota(submissions, per_day: Optional[int]) -> int:
+    """Mark each team's valid submissions beyond ``per_day`` per UTC day as over quota.
+
+    Invalid submissions never count. Within a day the earliest submissions (then
+    file names) are kept. Returns how many were marked.
+    """
+    if per_day is None:
+        return 0
+    if per_day < 1:
+        raise KitError(f"per_day must be at least 1, got {per_day}", code="bad_option")
+    used: dict = {}
+    marked = 0
+    for sub in sorted((s for s in submissions if s.valid), key=lambda s: (s.team, s.order)):
+        day = (sub.team, sub.submitted_at.date())
+        used[day] = used.get(day, 0) + 1
+        if used[day] > per_day:
+            sub.status = OVER_QUOTA
+            sub.errors = [{
+                "code": "over_quota",
+                "message": f"ignored: over the quota of {per_day} valid submission{'s' if per_day > 1 else ''} "
+                f"per day ({day[1].isoformat()} UTC)",
+            }]
+            marked += 1
+    return marked
+
+
+def collect_baselines(directory) -> list:
+    """Reference submissions: ``DIR/<baseline>/<file>`` or ``DIR/<baseline>.<ext>``.
+
+    A baseline folder with one file is named after the folder; with several, each
+    file is a row named ``<folder>/<file>``. Baselines are scored like teams and
+    shown as reference rows, never ranked.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise MissingFileError("no such baselines folder", path=directory, expected="DIR/<baseline>/<file>")
+    out = []
+    for entry in sorted(directory.iterdir(), key=lambda p: p.name):
+        if entry.name.startswith(".") or entry.is_symlink():
+            continue
+        if entry.is_file():
+            out.append(Submission(entry.stem, entry.name, entry, _utc(entry.stat().st_mtime)))
+        elif entry.is_dir():
+            files = [f for f in _team_files(entry) if f.is_file() and not f.is_symlink()]
+            for f in files:
+                label = entry.name if len(files) == 1 else f"{entry.name}/{f.relative_to(entry).as_posix()}"
+                out.append(Submission(label, f.relative_to(directory).as_posix(), f, _utc(f.stat().st_mtime)))
+    if not out:
+        raise MissingFileError("no baseline submission found", path=directory, expected="DIR/<baseline>/<file>")
+    return out

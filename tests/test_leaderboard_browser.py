@@ -1,0 +1,110 @@
+"""The leaderboard page in a real headless browser (Debian's chromium; `.ci/run` installs it).
+
+Loads ``index.html`` of a generated class of 24 teams (hostile names included),
+checks that the page's script ran without a console message (errors, CSP
+violations), that the table is there and sorts, and keeps a screenshot as a test
+artefact (its path is printed; run pytest with ``-s`` to see it).
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
+
+import pytest
+
+from grader.leaderboard import build_leaderboard
+from grader.leaderboard.synthetic import make_class
+
+CHROMIUM = next((p for p in ("/usr/bin/chromium", shutil.which("chromium") or "") if p and os.path.exists(p)), None)
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="chromium is not installed (apt-get install chromium; .ci/run does it)"
+)
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--enable-logging=stderr", "--v=0"]
+
+
+class Board(HTMLParser):
+    """Rows of ``table#board`` (cell texts and data-value), and the body's attributes."""
+
+    def __init__(self):
+        super().__init__()
+        self.body, self.rows, self.in_board, self.cell = {}, [], False, None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "body":
+            self.body = attrs
+        elif tag == "table" and attrs.get("id") == "board":
+            self.in_board = True
+        elif self.in_board and tag == "tr" and "data-order" in attrs:
+            self.rows.append([])
+        elif self.in_board and tag == "td" and self.rows:
+            self.cell = [attrs.get("data-value"), ""]
+            self.rows[-1].append(self.cell)
+
+    def handle_endtag(self, tag):
+        if tag == "table":
+            self.in_board = False
+        elif tag == "td":
+            self.cell = None
+
+    def handle_data(self, data):
+        if self.cell is not None:
+            self.cell[1] += data
+
+
+def chromium(tmp_path, *args, url):
+    profile = tmp_path / f"profile-{len(list(tmp_path.iterdir()))}"
+    run = subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *args, url],
+                         capture_output=True, text=True, timeout=120)
+    console = [line for line in run.stderr.splitlines() if "CONSOLE" in line]
+    return run, console
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory):
+    root = tmp_path_factory.mktemp("browser")
+    c = make_class(root / "class", n_teams=24, hostile=True, private_harder=True)
+    build_leaderboard(c["submissions"], c["truth"], root / "site", bootstrap=200, baselines=c["baselines"],
+                      per_day=2)
+    return root / "site" / "index.html"
+
+
+def test_page_loads_without_console_errors_and_shows_the_table(page, tmp_path):
+    run, console = chromium(tmp_path, "--dump-dom", url=page.as_uri())
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert not console, "\n".join(console)
+    board = Board()
+    board.feed(run.stdout)
+    assert board.body.get("data-sortable") == "ready", "the page's script did not run to its end"
+    teams = [r for r in board.rows if r[0][1].strip() != "\u2014"]
+    assert len(teams) >= 20 and len(board.rows) == len(teams) + 2  # 24 teams, 2 baselines
+    assert any("<script>alert(1)" == r[2][1] for r in board.rows)  # shown as text, not run
+
+    shot = tmp_path / "leaderboard.png"
+    run, console = chromium(tmp_path, f"--screenshot={shot}", "--window-size=1400,2200", url=page.as_uri())
+    assert shot.is_file() and shot.stat().st_size > 10_000 and shot.read_bytes()[:4] == b"\x89PNG"
+    assert not console, "\n".join(console)
+    print(f"\nscreenshot of the leaderboard page: {shot}")
+
+
+@pytest.mark.parametrize("key, column, descending", [("dice", 3, False), ("team", 2, False), ("dice", 3, True)])
+def test_table_sorts_in_the_browser(page, tmp_path, key, column, descending):
+    url = page.as_uri() + f"#sort={key}" + ("-desc" if descending else "")
+    run, console = chromium(tmp_path, "--dump-dom", url=url)
+    assert not console, "\n".join(console)
+    board = Board()
+    board.feed(run.stdout)
+    assert board.body.get("data-sortable") == "ready"
+    if key == "dice":
+        values = [float(r[column][0]) for r in board.rows]
+        assert values == sorted(values, reverse=descending) and values != sorted(values, reverse=not descending)
+    else:
+        names = [r[column][1].lower() for r in board.rows]
+        assert names == sorted(names)
+        order = [int(re.sub(r"\D", "", r[0][1]) or 0) for r in board.rows]
+        assert order != sorted(order)  # really reordered, not the board order
