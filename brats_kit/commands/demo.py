@@ -1,4 +1,4 @@
-"""``brats-kit demo``: play the course on the synthetic cohort."""
+"""``brats-kit demo``: play the whole course on the synthetic cohort."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,17 +9,42 @@ from brats_kit.progress import click_progress
 
 
 @click.command()
-@click.option("--out", default="demo-out", show_default=True, type=click.Path(file_okay=False, path_type=Path))
-@click.option("--quick", is_flag=True, help="Small cohort, for a fast look.")
+@click.option("--out", default="demo-out", show_default=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Everything is written below this directory.")
+@click.option("--quick", is_flag=True, help="Small cohort and three baselines: about a minute.")
 @click.option("--seed", default=0, show_default=True, type=int)
-def demo(out, quick, seed):
-    """Build the synthetic competition and show what the kit does with it."""
+@click.option("--json", "as_json", is_flag=True, help="Print where everything is as JSON.")
+def demo(out, quick, seed, as_json):
+    """Play the course: data, baselines, a class of teams, grading, leaderboard."""
     from brats_kit.demo import run_demo
 
-    from .data import format_summary
+    log = (lambda line: click.echo(line, err=True)) if as_json else click.echo
+    result = run_demo(out, quick=quick, seed=seed, progress=click_progress, log=log)
+    if as_json:
+        from brats_kit.cli import echo_json
 
-    result = run_demo(out, quick=quick, seed=seed, progress=click_progress, log=click.echo)
-    click.echo(format_summary(result["summary"]))
-    click.echo("figures:")
-    for path in result["figures"]:
-        click.echo(f"  {path}")
+        echo_json(_jsonable(result))
+        return
+    board, final = result["leaderboard"], result["leaderboard_final"]
+    click.echo("")
+    click.echo(f"done in {result['seconds']:.0f} s. What to look at:")
+    click.echo(f"  data (student files)     {result['competition']}/   (test truth under private/)")
+    click.echo(f"  leaderboard (public)     {result['site'] / 'index.html'}   leader: {board.get('leader')}")
+    click.echo(f"  leaderboard (revealed)   {result['site_final'] / 'index.html'}   leader: {final.get('leader')}")
+    click.echo(f"  class submissions        {result['submissions']}/")
+    rep = result["report"]["report"]
+    click.echo(f"  per-case report          {rep['csv']}, {rep['png']}  ({result['best_baseline']})")
+    click.echo("  figures                  " + "\n                           ".join(str(p) for p in result["figures"]))
+    click.echo("next: 'brats-kit baseline list', or open the students' notebook (see 'brats-kit data synth').")
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, float | int | str | bool) or obj is None:
+        return obj
+    return str(obj)
