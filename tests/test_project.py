@@ -78,3 +78,19 @@ def test_corrupt_input_gives_one_line_error(tmp_path):
 @pytest.mark.parametrize("package", ["data_spec", "starter", "grader", "baselines", "brats_kit"])
 def test_packages_import(package):
     __import__(package)
+
+
+def test_data_synth_cli_writes_both_layouts_and_points_to_the_notebook(tmp_path):
+    from brats_kit.cli import main
+
+    out = tmp_path / "comp"
+    result = CliRunner().invoke(main, ["data", "synth", "--out", str(out), "--train", "3", "--test", "2"])
+    assert result.exit_code == 0, result.output
+    assert "starting_kit.ipynb" in result.output and "private/" in result.output
+    assert (out / "train_data_x.dat").stat().st_size == 3 * 240 * 240 * 4 * 4
+    assert (out / "private" / "test_truth.h5").is_file()
+    show = CliRunner().invoke(main, ["data", "show", str(out), "--case", "1", "--out", str(tmp_path / "f.png")])
+    assert show.exit_code == 0, show.output
+    assert (tmp_path / "f.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    bad = CliRunner().invoke(main, ["data", "show", str(out), "--case", "7", "--out", str(tmp_path / "g.png")])
+    assert bad.exit_code == 1 and "error:" in bad.output and not (tmp_path / "g.png").exists()

@@ -39,6 +39,10 @@ def synth(out, n_train, n_test, seed, as_json):
     click.echo(f"wrote {n_train} training and {n_test} test slices to {out}/ (test truth under {out}/private/)")
     for name in written:
         click.echo(f"  {name}")
+    from starter.notebooks import notebook_path
+
+    click.echo(f"students: start from the notebook {notebook_path()} (BRATS_KIT_DATA={out})")
+    click.echo(f"give students everything in {out}/ except private/")
 
 
 @data.command()
