@@ -1,0 +1,163 @@
+"""The synthetic cohort: many simulated patients, one slice each, written as a competition."""
+from __future__ import annotations
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from brats_kit.progress import no_progress
+
+from ..constants import SPLITS, TEST, TRAIN, X_DTYPE, X_ITEM_SHAPE, Y_DTYPE, Y_ITEM_SHAPE, case_ids, public_mask
+from ..errors import KitError
+from ..layout import write_competition
+from . import patient as _patient
+from .anatomy import TEMPLATE_FUNCTIONS, TEMPLATES, load_anatomy
+from .patient import Patient
+
+GENERATOR = "data_spec.synth"
+#: Bumped whenever the same seed would give different data.
+GENERATOR_VERSION = "1.0"
+#: One patient in this many has its slice away from the tumour (tumour-free, as a few
+#: course slices are). Exactly one per block of consecutive patients: a random
+#: share would make small test sets swing (each empty slice moves mean Dice by 1/N).
+AWAY_EVERY = 20
+
+
+def _check_args(n_train, n_test, seed):
+    for name, n in (("n_train", n_train), ("n_test", n_test)):
+        if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
+            raise KitError(f"{name} must be a positive integer, got {n!r}", code="bad_argument")
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+        raise KitError(f"seed must be a non-negative integer, got {seed!r}", code="bad_argument")
+
+
+def patient_rng(seed: int, split: str, index: int) -> np.random.Generator:
+    """The random stream of one patient: from (seed, split, index) only.
+
+    A patient is therefore the same whatever the size of the cohort it is part of.
+    """
+    return np.random.default_rng([int(seed), SPLITS.index(split), int(index)])
+
+
+def simulate_case(seed: int, split: str, index: int):
+    """Simulate one patient and return its slice.
+
+    Returns
+    -------
+    x : ndarray float32 (240, 240, 4)
+        Normalised like the course data (z-score over the 3D brain, background at
+        the slice minimum of each modality).
+    y : ndarray uint8 (240, 240)
+        Whole-tumour mask.
+    params : dict
+        The patient's simulation parameters (for the private manifest).
+    """
+    rng = patient_rng(seed, split, index)
+    phase = np.random.default_rng([int(seed), SPLITS.index(split)]).integers(AWAY_EVERY)
+    # The matrix products here are tiny (n x 3 by 3 x k): threaded BLAS only adds
+    # overhead (twice the time per slice, worse on a busy machine).
+    with threadpool_limits(1, user_api="blas"):
+        case = Patient.draw(rng, load_anatomy(), away=(index + phase) % AWAY_EVERY == 0)
+        x, y = case.slice(rng)
+    params = dict(case.params)
+    params["tumour_pixels"] = int(y.sum())
+    params["brain_pixels"] = int((x > x.min(axis=(0, 1))).any(axis=-1).sum())
+    return x, y, params
+
+
+def _parameters() -> dict:
+    """The simulation's fixed parameters, for the manifest."""
+    tables = (
+        "GM", "CSF", "OEDEMA", "ENHANCING", "NECROSIS", "NONENHANCING", "HALO", "WMH", "VESSEL", "CHOROID", "NOISE",
+    )
+    out = {name.lower(): np.round(getattr(_patient, name).astype(np.float64), 4).tolist() for name in tables}
+    out["intensity_units"] = "healthy white matter = 1 in every modality, (t1, t1ce, t2, flair)"
+    out["healthy_t1_t1ce"] = (
+        "the T1 template (white matter = 1) to a per-patient power; the gm and csf rows apply to t2 and flair"
+    )
+    out["slice_away_from_tumour"] = f"one patient in {AWAY_EVERY}"
+    out["volume_statistics"] = f"coarse lattice over the head, {_patient.STATS_SPACING:g} mm spacing"
+    return out
+
+
+def synthesize(n_train: int = 256, n_test: int = 29, seed: int = 0, progress=no_progress) -> dict:
+    """Build the synthetic BraTS-like cohort in memory.
+
+    Each case is one axial slice of its own simulated patient: MNI152 anatomy
+    under a random affine and elastic deformation, a glioma (oedema, enhancing
+    rim, necrosis; sometimes multifocal; some low grade), lesion mimics,
+    per-modality contrast, bias field and noise.
+
+    Parameters
+    ----------
+    n_train, n_test : int
+        Number of training and test slices (patients).
+    seed : int
+        Non-negative. Same seed, same arrays, byte for byte; patient ``i`` of a
+        split depends only on ``(seed, split, i)``.
+    progress : callable
+        Wraps the loop over cases (see :mod:`brats_kit.progress`).
+
+    Returns
+    -------
+    dict
+        ``train``: ``x``, ``y``, ``case_id``; ``test``: the same and
+        ``public``; ``attrs`` (HDF5 provenance); ``manifest`` (parameters and
+        per-case simulation parameters, private).
+    """
+    _check_args(n_train, n_test, seed)
+    import nilearn
+
+    load_anatomy()
+    sizes = {TRAIN: n_train, TEST: n_test}
+    data = {
+        split: {
+            "x": np.empty((n,) + X_ITEM_SHAPE, dtype=X_DTYPE),
+            "y": np.empty((n,) + Y_ITEM_SHAPE, dtype=Y_DTYPE),
+            "case_id": case_ids(split, n),
+        }
+        for split, n in sizes.items()
+    }
+    data[TEST]["public"] = public_mask(n_test, seed)
+    cases = {}
+    jobs = [(split, i) for split in SPLITS for i in range(sizes[split])]
+    for split, i in progress(jobs, label="simulating patients", length=len(jobs)):
+        x, y, params = simulate_case(seed, split, i)
+        data[split]["x"][i] = x
+        data[split]["y"][i] = y
+        if split == TEST:
+            params["public"] = bool(data[TEST]["public"][i])
+        cases[str(data[split]["case_id"][i])] = params
+    attrs = {
+        "generator": GENERATOR,
+        "generator_version": GENERATOR_VERSION,
+        "seed": int(seed),
+        "templates": TEMPLATES,
+        "nilearn_version": nilearn.__version__,
+    }
+    manifest = {
+        **attrs,
+        "template_functions": list(TEMPLATE_FUNCTIONS),
+        "n_train": n_train,
+        "n_test": n_test,
+        "parameters": _parameters(),
+        "cases": cases,
+    }
+    return {"train": data[TRAIN], "test": data[TEST], "attrs": attrs, "manifest": manifest}
+
+
+def write_synthetic_competition(out, n_train: int = 256, n_test: int = 29, seed: int = 0, progress=no_progress) -> dict:
+    """Build the synthetic cohort and write it as a competition directory (both layouts).
+
+    Everything is simulated in memory first, then written file by file
+    atomically: student files in ``out``, test truth and manifest under
+    ``out/private/``.
+
+    Returns
+    -------
+    dict
+        Relative file name -> Path of every file written.
+    """
+    data = synthesize(n_train=n_train, n_test=n_test, seed=seed, progress=progress)
+    return write_competition(
+        out, train=data["train"], test=data["test"], attrs=data["attrs"], manifest=data["manifest"]
+    )

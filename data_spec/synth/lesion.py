@@ -1,0 +1,239 @@
+"""Tumours and their mimics, defined in template space (world mm) and evaluated at any points.
+
+A tumour is one or more foci. Each focus is a deformed ellipsoid with three
+nested compartments, as BraTS labels them: peritumoural oedema (the outer
+shell), the tumour core, and inside the core a necrotic centre (high-grade
+tumours only; what remains of the core is then the enhancing rim). Boundaries
+are made irregular by smooth random fields, the oedema reaches further along
+white matter (finger-like oedema), and every compartment has a fuzzy border:
+memberships are soft, the label is where the whole tumour's membership is at
+least one half.
+
+Mimics are healthy structures that look like tumour in some modality:
+periventricular FLAIR hyperintensity, small white-matter hyperintensities,
+and bright spots on T1ce (vessels, the choroid plexus).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.spatial import cKDTree
+from scipy.spatial.transform import Rotation
+from scipy.special import expit
+
+from .fields import SmoothField
+
+
+@dataclass
+class Focus:
+    """One tumour focus. Lengths in mm, ``core`` and ``necrosis`` relative (see :func:`draw_focus`)."""
+
+    centre: np.ndarray
+    shape: np.ndarray
+    radius: float
+    core: float
+    necrosis: float
+    core_shift: np.ndarray
+    boundary: SmoothField = field(repr=False)
+    wm_affinity: float
+    border: float
+
+    def memberships(self, q: np.ndarray, wm: np.ndarray):
+        """Soft whole-tumour, core and necrosis memberships at world points ``q`` (n, 3)."""
+        out = [np.zeros(len(q), dtype=np.float32) for _ in range(3)]
+        r = np.linalg.norm((q - self.centre) @ self.shape.T, axis=1)
+        # Bumps are at most 0.5 and the white-matter term 0.25: beyond this radius every
+        # membership is below expit(-7) ~ 1e-3, far under the noise. Skip those points.
+        near = np.flatnonzero(r < 1.75 + 7 * self.border / self.radius)
+        for o, v in zip(out, self._memberships(q[near], wm[near], r[near])):
+            o[near] = v
+        return out
+
+    def _memberships(self, q, wm, r):
+        bumps = np.clip(self.boundary(q), -0.5, 0.5)
+        whole = expit((1 - r + bumps[:, 0] + self.wm_affinity * (wm - 0.5)) * (self.radius / self.border))
+        rc = np.linalg.norm((q - self.centre - self.core_shift) @ self.shape.T, axis=1) / self.core
+        core_mm = self.radius * self.core
+        core = expit((1 - rc + bumps[:, 1]) * (core_mm / (0.7 * self.border)))
+        if self.necrosis > 0:
+            necrosis = expit((1 - rc / self.necrosis + bumps[:, 2]) * (core_mm * self.necrosis / (0.7 * self.border)))
+        else:
+            necrosis = np.zeros_like(core)
+        return whole, core, necrosis
+
+    def summary(self) -> dict:
+        return {
+            "centre_mm": np.round(self.centre.astype(np.float64), 1).tolist(),
+            "radius_mm": round(float(self.radius), 1),
+            "core_fraction": round(float(self.core), 3),
+            "necrosis_fraction": round(float(self.necrosis), 3),
+            "border_mm": round(float(self.border), 2),
+        }
+
+
+def draw_focus(rng, centre, radius: float, high_grade: bool) -> Focus:
+    """A random focus of whole-tumour radius ``radius`` (mm) at ``centre`` (world mm)."""
+    axes = rng.uniform(0.75, 1.3, size=3)
+    orient = Rotation.random(random_state=rng).as_matrix()
+    shape = (np.diag(1.0 / (radius * axes)) @ orient.T).astype(np.float32)
+    if high_grade:
+        core = rng.uniform(0.4, 0.72)
+        # One high-grade focus in ten enhances solidly, without a necrotic centre.
+        necrosis = rng.uniform(0.3, 0.7) if rng.random() < 0.9 else 0.0
+    else:
+        core, necrosis = rng.uniform(0.45, 0.85), 0.0
+    return Focus(
+        centre=np.asarray(centre, dtype=np.float32),
+        shape=shape,
+        radius=float(radius),
+        core=float(core),
+        necrosis=float(necrosis),
+        core_shift=(rng.normal(size=3) * 0.12 * radius).astype(np.float32),
+        boundary=SmoothField(rng, n_out=3, n_modes=8, wavelength=(14.0, 45.0), amplitude=0.16),
+        wm_affinity=float(rng.uniform(0.1, 0.5)),
+        border=float(rng.uniform(1.0, 3.0)),
+    )
+
+
+@dataclass
+class Tumour:
+    """The lesion of one patient: its foci, grade and mass effect."""
+
+    foci: list
+    high_grade: bool
+    mass_effect: float
+    texture: SmoothField = field(repr=False)
+
+    def memberships(self, q: np.ndarray, wm: np.ndarray):
+        """Union of the foci: soft (whole, core, necrosis), nested so that necrosis <= core <= whole."""
+        whole = core = necrosis = None
+        for focus in self.foci:
+            w, c, n = focus.memberships(q, wm)
+            whole = w if whole is None else np.maximum(whole, w)
+            core = c if core is None else np.maximum(core, c)
+            necrosis = n if necrosis is None else np.maximum(necrosis, n)
+        whole = np.maximum(whole, core)
+        necrosis = np.minimum(necrosis, core)
+        return whole, core, necrosis
+
+    def displace(self, q: np.ndarray) -> np.ndarray:
+        """Where the healthy tissue now at ``q`` came from: the tumour pushes it outwards."""
+        focus = self.foci[0]
+        d = q - focus.centre
+        r2 = (d * d).sum(axis=1, keepdims=True)
+        pull = self.mass_effect * np.exp(-r2 / (2 * (1.2 * focus.radius) ** 2))
+        return (focus.centre + d * (1 - pull)).astype(np.float32)
+
+    def summary(self) -> dict:
+        return {
+            "grade": "high" if self.high_grade else "low",
+            "n_foci": len(self.foci),
+            "mass_effect": round(float(self.mass_effect), 3),
+            "foci": [f.summary() for f in self.foci],
+        }
+
+
+def _nearest(sites: np.ndarray, point) -> np.ndarray:
+    return sites[np.argmin(((sites - point) ** 2).sum(axis=1))]
+
+
+def draw_tumour(rng, anatomy) -> Tumour:
+    """A random tumour: 3/4 high grade (necrosis, enhancing rim), some multifocal."""
+    high_grade = bool(rng.random() < 0.75)
+    centre = anatomy.tumour_sites[rng.integers(len(anatomy.tumour_sites))]
+    # BraTS whole-tumour volumes span about 10 to 250 ml: equivalent radii 13 to 39 mm.
+    radius = float(np.exp(rng.uniform(np.log(14.0), np.log(34.0))))
+    foci = [draw_focus(rng, centre, radius, high_grade)]
+    if rng.random() < 0.15:
+        direction = rng.normal(size=3)
+        direction /= np.linalg.norm(direction)
+        second = _nearest(anatomy.tumour_sites, centre + direction * radius * rng.uniform(1.3, 2.2))
+        foci.append(draw_focus(rng, second, radius * rng.uniform(0.35, 0.7), high_grade))
+    return Tumour(
+        foci=foci,
+        high_grade=high_grade,
+        mass_effect=float(rng.uniform(0.1, 0.4)),
+        # Many waves, so that the texture is blotchy rather than striped.
+        texture=SmoothField(rng, n_out=4, n_modes=32, wavelength=(8.0, 30.0), amplitude=1.0),
+    )
+
+
+@dataclass
+class Mimics:
+    """Healthy look-alikes of one patient (world mm)."""
+
+    halo: float
+    wmh_centres: np.ndarray
+    wmh_radii: np.ndarray
+    vessel_starts: np.ndarray
+    vessel_dirs: np.ndarray
+    vessel_lengths: np.ndarray
+    vessel_radii: np.ndarray
+    choroid_centres: np.ndarray
+    choroid_radii: np.ndarray
+    _tree: cKDTree = field(init=False, repr=False)
+    _tree_radius: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self):
+        # Vessels as dense chains of points (0.4 mm apart) in a k-d tree: the
+        # distance to the nearest one is the distance to the tube's axis.
+        points, radius = [np.zeros((0, 3), np.float32)], [np.zeros(0, np.float32)]
+        for a, u, n, r in zip(self.vessel_starts, self.vessel_dirs, self.vessel_lengths, self.vessel_radii):
+            t = np.arange(0, n + 0.4, 0.4, dtype=np.float32)
+            points.append(a + t[:, None] * u)
+            radius.append(np.full(len(t), r, np.float32))
+        self._tree = cKDTree(np.concatenate(points))
+        self._tree_radius = np.concatenate(radius + [np.ones(1, np.float32)])
+
+    def wmh(self, q: np.ndarray) -> np.ndarray:
+        """White-matter hyperintensities: small soft blobs (0..1)."""
+        return _blobs(q, self.wmh_centres, self.wmh_radii)
+
+    def choroid(self, q: np.ndarray) -> np.ndarray:
+        """Choroid plexus in the ventricles' atria (0..1), before masking by fluid."""
+        return _blobs(q, self.choroid_centres, self.choroid_radii)
+
+    def vessels(self, q: np.ndarray) -> np.ndarray:
+        """Thin tubes along random segments (0..1)."""
+        if len(self.vessel_starts) == 0:
+            return np.zeros(len(q), dtype=np.float32)
+        dist, nearest = self._tree.query(q, distance_upper_bound=4 * float(self.vessel_radii.max()))
+        return np.exp(-(dist**2) / (2 * self._tree_radius[nearest] ** 2)).astype(np.float32)
+
+    def summary(self) -> dict:
+        return {
+            "periventricular_halo": round(float(self.halo), 3),
+            "white_matter_hyperintensities": int(len(self.wmh_centres)),
+            "vessels": int(len(self.vessel_starts)),
+            "choroid_plexus_blobs": int(len(self.choroid_centres)),
+        }
+
+
+def _blobs(q, centres, radii) -> np.ndarray:
+    if len(centres) == 0:
+        return np.zeros(len(q), dtype=np.float32)
+    dist2 = (q * q).sum(axis=1, keepdims=True) - 2 * q @ centres.T + (centres * centres).sum(axis=1)
+    return np.exp(-np.maximum(dist2, 0) / (2 * radii * radii)).max(axis=1).astype(np.float32)
+
+
+def draw_mimics(rng, anatomy) -> Mimics:
+    """Random mimics: their number and strength vary from patient to patient."""
+    n_wmh = int(rng.poisson(4.0))
+    n_vessels = int(rng.integers(25, 60))
+    posterior = anatomy.ventricle_sites[anatomy.ventricle_sites[:, 1] < -25]
+    n_choroid = int(rng.integers(2, 5))
+    dirs = rng.normal(size=(n_vessels, 3))
+    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+    f32 = np.float32
+    return Mimics(
+        halo=float(rng.uniform(0.2, 1.0)),
+        wmh_centres=anatomy.wm_sites[rng.integers(len(anatomy.wm_sites), size=n_wmh)],
+        wmh_radii=rng.uniform(1.5, 4.5, size=n_wmh).astype(f32),
+        vessel_starts=anatomy.vessel_sites[rng.integers(len(anatomy.vessel_sites), size=n_vessels)],
+        vessel_dirs=dirs.astype(f32),
+        vessel_lengths=rng.uniform(8, 35, size=n_vessels).astype(f32),
+        vessel_radii=rng.uniform(0.6, 1.3, size=n_vessels).astype(f32),
+        choroid_centres=posterior[rng.integers(len(posterior), size=n_choroid)],
+        choroid_radii=rng.uniform(2.5, 4.5, size=n_choroid).astype(f32),
+    )

@@ -1,0 +1,245 @@
+"""One simulated patient: anatomy warped by a random affine and elastic field, a tumour, contrast.
+
+Only the planes that are needed are ever computed: the slice itself on the
+240 x 240 grid at 1 mm, and a coarse 3D lattice over the whole head from
+which the volume's brain statistics (for the z-score) are estimated. Each
+point is mapped from the patient's space to the template's (affine, elastic
+displacement, then the tumour's mass effect) and the templates are sampled
+there with ``scipy.ndimage.map_coordinates``.
+
+Intensities are in units of healthy white matter (1 in every modality) before
+the per-modality bias field and noise; relative values follow what BraTS
+shows: CSF dark on T1 and FLAIR, bright on T2; oedema bright on T2 and FLAIR,
+slightly dark on T1; an enhancing rim bright on T1ce around a necrotic centre
+that is dark on T1 and T1ce and bright on T2.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+from ..constants import HEIGHT, N_MODALITIES, WIDTH, X_DTYPE, Y_DTYPE
+from .anatomy import Anatomy
+from .fields import SmoothField
+from .lesion import Mimics, Tumour, draw_mimics, draw_tumour
+
+# Healthy tissue and lesion compartments, (t1, t1ce, t2, flair), white matter = 1.
+# T1 and T1ce take their healthy values from the T1 template itself; the GM and
+# CSF rows apply to T2 and FLAIR, mixed by the tissue probabilities.
+GM = np.array([0.0, 0.0, 1.35, 1.22], dtype=np.float32)
+CSF = np.array([0.0, 0.0, 2.9, 0.35], dtype=np.float32)
+#: Added to the healthy tissue where oedema infiltrates it.
+OEDEMA = np.array([-0.13, -0.13, 0.85, 0.8], dtype=np.float32)
+#: High grade: enhancing rim and necrotic centre replace the tissue.
+ENHANCING = np.array([0.72, 1.75, 1.45, 1.45], dtype=np.float32)
+NECROSIS = np.array([0.42, 0.38, 2.3, 1.05], dtype=np.float32)
+#: Low grade: a non-enhancing core.
+NONENHANCING = np.array([0.62, 0.64, 1.95, 1.65], dtype=np.float32)
+#: Mimics, added to the healthy tissue where present.
+HALO = np.array([-0.03, -0.03, 0.3, 0.5], dtype=np.float32)
+WMH = np.array([-0.06, -0.06, 0.7, 0.75], dtype=np.float32)
+VESSEL = np.array([0.05, 0.95, -0.5, 0.05], dtype=np.float32)
+CHOROID = np.array([0.4, 1.3, -1.2, 0.45], dtype=np.float32)
+#: Per-pixel noise, in white-matter units.
+NOISE = np.array([0.07, 0.08, 0.125, 0.1], dtype=np.float32)
+
+# The slice's grid: rows run anterior -> posterior, columns the patient's right -> left
+# (radiological view), 1 mm pixels, centred on the brain.
+_rows, _cols = np.mgrid[:HEIGHT, :WIDTH].astype(np.float32)
+PLANE_XY = np.stack([(WIDTH - 1) / 2 - _cols, (HEIGHT - 1) / 2 - _rows], axis=-1).reshape(-1, 2)
+#: Spacing (mm) of the coarse lattice over the head used for the volume statistics.
+STATS_SPACING = 8.0
+_lattice = np.mgrid[-100:100:STATS_SPACING, -120:120:STATS_SPACING, -85:85:STATS_SPACING].astype(np.float32)
+STATS_LATTICE = _lattice.reshape(3, -1).T
+
+
+def _r(value, decimals: int):
+    """JSON-friendly rounding of a number or an array (via float64, so 0.1 stays 0.1)."""
+    return np.round(np.asarray(value, dtype=np.float64), decimals).tolist()
+
+
+def _jitter(rng, base, spread):
+    return (base * np.exp(rng.normal(0, spread, size=base.shape))).astype(np.float32)
+
+
+@dataclass
+class Patient:
+    """A simulated patient: geometry, tumour, mimics, contrast, and the chosen slice."""
+
+    anatomy: Anatomy = field(repr=False)
+    linear: np.ndarray
+    shift: np.ndarray
+    elastic: SmoothField = field(repr=False)
+    bias: SmoothField = field(repr=False)
+    tumour: Tumour
+    mimics: Mimics
+    contrast: dict
+    slice_z: float
+    away: bool
+    params: dict
+
+    @classmethod
+    def draw(cls, rng, anatomy: Anatomy, away: bool = False) -> "Patient":
+        """Draw every random choice of one patient from ``rng``, in a fixed order.
+
+        ``away`` places the slice beyond the main focus: usually tumour-free.
+        """
+        angles = rng.normal(0, 1, size=3) * np.array([5.0, 3.0, 7.0])  # pitch, roll, in-plane (deg)
+        scale = rng.uniform(0.9, 1.1) * np.exp(rng.normal(0, 0.03, size=3))
+        # Patient -> template: undo the patient's size, then its head rotation.
+        linear = (Rotation.from_euler("xyz", angles, degrees=True).as_matrix() @ np.diag(1 / scale)).astype(np.float32)
+        shift = np.array([*rng.normal(0, 4.0, size=2), 0.0], dtype=np.float32)
+        elastic = SmoothField(rng, n_out=3, n_modes=8, wavelength=(30.0, 100.0), amplitude=2.5)
+        bias = SmoothField(rng, n_out=N_MODALITIES, n_modes=6, wavelength=(90.0, 300.0), amplitude=0.1)
+        tumour = draw_tumour(rng, anatomy)
+        mimics = draw_mimics(rng, anatomy)
+        contrast = {
+            # T1 and T1ce are different sequences: each its own grey/white contrast.
+            "t1_gamma": float(rng.uniform(0.8, 1.25)),
+            "t1ce_gamma": float(rng.uniform(0.7, 1.15)),
+            "gm": _jitter(rng, GM, 0.05),
+            "csf": _jitter(rng, CSF, 0.1),
+            "oedema": _jitter(rng, OEDEMA, 0.15) * np.float32(rng.uniform(0.6, 1.25)),
+            "enhancing": _jitter(rng, ENHANCING, 0.1),
+            "necrosis": _jitter(rng, NECROSIS, 0.1),
+            "nonenhancing": _jitter(rng, NONENHANCING, 0.1),
+            "heterogeneity": float(rng.uniform(0.05, 0.18)),
+            "halo": _jitter(rng, HALO, 0.1) * np.float32(mimics.halo),
+            "wmh": _jitter(rng, WMH, 0.15),
+            "vessel": _jitter(rng, VESSEL, 0.15),
+            "choroid": _jitter(rng, CHOROID, 0.1),
+            "noise": _jitter(rng, NOISE, 0.15) * np.float32(rng.uniform(0.8, 1.25)),
+        }
+        # The slice: through the main focus, or (rarely) well away from it.
+        focus = tumour.foci[0]
+        centre_p = np.linalg.solve(linear, focus.centre - anatomy.centre) + shift
+        if away:
+            offset = rng.choice([-1.0, 1.0]) * (1.4 * focus.radius + rng.uniform(4, 12))
+            # Stay in the brain: go the other way when this would leave it.
+            template_z = (linear @ np.array([0, 0, centre_p[2] + offset - shift[2]]) + anatomy.centre)[2]
+            if not -40 < template_z < 70:
+                offset = -offset
+        else:
+            offset = rng.uniform(-0.6, 0.6) * focus.radius
+        slice_z = float(centre_p[2] + offset)
+        params = {
+            "rotation_deg": _r(angles, 2),
+            "scale": _r(scale, 3),
+            "shift_mm": _r(shift[:2], 1),
+            "slice_z_mm": _r(slice_z, 1),
+            "slice_offset_from_tumour_mm": _r(offset, 1),
+            "slice_away_from_tumour": away,
+            "tumour": tumour.summary(),
+            "mimics": mimics.summary(),
+            "t1_gamma": _r(contrast["t1_gamma"], 3),
+            "t1ce_gamma": _r(contrast["t1ce_gamma"], 3),
+            "oedema_contrast": _r(contrast["oedema"], 3),
+            "noise": _r(contrast["noise"], 4),
+        }
+        return cls(anatomy, linear, shift, elastic, bias, tumour, mimics, contrast, slice_z, away, params)
+
+    def to_template(self, p: np.ndarray) -> np.ndarray:
+        """Patient points (n, 3) mm -> template world points: affine, then elastic displacement."""
+        return (p - self.shift) @ self.linear.T + self.anatomy.centre.astype(np.float32) + self.elastic(p)
+
+    def render(self, p: np.ndarray, mimics: bool = True):
+        """Noise-free intensities at patient points (n, 3).
+
+        ``mimics=False`` leaves out the small mimics (vessels, white-matter
+        hyperintensities, choroid plexus): under 1% of the brain, they do not
+        move the volume statistics.
+
+        Returns
+        -------
+        raw : ndarray float32 (n, 4)
+            White-matter units, bias field applied; 0 outside the brain.
+        brain : ndarray bool (n,)
+        label : ndarray bool (n,)
+            Whole tumour, inside the brain.
+        """
+        anatomy, c = self.anatomy, self.contrast
+        raw = np.zeros((len(p), N_MODALITIES), dtype=np.float32)
+        brain = np.zeros(len(p), dtype=bool)
+        label = np.zeros(len(p), dtype=bool)
+        # Points far outside the brain stay background. The hull's 12 mm margin covers
+        # what is skipped in this test: the elastic field, a few mm.
+        affine_only = (p - self.shift) @ self.linear.T + self.anatomy.centre.astype(np.float32)
+        rough = anatomy.to_voxel(self.tumour.displace(affine_only))
+        near = np.flatnonzero(anatomy.sample("hull", rough, order=0) > 0.5)
+        p = p[near]
+        q = affine_only[near] + self.elastic(p)
+        qa = self.tumour.displace(q)
+        vox = anatomy.to_voxel(qa)
+        mask = anatomy.sample("mask", vox)
+        keep = np.flatnonzero(mask > 0.05)
+        near, p, q, qa, vox, mask = near[keep], p[keep], q[keep], qa[keep], vox[:, keep], mask[keep]
+        brain[near] = mask >= 0.5
+        if len(near) == 0:
+            return raw, brain, label
+        t1 = anatomy.sample("t1", vox)
+        gm, wm = anatomy.sample("gm", vox), anatomy.sample("wm", vox)
+        # Interpolation is linear, so the fluid is the mask minus the two tissues here too.
+        csf = np.maximum(mask - gm - wm, 0)
+        tissue = np.maximum(gm + wm + csf, 1e-3)
+        gm, wm, csf = gm / tissue, wm / tissue, csf / tissue
+
+        value = np.empty((len(near), N_MODALITIES), dtype=np.float32)
+        t1 = np.clip(t1, 0, None)
+        value[:, 0] = t1 ** c["t1_gamma"]
+        value[:, 1] = t1 ** c["t1ce_gamma"]
+        value[:, 2:] = wm[:, None] + gm[:, None] * c["gm"][2:] + csf[:, None] * c["csf"][2:]
+
+        value += anatomy.sample("halo", vox)[:, None] * c["halo"]
+        if mimics:
+            m = self.mimics
+            value += (m.wmh(qa) * wm)[:, None] * c["wmh"]
+            # Vessels run in fluid and grey matter, not deep in white matter.
+            outside_wm = np.flatnonzero(wm < 0.97)
+            value[outside_wm] += (m.vessels(qa[outside_wm]) * (1 - wm[outside_wm]))[:, None] * c["vessel"]
+            value += (m.choroid(qa) * csf)[:, None] * c["choroid"]
+
+        whole, core, necrosis = self.tumour.memberships(q, wm)
+        hit = np.flatnonzero(whole > 1e-3)
+        if len(hit):
+            whole, core, necrosis = whole[hit, None], core[hit, None], necrosis[hit, None]
+            texture = 1 + c["heterogeneity"] * self.tumour.texture(q[hit])
+            core_look = c["enhancing"] if self.tumour.high_grade else c["nonenhancing"]
+            value[hit] = (
+                value[hit] * (1 - core)
+                + ((whole - core) * c["oedema"] + (core - necrosis) * core_look + necrosis * c["necrosis"]) * texture
+            )
+            label[near[hit]] = whole[:, 0] >= 0.5
+        value *= np.exp(self.bias(p))
+        raw[near] = value
+        return raw, brain, label & brain
+
+    def volume_statistics(self, rng):
+        """Mean and std of each modality over the brain of the (never built) 3D volume.
+
+        Estimated on a coarse lattice over the head, randomly offset; the noise,
+        independent of the signal, adds its variance.
+        """
+        p = STATS_LATTICE + rng.uniform(0, STATS_SPACING, size=3).astype(np.float32)
+        raw, brain, _ = self.render(p, mimics=False)
+        v = raw[brain].astype(np.float64)
+        mean = v.mean(axis=0)
+        std = np.sqrt(v.var(axis=0) + self.contrast["noise"].astype(np.float64) ** 2)
+        return mean, std
+
+    def slice(self, rng):
+        """The normalised slice: x (240, 240, 4) float32, y (240, 240) uint8."""
+        p = np.empty((len(PLANE_XY), 3), dtype=np.float32)
+        p[:, :2] = PLANE_XY
+        p[:, 2] = self.slice_z
+        raw, brain, label = self.render(p)
+        mean, std = self.volume_statistics(rng)
+        noisy = raw + rng.standard_normal(raw.shape, dtype=np.float32) * self.contrast["noise"]
+        x = ((noisy - mean) / std).astype(X_DTYPE)
+        if brain.any():
+            floor = x[brain].min(axis=0)
+            x[~brain] = floor
+        else:
+            x[:] = 0
+        return x.reshape(HEIGHT, WIDTH, N_MODALITIES), label.reshape(HEIGHT, WIDTH).astype(Y_DTYPE)

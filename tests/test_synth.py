@@ -1,0 +1,169 @@
+"""The synthetic cohort: contract, appearance, determinism, files (tiny cohorts, seconds)."""
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+
+from data_spec import (
+    KitError,
+    MANIFEST_FILE,
+    PRIVATE_DIR,
+    X_DTYPE,
+    X_ITEM_SHAPE,
+    Y_DTYPE,
+    Y_ITEM_SHAPE,
+    case_ids,
+    open_split,
+    open_truth,
+    public_mask,
+)
+from data_spec.synth import GENERATOR, simulate_case, synthesize, write_synthetic_competition
+from starter import foreground_mask
+
+N_TRAIN, N_TEST, SEED = 6, 3, 0
+
+
+@pytest.fixture(scope="module")
+def cohort():
+    return synthesize(n_train=N_TRAIN, n_test=N_TEST, seed=SEED)
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory):
+    out = tmp_path_factory.mktemp("synth") / "competition"
+    files = write_synthetic_competition(out, n_train=3, n_test=2, seed=SEED)
+    return out, files
+
+
+def _sha256_tree(directory):
+    return {
+        str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(directory.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_shapes_dtypes_ids(cohort):
+    train, test = cohort["train"], cohort["test"]
+    assert train["x"].shape == (N_TRAIN,) + X_ITEM_SHAPE and train["x"].dtype == X_DTYPE
+    assert train["y"].shape == (N_TRAIN,) + Y_ITEM_SHAPE and train["y"].dtype == Y_DTYPE
+    assert test["x"].shape == (N_TEST,) + X_ITEM_SHAPE and test["y"].shape == (N_TEST,) + Y_ITEM_SHAPE
+    assert set(np.unique(np.concatenate([train["y"], test["y"]]))) <= {0, 1}
+    assert np.isfinite(train["x"]).all() and np.isfinite(test["x"]).all()
+    np.testing.assert_array_equal(train["case_id"], case_ids("train", N_TRAIN))
+    np.testing.assert_array_equal(test["case_id"], case_ids("test", N_TEST))
+    np.testing.assert_array_equal(test["public"], public_mask(N_TEST, SEED))
+
+
+def test_background_is_the_slice_minimum(cohort):
+    for x in np.concatenate([cohort["train"]["x"], cohort["test"]["x"]]):
+        floor = x.min(axis=(0, 1))
+        at_floor = x == floor
+        # The corners of the field are never brain.
+        assert at_floor[[0, 0, -1, -1], [0, -1, 0, -1]].all()
+        # The background is the same pixels in every modality (a brain pixel may
+        # touch the minimum of one modality, at most a handful).
+        assert (at_floor != at_floor[..., :1]).sum() <= 8
+        brain = foreground_mask(x)
+        assert 0.08 < brain.mean() < 0.7
+
+
+def test_normalised_over_the_volume_not_the_slice(cohort):
+    x = cohort["train"]["x"]
+    fg = foreground_mask(x)
+    means = np.array([x[i][fg[i]].mean(axis=0) for i in range(len(x))])
+    stds = np.array([x[i][fg[i]].std(axis=0) for i in range(len(x))])
+    # z-scored over the 3D brain: a slice is near 0 / 1, but not exactly.
+    assert np.abs(means).max() < 1.5 and np.abs(means).max() > 1e-3
+    assert 0.4 < stds.min() and stds.max() < 2.0
+    assert np.abs(stds - 1).max() > 1e-3
+
+
+def test_tumour_only_inside_the_brain(cohort):
+    for split in ("train", "test"):
+        x, y = cohort[split]["x"], cohort[split]["y"].astype(bool)
+        assert not (y & ~foreground_mask(x)).any()
+    assert cohort["train"]["y"].any(axis=(1, 2)).sum() >= N_TRAIN - 1  # tumour-free slices are rare
+
+
+def test_lesion_appearance(cohort):
+    x = np.concatenate([cohort["train"]["x"], cohort["test"]["x"]])
+    y = np.concatenate([cohort["train"]["y"], cohort["test"]["y"]]).astype(bool)
+    fg = foreground_mask(x)
+    tumour, healthy = x[y], x[fg & ~y]
+    t1, t2, flair = 0, 2, 3
+    # Oedema: bright on FLAIR and T2; the core is dark on T1.
+    assert tumour[:, flair].mean() > healthy[:, flair].mean() + 1.0
+    assert tumour[:, t2].mean() > healthy[:, t2].mean() + 0.5
+    assert tumour[:, t1].mean() < healthy[:, t1].mean()
+    # Fluid (the brightest healthy T2) is dark on FLAIR.
+    csf = healthy[:, t2] > np.percentile(healthy[:, t2], 97)
+    assert healthy[csf, flair].mean() < healthy[:, flair].mean() - 0.5
+    # Not trivially separable: some healthy pixels are as bright on FLAIR as typical tumour.
+    assert (healthy[:, flair] > np.median(tumour[:, flair])).sum() > 50
+
+
+def test_enhancing_rim_on_t1ce():
+    # Patients are independent: look for a high-grade case with necrosis among a few.
+    for i in range(30):
+        x, y, params = simulate_case(SEED, "train", i)
+        focus = params["tumour"]["foci"][0]
+        if params["tumour"]["grade"] == "high" and focus["necrosis_fraction"] > 0 and y.sum() > 800:
+            break
+    else:
+        pytest.fail("no high-grade tumour with necrosis among 30 patients")
+    healthy = x[foreground_mask(x) & (y == 0)]
+    tumour = x[y.astype(bool)]
+    t1ce = 1
+    assert np.percentile(tumour[:, t1ce], 95) > np.percentile(healthy[:, t1ce], 95) + 0.5
+
+
+def test_same_seed_same_bytes_other_seed_differs(written, tmp_path):
+    out, files = written
+    again = tmp_path / "again"
+    write_synthetic_competition(again, n_train=3, n_test=2, seed=SEED)
+    first = _sha256_tree(out)
+    assert set(first) == set(files) and any(name.endswith(".h5") for name in first)
+    assert first == _sha256_tree(again)
+    other = tmp_path / "other"
+    write_synthetic_competition(other, n_train=3, n_test=2, seed=SEED + 1)
+    second = _sha256_tree(other)
+    for name in ("train_data_x.dat", "test_data_x.dat", "train.h5", "test.h5"):
+        assert first[name] != second[name]
+
+
+def test_patient_independent_of_cohort_size(cohort):
+    small = synthesize(n_train=2, n_test=1, seed=SEED)
+    np.testing.assert_array_equal(small["train"]["x"], cohort["train"]["x"][:2])
+    np.testing.assert_array_equal(small["test"]["y"], cohort["test"]["y"][:1])
+
+
+def test_files_load_in_both_layouts(written):
+    out, _ = written
+    data = synthesize(n_train=3, n_test=2, seed=SEED)
+    for layout in ("hdf5", "course"):
+        train = open_split(out, "train", layout=layout)
+        np.testing.assert_array_equal(np.asarray(train.x), data["train"]["x"])
+        np.testing.assert_array_equal(np.asarray(train.y), data["train"]["y"])
+        test = open_split(out, "test", layout=layout)
+        np.testing.assert_array_equal(np.asarray(test.x), data["test"]["x"])
+        assert test.y is None  # the student's copy holds no test masks
+    h5 = open_split(out, "train", layout="hdf5", verify=True)
+    assert h5.attrs["generator"] == GENERATOR and h5.attrs["seed"] == SEED
+    truth = open_truth(out)
+    np.testing.assert_array_equal(np.asarray(truth.y), data["test"]["y"])
+    np.testing.assert_array_equal(truth.public, data["test"]["public"])
+    manifest = json.loads((out / PRIVATE_DIR / MANIFEST_FILE).read_text())
+    assert set(manifest["cases"]) == {"train-0000", "train-0001", "train-0002", "test-0000", "test-0001"}
+    case = manifest["cases"]["train-0001"]
+    assert {"slice_z_mm", "tumour", "tumour_pixels", "rotation_deg"} <= set(case)
+    assert case["tumour_pixels"] == int(data["train"]["y"][1].sum())
+
+
+@pytest.mark.parametrize("kwargs", [{"n_train": 0}, {"n_test": -1}, {"seed": -1}, {"seed": 1.5}])
+def test_bad_arguments(kwargs):
+    with pytest.raises(KitError):
+        synthesize(**{"n_train": 1, "n_test": 1, **kwargs})
