@@ -59,6 +59,7 @@ def main():
 
 
 def _register():
+    from .commands.baseline import baseline
     from .commands.data import data
     from .commands.demo import demo
     from .commands.grade import score, validate
@@ -68,6 +69,7 @@ def _register():
     main.add_command(validate)
     main.add_command(score)
     main.add_command(leaderboard)
+    main.add_command(baseline)
     main.add_command(demo)
 
 
