@@ -17,8 +17,8 @@ from brats_kit.atomic import write_bytes
 from brats_kit.progress import no_progress
 from data_spec import PRIVATE_DIR, SUBMISSION_FILE, TEST, TRUTH_H5, open_split, open_truth
 
-#: Reference baselines trained by the demo: the floor, an SVM, pixel and window MLPs, the strongest.
-DEMO_BASELINES = ("flair-threshold", "svm-pixel", "mlp-pixel", "mlp-window3", "mlp-multiscale")
+#: Reference baselines trained by the demo: the floor, clustering, an SVM, pixel and window MLPs, the strongest.
+DEMO_BASELINES = ("flair-threshold", "gmm", "svm-pixel", "mlp-pixel", "mlp-window3", "mlp-multiscale")
 QUICK_BASELINES = ("flair-threshold", "mlp-pixel", "mlp-window3")
 #: Simulated teams: (team, the baseline its students start from, their seed offset).
 #: A non-zero offset retrains that baseline with another seed, as a student would.
