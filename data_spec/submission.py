@@ -30,6 +30,19 @@ def _as_masks(y_pred) -> np.ndarray:
     return check_array(arr, "y", "predictions")
 
 
+def _as_ids(case_id, n: int) -> np.ndarray:
+    """Case ids as ``CASE_ID_DTYPE``, refusing what it cannot hold (numpy would truncate or raise)."""
+    ids = np.asarray(case_id)
+    if ids.shape != (n,):
+        raise ArrayContractError(f"case_id has shape {ids.shape}", expected=f"({n},): one id per slice")
+    text = [v.decode("ascii", "replace") if isinstance(v, bytes) else str(v) for v in ids.tolist()]
+    bad = [t for t in text if not t.isascii() or len(t) > CASE_ID_DTYPE.itemsize]
+    if bad:
+        raise ArrayContractError(f"case_id {bad[0]!r} does not fit", expected=f"ASCII ids of at most "
+                                 f"{CASE_ID_DTYPE.itemsize} characters", hint="copy case_id from test.h5")
+    return np.asarray(text).astype(CASE_ID_DTYPE)
+
+
 def write_submission(path, y_pred, case_id=None) -> Path:
     """Atomically write (N, 240, 240) 0/1 predictions as a submission.
 
@@ -58,9 +71,7 @@ def write_submission(path, y_pred, case_id=None) -> Path:
     path = Path(path)
     arr = _as_masks(y_pred)
     suffix = path.suffix.lower()
-    ids = None if case_id is None else np.asarray(case_id).astype(CASE_ID_DTYPE)
-    if ids is not None and ids.shape != (len(arr),):
-        raise ArrayContractError(f"case_id has shape {ids.shape}", expected=f"({len(arr)},): one id per slice")
+    ids = None if case_id is None else _as_ids(case_id, len(arr))
     if suffix == ".npy":
         with atomic_path(path, suffix=".npy") as tmp:
             with open(tmp, "wb") as fh:

@@ -130,7 +130,12 @@ def _phase_mask(public, phase: str, n: int) -> np.ndarray:
             expected=f"the HDF5 truth file ({PRIVATE_DIR}/{TRUTH_H5}) with its 'public' dataset",
             hint="a course test_data_y.dat has no flags; grade without --public-only, or use the HDF5 truth",
         )
-    return public if phase == "public" else ~public
+    keep = public if phase == "public" else ~public
+    if not keep.any():
+        # Scores on zero cases are the all-empty values (1.0): a perfect score for any submission.
+        raise LayoutError(f"the truth marks no test case {phase}", expected=f"at least one {phase} case",
+                          hint="grade without --public-only" if phase == "public" else None)
+    return keep
 
 
 def counts_for(submission, truth, *, max_bytes: Optional[int] = None) -> Counts:
@@ -206,7 +211,7 @@ def grade(
     ------
     KitError
         A problem with the truth or the options (never with the submission):
-        no truth, a corrupt truth, ``public_only`` without phase flags.
+        no truth, a corrupt truth, ``public_only`` without phase flags or without a public case.
     """
     truth = load_truth(truth)
     phase = "public" if public_only else "all"

@@ -8,9 +8,10 @@ driver on the descriptor already checked by :func:`grader.readers.open_submissio
 every "other file" HDF5 might try to open resolves to that same descriptor.
 
 Compression is limited to h5py's gzip, shuffle and lzf filters, the declared
-shape must be the expected one (or smaller) before reading, and every gzip
-chunk is inflated with a cap first (a decompression bomb inflates far beyond
-its chunk's size).
+shape must be the expected one (or smaller) before reading, chunks may be no
+larger than the dataset (or 8 MiB) and no more than tile it, case ids no longer
+than 256 bytes, and every gzip chunk is inflated with a cap first (a
+decompression bomb inflates far beyond its chunk's size).
 """
 from __future__ import annotations
 
@@ -31,6 +32,10 @@ _SHUFFLE, _DEFLATE, _LZF = h5py.h5z.FILTER_SHUFFLE, h5py.h5z.FILTER_DEFLATE, h5p
 _COMPRESSORS = frozenset((_DEFLATE, _LZF))
 #: More chunks than this is a file built to make the checks slow (the default chunking gives tens).
 MAX_CHUNKS = 1 << 16
+#: A chunk may hold the whole dataset or this many bytes, whichever is more (h5py's own chunks are under 1 MiB).
+MAX_CHUNK_BYTES = 8 << 20
+#: Longest fixed-length case id read (ids are 9 characters; a longer one is a file built to exhaust memory).
+MAX_ID_BYTES = 256
 _SAVE_HINT = (
     "write it with data_spec.submission.write_submission(path, y_pred), or h5py's create_dataset('y_pred', data=...)"
 )
@@ -134,10 +139,18 @@ def _storage_errors(ds, codes, file_size: int, path, name):
         return []
     if layout != h5py.h5d.CHUNKED:
         return []
-    chunk_bytes = math.prod(dcpl.get_chunk()) * item
+    chunk = dcpl.get_chunk()
+    chunk_bytes = math.prod(chunk) * item
+    # Far larger chunks than the dataset, or more chunks than tile it, only serve to make
+    # the grader inflate far more than the array it reads (gigabytes from a small file).
+    if chunk_bytes > max(math.prod(ds.shape) * item, MAX_CHUNK_BYTES):
+        return [_unsafe(f"'{name}' has chunks of shape {chunk}, larger than the dataset {ds.shape}", path, name,
+                        hint="use the default chunking")]
     n_chunks = dsid.get_num_chunks()
-    if n_chunks > MAX_CHUNKS:
-        return [_unsafe(f"'{name}' is split into {n_chunks} chunks", path, name, hint="use the default chunking")]
+    tiles = math.prod(-(-s // max(c, 1)) for s, c in zip(ds.shape, chunk))
+    if n_chunks > min(MAX_CHUNKS, tiles):
+        return [_unsafe(f"'{name}' is split into {n_chunks} chunks ({tiles} tile it)", path, name,
+                        hint="use the default chunking")]
     for i in range(n_chunks):
         info = dsid.get_chunk_info(i)
         if info.byte_offset is None or info.byte_offset + info.size > file_size:
@@ -180,8 +193,8 @@ def _id_errors(got, want, path) -> list:
         IdMismatchError(
             f"{int(differ.sum())} of {want.size} case ids differ from the test ids",
             path=path,
-            where=f"dataset '{H5_CASE_ID}', position {i}: {got[i]!r}",
-            expected=f"{want[i]!r} (the test ids, in test order)",
+            where=f"dataset '{H5_CASE_ID}', position {i}: {str(got[i])!r}",
+            expected=f"{str(want[i])!r} (the test ids, in test order)",
             hint=hint,
         )
     ]
@@ -203,9 +216,10 @@ def _read_ids(f, file_size, n_slices, case_ids, path) -> tuple:
     if errors:
         return None, errors
     is_text = ds.dtype.kind in "SU" or h5py.check_string_dtype(ds.dtype) is not None
-    if not is_text or ds.ndim != 1:
+    if not is_text or ds.ndim != 1 or ds.dtype.itemsize > MAX_ID_BYTES:
         return None, [IdMismatchError(f"'{H5_CASE_ID}' has shape {ds.shape} and type {ds.dtype}", path=path,
-                                      where=f"dataset '{H5_CASE_ID}'", expected=f"({n_slices},) strings")]
+                                      where=f"dataset '{H5_CASE_ID}'",
+                                      expected=f"({n_slices},) strings of at most {MAX_ID_BYTES} bytes")]
     if ds.shape[0] != n_slices:
         return None, [IdMismatchError(f"'{H5_CASE_ID}' has {ds.shape[0]} ids", path=path,
                                       where=f"dataset '{H5_CASE_ID}'",

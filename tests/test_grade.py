@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from brats_kit.cli import main
-from data_spec import open_split, open_truth
+from data_spec import LayoutError, case_ids, open_split, open_truth, write_split_h5
 from data_spec.submission import write_submission
 from grader import InvalidSubmissionError, NoPhaseFlagsError, counts_for, grade, score
 from grader.grade import load_truth
@@ -107,6 +107,22 @@ def test_public_only_scores_the_public_cases(competition, graded):
 def test_public_only_without_phase_flags_is_a_clear_error(competition, graded):
     with pytest.raises(NoPhaseFlagsError, match="no phase flags"):
         grade(graded["subs"]["dat"], competition / "private" / "test_data_y.dat", public_only=True)
+
+
+def test_public_only_on_a_truth_without_public_cases_is_an_error_not_a_perfect_score(tmp_path):
+    y = np.zeros((3, 240, 240), dtype=np.uint8)
+    y[0, 10:20, 10:20] = 1
+    truth = write_split_h5(tmp_path / "private" / "test_truth.h5", y=y, case_id=case_ids("test", 3),
+                           public=[False] * 3, split="test")
+    empty = write_submission(tmp_path / "sub.dat", np.zeros_like(y))
+    assert grade(empty, truth)["f1"] == 0.0
+    with pytest.raises(LayoutError, match="no test case public"):
+        grade(empty, truth, public_only=True)
+    with pytest.raises(LayoutError, match="no test case public"):
+        counts_for(empty, truth).scores("public")
+    assert counts_for(empty, truth).scores("private")["n_slices"] == 3
+    out = CliRunner().invoke(_cli(), ["score", str(empty), "--truth", str(truth), "--public-only", "--json"])
+    assert out.exit_code == 1 and out.stdout == "" and "no test case public" in out.stderr
 
 
 def test_report_writes_csv_and_montage(competition, graded, tmp_path):

@@ -303,11 +303,16 @@ def test_manifest_dates_and_quota_use_utc_days(klass, tmp_path):
     ("team,file,submitted_at\nx,y,yesterday\n", "line 2"),
     ("team,file,submitted_at,final\nx,y,2025-03-01,maybe\n", "line 2"),
     ("team,file,submitted_at\nx,y,2025-03-01\nx,y,2025-03-02\n", "line 3"),
+    ("team,file,submitted_at,final\nx\n", "line 2"),  # a short row
+    ("team,file,submitted_at\nx,y,2025-03-01\n,z,2025-03-01\n", "line 3"),  # no team
+    ("team,file,submitted_at\nx,y,9999-12-31T23:59:59-01:00\n", "line 2"),  # beyond year 9999 in UTC
+    (b"team,file,submitted_at\n\xe9quipe,y,2025-03-01\n", "UTF-8"),  # Latin-1 export
 ])
 def test_a_bad_manifest_is_a_named_error(klass, tmp_path, text, where):
     subs = tmp_path / "subs"
     subs.mkdir()
-    (subs / "manifest.csv").write_text(text)
+    manifest = subs / "manifest.csv"
+    manifest.write_bytes(text) if isinstance(text, bytes) else manifest.write_text(text)
     with pytest.raises(LayoutError) as err:
         build_leaderboard(subs, klass["truth"], tmp_path / "site")
     assert where in str(err.value) and "manifest.csv" in str(err.value)

@@ -61,4 +61,7 @@ def test_bad_predictions_raise_with_hints_and_leave_nothing(tmp_path, pred):
     for name in ("p.h5", "p.dat"):
         with pytest.raises(ArrayContractError, match="one id per slice"):
             write_submission(tmp_path / name, pred, case_id=["a"])
+    for ids in (["test-0000", "x" * 40], ["test-0000", "t\u00e9st"]):  # would be truncated / cannot be encoded
+        with pytest.raises(ArrayContractError, match="does not fit"):
+            write_submission(tmp_path / "p.h5", pred, case_id=ids)
     assert list(tmp_path.iterdir()) == []

@@ -220,7 +220,8 @@ def test_hdf5_ids_wrong_or_reordered(tmp_path, masks):
     result = run(tmp_path / "wrong.h5")
     _check_reported(result)
     assert codes(result) == ["id_mismatch"]
-    assert "position 0" in result.errors[0].where and "'test-0000'" in result.errors[0].expected
+    assert result.errors[0].where == "dataset 'case_id', position 0: 'a'"
+    assert result.errors[0].expected.startswith("'test-0000' (")
     write_submission(tmp_path / "order.h5", p, case_id=IDS[::-1])
     result = run(tmp_path / "order.h5")
     assert codes(result) == ["id_mismatch"] and "another order" in result.errors[0].hint
@@ -451,6 +452,59 @@ def test_hdf5_gzip_bomb_is_refused_before_inflating(tmp_path):
     tracemalloc.stop()
     assert codes(result) == ["unsafe_file"] and "decompression bomb" in result.errors[0].message
     assert peak < 8 << 20
+
+
+def test_hdf5_chunks_far_larger_than_the_dataset_are_refused_before_inflating(tmp_path, masks):
+    # Chunks may exceed the extent of a resizable dataset: one gzip chunk of 200 slices of
+    # zeros is a small file that passes a per-chunk bomb check and inflates to 11.5 MB.
+    with h5py.File(tmp_path / "s.h5", "w") as f:
+        ds = f.create_dataset("y_pred", shape=(N, 240, 240), maxshape=(None, 240, 240), dtype="u1",
+                              chunks=(200, 240, 240), compression="gzip")
+        ds.id.write_direct_chunk((0, 0, 0), zlib.compress(bytes(200 * 240 * 240), 9))
+    assert (tmp_path / "s.h5").stat().st_size < 1 << 20
+    tracemalloc.start()
+    result = run(tmp_path / "s.h5")
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert codes(result) == ["unsafe_file"] and "larger than the dataset" in result.errors[0].message
+    assert peak < 4 << 20
+    _, p = masks  # a resizable dataset with a generous chunk is still a valid submission
+    with h5py.File(tmp_path / "ok.h5", "w") as f:
+        f.create_dataset("y_pred", data=p, maxshape=(None, 240, 240), chunks=(64, 240, 240), compression="gzip")
+    assert run(tmp_path / "ok.h5").ok
+
+
+def test_hdf5_more_chunks_than_tile_the_dataset_are_refused(tmp_path):
+    # Write 50 chunks, then patch the stored extent to N slices: the chunk index keeps 50.
+    with h5py.File(tmp_path / "s.h5", "w") as f:
+        ds = f.create_dataset("y_pred", shape=(50, 240, 240), maxshape=(None, 240, 240), dtype="u1",
+                              chunks=(1, 240, 240), compression="gzip")
+        for i in range(50):
+            ds.id.write_direct_chunk((i, 0, 0), zlib.compress(bytes(240 * 240), 1))
+    data = bytearray((tmp_path / "s.h5").read_bytes())
+    dims = np.array([50, 240, 240], "<u8").tobytes()
+    assert data.count(dims) == 1
+    at = data.find(dims)
+    data[at : at + 8] = np.array([N], "<u8").tobytes()
+    (tmp_path / "s.h5").write_bytes(bytes(data))
+    with h5py.File(tmp_path / "s.h5", "r") as f:
+        assert f["y_pred"].shape == (N, 240, 240) and f["y_pred"].id.get_num_chunks() == 50
+    result = run(tmp_path / "s.h5")
+    assert codes(result) == ["unsafe_file"] and "50 chunks" in result.errors[0].message
+
+
+def test_hdf5_huge_fixed_length_case_ids_are_not_read(tmp_path, masks):
+    _, p = masks
+    with h5py.File(tmp_path / "s.h5", "w") as f:
+        f["y_pred"] = p
+        f.create_dataset("case_id", shape=(N,), dtype=np.dtype(f"S{16 << 20}"))  # no storage: a tiny file
+    assert (tmp_path / "s.h5").stat().st_size < 1 << 20
+    tracemalloc.start()
+    result = run(tmp_path / "s.h5")
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert codes(result) == ["id_mismatch"]
+    assert peak < 4 << 20  # reading them would allocate N x 16 MB
 
 
 def test_hdf5_unknown_filters_are_refused(tmp_path, masks):

@@ -19,7 +19,7 @@ from pathlib import Path
 from brats_kit.atomic import write_text
 
 #: Bump when validation or the counts change meaning: every cached score is then recomputed.
-SCORER_VERSION = "1"
+SCORER_VERSION = "2"  # 2: HDF5 chunk and case-id size limits
 
 CACHE_FILE = "scores.json"
 _FORMAT = 1

@@ -172,40 +172,55 @@ def read_manifest(path) -> dict:
         A missing column, a bad time or ``final`` value, or a duplicated row (with its line).
     """
     path = Path(path)
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        reader = csv.DictReader(fh)
-        columns = [c.strip() for c in (reader.fieldnames or [])]
-        missing = [c for c in MANIFEST_COLUMNS[:3] if c not in columns]
-        if missing:
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            return _manifest_rows(csv.DictReader(fh), path)
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise LayoutError(
+            f"manifest is not a readable UTF-8 CSV file ({exc})", path=path,
+            expected="UTF-8 text with a header " + ", ".join(MANIFEST_COLUMNS),
+            hint="export the manifest as CSV UTF-8",
+        ) from None
+
+
+def _manifest_rows(reader, path) -> dict:
+    """The rows of a manifest already opened: ``(team, file) -> (submitted_at, final)``."""
+    columns = [c.strip() for c in (reader.fieldnames or [])]
+    missing = [c for c in MANIFEST_COLUMNS[:3] if c not in columns]
+    if missing:
+        raise LayoutError(
+            f"manifest lacks the column(s) {', '.join(missing)}",
+            path=path,
+            where="line 1",
+            expected="a header with " + ", ".join(MANIFEST_COLUMNS) + " (final optional: yes/no)",
+        )
+    rows = {}
+    for raw in reader:
+        line = reader.line_num  # the row's last line (a quoted field may span lines)
+        row = {(k or "").strip(): (v or "").strip() for k, v in raw.items() if isinstance(v, str)}
+        team, name = row.get("team", ""), row.get("file", "").replace("\\", "/")
+        if not team or not name:
+            raise LayoutError("a row without its team or file", path=path, where=f"line {line}",
+                              expected="team, file, submitted_at[, final] on every row")
+        if name.startswith(team + "/"):
+            name = name[len(team) + 1 :]
+        try:
+            when = parse_time(row.get("submitted_at", ""))
+        except (ValueError, OverflowError):
             raise LayoutError(
-                f"manifest lacks the column(s) {', '.join(missing)}",
+                f"bad submitted_at {row.get('submitted_at', '')!r}",
                 path=path,
-                where="line 1",
-                expected="a header with " + ", ".join(MANIFEST_COLUMNS) + " (final optional: yes/no)",
+                where=f"line {line}",
+                expected="an ISO 8601 time such as 2025-03-01T17:05:00Z",
+            ) from None
+        final_text = row.get("final", "").lower()
+        if final_text not in _FINAL_VALUES:
+            raise LayoutError(
+                f"bad final {row.get('final')!r}", path=path, where=f"line {line}", expected="yes, no or empty"
             )
-        rows = {}
-        for line, raw in enumerate(reader, start=2):
-            row = {(k or "").strip(): (v or "").strip() for k, v in raw.items() if isinstance(v, str)}
-            team, name = row["team"], row["file"].replace("\\", "/")
-            if name.startswith(team + "/"):
-                name = name[len(team) + 1 :]
-            try:
-                when = parse_time(row["submitted_at"])
-            except ValueError:
-                raise LayoutError(
-                    f"bad submitted_at {row['submitted_at']!r}",
-                    path=path,
-                    where=f"line {line}",
-                    expected="an ISO 8601 time such as 2025-03-01T17:05:00Z",
-                ) from None
-            final_text = row.get("final", "").lower()
-            if final_text not in _FINAL_VALUES:
-                raise LayoutError(
-                    f"bad final {row.get('final')!r}", path=path, where=f"line {line}", expected="yes, no or empty"
-                )
-            if (team, name) in rows:
-                raise LayoutError(f"{team}/{name} is listed twice", path=path, where=f"line {line}")
-            rows[(team, name)] = (when, _FINAL_VALUES[final_text])
+        if (team, name) in rows:
+            raise LayoutError(f"{team}/{name} is listed twice", path=path, where=f"line {line}")
+        rows[(team, name)] = (when, _FINAL_VALUES[final_text])
     return rows
 
 
