@@ -38,7 +38,7 @@ def klass(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def sites(klass):
-    """The class's public and final sites, built once (cache: the default, next to them)."""
+    """The class's public and final sites, built once (cache: next to them)."""
     out = klass["root"] / "sites"
     return {
         "public": build(klass, out / "public"),
@@ -50,6 +50,7 @@ def sites(klass):
 def build(c, out, **kw):
     kw.setdefault("bootstrap", 200)
     kw.setdefault("baselines", c["baselines"])
+    kw.setdefault("cache", Path(out).parent / ".leaderboard-cache")  # one cache per test
     return build_leaderboard(c["submissions"], c["truth"], out, **kw)
 
 
@@ -213,7 +214,7 @@ def test_rerun_scores_only_new_files(klass, tmp_path, monkeypatch):
         return real(path, *args, **kwargs)
 
     monkeypatch.setattr(scoring, "score_file", counting)
-    first = build_leaderboard(subs, klass["truth"], tmp_path / "site", bootstrap=0)
+    first = build_leaderboard(subs, klass["truth"], tmp_path / "site", bootstrap=0, cache=tmp_path / "cache")
     n_unique = len(calls)
     assert first["scored"] == n_unique and n_unique > 40
     # The identical broken.dat files of five teams are one file to score.
@@ -222,10 +223,10 @@ def test_rerun_scores_only_new_files(klass, tmp_path, monkeypatch):
     new[0, :5, :5] = 1
     write_course_array(subs / "team-012" / "late.dat", new, "y")
     calls.clear()
-    second = build_leaderboard(subs, klass["truth"], tmp_path / "site", bootstrap=0)
+    second = build_leaderboard(subs, klass["truth"], tmp_path / "site", bootstrap=0, cache=tmp_path / "cache")
     assert calls == ["late.dat"] and second["scored"] == 1 and second["cached"] == first["submissions"]
     calls.clear()
-    build_leaderboard(subs, klass["truth"], tmp_path / "site", bootstrap=0)
+    build_leaderboard(subs, klass["truth"], tmp_path / "site", bootstrap=0, cache=tmp_path / "cache")
     assert calls == []
 
 
@@ -376,10 +377,22 @@ def test_invalid_submissions_listed_with_their_team(klass, tmp_path):
 def test_course_truth_without_flags_uses_the_seeded_split(klass, tmp_path):
     from data_spec import public_mask
 
+    from grader.leaderboard.collect import load_truth
+
     truth = write_course_array(tmp_path / "test_data_y.dat", klass["y"], "y")
     s = build_leaderboard(klass["submissions"], truth, tmp_path / "site", bootstrap=20, seed=5)
     assert s["public_cases"] == int(public_mask(9, 5).sum())
-    assert "public_mask(9, seed=5)" in s["public_flags"]
+    assert "public_mask(9, seed=5 + the truth's sha256)" in s["public_flags"]
+    # The split depends on the truth's content, not on the (guessable) seed alone.
+    flags = load_truth(truth, seed=5).public
+    assert np.array_equal(flags, load_truth(truth, seed=5).public)
+    other = klass["y"].copy()
+    other[0, 0, 0] ^= 1
+    other_truth = write_course_array(tmp_path / "other" / "test_data_y.dat", other, "y")
+    assert any(
+        not np.array_equal(load_truth(truth, seed=k).public, load_truth(other_truth, seed=k).public) for k in range(5)
+    )
+    assert any(not np.array_equal(load_truth(truth, seed=k).public, public_mask(9, k)) for k in range(5))
     for name, data in read_site(tmp_path / "site").items():
         text = data.decode()
         if name.endswith((".md", ".html")):
@@ -407,6 +420,15 @@ def test_refuses_unsafe_site_and_cache_locations(klass, tmp_path):
         build(klass, tmp_path / "site", cache=tmp_path / "site" / "cache")
     with pytest.raises(LayoutError, match="overlap"):
         build(klass, klass["submissions"] / "site")
+    # A truth among the submissions would be one copy away from a perfect score.
+    inside = klass["submissions"] / "zz-truth"
+    inside.mkdir()
+    try:
+        shutil.copy(klass["truth"], inside / "test_truth.h5")
+        with pytest.raises(LayoutError, match="truth is inside the submissions"):
+            build_leaderboard(klass["submissions"], inside / "test_truth.h5", tmp_path / "site2", bootstrap=0)
+    finally:
+        shutil.rmtree(inside)
     precious = tmp_path / "precious"
     precious.mkdir()
     (precious / "thesis.tex").write_text("years of work")
@@ -415,6 +437,15 @@ def test_refuses_unsafe_site_and_cache_locations(klass, tmp_path):
     assert (precious / "thesis.tex").read_text() == "years of work"
     with pytest.raises(KitError, match="bootstrap"):
         build(klass, tmp_path / "x", bootstrap=-1)
+
+
+def test_default_cache_stays_with_the_private_truth(klass, tmp_path):
+    truth_dir = tmp_path / "private"
+    truth_dir.mkdir()
+    truth = shutil.copy(klass["truth"], truth_dir / "test_truth.h5")
+    s = build_leaderboard(klass["submissions"], truth, tmp_path / "www" / "site", bootstrap=0)
+    assert Path(s["cache"]).parent == truth_dir / ".leaderboard-cache"
+    assert not (tmp_path / "www" / ".leaderboard-cache").exists()
 
 
 def test_an_invalid_baseline_is_an_error(klass, tmp_path):
@@ -428,7 +459,8 @@ def test_cli_json_and_text(klass, tmp_path):
     from brats_kit.commands.leaderboard import leaderboard
 
     runner = CliRunner()
-    args = [str(klass["submissions"]), "--truth", str(klass["truth"]), "--bootstrap", "50"]
+    args = [str(klass["submissions"]), "--truth", str(klass["truth"]), "--bootstrap", "50",
+            "--cache", str(tmp_path / "cache")]
     result = runner.invoke(leaderboard, args + ["--out", str(tmp_path / "site"), "--json", "--per-day", "3"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)

@@ -25,7 +25,7 @@ from brats_kit.progress import click_progress
 @click.option("--baselines", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="Reference submissions, DIR/<baseline>/<file> or DIR/<baseline>.<ext>: shown, never ranked.")
 @click.option("--cache", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Score cache folder (default: .leaderboard-cache next to the site; never inside it).")
+              help="Score cache folder (default: .leaderboard-cache beside the truth file; never inside the site).")
 @click.option("--title", default="Leaderboard", show_default=True, help="Heading of the pages.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def leaderboard(submissions, truth, out, reveal, per_day, bootstrap, jobs, seed, baselines, cache, title, as_json):

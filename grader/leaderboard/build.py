@@ -47,6 +47,11 @@ def _inside(path: Path, parent: Path) -> bool:
 
 def _check_paths(submissions: Path, truth: Path, out: Path, cache: Path, baselines: Optional[Path]) -> None:
     """Refuse layouts where the site would overwrite or publish what it must not."""
+    if _inside(truth, submissions):
+        raise LayoutError(
+            "the truth is inside the submissions folder", path=truth,
+            hint="keep the truth in the competition's private/ folder, apart from what teams hand in",
+        )
     for name, p in (("submissions folder", submissions), ("truth", truth), ("baselines folder", baselines)):
         if p is not None and (_inside(p, out) or _inside(out, p)):
             raise LayoutError(
@@ -165,7 +170,9 @@ def build_leaderboard(
     baselines : path-like, optional
         Reference submissions, ``DIR/<baseline>/<file>`` or ``DIR/<baseline>.<ext>``.
     cache : path-like, optional
-        Score cache folder; default ``<out>/../.leaderboard-cache``. Never inside ``out``.
+        Score cache folder; default ``.leaderboard-cache`` beside the truth file (it holds
+        per-case counts of the private cases, so it stays with the private files). Never
+        inside ``out``.
     title : str
         Heading of the pages.
     progress : callable
@@ -187,10 +194,10 @@ def build_leaderboard(
     if jobs == 0:
         raise KitError("jobs must be a number of workers (1, 2...) or -1 for all cores, not 0", code="bad_option")
     out = Path(os.path.abspath(out))
-    cache_dir = Path(os.path.abspath(cache)) if cache is not None else out.parent / ".leaderboard-cache"
     sub_dir = Path(os.path.abspath(submissions))
     base_dir = Path(os.path.abspath(baselines)) if baselines is not None else None
     truth = load_truth(truth, seed=seed)
+    cache_dir = Path(os.path.abspath(cache if cache is not None else truth.path.parent / ".leaderboard-cache"))
     _check_paths(sub_dir, Path(os.path.abspath(truth.path)), out, cache_dir, base_dir)
 
     subs, notes = collect_submissions(sub_dir)

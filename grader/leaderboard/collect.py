@@ -77,7 +77,9 @@ def load_truth(path, *, seed: int = 0) -> Truth:
     """Open the test truth (file, ``private/`` or competition directory) with its public flags.
 
     A course truth (``test_data_y.dat``) has no flags: they are derived with
-    :func:`data_spec.public_mask` ``(n, seed)``, and ``public_source`` says so.
+    :func:`data_spec.public_mask` from ``seed`` and the truth file's sha256 (so that
+    nobody without the truth can recompute which cases are public, even knowing
+    the seed), and ``public_source`` says so.
 
     Raises
     ------
@@ -87,14 +89,18 @@ def load_truth(path, *, seed: int = 0) -> Truth:
     file = find_truth(path)
     y, case_id, public, files = read_truth_masks(file)
     n = len(y)
+    digest = sha256_file(file)
     if public is not None:
         source = "truth"
     else:
-        public = public_mask(n, seed)
-        source = f"derived with data_spec.public_mask({n}, seed={seed}): the truth file has no public flags"
+        public = public_mask(n, seed + int(digest[:16], 16))
+        source = (
+            f"derived with data_spec.public_mask({n}, seed={seed} + the truth's sha256): "
+            "the truth file has no public flags"
+        )
     if not public.any():
         raise LayoutError("the truth marks no test case public", path=file, expected="at least one public case")
-    return Truth(Path(file), sha256_file(file), y, np.asarray(case_id).astype(str), public, source, tuple(files))
+    return Truth(Path(file), digest, y, np.asarray(case_id).astype(str), public, source, tuple(files))
 
 
 @dataclass
