@@ -168,6 +168,11 @@ def open_truth(path) -> Split:
     ``x`` is None. A course truth file has positional ids and no phase flags.
     """
     path = find_truth(path)
+    if path.name in COURSE_X.values() or path.name == H5_FILES[TRAIN]:
+        raise LayoutError(
+            "this is not a truth file", path=path,
+            expected=f"{TRUTH_H5} or {COURSE_Y[TEST]}", hint="the truth lives under private/",
+        )
     if is_hdf5(path):
         split = _open_h5(path, verify=False)
         if split.y is None:

@@ -177,6 +177,9 @@ def test_open_truth_refuses_the_students_test_file(competition):
     with pytest.raises(ds.LayoutError) as err:
         ds.open_truth(competition / "test.h5")
     assert "truth" in str(err.value)
+    for name in ("test_data_x.dat", "train_data_x.dat", "train.h5"):
+        with pytest.raises(ds.LayoutError, match="not a truth file"):
+            ds.open_truth(competition / name)
 
 
 def test_same_data_gives_byte_identical_hdf5(tmp_path):
