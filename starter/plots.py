@@ -157,10 +157,22 @@ def sample_pixels(x, y=None, *, max_pixels: int = MAX_PIXELS, seed: int = 0):
     """
     x = _check_images(x)
     mask = foreground_mask(x)
-    index = np.argwhere(mask)
-    if len(index) > max_pixels:
-        rng = np.random.default_rng(seed)
-        index = index[np.sort(rng.choice(len(index), size=max_pixels, replace=False))]
+    counts = mask.sum(axis=(1, 2))
+    total = int(counts.sum())
+    # Ranks of the chosen pixels among all foreground pixels in reading order; only
+    # these become (slice, row, column) rows, never one row per foreground pixel.
+    if total > max_pixels:
+        ranks = np.sort(np.random.default_rng(seed).choice(total, size=max_pixels, replace=False))
+    else:
+        ranks = np.arange(total)
+    starts = np.cumsum(counts) - counts
+    slices = np.searchsorted(starts + counts, ranks, side="right")
+    index = np.empty((len(ranks), 3), dtype=np.int64)
+    index[:, 0] = slices
+    for i in np.unique(slices):
+        rows = slices == i
+        flat = np.flatnonzero(mask[i])[ranks[rows] - starts[i]]
+        index[rows, 1], index[rows, 2] = np.unravel_index(flat, mask.shape[1:])
     values, labels, _ = pixel_vectors(x, y, index=index)
     return values, labels
 

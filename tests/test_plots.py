@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import sys
+import tracemalloc
 
+import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
 from conftest import make_slices
 from data_spec import KitError, open_split
+from starter import foreground_mask
 from starter.plots import (
     course_figure,
     foreground_histograms,
@@ -115,3 +118,20 @@ def test_save_overview_figures(competition, tmp_path):
     assert all(d.startswith(PNG_SIGNATURE) for d in first)
     assert [p.read_bytes() for p in save_overview_figures(competition, tmp_path / "figures")] == first
     assert len(open_split(competition, "train")) == 12
+
+
+def test_sample_pixels_is_the_seeded_sample_without_indexing_every_pixel():
+    x, y = make_slices(40, seed=4)
+    # The sample is a seeded uniform choice among the foreground pixels in reading order...
+    index = np.argwhere(foreground_mask(x))
+    chosen = index[np.sort(np.random.default_rng(7).choice(len(index), size=500, replace=False))]
+    tracemalloc.start()
+    try:
+        values, labels = sample_pixels(x, y, max_pixels=500, seed=7)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    np.testing.assert_array_equal(values, x[chosen[:, 0], chosen[:, 1], chosen[:, 2]])
+    np.testing.assert_array_equal(labels, y[chosen[:, 0], chosen[:, 1], chosen[:, 2]])
+    # ...drawn without an index row for every foreground pixel (24 bytes each, here ~20 MB).
+    assert index.nbytes > 10_000_000 and peak < index.nbytes / 3, (peak, index.nbytes)

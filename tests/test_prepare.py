@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from data_spec import (
     COURSE_X,
     H5_FILES,
+    KitError,
     LayoutError,
     MissingFileError,
     MODALITIES,
@@ -480,3 +481,24 @@ def test_command_errors_are_one_line_with_exit_codes(tmp_path):
     assert "no BraTS case found" in result.output and "BraTS 2021" in result.output
     result = CliRunner().invoke(group, ["prepare", str(tmp_path), "--out", "o", "--slice", "median"])
     assert result.exit_code == 2
+
+
+@pytest.mark.parametrize("seed", [-1, 2**63])
+def test_seed_out_of_range_is_a_named_error_and_writes_nothing(releases, tmp_path, seed):
+    # Seeds seed numpy's generators (non-negative) and are stored as int64 HDF5 attributes.
+    root, _ = releases["brats2021"]
+    with pytest.raises(KitError, match="seed"):
+        build(root, tmp_path / "out", n_train=2, n_test=1, seed=seed)
+    assert not (tmp_path / "out").exists()
+
+
+def test_command_refuses_a_negative_seed_as_usage_error(releases, tmp_path):
+    from brats_kit.cli import KitGroup
+    from brats_kit.commands.prepare import prepare
+
+    group = KitGroup(commands={"prepare": prepare})
+    root, _ = releases["brats2021"]
+    result = CliRunner().invoke(group, ["prepare", str(root), "--out", str(tmp_path / "o"), "--train", "2",
+                                        "--test", "1", "--seed", "-1"])
+    assert result.exit_code == 2 and "Traceback" not in result.output and "--seed" in result.output
+    assert not (tmp_path / "o").exists()

@@ -14,7 +14,7 @@ from brats_kit.progress import click_progress
               help="Competition directory to write (student files, and the test truth under private/).")
 @click.option("--train", "n_train", default=256, show_default=True, type=click.IntRange(1), help="Training patients.")
 @click.option("--test", "n_test", default=29, show_default=True, type=click.IntRange(1), help="Test patients.")
-@click.option("--seed", default=0, show_default=True, type=int,
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0),
               help="Patient shuffle, random slice, public/private split; same seed, byte-identical files.")
 @click.option("--slice", "slice_rule", type=click.Choice(["largest", "random"]), default="largest", show_default=True,
               help="Axial slice per patient: largest tumour area, or a seeded random slice with tumour.")

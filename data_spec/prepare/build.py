@@ -32,6 +32,8 @@ from .sources import find_source
 from .volume import AXCODES, BRAIN_RULE, ORIENTATION, SLICE_RULES, UnusableCase, extract_patient
 
 GENERATOR = "brats-kit prepare"
+#: Seeds are stored as int64 HDF5 attributes (and numpy's generators take no negative seed).
+MAX_SEED = 2**63 - 1
 
 
 class NotEnoughCasesError(KitError, ValueError):
@@ -92,8 +94,9 @@ def prepare_competition(
     n_train, n_test : int
         Patients in each split (at least 1 each).
     seed : int
-        Drives the patient shuffle, the random slice and the public/private
-        split of the test cases. Same source and arguments: byte-identical files.
+        From 0 to 2**63 - 1. Drives the patient shuffle, the random slice and
+        the public/private split of the test cases. Same source and
+        arguments: byte-identical files.
     slice_rule : {"largest", "random"}
         The axial slice with the largest tumour area (ties: lowest index), or a
         seeded random slice among those with tumour.
@@ -113,6 +116,8 @@ def prepare_competition(
 
     Raises
     ------
+    KitError
+        ``seed`` out of range (code ``bad_argument``); nothing is read.
     MissingFileError, LayoutError
         ``source`` is absent or not a recognised release.
     NotEnoughCasesError
@@ -130,6 +135,8 @@ def prepare_competition(
         raise ValueError(f"n_train and n_test must be at least 1, got {n_train} and {n_test}")
     if slice_rule not in SLICE_RULES:
         raise ValueError(f"slice_rule must be one of {SLICE_RULES}, got {slice_rule!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED:
+        raise KitError(f"seed must be an integer from 0 to 2**63 - 1, got {seed!r}", code="bad_argument")
     src = find_source(source)
     root = src.root
     n_needed = n_train + n_test
