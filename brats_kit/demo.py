@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import shutil
 import time
 from pathlib import Path
 
@@ -57,7 +58,8 @@ def team_models(names, seed: int = 0) -> dict:
     """Which trained model each team starts from: ``team -> (baseline, seed)``.
 
     A team whose baseline is not among ``names`` (the quick demo trains fewer)
-    falls back to the strongest of ``names`` at or below it in the list.
+    takes the model at the same relative position in ``names`` (teams and
+    baselines are both listed from the simplest to the strongest).
     """
     out = {}
     for t, (team, wanted, offset) in enumerate(TEAMS):
@@ -160,6 +162,9 @@ def run_demo(out="demo-out", *, quick: bool = False, seed: int = 0, progress=no_
 
     t_start = time.perf_counter()
     out = Path(out)
+    # A rerun into the same folder must not grade files left by an earlier run.
+    for stale in (out / "baselines", out / "submissions"):
+        shutil.rmtree(stale, ignore_errors=True)
     n_train, n_test = (40, 10) if quick else (256, 29)
     names = QUICK_BASELINES if quick else DEMO_BASELINES
     competition = out / "competition"

@@ -3,6 +3,7 @@
 See ``SPEC.md`` in this package for the full specification.
 """
 from .constants import *  # noqa: F401,F403  (the constants are the contract)
+from .background import foreground_mask
 from .course import check_array, count_slices, read_course_array, write_course_array
 from .errors import (
     ArrayContractError,

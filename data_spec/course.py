@@ -96,7 +96,8 @@ def check_array(array, kind: str, name: str = "array") -> np.ndarray:
         raise ArrayContractError(
             f"{name} has shape {arr.shape}",
             expected=f"(N, {', '.join(map(str, item))})",
-            hint="slices must be the first axis" if arr.shape[:1] == item[:1] else None,
+            hint="add a slice axis: array[None]" if arr.shape == item
+            else ("slices must be the first axis" if arr.shape[:1] == item[:1] else None),
         )
     if arr.dtype != dtype:
         if kind == "y" and np.issubdtype(arr.dtype, np.bool_):

@@ -73,6 +73,8 @@ class LazyH5Array:
         return self._file[self.name]
 
     def __getitem__(self, key):
+        if isinstance(key, list):
+            key = np.asarray(key)
         if isinstance(key, np.ndarray) and key.dtype.kind in "iu" and key.ndim == 1:
             # h5py needs increasing unique indices; serve any order through a sort.
             uniq, inverse = np.unique(key, return_inverse=True)

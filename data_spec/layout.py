@@ -12,6 +12,9 @@ and, apart, what only the instructor keeps::
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -118,6 +121,8 @@ def open_split(path, split: str = TRAIN, layout: str = "auto", *, verify: bool =
             return _open_h5(path, verify)
         directory, x_file = path.parent, path
         layout = COURSE
+        # A course file names its split: test_data_x.dat holds test cases whatever was asked.
+        split = next((s for s, name in COURSE_X.items() if name == path.name), split)
     else:
         directory = path
         layout = detect_layout(path, split) if layout == "auto" else layout
@@ -210,9 +215,31 @@ def write_competition(
     Returns
     -------
     dict
-        Relative file name -> absolute Path of every file written.
+        Relative file name -> Path of every file written.
+
+    All files are written to a staging folder inside ``out`` and moved into
+    place only once every one is complete: an interrupted build leaves the
+    previous competition as it was.
     """
     out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    # Everything is written into a staging folder first and moved in at the end, so a
+    # failure never leaves new files beside old ones from another build.
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out))
+    try:
+        staged = _write_all(staging, train, test, attrs, manifest, layouts)
+        written = {}
+        for name, path in staged.items():
+            final = out / name
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, final)
+            written[name] = final
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return written
+
+
+def _write_all(out: Path, train, test, attrs, manifest, layouts) -> dict:
     private = out / PRIVATE_DIR
     written = {}
     if HDF5 in layouts:

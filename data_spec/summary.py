@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .background import foreground_mask
 from .constants import MODALITIES, PRIVATE_DIR, SPLITS
 from .errors import LayoutError
 from .layout import LAYOUTS, detect_layout, open_split, open_truth
@@ -15,7 +16,6 @@ def _split_stats(split) -> dict:
     n = len(split)
     out = {"layout": split.layout, "n_slices": n, "path": str(split.path)}
     if split.x is not None and n:
-        # Foreground = above the slice minimum in some modality (the course's background rule).
         count = np.zeros(len(MODALITIES))
         total = np.zeros(len(MODALITIES))
         total_sq = np.zeros(len(MODALITIES))
@@ -24,7 +24,7 @@ def _split_stats(split) -> dict:
         tumour_slices = 0
         for i in range(n):
             xi = np.asarray(split.x[i], dtype=np.float64)
-            fg = (xi > xi.min(axis=(0, 1))).any(axis=-1)
+            fg = foreground_mask(xi)
             v = xi[fg]
             count += len(v)
             total += v.sum(axis=0)

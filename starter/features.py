@@ -16,6 +16,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from data_spec import N_MODALITIES, X_DTYPE, X_ITEM_SHAPE, Y_ITEM_SHAPE, ArrayContractError
+from data_spec import foreground_mask as _foreground
 
 PAD_MODES = ("background", "edge", "reflect")
 
@@ -39,11 +40,7 @@ def _check_y(y, n):
 
 
 def foreground_mask(x) -> np.ndarray:
-    """Pixels that are not background.
-
-    Background is, per slice and per modality, the slice's minimum (the course
-    data set background pixels to exactly that value); a pixel is foreground
-    when any modality is above its minimum.
+    """Pixels that are not background (the contract's rule, :func:`data_spec.foreground_mask`).
 
     Parameters
     ----------
@@ -52,17 +49,12 @@ def foreground_mask(x) -> np.ndarray:
     Returns
     -------
     ndarray of bool, (H, W) or (N, H, W)
-        A constant slice (all pixels equal) has no foreground.
+        A pixel is foreground when any modality is above that modality's slice
+        minimum; a constant slice has no foreground.
     """
-    shape = tuple(x.shape)
-    if len(shape) == 3:
-        xi = np.asarray(x)
-        return (xi > xi.min(axis=(0, 1))).any(axis=-1)
-    _check_x(x)
-    out = np.empty(shape[:3], dtype=bool)
-    for i in range(shape[0]):
-        out[i] = foreground_mask(x[i])
-    return out
+    if len(tuple(x.shape)) != 3:
+        _check_x(x)
+    return _foreground(x)
 
 
 def balanced_index(
@@ -161,6 +153,16 @@ def _prepare_index(x, index):
     index = np.asarray(index, dtype=np.int64)
     if index.ndim != 2 or index.shape[1] != 3:
         raise ArrayContractError(f"index has shape {index.shape}", expected="(n, 3) rows of (slice, row, column)")
+    if len(index):
+        limits = np.array([len(x), X_ITEM_SHAPE[0], X_ITEM_SHAPE[1]])
+        bad = (index < 0) | (index >= limits)
+        if bad.any():
+            k = int(np.flatnonzero(bad.any(axis=1))[0])
+            raise ArrayContractError(
+                f"index row {k} is {tuple(int(v) for v in index[k])}, outside the inputs",
+                where=f"index row {k}",
+                expected=f"slice in [0, {len(x)}), row and column in [0, {X_ITEM_SHAPE[0]})",
+            )
     if len(index) and (np.diff(index[:, 0]) < 0).any():
         index = index[np.lexsort((index[:, 2], index[:, 1], index[:, 0]))]
     return index
@@ -266,7 +268,7 @@ def scatter(values, index, n_slices: int, fill=0, dtype=None) -> np.ndarray:
     foreground vectors back into masks.
     """
     values = np.asarray(values)
-    out = np.full((n_slices,) + Y_ITEM_SHAPE, fill, dtype=dtype or values.dtype)
+    out = np.full((n_slices,) + Y_ITEM_SHAPE, fill, dtype=values.dtype if dtype is None else dtype)
     index = np.asarray(index, dtype=np.int64)
     out[index[:, 0], index[:, 1], index[:, 2]] = values
     return out

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -236,3 +237,86 @@ def test_describe_summarises_a_competition(competition):
     assert 0 < s["splits"]["train"]["tumour_fraction_of_foreground"] < 0.2
     assert s["test_truth"]["public_cases"] + s["test_truth"]["private_cases"] == 6
     assert set(s["splits"]["train"]["modalities"]) == set(ds.MODALITIES)
+
+
+def test_hdf5_storage_matches_the_spec_and_byte_order_is_little_endian(tmp_path):
+    x, y = make_slices(2)
+    path = ds.write_split_h5(
+        tmp_path / "train.h5", x=x.astype(">f4"), y=y, case_id=ds.case_ids("train", 2), split="train"
+    )
+    with h5py.File(path) as f:
+        assert f["x"].compression == "gzip" and f["x"].shuffle
+        assert f["y"].compression is None and f["y"].chunks == (1, 240, 240)
+        assert f["x"].dtype == np.dtype("<f4")
+    ds.write_course_array(tmp_path / "train_data_x.dat", x.astype(">f4"), "x")
+    assert (tmp_path / "train_data_x.dat").read_bytes() == x.astype("<f4").tobytes()
+
+
+def test_lazy_arrays_accept_lists_in_any_order_like_a_memmap(competition):
+    lazy = ds.open_split(competition, "train", "hdf5").x
+    mm = ds.open_split(competition, "train", "course").x
+    assert np.array_equal(lazy[[3, 1]], mm[[3, 1]])
+
+
+def test_a_course_file_names_its_split(competition):
+    split = ds.open_split(competition / "test_data_x.dat")
+    assert split.case_id[0] == "test-0000" and len(split) == 6 and split.y is None
+
+
+def test_write_competition_is_all_or_nothing(tmp_path, monkeypatch):
+    import data_spec.layout as layout
+
+    x, y = make_slices(3)
+    parts = dict(
+        train={"x": x, "y": y, "case_id": ds.case_ids("train", 3)},
+        test={"x": x[:2], "y": y[:2], "case_id": ds.case_ids("test", 2), "public": ds.public_mask(2, 0)},
+        attrs={"seed": 0},
+    )
+    out = tmp_path / "comp"
+    ds.write_competition(out, **parts)
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+    def fail(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(layout, "write_course_array", fail)  # after the HDF5 files were staged
+    changed = dict(parts, attrs={"seed": 1})
+    with pytest.raises(OSError):
+        ds.write_competition(out, **changed)
+    after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert after == before
+    assert sorted(p.name for p in out.iterdir()) == sorted({str(k).split("/")[0] for k in before})
+
+
+def test_atomic_dir_restores_the_previous_site_when_the_swap_fails(tmp_path, monkeypatch):
+    import brats_kit.atomic as atomic
+
+    site = tmp_path / "site"
+    with atomic_dir(site) as tmp:
+        (tmp / "index.html").write_text("v1")
+    real = os.replace
+    failures = []
+
+    def flaky(src, dst):
+        if Path(dst) == site and not failures:  # the new site's rename fails once
+            failures.append(src)
+            raise OSError("rename failed")
+        return real(src, dst)
+
+    monkeypatch.setattr(atomic.os, "replace", flaky)
+    with pytest.raises(OSError):
+        with atomic_dir(site) as tmp:
+            (tmp / "index.html").write_text("v2")
+    monkeypatch.setattr(atomic.os, "replace", real)
+    assert (site / "index.html").read_text() == "v1"
+    assert sorted(os.listdir(tmp_path)) == ["site"]
+
+
+def test_foreground_rule_is_the_contracts():
+    x, _ = make_slices(2)
+    fg = ds.foreground_mask(x)
+    assert fg.shape == (2, 240, 240)
+    assert np.array_equal(fg[1], (x[1] > x[1].min(axis=(0, 1))).any(axis=-1))
+    with pytest.raises(ds.ArrayContractError) as err:
+        ds.check_array(np.zeros((240, 240, 4), np.float32), "x")
+    assert err.value.hint == "add a slice axis: array[None]"

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -33,7 +34,7 @@ def test_demo_writes_data_baselines_class_sites_report_and_figures(demo_run):
     assert summary["leaderboard"]["phase"] == "public" and summary["leaderboard_final"]["phase"] == "private"
     report = summary["report"]
     assert report["status"] == "scored" and "hd95" in report
-    assert all((out / "figures" / p).exists() or p.startswith(str(out)) for p in summary["figures"])
+    assert all(Path(p).is_file() and Path(p).parent == out / "figures" for p in summary["figures"])
     assert len(summary["figures"]) == 4
 
 

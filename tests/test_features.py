@@ -160,3 +160,18 @@ def test_bad_shapes_are_named_errors():
     x, _ = make_slices(1)
     with pytest.raises(ds.ArrayContractError):
         pixel_vectors(x, np.zeros((1, 240, 241), np.uint8))
+
+
+def test_index_outside_the_inputs_is_a_named_error(slices):
+    x, _ = slices
+    for bad in ([[0, -1, 5]], [[3, 0, 0]], [[0, 0, 240]]):
+        with pytest.raises(ds.ArrayContractError) as err:
+            pixel_vectors(x, index=np.array(bad))
+        assert "index row 0" in str(err.value)
+
+
+def test_scatter_honours_the_requested_dtype(slices):
+    x, y = slices
+    X, labels, index = pixel_vectors(x, y)
+    out = scatter(labels.astype(np.int64), index, len(x), dtype=ds.Y_DTYPE)
+    assert out.dtype == np.uint8

@@ -24,7 +24,7 @@ def _register():
               help="Competition directory to write (student files, and the test truth under private/).")
 @click.option("--train", "n_train", default=256, show_default=True, type=click.IntRange(1), help="Training slices.")
 @click.option("--test", "n_test", default=29, show_default=True, type=click.IntRange(1), help="Test slices.")
-@click.option("--seed", default=0, show_default=True, type=int, help="Same seed, byte-identical files.")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0), help="Same seed, byte-identical files.")
 @click.option("--json", "as_json", is_flag=True, help="Print the files written as JSON.")
 def synth(out, n_train, n_test, seed, as_json):
     """Write the synthetic BraTS-like cohort (built on the MNI152 anatomy nilearn ships)."""

@@ -12,7 +12,7 @@ from brats_kit.progress import click_progress
 @click.option("--out", default="demo-out", show_default=True, type=click.Path(file_okay=False, path_type=Path),
               help="Everything is written below this directory.")
 @click.option("--quick", is_flag=True, help="Small cohort and three baselines: about a minute.")
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0))
 @click.option("--json", "as_json", is_flag=True, help="Print where everything is as JSON.")
 def demo(out, quick, seed, as_json):
     """Play the course: data, baselines, a class of teams, grading, leaderboard."""
