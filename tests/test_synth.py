@@ -163,7 +163,33 @@ def test_files_load_in_both_layouts(written):
     assert case["tumour_pixels"] == int(data["train"]["y"][1].sum())
 
 
-@pytest.mark.parametrize("kwargs", [{"n_train": 0}, {"n_test": -1}, {"seed": -1}, {"seed": 1.5}])
+@pytest.mark.parametrize("kwargs", [{"n_train": 0}, {"n_test": -1}, {"seed": -1}, {"seed": 1.5}, {"seed": 2**63}])
 def test_bad_arguments(kwargs):
     with pytest.raises(KitError):
         synthesize(**{"n_train": 1, "n_test": 1, **kwargs})
+
+
+def test_largest_seed_is_written(tmp_path):
+    # The seed is an HDF5 attribute (int64): the largest accepted one must be writable.
+    write_synthetic_competition(tmp_path / "c", n_train=1, n_test=1, seed=2**63 - 1)
+    assert open_split(tmp_path / "c", "train").attrs["seed"] == 2**63 - 1
+
+
+def test_volume_statistics_are_those_of_the_3d_brain():
+    # The z-score uses the brain statistics of the whole (never built) 3D volume, estimated
+    # on a coarse lattice: they must match a dense 4 mm sampling of that volume.
+    from data_spec.synth import load_anatomy, patient_rng
+    from data_spec.synth.patient import Patient
+
+    grid = np.mgrid[-100:100:4.0, -120:120:4.0, -85:85:4.0].astype(np.float32).reshape(3, -1).T
+    for i in range(2):
+        patient = Patient.draw(patient_rng(SEED, "train", i), load_anatomy())
+        mean, std = patient.volume_statistics(np.random.default_rng(i))
+        raw, brain, _ = patient.render(grid)
+        dense = raw[brain].astype(np.float64)
+        dense_std = np.sqrt(dense.var(axis=0) + patient.contrast["noise"].astype(np.float64) ** 2)
+        # Anything rendered in the volume but left out of volume_statistics (e.g. a mimic
+        # that is not small) shifts the z-score away from the 3D brain's.
+        shift = (mean - dense.mean(axis=0)) / dense_std
+        assert np.abs(shift).max() < 0.03, f"patient {i}: mean off by {shift.round(3)} SD"
+        assert np.abs(std / dense_std - 1).max() < 0.03, f"patient {i}: std ratio {(std / dense_std).round(3)}"

@@ -28,6 +28,9 @@ TEMPLATE_FUNCTIONS = (
 )
 # Derived maps are kept at 2 mm: they are smooth, and this keeps the one-off cost small.
 _COARSE = 2
+_COARSE_MAPS = ("depth", "halo", "hull", "lining")
+#: The fine distance to the surface is only needed near it (the rim is a few mm thick).
+EDGE_CAP = 8.0
 
 
 @dataclass(frozen=True)
@@ -39,9 +42,14 @@ class Anatomy:
     t1, gm, wm, mask : ndarray float32 (199, 235, 191)
         T1 scaled so that white matter is 1; tissue probabilities; brain mask (0/1).
         Fluid is what the mask holds beyond grey and white matter.
-    depth, halo, hull : ndarray float32, at 2 mm
+    edge : ndarray float32 (199, 235, 191)
+        Distance to the brain's surface at 1 mm (mm, capped at ``EDGE_CAP``):
+        where the thin bright rim of skull-stripping residue lies.
+    depth, halo, hull, lining : ndarray float32, at 2 mm
         Distance to the brain surface (mm); periventricular halo (0..1); the
-        brain dilated by 12 mm (1 inside), to skip points that cannot be brain.
+        brain dilated by 12 mm (1 inside), to skip points that cannot be brain;
+        closeness to the lateral ventricles (0..1), where their walls may show a
+        thin bright lining on FLAIR.
     world_to_voxel : ndarray (4, 4)
     tumour_sites, vessel_sites, wm_sites, ventricle_sites : ndarray (n, 3) world mm
     centre : ndarray (3,)
@@ -52,9 +60,11 @@ class Anatomy:
     gm: np.ndarray
     wm: np.ndarray
     mask: np.ndarray
+    edge: np.ndarray
     depth: np.ndarray
     halo: np.ndarray
     hull: np.ndarray
+    lining: np.ndarray
     world_to_voxel: np.ndarray
     voxel_to_world: np.ndarray
     tumour_sites: np.ndarray
@@ -71,7 +81,7 @@ class Anatomy:
     def sample(self, name: str, voxel: np.ndarray, order: int = 1) -> np.ndarray:
         """Sample one map at voxel coordinates (3, n), trilinear by default; 0 outside the volume."""
         volume = getattr(self, name)
-        if name in ("depth", "halo", "hull"):
+        if name in _COARSE_MAPS:
             voxel = voxel / np.float32(_COARSE)
         # The templates are 0 at their borders, so "nearest" (the fastest mode) means 0 outside.
         return ndi.map_coordinates(volume, voxel, order=order, mode="nearest", prefilter=False)
@@ -122,15 +132,23 @@ def load_anatomy() -> Anatomy:
     ventricles = (ccsf > 0.6) & (depth > 18) & (np.abs(world[..., 0]) < 32) & (world[..., 2] > -5)
     halo = ndi.gaussian_filter(ventricles.astype(np.float32), 5.0 / _COARSE)
     halo = np.clip(halo * 2.5, 0, 1) * np.clip(cwm * 1.3, 0, 1) * (1 - ccsf)
+    lining = np.clip(ndi.gaussian_filter(ventricles.astype(np.float32), 3.0 / _COARSE) * 3.0, 0, 1)
+    # The surface at 1 mm, computed on the brain's bounding box only (the rest is far from it).
+    inside = mask > 0.5
+    box = tuple(slice(max(a - 2, 0), b + 3) for a, b in zip(*(np.argwhere(inside).min(0), np.argwhere(inside).max(0))))
+    edge = np.zeros(mask.shape, dtype=np.float32)
+    edge[box] = np.minimum(ndi.distance_transform_edt(inside[box]), EDGE_CAP)
     supratentorial = (world[..., 2] > -22) & (world[..., 2] < 52)
     return Anatomy(
         t1=np.ascontiguousarray(t1),
         gm=gm,
         wm=wm,
         mask=mask,
+        edge=edge,
         depth=depth,
         halo=halo.astype(np.float32),
         hull=hull,
+        lining=lining.astype(np.float32),
         world_to_voxel=np.linalg.inv(affine),
         voxel_to_world=affine,
         tumour_sites=_voxel_sites((cgm + cwm > 0.7) & (depth > 14) & supratentorial, affine, _COARSE),

@@ -15,19 +15,21 @@ from .patient import Patient
 
 GENERATOR = "data_spec.synth"
 #: Bumped whenever the same seed would give different data.
-GENERATOR_VERSION = "1.0"
+GENERATOR_VERSION = "2.0"
 #: One patient in this many has its slice away from the tumour (tumour-free, as a few
 #: course slices are). Exactly one per block of consecutive patients: a random
 #: share would make small test sets swing (each empty slice moves mean Dice by 1/N).
 AWAY_EVERY = 20
+#: Seeds are stored as int64 HDF5 attributes.
+MAX_SEED = 2**63 - 1
 
 
 def _check_args(n_train, n_test, seed):
     for name, n in (("n_train", n_train), ("n_test", n_test)):
         if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
             raise KitError(f"{name} must be a positive integer, got {n!r}", code="bad_argument")
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
-        raise KitError(f"seed must be a non-negative integer, got {seed!r}", code="bad_argument")
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or not 0 <= seed <= MAX_SEED:
+        raise KitError(f"seed must be an integer from 0 to 2**63 - 1, got {seed!r}", code="bad_argument")
 
 
 def patient_rng(seed: int, split: str, index: int) -> np.random.Generator:
@@ -74,6 +76,7 @@ def _parameters() -> dict:
     out["healthy_t1_t1ce"] = (
         "the T1 template (white matter = 1) to a per-patient power; the gm and csf rows apply to t2 and flair"
     )
+    out["band_look"] = f"thin bands: white matter + oedema contrast x {_patient.BAND[0]}-{_patient.BAND[1]}"
     out["slice_away_from_tumour"] = f"one patient in {AWAY_EVERY}"
     out["volume_statistics"] = f"coarse lattice over the head, {_patient.STATS_SPACING:g} mm spacing"
     return out
@@ -92,8 +95,9 @@ def synthesize(n_train: int = 256, n_test: int = 29, seed: int = 0, progress=no_
     n_train, n_test : int
         Number of training and test slices (patients).
     seed : int
-        Non-negative. Same seed, same arrays, byte for byte; patient ``i`` of a
-        split depends only on ``(seed, split, i)``.
+        From 0 to 2**63 - 1 (stored as an int64 attribute). Same seed, same
+        arrays, byte for byte; patient ``i`` of a split depends only on
+        ``(seed, split, i)``.
     progress : callable
         Wraps the loop over cases (see :mod:`brats_kit.progress`).
 

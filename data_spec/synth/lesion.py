@@ -11,7 +11,10 @@ least one half.
 
 Mimics are healthy structures that look like tumour in some modality:
 periventricular FLAIR hyperintensity, small white-matter hyperintensities,
-and bright spots on T1ce (vessels, the choroid plexus).
+bright spots on T1ce (vessels, the choroid plexus), and thin bright bands that
+look like oedema pixel by pixel but not in context: the rim of
+skull-stripping residue (meninges, unsuppressed surface fluid) along the
+brain's edge, and the lining of the lateral ventricles' walls on FLAIR.
 """
 from __future__ import annotations
 
@@ -172,6 +175,10 @@ class Mimics:
     vessel_radii: np.ndarray
     choroid_centres: np.ndarray
     choroid_radii: np.ndarray
+    rim: float
+    rim_width: float
+    lining: float
+    patches: SmoothField = field(repr=False)
     _tree: cKDTree = field(init=False, repr=False)
     _tree_radius: np.ndarray = field(init=False, repr=False)
 
@@ -207,7 +214,14 @@ class Mimics:
             "white_matter_hyperintensities": int(len(self.wmh_centres)),
             "vessels": int(len(self.vessel_starts)),
             "choroid_plexus_blobs": int(len(self.choroid_centres)),
+            "edge_rim": round(float(self.rim), 3),
+            "edge_rim_width_mm": round(float(self.rim_width), 2),
+            "ventricle_lining": round(float(self.lining), 3),
         }
+
+    def bands(self, q: np.ndarray) -> np.ndarray:
+        """Where the rim (column 0) and the lining (column 1) show: patchy, (n, 2) in 0..1."""
+        return np.clip(self.patches(q) + 1.3, 0, 1)
 
 
 def _blobs(q, centres, radii) -> np.ndarray:
@@ -236,4 +250,9 @@ def draw_mimics(rng, anatomy) -> Mimics:
         vessel_radii=rng.uniform(0.6, 1.3, size=n_vessels).astype(f32),
         choroid_centres=posterior[rng.integers(len(posterior), size=n_choroid)],
         choroid_radii=rng.uniform(2.5, 4.5, size=n_choroid).astype(f32),
+        rim=float(rng.uniform(0.5, 1.0)),
+        rim_width=float(rng.uniform(0.35, 0.7)),
+        lining=float(rng.uniform(0.3, 1.0)),
+        # Long patches: the bands run for centimetres, then fade.
+        patches=SmoothField(rng, n_out=2, n_modes=12, wavelength=(25.0, 90.0), amplitude=0.6),
     )

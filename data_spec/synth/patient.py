@@ -11,7 +11,10 @@ Intensities are in units of healthy white matter (1 in every modality) before
 the per-modality bias field and noise; relative values follow what BraTS
 shows: CSF dark on T1 and FLAIR, bright on T2; oedema bright on T2 and FLAIR,
 slightly dark on T1; an enhancing rim bright on T1ce around a necrotic centre
-that is dark on T1 and T1ce and bright on T2.
+that is dark on T1 and T1ce and bright on T2. Thin bands that hold free water
+(skull-stripping residue along the brain's edge, the ventricles' lining) look
+like oedema pixel by pixel: only context (the background or fluid beside them)
+tells them apart, as on real BraTS slices.
 """
 from __future__ import annotations
 
@@ -42,6 +45,9 @@ HALO = np.array([-0.03, -0.03, 0.3, 0.5], dtype=np.float32)
 WMH = np.array([-0.06, -0.06, 0.7, 0.75], dtype=np.float32)
 VESSEL = np.array([0.05, 0.95, -0.5, 0.05], dtype=np.float32)
 CHOROID = np.array([0.4, 1.3, -1.2, 0.45], dtype=np.float32)
+#: Thin bright bands (brain-edge rim, ventricle lining) hold free water, as oedema does:
+#: the tissue there turns into oedematous white matter, scaled by this (per patient).
+BAND = (1.0, 1.4)
 #: Per-pixel noise, in white-matter units.
 NOISE = np.array([0.07, 0.08, 0.125, 0.1], dtype=np.float32)
 
@@ -92,7 +98,7 @@ class Patient:
         linear = (Rotation.from_euler("xyz", angles, degrees=True).as_matrix() @ np.diag(1 / scale)).astype(np.float32)
         shift = np.array([*rng.normal(0, 4.0, size=2), 0.0], dtype=np.float32)
         elastic = SmoothField(rng, n_out=3, n_modes=8, wavelength=(30.0, 100.0), amplitude=2.5)
-        bias = SmoothField(rng, n_out=N_MODALITIES, n_modes=6, wavelength=(90.0, 300.0), amplitude=0.1)
+        bias = SmoothField(rng, n_out=N_MODALITIES, n_modes=6, wavelength=(90.0, 300.0), amplitude=0.07)
         tumour = draw_tumour(rng, anatomy)
         mimics = draw_mimics(rng, anatomy)
         contrast = {
@@ -112,6 +118,7 @@ class Patient:
             "choroid": _jitter(rng, CHOROID, 0.1),
             "noise": _jitter(rng, NOISE, 0.15) * np.float32(rng.uniform(0.8, 1.25)),
         }
+        contrast["band"] = 1 + contrast["oedema"] * np.float32(rng.uniform(*BAND))
         # The slice: through the main focus, or (rarely) well away from it.
         focus = tumour.foci[0]
         centre_p = np.linalg.solve(linear, focus.centre - anatomy.centre) + shift
@@ -149,7 +156,8 @@ class Patient:
 
         ``mimics=False`` leaves out the small mimics (vessels, white-matter
         hyperintensities, choroid plexus): under 1% of the brain, they do not
-        move the volume statistics.
+        move the volume statistics. The thin bands (brain-edge rim, ventricle
+        lining) are always rendered: they are not small.
 
         Returns
         -------
@@ -199,6 +207,19 @@ class Patient:
             outside_wm = np.flatnonzero(wm < 0.97)
             value[outside_wm] += (m.vessels(qa[outside_wm]) * (1 - wm[outside_wm]))[:, None] * c["vessel"]
             value += (m.choroid(qa) * csf)[:, None] * c["choroid"]
+
+        # Thin bright bands, a few % of the brain: always rendered, statistics included.
+        # The rim: the outermost millimetre or two of the brain. The lining: where tissue
+        # meets the ventricles' fluid (partial volume), near the ventricles. Pixel by pixel
+        # they look like oedema; a 3 x 3 window sees the background or fluid beside them.
+        m = self.mimics
+        rim = np.exp(-np.maximum(anatomy.sample("edge", vox) - 1.4, 0) / m.rim_width) * m.rim
+        lining = np.minimum(anatomy.sample("lining", vox) * (6 * csf * (1 - csf)), 1) * m.lining
+        band = np.flatnonzero((rim > 0.02) | (lining > 0.02))
+        if len(band):
+            patch = m.bands(qa[band])
+            a = np.maximum(rim[band] * patch[:, 0], lining[band] * patch[:, 1])[:, None]
+            value[band] = value[band] * (1 - a) + a * c["band"]
 
         whole, core, necrosis = self.tumour.memberships(q, wm)
         hit = np.flatnonzero(whole > 1e-3)
