@@ -3,7 +3,7 @@
 Loads ``index.html`` of a generated class of 24 teams (hostile names included),
 checks that the page's script ran without a console message (errors, CSP
 violations), that the table is there and sorts, and keeps a screenshot as a test
-artefact (its path is printed; run pytest with ``-s`` to see it).
+artefact in ``$BRATS_KIT_ARTIFACTS`` or ``test-artifacts/`` (its path is printed with ``-s``).
 """
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
 
@@ -89,7 +90,11 @@ def test_page_loads_without_console_errors_and_shows_the_table(page, tmp_path):
     run, console = chromium(tmp_path, f"--screenshot={shot}", "--window-size=1400,2200", url=page.as_uri())
     assert shot.is_file() and shot.stat().st_size > 10_000 and shot.read_bytes()[:4] == b"\x89PNG"
     assert not console, "\n".join(console)
-    print(f"\nscreenshot of the leaderboard page: {shot}")
+    # Kept as an artefact of the run: BRATS_KIT_ARTIFACTS (CI sets it) or test-artifacts/.
+    keep = Path(os.environ.get("BRATS_KIT_ARTIFACTS", Path(__file__).resolve().parents[1] / "test-artifacts"))
+    keep.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(shot, keep / "leaderboard.png")
+    print(f"\nscreenshot of the leaderboard page: {keep / 'leaderboard.png'}")
 
 
 @pytest.mark.parametrize("key, column, descending", [("dice", 3, False), ("team", 2, False), ("dice", 3, True)])
