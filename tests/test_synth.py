@@ -193,3 +193,20 @@ def test_volume_statistics_are_those_of_the_3d_brain():
         shift = (mean - dense.mean(axis=0)) / dense_std
         assert np.abs(shift).max() < 0.03, f"patient {i}: mean off by {shift.round(3)} SD"
         assert np.abs(std / dense_std - 1).max() < 0.03, f"patient {i}: std ratio {(std / dense_std).round(3)}"
+
+
+def test_oedema_is_faint_at_its_infiltrative_margin():
+    # The oedema's density is low where the label's boundary lies and full deep inside:
+    # border pixels are ambiguous alone, clear beside the brighter oedema.
+    from data_spec.synth.lesion import draw_focus
+
+    focus = draw_focus(np.random.default_rng(0), np.zeros(3), 20.0, high_grade=False)
+    direction = np.linalg.solve(focus.shape, np.array([1.0, 0.0, 0.0]))  # r = 1 at t = 1
+    q = (np.linspace(0, 1.5, 301)[:, None] * direction).astype(np.float32)
+    wm = np.full(len(q), 0.5, dtype=np.float32)
+    whole, _, _, density = focus.memberships(q, wm, margin=3.0)
+    edge = np.abs(whole - 0.5) < 0.1
+    assert edge.any() and density[edge].max() < 0.2
+    assert density[whole > 0.99].min() > 0.9
+    _, _, _, flat = focus.memberships(q, wm, margin=0.0)
+    assert (flat[whole > 1e-3] == 1).all()

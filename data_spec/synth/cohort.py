@@ -15,7 +15,7 @@ from .patient import Patient
 
 GENERATOR = "data_spec.synth"
 #: Bumped whenever the same seed would give different data.
-GENERATOR_VERSION = "2.0"
+GENERATOR_VERSION = "2.1"
 #: One patient in this many has its slice away from the tumour (tumour-free, as a few
 #: course slices are). Exactly one per block of consecutive patients: a random
 #: share would make small test sets swing (each empty slice moves mean Dice by 1/N).
@@ -77,6 +77,10 @@ def _parameters() -> dict:
         "the T1 template (white matter = 1) to a per-patient power; the gm and csf rows apply to t2 and flair"
     )
     out["band_look"] = f"thin bands: white matter + oedema contrast x {_patient.BAND[0]}-{_patient.BAND[1]}"
+    out["oedema_margin"] = (
+        f"over its outer {_patient.MARGIN_MM[0]}-{_patient.MARGIN_MM[1]} mm the oedema's contrast falls to "
+        f"{_patient.FAINT[0]}-{_patient.FAINT[1]} of its full value (infiltrative margin)"
+    )
     out["slice_away_from_tumour"] = f"one patient in {AWAY_EVERY}"
     out["volume_statistics"] = f"coarse lattice over the head, {_patient.STATS_SPACING:g} mm spacing"
     return out

@@ -5,7 +5,8 @@ nested compartments, as BraTS labels them: peritumoural oedema (the outer
 shell), the tumour core, and inside the core a necrotic centre (high-grade
 tumours only; what remains of the core is then the enhancing rim). Boundaries
 are made irregular by smooth random fields, the oedema reaches further along
-white matter (finger-like oedema), and every compartment has a fuzzy border:
+white matter (finger-like oedema), its outer millimetres are fainter (the
+infiltrative margin: see ``density``), and every compartment has a fuzzy border:
 memberships are soft, the label is where the whole tumour's membership is at
 least one half.
 
@@ -42,20 +43,26 @@ class Focus:
     wm_affinity: float
     border: float
 
-    def memberships(self, q: np.ndarray, wm: np.ndarray):
-        """Soft whole-tumour, core and necrosis memberships at world points ``q`` (n, 3)."""
-        out = [np.zeros(len(q), dtype=np.float32) for _ in range(3)]
+    def memberships(self, q: np.ndarray, wm: np.ndarray, margin: float = 0.0):
+        """Soft whole-tumour, core and necrosis memberships at world points ``q`` (n, 3).
+
+        A fourth array is the oedema's density (0..1): it rises from 0 at the
+        boundary to 1 about ``margin`` mm inside (the infiltrative margin).
+        """
+        out = [np.zeros(len(q), dtype=np.float32) for _ in range(4)]
         r = np.linalg.norm((q - self.centre) @ self.shape.T, axis=1)
         # Bumps are at most 0.5 and the white-matter term 0.25: beyond this radius every
         # membership is below expit(-7) ~ 1e-3, far under the noise. Skip those points.
         near = np.flatnonzero(r < 1.75 + 7 * self.border / self.radius)
-        for o, v in zip(out, self._memberships(q[near], wm[near], r[near])):
+        for o, v in zip(out, self._memberships(q[near], wm[near], r[near], margin)):
             o[near] = v
         return out
 
-    def _memberships(self, q, wm, r):
+    def _memberships(self, q, wm, r, margin):
         bumps = np.clip(self.boundary(q), -0.5, 0.5)
-        whole = expit((1 - r + bumps[:, 0] + self.wm_affinity * (wm - 0.5)) * (self.radius / self.border))
+        inside_mm = (1 - r + bumps[:, 0] + self.wm_affinity * (wm - 0.5)) * self.radius
+        whole = expit(inside_mm / self.border)
+        density = expit((inside_mm - margin) / 1.0) if margin > 0 else np.ones_like(whole)
         rc = np.linalg.norm((q - self.centre - self.core_shift) @ self.shape.T, axis=1) / self.core
         core_mm = self.radius * self.core
         core = expit((1 - rc + bumps[:, 1]) * (core_mm / (0.7 * self.border)))
@@ -63,7 +70,7 @@ class Focus:
             necrosis = expit((1 - rc / self.necrosis + bumps[:, 2]) * (core_mm * self.necrosis / (0.7 * self.border)))
         else:
             necrosis = np.zeros_like(core)
-        return whole, core, necrosis
+        return whole, core, necrosis, density
 
     def summary(self) -> dict:
         return {
@@ -108,17 +115,19 @@ class Tumour:
     mass_effect: float
     texture: SmoothField = field(repr=False)
 
-    def memberships(self, q: np.ndarray, wm: np.ndarray):
-        """Union of the foci: soft (whole, core, necrosis), nested so that necrosis <= core <= whole."""
-        whole = core = necrosis = None
+    def memberships(self, q: np.ndarray, wm: np.ndarray, margin: float = 0.0):
+        """Union of the foci: soft (whole, core, necrosis), nested so that necrosis <= core <= whole,
+        and the oedema's density (see :meth:`Focus.memberships`)."""
+        whole = core = necrosis = density = None
         for focus in self.foci:
-            w, c, n = focus.memberships(q, wm)
+            w, c, n, d = focus.memberships(q, wm, margin)
             whole = w if whole is None else np.maximum(whole, w)
             core = c if core is None else np.maximum(core, c)
             necrosis = n if necrosis is None else np.maximum(necrosis, n)
+            density = d if density is None else np.maximum(density, d)
         whole = np.maximum(whole, core)
         necrosis = np.minimum(necrosis, core)
-        return whole, core, necrosis
+        return whole, core, necrosis, density
 
     def displace(self, q: np.ndarray) -> np.ndarray:
         """Where the healthy tissue now at ``q`` came from: the tumour pushes it outwards."""
@@ -221,7 +230,7 @@ class Mimics:
 
     def bands(self, q: np.ndarray) -> np.ndarray:
         """Where the rim (column 0) and the lining (column 1) show: patchy, (n, 2) in 0..1."""
-        return np.clip(self.patches(q) + 1.3, 0, 1)
+        return np.clip(self.patches(q) + 2.0, 0, 1)
 
 
 def _blobs(q, centres, radii) -> np.ndarray:
@@ -241,7 +250,7 @@ def draw_mimics(rng, anatomy) -> Mimics:
     dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
     f32 = np.float32
     return Mimics(
-        halo=float(rng.uniform(0.2, 1.0)),
+        halo=float(rng.uniform(0.4, 1.0)),
         wmh_centres=anatomy.wm_sites[rng.integers(len(anatomy.wm_sites), size=n_wmh)],
         wmh_radii=rng.uniform(1.5, 4.5, size=n_wmh).astype(f32),
         vessel_starts=anatomy.vessel_sites[rng.integers(len(anatomy.vessel_sites), size=n_vessels)],
@@ -250,9 +259,9 @@ def draw_mimics(rng, anatomy) -> Mimics:
         vessel_radii=rng.uniform(0.6, 1.3, size=n_vessels).astype(f32),
         choroid_centres=posterior[rng.integers(len(posterior), size=n_choroid)],
         choroid_radii=rng.uniform(2.5, 4.5, size=n_choroid).astype(f32),
-        rim=float(rng.uniform(0.5, 1.0)),
+        rim=float(rng.uniform(0.75, 1.0)),
         rim_width=float(rng.uniform(0.35, 0.7)),
-        lining=float(rng.uniform(0.3, 1.0)),
+        lining=float(rng.uniform(0.8, 1.0)),
         # Long patches: the bands run for centimetres, then fade.
         patches=SmoothField(rng, n_out=2, n_modes=12, wavelength=(25.0, 90.0), amplitude=0.6),
     )

@@ -31,7 +31,7 @@ from .lesion import Mimics, Tumour, draw_mimics, draw_tumour
 # Healthy tissue and lesion compartments, (t1, t1ce, t2, flair), white matter = 1.
 # T1 and T1ce take their healthy values from the T1 template itself; the GM and
 # CSF rows apply to T2 and FLAIR, mixed by the tissue probabilities.
-GM = np.array([0.0, 0.0, 1.35, 1.22], dtype=np.float32)
+GM = np.array([0.0, 0.0, 1.35, 1.12], dtype=np.float32)
 CSF = np.array([0.0, 0.0, 2.9, 0.35], dtype=np.float32)
 #: Added to the healthy tissue where oedema infiltrates it.
 OEDEMA = np.array([-0.13, -0.13, 0.85, 0.8], dtype=np.float32)
@@ -41,15 +41,19 @@ NECROSIS = np.array([0.42, 0.38, 2.3, 1.05], dtype=np.float32)
 #: Low grade: a non-enhancing core.
 NONENHANCING = np.array([0.62, 0.64, 1.95, 1.65], dtype=np.float32)
 #: Mimics, added to the healthy tissue where present.
-HALO = np.array([-0.03, -0.03, 0.3, 0.5], dtype=np.float32)
+HALO = np.array([-0.04, -0.04, 0.4, 0.65], dtype=np.float32)
 WMH = np.array([-0.06, -0.06, 0.7, 0.75], dtype=np.float32)
 VESSEL = np.array([0.05, 0.95, -0.5, 0.05], dtype=np.float32)
 CHOROID = np.array([0.4, 1.3, -1.2, 0.45], dtype=np.float32)
 #: Thin bright bands (brain-edge rim, ventricle lining) hold free water, as oedema does:
 #: the tissue there turns into oedematous white matter, scaled by this (per patient).
-BAND = (1.0, 1.4)
+BAND = (0.9, 1.25)
+#: The oedema's infiltrative margin: over its outer MARGIN_MM (mm), the oedema's contrast
+#: falls to FAINT of its full value at the label's boundary (per patient, uniform ranges).
+MARGIN_MM = (1.5, 3.0)
+FAINT = (0.7, 0.9)
 #: Per-pixel noise, in white-matter units.
-NOISE = np.array([0.07, 0.08, 0.125, 0.1], dtype=np.float32)
+NOISE = np.array([0.056, 0.064, 0.1, 0.08], dtype=np.float32)
 
 # The slice's grid: rows run anterior -> posterior, columns the patient's right -> left
 # (radiological view), 1 mm pixels, centred on the brain.
@@ -131,6 +135,10 @@ class Patient:
         else:
             offset = rng.uniform(-0.6, 0.6) * focus.radius
         slice_z = float(centre_p[2] + offset)
+        # Infiltrative margin: the oedema's outer millimetres are faint (drawn after the
+        # slice, so that every earlier draw keeps its place in the patient's stream).
+        contrast["margin_mm"] = float(rng.uniform(*MARGIN_MM))
+        contrast["faint"] = float(rng.uniform(*FAINT))
         params = {
             "rotation_deg": _r(angles, 2),
             "scale": _r(scale, 3),
@@ -143,6 +151,8 @@ class Patient:
             "t1_gamma": _r(contrast["t1_gamma"], 3),
             "t1ce_gamma": _r(contrast["t1ce_gamma"], 3),
             "oedema_contrast": _r(contrast["oedema"], 3),
+            "oedema_margin_mm": _r(contrast["margin_mm"], 2),
+            "oedema_margin_faint": _r(contrast["faint"], 3),
             "noise": _r(contrast["noise"], 4),
         }
         return cls(anatomy, linear, shift, elastic, bias, tumour, mimics, contrast, slice_z, away, params)
@@ -221,15 +231,17 @@ class Patient:
             a = np.maximum(rim[band] * patch[:, 0], lining[band] * patch[:, 1])[:, None]
             value[band] = value[band] * (1 - a) + a * c["band"]
 
-        whole, core, necrosis = self.tumour.memberships(q, wm)
+        whole, core, necrosis, density = self.tumour.memberships(q, wm, c["margin_mm"])
         hit = np.flatnonzero(whole > 1e-3)
         if len(hit):
             whole, core, necrosis = whole[hit, None], core[hit, None], necrosis[hit, None]
+            faint = c["faint"]
+            oedema = c["oedema"] * (faint + (1 - faint) * density[hit, None])
             texture = 1 + c["heterogeneity"] * self.tumour.texture(q[hit])
             core_look = c["enhancing"] if self.tumour.high_grade else c["nonenhancing"]
             value[hit] = (
                 value[hit] * (1 - core)
-                + ((whole - core) * c["oedema"] + (core - necrosis) * core_look + necrosis * c["necrosis"]) * texture
+                + ((whole - core) * oedema + (core - necrosis) * core_look + necrosis * c["necrosis"]) * texture
             )
             label[near[hit]] = whole[:, 0] >= 0.5
         value *= np.exp(self.bias(p))
