@@ -13,8 +13,11 @@ def no_progress(iterable: Iterable, label: str = "", length: Optional[int] = Non
 def click_progress(iterable: Iterable, label: str = "", length: Optional[int] = None) -> Iterable:
     """A click progress bar on stderr (so that ``--json`` output on stdout stays clean).
 
-    click draws nothing when stderr is not a terminal.
+    Nothing at all is printed when stderr is not a terminal (logs, CI, pipes).
     """
+    if not sys.stderr.isatty():
+        yield from iterable
+        return
     import click
 
     with click.progressbar(iterable, label=label, length=length, file=sys.stderr) as bar:
