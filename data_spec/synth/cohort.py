@@ -6,6 +6,7 @@ from threadpoolctl import threadpool_limits
 
 from brats_kit.progress import no_progress
 
+from ..background import foreground_mask
 from ..constants import SPLITS, TEST, TRAIN, X_DTYPE, X_ITEM_SHAPE, Y_DTYPE, Y_ITEM_SHAPE, case_ids, public_mask
 from ..errors import KitError
 from ..layout import write_competition
@@ -62,7 +63,7 @@ def simulate_case(seed: int, split: str, index: int):
         x, y = case.slice(rng)
     params = dict(case.params)
     params["tumour_pixels"] = int(y.sum())
-    params["brain_pixels"] = int((x > x.min(axis=(0, 1))).any(axis=-1).sum())
+    params["brain_pixels"] = int(foreground_mask(x).sum())
     return x, y, params
 
 
