@@ -14,13 +14,13 @@ from typing import Optional
 import numpy as np
 
 from brats_kit.progress import no_progress
-from data_spec.constants import COURSE_Y, HD95_BOTH_EMPTY, PRIVATE_DIR, SLICE_SHAPE, TEST, TRUTH_H5
+from data_spec.constants import COURSE_Y, PRIVATE_DIR, SLICE_SHAPE, TEST, TRUTH_H5
 from data_spec.errors import KitError, LayoutError
 from data_spec.layout import Split, find_truth, open_split, open_truth
 
 from .checks import as_mask
 from .errors import BadTruthError, NoPhaseFlagsError
-from .metrics import confusion_counts, hd95_per_slice, scores_from_counts
+from .metrics import confusion_counts, hd95_per_slice, mean_hd95, scores_from_counts
 from .validate import Validation, validate_array, validate_submission
 
 
@@ -228,7 +228,7 @@ def grade(
     if hd95 or report_dir is not None:
         per_slice_hd = hd95_per_slice(y_true, y_pred, progress=progress)
     if hd95:
-        out["hd95"] = float(per_slice_hd.mean()) if len(per_slice_hd) else HD95_BOTH_EMPTY
+        out["hd95"] = mean_hd95(per_slice_hd)
     if report_dir is not None:
         from .report import write_report
 

@@ -257,6 +257,12 @@ def hd95_per_slice(y_true, y_pred, *, progress=None) -> np.ndarray:
     return out
 
 
+def mean_hd95(per_slice) -> float:
+    """Mean of per-slice HD95 values; ``HD95_BOTH_EMPTY`` when there are no slices."""
+    per_slice = np.asarray(per_slice, dtype=float)
+    return float(per_slice.mean()) if len(per_slice) else HD95_BOTH_EMPTY
+
+
 def score(y_true, y_pred, *, hd95: bool = False) -> dict:
     """All scores of a prediction, as in ``brats-kit score --json``.
 
@@ -275,8 +281,7 @@ def score(y_true, y_pred, *, hd95: bool = False) -> dict:
     """
     out = scores_from_counts(*confusion_counts(y_true, y_pred))
     if hd95:
-        per_slice = hd95_per_slice(y_true, y_pred)
-        out["hd95"] = float(per_slice.mean()) if len(per_slice) else HD95_BOTH_EMPTY
+        out["hd95"] = mean_hd95(hd95_per_slice(y_true, y_pred))
     return out
 
 
