@@ -22,8 +22,8 @@ from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
 from brats_kit.progress import no_progress
-from data_spec import X_ITEM_SHAPE, Y_DTYPE, Y_ITEM_SHAPE, ArrayContractError
-from starter.features import foreground_mask
+from data_spec import Y_DTYPE, Y_ITEM_SHAPE, ArrayContractError
+from starter.features import check_inputs, check_masks, foreground_mask
 
 from .classifiers import make_mlp
 from .features import PixelFeatures, check_features
@@ -36,24 +36,6 @@ def _one_blas_thread():
     than they give (measured on 2 shared cores: 10 MLP epochs on 60k x 100 vectors, 1.6 s with one
     thread, 9.4 s with two)."""
     return threadpool_limits(limits=1, user_api="blas")
-
-
-def check_inputs(X, name: str = "X"):
-    """Check the shape of slices (N, 240, 240, 4) without loading them; returns N."""
-    shape = tuple(getattr(X, "shape", np.shape(X)))
-    if len(shape) != 4 or shape[1:] != X_ITEM_SHAPE:
-        raise ArrayContractError(
-            f"{name} has shape {shape}",
-            expected=f"(N, {', '.join(map(str, X_ITEM_SHAPE))}): slices first, modalities last",
-            hint="add a slice axis: x[None]" if shape == X_ITEM_SHAPE else None,
-        )
-    return shape[0]
-
-
-def check_masks(Y, n: int, name: str = "Y"):
-    shape = tuple(getattr(Y, "shape", np.shape(Y)))
-    if shape != (n,) + Y_ITEM_SHAPE:
-        raise ArrayContractError(f"{name} has shape {shape}", expected=f"({n}, {Y_ITEM_SHAPE[0]}, {Y_ITEM_SHAPE[1]})")
 
 
 class PixelSegmenter(BaseEstimator):
@@ -125,8 +107,8 @@ class PixelSegmenter(BaseEstimator):
         -------
         self
         """
-        n = check_inputs(X)
-        check_masks(Y, n)
+        n = check_inputs(X, "X")
+        check_masks(Y, n, "Y")
         features = check_features(clone(self.features) if self.features is not None else PixelFeatures())
         sampler = clone(self.sampler) if self.sampler is not None else BalancedSampler()
         seed = 0 if self.random_state is None else self.random_state
@@ -193,7 +175,7 @@ class PixelSegmenter(BaseEstimator):
     def predict_proba_and_foreground(self, X, progress=no_progress):
         """Tumour probabilities and the foreground of slices, both (N, 240, 240)."""
         check_is_fitted(self)
-        n = check_inputs(X)
+        n = check_inputs(X, "X")
         proba = np.empty((n,) + Y_ITEM_SHAPE, dtype=np.float32)
         fg = np.empty((n,) + Y_ITEM_SHAPE, dtype=bool)
         with _one_blas_thread():

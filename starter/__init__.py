@@ -10,6 +10,8 @@ from data_spec import Split, open_split
 from .features import (
     PAD_MODES,
     balanced_index,
+    check_inputs,
+    check_masks,
     foreground_mask,
     pixel_vectors,
     scatter,
@@ -41,6 +43,8 @@ def load_split(path, split: str = "train", layout: str = "auto") -> Split:
 __all__ = [
     "PAD_MODES",
     "balanced_index",
+    "check_inputs",
+    "check_masks",
     "foreground_mask",
     "load_split",
     "pixel_vectors",

@@ -21,22 +21,31 @@ from data_spec import foreground_mask as _foreground
 PAD_MODES = ("background", "edge", "reflect")
 
 
-def _check_x(x):
-    shape = tuple(getattr(x, "shape", ()))
+def check_inputs(x, name: str = "inputs") -> int:
+    """Check the shape of slices (N, 240, 240, 4) without reading them; return N.
+
+    Raises
+    ------
+    ArrayContractError
+        With a hint for transposed axes and for a single slice without its slice axis.
+    """
+    shape = tuple(getattr(x, "shape", np.shape(x)))
     if len(shape) != 4 or shape[1:] != X_ITEM_SHAPE:
         raise ArrayContractError(
-            f"inputs have shape {shape}",
+            f"{name} has shape {shape}",
             expected=f"(N, {', '.join(map(str, X_ITEM_SHAPE))}) with modalities last",
             hint="slices must be the first axis and modalities the last"
             if len(shape) == 4 and sorted(shape[1:]) == sorted(X_ITEM_SHAPE)
             else ("add a slice axis: x[None]" if shape == X_ITEM_SHAPE else None),
         )
+    return shape[0]
 
 
-def _check_y(y, n):
-    shape = tuple(getattr(y, "shape", ()))
+def check_masks(y, n: int, name: str = "masks") -> None:
+    """Check that masks are (n, 240, 240), without reading them."""
+    shape = tuple(getattr(y, "shape", np.shape(y)))
     if shape != (n,) + Y_ITEM_SHAPE:
-        raise ArrayContractError(f"masks have shape {shape}", expected=f"({n}, {Y_ITEM_SHAPE[0]}, {Y_ITEM_SHAPE[1]})")
+        raise ArrayContractError(f"{name} has shape {shape}", expected=f"({n}, {Y_ITEM_SHAPE[0]}, {Y_ITEM_SHAPE[1]})")
 
 
 def foreground_mask(x) -> np.ndarray:
@@ -53,7 +62,7 @@ def foreground_mask(x) -> np.ndarray:
         minimum; a constant slice has no foreground.
     """
     if len(tuple(x.shape)) != 3:
-        _check_x(x)
+        check_inputs(x)
     return _foreground(x)
 
 
@@ -147,7 +156,7 @@ def _foreground_index(x) -> np.ndarray:
 
 
 def _prepare_index(x, index):
-    _check_x(x)
+    check_inputs(x)
     if index is None:
         return _foreground_index(x)
     index = np.asarray(index, dtype=np.int64)
@@ -257,7 +266,7 @@ def window_vectors(x, y=None, *, size: int = 3, index=None, pad: str = "backgrou
 def _labels(y, x, index):
     if y is None:
         return None
-    _check_y(y, len(x))
+    check_masks(y, len(x))
     return _labels_at(y, index)
 
 
