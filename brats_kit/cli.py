@@ -16,6 +16,7 @@ import click
 from data_spec import KitError
 
 from . import __version__
+from .jsonio import json_default
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -45,8 +46,8 @@ class KitGroup(click.Group):
 
 
 def echo_json(obj) -> None:
-    """Print one JSON object on stdout (the machine-readable output of ``--json``)."""
-    click.echo(json.dumps(obj, indent=2, sort_keys=True, allow_nan=False))
+    """Print one JSON object on stdout (the machine-readable output of ``--json``); paths and numpy values allowed."""
+    click.echo(json.dumps(obj, indent=2, sort_keys=True, allow_nan=False, default=json_default))
 
 
 @click.group(cls=KitGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -22,6 +22,7 @@ from typing import Optional
 import numpy as np
 
 from brats_kit.atomic import write_text
+from brats_kit.jsonio import json_default
 
 from .constants import (
     COURSE_X,
@@ -261,16 +262,7 @@ def _write_all(out: Path, train, test, attrs, manifest, layouts) -> dict:
         body = dict(manifest)
         body["files"] = {name: sha256_file(p) for name, p in sorted(written.items())}
         written[f"{PRIVATE_DIR}/{MANIFEST_FILE}"] = write_text(
-            private / MANIFEST_FILE, json.dumps(body, indent=2, sort_keys=True, default=_json_default) + "\n"
+            private / MANIFEST_FILE, json.dumps(body, indent=2, sort_keys=True, default=json_default) + "\n"
         )
     return written
 
-
-def _json_default(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

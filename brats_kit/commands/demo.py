@@ -23,7 +23,7 @@ def demo(out, quick, seed, as_json):
     if as_json:
         from brats_kit.cli import echo_json
 
-        echo_json(_jsonable(result))
+        echo_json(result)
         return
     board, final = result["leaderboard"], result["leaderboard_final"]
     click.echo("")
@@ -37,14 +37,3 @@ def demo(out, quick, seed, as_json):
     click.echo("  figures                  " + "\n                           ".join(str(p) for p in result["figures"]))
     click.echo("next: 'brats-kit baseline list', or open the students' notebook (see 'brats-kit data synth').")
 
-
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, Path):
-        return str(obj)
-    if isinstance(obj, float | int | str | bool) or obj is None:
-        return obj
-    return str(obj)
