@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from brats_kit.progress import no_progress
+from plumbing.progress import no_progress
 from data_spec import TEST, KitError, open_split, open_truth
 
 from .registry import baseline_names, get_baseline

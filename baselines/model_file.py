@@ -19,8 +19,8 @@ import joblib
 import sklearn
 from sklearn.exceptions import InconsistentVersionWarning
 
-from brats_kit import __version__ as KIT_VERSION
-from brats_kit.atomic import atomic_path
+from plumbing import __version__ as KIT_VERSION
+from plumbing.atomic import atomic_path
 from data_spec import SPEC_VERSION, CorruptFileError, KitError, MissingFileError
 
 MODEL_FORMAT = "brats-kit-model"

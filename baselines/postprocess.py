@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from brats_kit.progress import no_progress
+from plumbing.progress import no_progress
 from data_spec import Y_DTYPE
 
 #: The classifier's own decision: no post-processing at all.

@@ -21,7 +21,7 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
-from brats_kit.progress import no_progress
+from plumbing.progress import no_progress
 from data_spec import Y_DTYPE, Y_ITEM_SHAPE, ArrayContractError
 from starter.features import check_inputs, check_masks, foreground_mask
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from brats_kit.progress import no_progress
+from plumbing.progress import no_progress
 from data_spec import TEST, TRAIN, LayoutError, open_split
 
 from .model_file import load_model, save_model

@@ -122,7 +122,7 @@ def main(argv=None) -> int:
 
     data = Path(args.data)
     if not data.exists():
-        from data_spec.synth import write_synthetic_competition
+        from cohorts.synth import write_synthetic_competition
 
         t0 = time.perf_counter()
         write_synthetic_competition(data, n_train=256, n_test=29, seed=0)

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from grader.leaderboard import build_leaderboard
-from grader.leaderboard.synthetic import make_class
+from cohorts.classroom import make_class
 
 BUDGET_S = 30.0
 

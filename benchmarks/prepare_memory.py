@@ -47,10 +47,10 @@ CHILD = """
 import re, sys, time
 def hwm():  # peak RSS of this process in KiB (VmHWM starts afresh at exec, unlike ru_maxrss)
     return int(re.search(r"VmHWM:\\s+(\\d+)", open("/proc/self/status").read()).group(1))
-import data_spec.prepare  # imports first, so that their memory is the baseline
+import cohorts.prepare  # imports first, so that their memory is the baseline
 base = hwm()
 t = time.perf_counter()
-from data_spec.prepare import prepare_competition
+from cohorts.prepare import prepare_competition
 n = int(sys.argv[3])
 prepare_competition(sys.argv[1], sys.argv[2], n_train=n - 1, n_test=1, warn=print)
 print(base, hwm(), time.perf_counter() - t)

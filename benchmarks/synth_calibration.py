@@ -22,7 +22,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from data_spec.synth import synthesize
+from cohorts.synth import synthesize
 from grader.metrics import score
 from starter import balanced_index, foreground_mask, pixel_vectors, scatter, window_vectors
 

@@ -28,7 +28,7 @@ def main(argv=None) -> int:
 
     wall0, cpu0 = time.perf_counter(), time.process_time()
     from data_spec import write_competition
-    from data_spec.synth import load_anatomy, synthesize
+    from cohorts.synth import load_anatomy, synthesize
 
     load_anatomy()
     wall1 = time.perf_counter()

@@ -16,7 +16,7 @@ import click
 from data_spec import KitError
 
 from . import __version__
-from .jsonio import json_default
+from plumbing.jsonio import json_default
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 

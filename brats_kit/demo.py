@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from brats_kit.atomic import write_bytes
-from brats_kit.progress import no_progress
+from plumbing.atomic import write_bytes
+from plumbing.progress import no_progress
 from data_spec import PRIVATE_DIR, SUBMISSION_FILE, TEST, TRUTH_H5, open_split, open_truth
 
 #: Reference baselines trained by the demo: the floor, clustering, an SVM, pixel and window MLPs, the strongest.
@@ -155,7 +155,7 @@ def run_demo(out="demo-out", *, quick: bool = False, seed: int = 0, progress=no_
     from baselines.train import train_baseline
     from data_spec.submission import write_submission
     from data_spec.summary import describe
-    from data_spec.synth import write_synthetic_competition
+    from cohorts.synth import write_synthetic_competition
     from grader import grade
     from grader.leaderboard import build_leaderboard
     from starter.plots import course_figure, save_figure, save_overview_figures

@@ -1,13 +1,10 @@
-"""Progress reporting: library functions take a ``progress`` callable, the CLI passes a bar."""
+"""The command line's progress bar (the protocol itself lives in :mod:`plumbing.progress`)."""
 from __future__ import annotations
 
 import sys
 from typing import Iterable, Optional
 
-
-def no_progress(iterable: Iterable, label: str = "", length: Optional[int] = None) -> Iterable:
-    """The library default: iterate silently."""
-    return iterable
+from plumbing.progress import no_progress  # noqa: F401  (re-exported for the commands)
 
 
 def click_progress(iterable: Iterable, label: str = "", length: Optional[int] = None) -> Iterable:

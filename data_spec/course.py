@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from brats_kit.atomic import atomic_path
+from plumbing.atomic import atomic_path
 
 from .constants import X_DTYPE, X_ITEM_SHAPE, Y_DTYPE, Y_ITEM_SHAPE
 from .errors import ArrayContractError, FileSizeError, MissingFileError

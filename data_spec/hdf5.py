@@ -8,7 +8,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from brats_kit.atomic import atomic_path
+from plumbing.atomic import atomic_path
 
 from .constants import (
     CASE_ID_DTYPE,

@@ -21,8 +21,8 @@ from typing import Optional
 
 import numpy as np
 
-from brats_kit.atomic import write_text
-from brats_kit.jsonio import json_default
+from plumbing.atomic import write_text
+from plumbing.jsonio import json_default
 
 from .constants import (
     COURSE_X,

@@ -6,7 +6,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from brats_kit.atomic import atomic_path
+from plumbing.atomic import atomic_path
 
 from .constants import CASE_ID_DTYPE, H5_CASE_ID, H5_Y_PRED, SPEC_VERSION, Y_DTYPE
 from .course import check_array, write_course_array

@@ -13,7 +13,7 @@ from typing import Optional
 
 import numpy as np
 
-from brats_kit.progress import no_progress
+from plumbing.progress import no_progress
 from data_spec.constants import COURSE_Y, PRIVATE_DIR, SLICE_SHAPE, TEST, TRUTH_H5
 from data_spec.errors import KitError, LayoutError
 from data_spec.layout import Split, find_truth, open_split, open_truth

@@ -234,7 +234,7 @@ def hd95_per_slice(y_true, y_pred, *, progress=None) -> np.ndarray:
     y_true, y_pred : array-like (N, H, W)
         0/1 masks (any nonzero value counts as tumour).
     progress : callable, optional
-        ``progress(iterable, label=..., length=...)``, as in :mod:`brats_kit.progress`.
+        ``progress(iterable, label=..., length=...)``, as in :mod:`plumbing.progress`.
 
     Returns
     -------

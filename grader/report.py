@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from brats_kit.atomic import atomic_path, write_text
+from plumbing.atomic import atomic_path, write_text
 from data_spec.constants import MODALITIES
 
 from .metrics import dice_per_slice

@@ -22,7 +22,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from brats_kit.atomic import atomic_path
+from plumbing.atomic import atomic_path
 from data_spec import (
     MODALITIES,
     N_MODALITIES,

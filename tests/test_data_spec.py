@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import data_spec as ds
-from brats_kit.atomic import atomic_dir, atomic_path
+from plumbing.atomic import atomic_dir, atomic_path
 from conftest import make_slices
 
 
@@ -289,7 +289,7 @@ def test_write_competition_is_all_or_nothing(tmp_path, monkeypatch):
 
 
 def test_atomic_dir_restores_the_previous_site_when_the_swap_fails(tmp_path, monkeypatch):
-    import brats_kit.atomic as atomic
+    import plumbing.atomic as atomic
 
     site = tmp_path / "site"
     with atomic_dir(site) as tmp:

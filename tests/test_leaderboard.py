@@ -15,11 +15,11 @@ import pytest
 from click.testing import CliRunner
 from joblib import parallel_config
 
-from brats_kit.atomic import write_bytes
+from plumbing.atomic import write_bytes
 from data_spec import KitError, LayoutError, read_split_h5, write_course_array
 from grader.leaderboard import SITE_FILES, build_leaderboard
 from grader.leaderboard import render, scoring
-from grader.leaderboard.synthetic import make_class, write_truth
+from cohorts.classroom import make_class, write_truth
 
 BAD_BYTES_TEAM = b"bytes\xffteam"
 

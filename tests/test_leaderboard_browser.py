@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from grader.leaderboard import build_leaderboard
-from grader.leaderboard.synthetic import make_class
+from cohorts.classroom import make_class
 
 CHROMIUM = next((p for p in ("/usr/bin/chromium", shutil.which("chromium") or "") if p and os.path.exists(p)), None)
 pytestmark = pytest.mark.skipif(

@@ -20,7 +20,7 @@ def test_notebook_is_shipped_with_the_package():
 
 
 def test_notebook_runs_without_error(tmp_path, monkeypatch):
-    from data_spec.synth import write_synthetic_competition
+    from cohorts.synth import write_synthetic_competition
     from starter.notebooks import notebook_path
 
     data = tmp_path / "competition"

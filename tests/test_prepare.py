@@ -23,8 +23,8 @@ from data_spec import (
     open_truth,
     public_mask,
 )
-from data_spec.prepare import NotEnoughCasesError, SkippedCaseWarning, find_source, prepare_competition
-from data_spec.prepare.volume import choose_slice
+from cohorts.prepare import NotEnoughCasesError, SkippedCaseWarning, find_source, prepare_competition
+from cohorts.prepare.volume import choose_slice
 
 N_SLICES = 16  # not 155: the code must not assume BraTS's depth
 ROWS, COLS = np.mgrid[:240, :240]

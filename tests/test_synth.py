@@ -20,7 +20,7 @@ from data_spec import (
     open_truth,
     public_mask,
 )
-from data_spec.synth import GENERATOR, simulate_case, synthesize, write_synthetic_competition
+from cohorts.synth import GENERATOR, simulate_case, synthesize, write_synthetic_competition
 from starter import foreground_mask
 
 N_TRAIN, N_TEST, SEED = 6, 3, 0
@@ -178,8 +178,8 @@ def test_largest_seed_is_written(tmp_path):
 def test_volume_statistics_are_those_of_the_3d_brain():
     # The z-score uses the brain statistics of the whole (never built) 3D volume, estimated
     # on a coarse lattice: they must match a dense 4 mm sampling of that volume.
-    from data_spec.synth import load_anatomy, patient_rng
-    from data_spec.synth.patient import Patient
+    from cohorts.synth import load_anatomy, patient_rng
+    from cohorts.synth.patient import Patient
 
     grid = np.mgrid[-100:100:4.0, -120:120:4.0, -85:85:4.0].astype(np.float32).reshape(3, -1).T
     for i in range(2):
@@ -198,7 +198,7 @@ def test_volume_statistics_are_those_of_the_3d_brain():
 def test_oedema_is_faint_at_its_infiltrative_margin():
     # The oedema's density is low where the label's boundary lies and full deep inside:
     # border pixels are ambiguous alone, clear beside the brighter oedema.
-    from data_spec.synth.lesion import draw_focus
+    from cohorts.synth.lesion import draw_focus
 
     focus = draw_focus(np.random.default_rng(0), np.zeros(3), 20.0, high_grade=False)
     direction = np.linalg.solve(focus.shape, np.array([1.0, 0.0, 0.0]))  # r = 1 at t = 1

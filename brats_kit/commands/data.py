@@ -28,7 +28,7 @@ def _register():
 @click.option("--json", "as_json", is_flag=True, help="Print the files written as JSON.")
 def synth(out, n_train, n_test, seed, as_json):
     """Write the synthetic BraTS-like cohort (built on the MNI152 anatomy nilearn ships)."""
-    from data_spec.synth import write_synthetic_competition
+    from cohorts.synth import write_synthetic_competition
 
     written = write_synthetic_competition(out, n_train=n_train, n_test=n_test, seed=seed, progress=click_progress)
     if as_json:

@@ -31,7 +31,7 @@ def prepare(source, out, n_train, n_test, seed, slice_rule, as_json):
     Example:
       brats-kit data prepare MICCAI_BraTS_2018_Data_Training --out competition
     """
-    from data_spec.prepare import prepare_competition
+    from cohorts.prepare import prepare_competition
 
     def warn(message):
         click.echo(f"warning: {message}", err=True)
@@ -49,7 +49,7 @@ def prepare(source, out, n_train, n_test, seed, slice_rule, as_json):
 
 
 def format_prepare_summary(summary: dict) -> str:
-    """Human-readable lines for :func:`data_spec.prepare.prepare_competition`'s summary."""
+    """Human-readable lines for :func:`cohorts.prepare.prepare_competition`'s summary."""
     s = summary
     lines = [
         f"recognised {s['source']['title']} in {s['source']['path']}: {s['found']} cases found",

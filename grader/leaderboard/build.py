@@ -7,8 +7,8 @@ from typing import Optional
 
 import numpy as np
 
-from brats_kit.atomic import atomic_dir, write_bytes, write_text
-from brats_kit.progress import no_progress
+from plumbing.atomic import atomic_dir, write_bytes, write_text
+from plumbing.progress import no_progress
 from data_spec import KitError, LayoutError
 
 from . import figures, render

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from brats_kit.atomic import write_text
+from plumbing.atomic import write_text
 
 #: Bump when validation or the counts change meaning: every cached score is then recomputed.
 SCORER_VERSION = "2"  # 2: HDF5 chunk and case-id size limits

@@ -13,7 +13,7 @@ import stat
 import numpy as np
 from joblib import Parallel, delayed
 
-from brats_kit.progress import no_progress
+from plumbing.progress import no_progress
 from data_spec import sha256_file
 
 from .cache import cache_key

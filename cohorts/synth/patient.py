@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from ..constants import HEIGHT, N_MODALITIES, WIDTH, X_DTYPE, Y_DTYPE
+from data_spec.constants import HEIGHT, N_MODALITIES, WIDTH, X_DTYPE, Y_DTYPE
 from .anatomy import Anatomy
 from .fields import SmoothField
 from .lesion import Mimics, Tumour, draw_mimics, draw_tumour

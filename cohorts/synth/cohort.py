@@ -4,17 +4,17 @@ from __future__ import annotations
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from brats_kit.progress import no_progress
+from plumbing.progress import no_progress
 
-from ..background import foreground_mask
-from ..constants import SPLITS, TEST, TRAIN, X_DTYPE, X_ITEM_SHAPE, Y_DTYPE, Y_ITEM_SHAPE, case_ids, public_mask
-from ..errors import KitError
-from ..layout import write_competition
+from data_spec.background import foreground_mask
+from data_spec.constants import SPLITS, TEST, TRAIN, X_DTYPE, X_ITEM_SHAPE, Y_DTYPE, Y_ITEM_SHAPE, case_ids, public_mask
+from data_spec.errors import KitError
+from data_spec.layout import write_competition
 from . import patient as _patient
 from .anatomy import TEMPLATE_FUNCTIONS, TEMPLATES, load_anatomy
 from .patient import Patient
 
-GENERATOR = "data_spec.synth"
+GENERATOR = "cohorts.synth"
 #: Bumped whenever the same seed would give different data.
 GENERATOR_VERSION = "2.1"
 #: One patient in this many has its slice away from the tumour (tumour-free, as a few
@@ -104,7 +104,7 @@ def synthesize(n_train: int = 256, n_test: int = 29, seed: int = 0, progress=no_
         arrays, byte for byte; patient ``i`` of a split depends only on
         ``(seed, split, i)``.
     progress : callable
-        Wraps the loop over cases (see :mod:`brats_kit.progress`).
+        Wraps the loop over cases (see :mod:`plumbing.progress`).
 
     Returns
     -------

@@ -29,7 +29,7 @@ import nibabel as nib
 import numpy as np
 from nibabel.orientations import apply_orientation, axcodes2ornt, io_orientation, ornt_transform
 
-from ..constants import MODALITIES, SLICE_SHAPE, X_DTYPE, Y_DTYPE
+from data_spec.constants import MODALITIES, SLICE_SHAPE, X_DTYPE, Y_DTYPE
 from .sources import SEG, Case
 
 #: Array axes of every oriented volume.

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from brats_kit.atomic import write_bytes, write_text
+from plumbing.atomic import write_bytes, write_text
 from data_spec import (
     PRIVATE_DIR,
     SLICE_SHAPE,
@@ -61,7 +61,7 @@ def write_truth(directory, y, public) -> Path:
     """``directory/private/test_truth.h5`` with the masks and the public flags."""
     path = Path(directory) / PRIVATE_DIR / TRUTH_H5
     write_split_h5(path, y=y, case_id=case_ids(TEST, len(y)), public=public, split=TEST,
-                   attrs={"generator": "grader.leaderboard.synthetic"})
+                   attrs={"generator": "cohorts.classroom"})
     return path
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from brats_kit.progress import no_progress
+from plumbing.progress import no_progress
 
-from ..constants import (
+from data_spec.constants import (
     MANIFEST_FILE,
     MODALITIES,
     NORMALISATION,
@@ -25,9 +25,9 @@ from ..constants import (
     case_ids,
     public_mask,
 )
-from ..errors import KitError
-from ..hdf5 import sha256_array, sha256_file
-from ..layout import write_competition
+from data_spec.errors import KitError
+from data_spec.hdf5 import sha256_array, sha256_file
+from data_spec.layout import write_competition
 from .sources import find_source
 from .volume import AXCODES, BRAIN_RULE, ORIENTATION, SLICE_RULES, UnusableCase, extract_patient
 
@@ -79,14 +79,14 @@ def prepare_competition(
     until ``n_train + n_test`` usable ones are found; the first ``n_train``
     form the training split, the next ``n_test`` the test split (one slice per
     patient, so the split is by patient). Each patient gives one axial slice,
-    normalised as the course (see :mod:`data_spec.prepare.volume`), and its
+    normalised as the course (see :mod:`cohorts.prepare.volume`), and its
     whole-tumour mask (every non-zero label).
 
     Parameters
     ----------
     source : path-like
         The release folder (BraTS 2018-2020, 2021, 2023+ glioma, or the
-        Decathlon's Task01_BrainTumour; see :data:`~data_spec.prepare.sources.SCHEMES`).
+        Decathlon's Task01_BrainTumour; see :data:`~cohorts.prepare.sources.SCHEMES`).
     out : path-like
         Competition directory to write: both layouts, and under ``private/``
         the test truth and ``manifest.json`` (source case ids, slice indices,
@@ -101,7 +101,7 @@ def prepare_competition(
         The axial slice with the largest tumour area (ties: lowest index), or a
         seeded random slice among those with tumour.
     progress : callable
-        Wraps the loop over patients (see :mod:`brats_kit.progress`).
+        Wraps the loop over patients (see :mod:`plumbing.progress`).
     warn : callable
         Receives one message per skipped patient (default: a
         :class:`SkippedCaseWarning`).

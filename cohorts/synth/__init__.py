@@ -1,6 +1,6 @@
 """A synthetic BraTS-like cohort: the kit's default data set, built from the MNI152 anatomy nilearn ships.
 
->>> from data_spec.synth import write_synthetic_competition
+>>> from cohorts.synth import write_synthetic_competition
 >>> written = write_synthetic_competition("competition", n_train=256, n_test=29, seed=0)
 
 Modules: :mod:`.anatomy` (templates and derived maps), :mod:`.fields` (smooth

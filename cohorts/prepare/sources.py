@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from ..constants import MODALITIES
-from ..errors import LayoutError, MissingFileError
+from data_spec.constants import MODALITIES
+from data_spec.errors import LayoutError, MissingFileError
 
 #: The files a case needs: the kit's four modalities and the label map.
 SEG = "seg"

@@ -1,6 +1,6 @@
 """Build the course's competition from a downloaded BraTS release (``brats-kit data prepare``).
 
->>> from data_spec.prepare import prepare_competition
+>>> from cohorts.prepare import prepare_competition
 >>> summary = prepare_competition("MICCAI_BraTS_2018_Data_Training", "competition", seed=0)
 
 - :mod:`.sources`: recognise the release from its folder and file naming;
