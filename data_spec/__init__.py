@@ -7,11 +7,17 @@ from .background import foreground_mask
 from .course import check_array, count_slices, read_course_array, write_course_array
 from .errors import (
     ArrayContractError,
+    BadArgumentError,
+    BadTruthError,
     CorruptFileError,
     FileSizeError,
     KitError,
     LayoutError,
     MissingFileError,
+    NoPhaseFlagsError,
+    check_choice,
+    check_range,
 )
 from .hdf5 import LazyH5Array, is_hdf5, read_split_h5, sha256_array, sha256_file, write_split_h5
 from .layout import COURSE, HDF5, LAYOUTS, Split, detect_layout, find_truth, open_split, open_truth, write_competition
+from .truth import Truth, load_truth

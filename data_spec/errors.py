@@ -93,3 +93,39 @@ class ArrayContractError(KitError, ValueError):
     """An in-memory array of the wrong shape, dtype or values."""
 
     code = "bad_array"
+
+
+class BadArgumentError(KitError, ValueError):
+    """A function or command argument out of its range or not among its choices.
+
+    The same bad argument gives this error, and exit code 1, in every command.
+    """
+
+    code = "bad_argument"
+
+
+class BadTruthError(CorruptFileError):
+    """A truth file whose masks are not 0/1 (the instructor's file, not the student's)."""
+
+    code = "bad_truth"
+
+
+class NoPhaseFlagsError(LayoutError):
+    """``--public-only`` on a truth file that does not say which cases are public."""
+
+    code = "no_phase_flags"
+
+
+def check_choice(name: str, value, choices) -> None:
+    """Raise :class:`BadArgumentError` unless ``value`` is one of ``choices``."""
+    if value not in choices:
+        raise BadArgumentError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}",
+                               expected=" or ".join(map(str, choices)))
+
+
+def check_range(name: str, value, low=None, high=None) -> None:
+    """Raise :class:`BadArgumentError` unless ``low <= value <= high`` (either bound may be None)."""
+    if (low is not None and not value >= low) or (high is not None and not value <= high):
+        bounds = f"between {low} and {high}" if low is not None and high is not None else (
+            f"at least {low}" if low is not None else f"at most {high}")
+        raise BadArgumentError(f"{name} must be {bounds}, got {value!r}", expected=bounds)

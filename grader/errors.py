@@ -23,7 +23,15 @@ Codes raised or collected by the grader (``data_spec.errors`` provides
 """
 from __future__ import annotations
 
-from data_spec.errors import ArrayContractError, CorruptFileError, FileSizeError, KitError, LayoutError
+from data_spec.errors import (  # noqa: F401  (BadTruthError, NoPhaseFlagsError: re-exported, they live with the truth)
+    ArrayContractError,
+    BadTruthError,
+    CorruptFileError,
+    FileSizeError,
+    KitError,
+    LayoutError,
+    NoPhaseFlagsError,
+)
 
 
 class UnsafeFileError(KitError, PermissionError):
@@ -78,18 +86,6 @@ class NanError(ArrayContractError):
     """NaN values in a float array."""
 
     code = "nan"
-
-
-class NoPhaseFlagsError(LayoutError):
-    """``--public-only`` on a truth file that does not say which cases are public."""
-
-    code = "no_phase_flags"
-
-
-class BadTruthError(CorruptFileError):
-    """A truth file whose masks are not 0/1 (the instructor's file, not the student's)."""
-
-    code = "bad_truth"
 
 
 class InvalidSubmissionError(KitError, ValueError):

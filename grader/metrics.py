@@ -22,15 +22,23 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from data_spec.constants import (
-    DICE_BOTH_EMPTY,
-    DICE_ONE_EMPTY,
-    F1_ALL_EMPTY,
-    HD95_BOTH_EMPTY,
-    HD95_ONE_EMPTY,
-    HD_PERCENTILE,
-)
+from data_spec.constants import HD95_BOTH_EMPTY, HD95_ONE_EMPTY, HD_PERCENTILE
 from data_spec.errors import ArrayContractError
+
+from .score_types import (  # noqa: F401  (the score types are part of the metrics' public face)
+    COUNT_SCORES,
+    HD95,
+    SCORE_TYPES,
+    DiceTumourSlices,
+    EmptySlicesCorrect,
+    MeanDice,
+    PixelF1,
+    Precision,
+    Recall,
+    ScoreType,
+    check_counts,
+    dice_per_slice,
+)
 
 __all__ = [
     "confusion_counts", "dice_per_slice", "scores_from_counts", "hd95_per_slice", "score",
@@ -91,53 +99,8 @@ def confusion_counts(y_true, y_pred):
     return tp, n_pred - tp, n_true - tp
 
 
-def _counts(tp, fp, fn):
-    arrays = [np.asarray(a) for a in (tp, fp, fn)]
-    for name, a in zip(("tp", "fp", "fn"), arrays):
-        if a.ndim < 1 or a.dtype.kind not in "iu":
-            raise ArrayContractError(
-                f"{name} has shape {a.shape} and dtype {a.dtype}", expected="integer counts (..., n_slices)"
-            )
-        if a.size and a.min() < 0:
-            raise ArrayContractError(f"{name} holds negative counts", expected="counts >= 0")
-    if not arrays[0].shape == arrays[1].shape == arrays[2].shape:
-        raise ArrayContractError(
-            f"tp, fp and fn have shapes {arrays[0].shape}, {arrays[1].shape}, {arrays[2].shape}", expected="one shape"
-        )
-    return [a.astype(np.int64, copy=False) for a in arrays]
-
-
-def _ratio(num, den, *, when_zero):
-    """``num / den`` as float64, ``when_zero`` (scalar or array) where ``den == 0``; never warns."""
-    num, den = np.broadcast_arrays(np.asarray(num, dtype=np.float64), np.asarray(den, dtype=np.float64))
-    out = np.array(np.broadcast_to(when_zero, num.shape), dtype=np.float64)
-    np.divide(num, den, out=out, where=den != 0)
-    return out
-
-
-def dice_per_slice(tp, fp, fn) -> np.ndarray:
-    """Dice of each slice, ``2 tp / (2 tp + fp + fn)``.
-
-    Edge cases: ``DICE_BOTH_EMPTY`` (1.0) when truth and prediction are both
-    empty (``tp + fp + fn == 0``), ``DICE_ONE_EMPTY`` (0.0) when exactly one is.
-
-    Parameters
-    ----------
-    tp, fp, fn : array-like of int, shape (..., n_slices)
-
-    Returns
-    -------
-    ndarray of float64, same shape
-    """
-    tp, fp, fn = _counts(tp, fp, fn)
-    dice = _ratio(2 * tp, 2 * tp + fp + fn, when_zero=DICE_BOTH_EMPTY)
-    truth_empty, pred_empty = (tp + fn) == 0, (tp + fp) == 0
-    dice[truth_empty != pred_empty] = DICE_ONE_EMPTY
-    return dice
-
-
 def scores_from_counts(tp, fp, fn) -> dict:
-    """Every count-based score from per-slice counts.
+    """Every count-based score (:data:`~grader.score_types.COUNT_SCORES`) from per-slice counts.
 
     Parameters
     ----------
@@ -149,47 +112,22 @@ def scores_from_counts(tp, fp, fn) -> dict:
     Returns
     -------
     dict
-        ``f1``
-            Pixel F1 pooled over all slices, ``2 TP / (2 TP + FP + FN)`` on the
-            summed counts (scikit-learn's binary ``f1_score`` on the flattened
-            masks). ``F1_ALL_EMPTY`` (1.0) when ``TP + FP + FN == 0``.
-        ``dice``
-            Mean over slices of :func:`dice_per_slice` (both empty 1, one empty 0).
-        ``precision``, ``recall``
-            Pooled ``TP / (TP + FP)`` and ``TP / (TP + FN)``. When the
-            denominator is 0 they are 1.0 if truth and prediction are empty
-            everywhere (as F1), else 0.0: an empty prediction, or a prediction
-            on a tumour-free test set, never looks perfect.
-        ``dice_tumour_slices``
-            Mean Dice over the slices whose truth has tumour; 1.0 when there is
-            no such slice (nothing to find, nothing lost).
-        ``empty_slices_correct``
-            Share of tumour-free truth slices predicted empty; 1.0 when every
-            slice has tumour.
-        ``n_slices``
-            Number of slices (int).
-
-        Plain Python floats for 1-D counts, float64 arrays of the batch shape
+        One entry per score type, by its ``name`` (``f1``, ``dice``,
+        ``precision``, ``recall``, ``dice_tumour_slices``,
+        ``empty_slices_correct``; each class in :mod:`grader.score_types`
+        states its formula and edge cases), plus ``n_slices`` (int). Plain
+        Python floats for 1-D counts, float64 arrays of the batch shape
         otherwise. Never NaN. With zero slices every score is its all-empty value.
+
+    Examples
+    --------
+    >>> s = scores_from_counts([30, 0], [10, 0], [10, 0])
+    >>> round(s["f1"], 3), round(s["dice"], 3), s["n_slices"]
+    (0.75, 0.875, 2)
     """
-    tp, fp, fn = _counts(tp, fp, fn)
-    TP, FP, FN = tp.sum(-1), fp.sum(-1), fn.sum(-1)
-    all_empty = (TP + FP + FN) == 0
-    dice = dice_per_slice(tp, fp, fn)
-    n = tp.shape[-1]
-    tumour = (tp + fn) > 0
-    pred_empty = (tp + fp) == 0
-    out = {
-        "f1": _ratio(2 * TP, 2 * TP + FP + FN, when_zero=F1_ALL_EMPTY),
-        "dice": _ratio(dice.sum(-1), n, when_zero=DICE_BOTH_EMPTY),
-        "precision": _ratio(TP, TP + FP, when_zero=np.where(all_empty, F1_ALL_EMPTY, 0.0)),
-        "recall": _ratio(TP, TP + FN, when_zero=np.where(all_empty, F1_ALL_EMPTY, 0.0)),
-        "dice_tumour_slices": _ratio((dice * tumour).sum(-1), tumour.sum(-1), when_zero=DICE_BOTH_EMPTY),
-        "empty_slices_correct": _ratio((~tumour & pred_empty).sum(-1), (~tumour).sum(-1), when_zero=1.0),
-    }
-    if tp.ndim == 1:
-        out = {key: float(value) for key, value in out.items()}
-    out["n_slices"] = int(n)
+    tp, fp, fn = check_counts(tp, fp, fn)
+    out = {st.name: st.from_counts(tp, fp, fn) for st in COUNT_SCORES}
+    out["n_slices"] = int(tp.shape[-1])
     return out
 
 
@@ -221,10 +159,12 @@ def hd95_per_slice(y_true, y_pred, *, progress=None) -> np.ndarray:
     each slice, the Euclidean distance (1-pixel spacing) from every predicted
     surface pixel to the nearest true surface pixel, and back, gives two sets;
     HD95 is the larger of their two 95th percentiles (numpy's linear
-    interpolation). This is the symmetric "max of the directed percentiles"
-    convention (BraTS, Metrics Reloaded); MedPy's ``hd95`` instead takes the
-    95th percentile of the two sets pooled, which lies between the two
-    directed percentiles and so never exceeds this value.
+    interpolation). This is the "larger of the two directed 95th percentiles"
+    rule of BraTS 2023's ``compute_robust_hausdorff``. MedPy's ``hd95`` and the
+    current official BraTS evaluation (panoptica) instead take the 95th
+    percentile of the two sets pooled, which can differ either way: for truth
+    {(10, 10), (20, 20)} and prediction {(10, 10), (20, 21)} the kit gives
+    0.95 and MedPy 1.0.
 
     Edge cases: ``HD95_BOTH_EMPTY`` (0.0) when both masks are empty;
     ``HD95_ONE_EMPTY`` (the 240 x 240 diagonal, 339.41) when exactly one is.
@@ -264,12 +204,16 @@ def mean_hd95(per_slice) -> float:
 
 
 def score(y_true, y_pred, *, hd95: bool = False) -> dict:
-    """All scores of a prediction, as in ``brats-kit score --json``.
+    """All scores of a prediction, as in ``brats-kit score --json``: the student's validation.
+
+    ``y_pred`` is checked with the submission validator's own rules, so an
+    array is accepted exactly when the same array saved as a ``.npy`` file
+    would be: bool, any integer, or floats that are all exactly 0.0 or 1.0.
 
     Parameters
     ----------
-    y_true, y_pred : array-like (N, 240, 240)
-        0/1 masks.
+    y_true, y_pred : array-like (N, H, W)
+        0/1 masks (the truth of any integer or bool dtype).
     hd95 : bool
         Also compute ``hd95``, the mean over slices of :func:`hd95_per_slice`
         (``HD95_BOTH_EMPTY`` with zero slices).
@@ -278,104 +222,51 @@ def score(y_true, y_pred, *, hd95: bool = False) -> dict:
     -------
     dict
         The keys of :func:`scores_from_counts`, plus ``hd95`` when asked.
+
+    Raises
+    ------
+    ArrayContractError
+        ``y_pred`` is not a valid prediction: the grader's named error
+        (``wrong_shape``, ``bad_dtype``, ``bad_values``, ``nan``), or
+        :class:`~grader.errors.InvalidSubmissionError` holding several.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from grader import score
+    >>> y_true = np.zeros((2, 240, 240), dtype=np.uint8); y_true[0, 100:120, 100:120] = 1
+    >>> y_pred = np.zeros((2, 240, 240)); y_pred[0, 100:120, 105:125] = 1   # float 0/1 is accepted
+    >>> s = score(y_true, y_pred)
+    >>> round(s["f1"], 3), round(s["dice"], 3)
+    (0.75, 0.875)
+    >>> score(y_true, 255 * y_pred)
+    Traceback (most recent call last):
+    ...
+    grader.errors.InvalidSubmissionError: invalid submission (2 problems: bad_dtype, bad_values)...
     """
+    y_pred = checked_prediction(y_pred, np.shape(y_true))
     out = scores_from_counts(*confusion_counts(y_true, y_pred))
     if hd95:
         out["hd95"] = mean_hd95(hd95_per_slice(y_true, y_pred))
     return out
 
 
-class ScoreType:
-    """One score, in the style of RAMP's ``score_types``.
+def checked_prediction(y_pred, shape) -> np.ndarray:
+    """``y_pred`` as a uint8 0/1 array of ``shape``, or the validator's named error(s).
 
-    Attributes
-    ----------
-    name : str
-        Key in :func:`score`'s result and in ``score --json``.
-    title : str
-        Human label.
-    minimum, maximum : float
-        Bounds of the score.
-    precision : int
-        Decimals to show.
-    is_lower_the_better : bool
+    The dtype and value rules are those of a submission file (:mod:`grader.checks`).
     """
+    from .checks import as_mask, dtype_errors, value_errors
+    from .errors import InvalidSubmissionError, WrongShapeError
 
-    name = ""
-    title = ""
-    minimum = 0.0
-    maximum = 1.0
-    precision = 4
-    is_lower_the_better = False
-
-    @property
-    def worst(self) -> float:
-        return self.maximum if self.is_lower_the_better else self.minimum
-
-    def from_counts(self, tp, fp, fn):
-        """The score from per-slice counts (float, or an array for batched counts)."""
-        return scores_from_counts(tp, fp, fn)[self.name]
-
-    def __call__(self, y_true, y_pred) -> float:
-        return float(self.from_counts(*confusion_counts(y_true, y_pred)))
-
-    def format(self, value) -> str:
-        return f"{value:.{self.precision}f}"
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}()"
-
-
-class PixelF1(ScoreType):
-    """Pixel F1 pooled over all test pixels (the course's score)."""
-
-    name, title = "f1", "pixel F1"
-
-
-class MeanDice(ScoreType):
-    """Mean over slices of per-slice Dice (both empty 1, one empty 0)."""
-
-    name, title = "dice", "mean Dice"
-
-
-class Precision(ScoreType):
-    """Pooled precision: the share of predicted tumour pixels that are tumour."""
-
-    name, title = "precision", "precision"
-
-
-class Recall(ScoreType):
-    """Pooled recall: the share of tumour pixels that are predicted."""
-
-    name, title = "recall", "recall"
-
-
-class DiceTumourSlices(ScoreType):
-    """Mean Dice over the slices whose truth has tumour."""
-
-    name, title = "dice_tumour_slices", "Dice, tumour slices"
-
-
-class EmptySlicesCorrect(ScoreType):
-    """Share of tumour-free slices predicted empty."""
-
-    name, title = "empty_slices_correct", "empty slices predicted empty"
-
-
-class HD95(ScoreType):
-    """Mean over slices of the per-slice 95th-percentile Hausdorff distance, in pixels."""
-
-    name, title = "hd95", "HD95 (pixels)"
-    maximum = HD95_ONE_EMPTY
-    precision = 2
-    is_lower_the_better = True
-
-    def from_counts(self, tp, fp, fn):
-        raise TypeError("HD95 needs the masks, not counts: call it on (y_true, y_pred)")
-
-    def __call__(self, y_true, y_pred) -> float:
-        return score(y_true, y_pred, hd95=True)["hd95"]
-
-
-#: Every score, in display order.
-SCORE_TYPES = (PixelF1(), MeanDice(), Precision(), Recall(), DiceTumourSlices(), EmptySlicesCorrect(), HD95())
+    arr = np.asarray(y_pred)
+    if arr.shape != tuple(shape):
+        raise WrongShapeError(f"y_pred has shape {arr.shape}", expected=f"the shape of y_true, {tuple(shape)}")
+    errors = dtype_errors(arr.dtype)
+    if not errors:
+        errors = value_errors(arr)
+    if len(errors) == 1:
+        raise errors[0]
+    if errors:
+        raise InvalidSubmissionError(errors)
+    return as_mask(arr)

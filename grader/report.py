@@ -90,15 +90,12 @@ def _montage(path: Path, rows, *, case_id, dice, tp, fp, fn, y_true, y_pred, x, 
 
 def write_report(
     report_dir,
+    counts,
     *,
-    case_id,
-    tp,
-    fp,
-    fn,
     hd95,
     y_true,
     y_pred,
-    public=None,
+    show_public: bool = True,
     x=None,
     index=None,
     note=None,
@@ -110,11 +107,13 @@ def write_report(
     ----------
     report_dir : path-like
         Created if needed; other files in it are left alone.
-    case_id, tp, fp, fn, hd95 : arrays (n,)
-        Per-slice ids, counts and HD95 of the slices reported.
+    counts : Counts
+        Per-slice counts, ids and phase flags of the slices reported.
+    hd95 : array (n,)
+        Per-slice HD95 of the slices reported.
     y_true, y_pred : arrays (n, 240, 240)
-    public : bool array (n,), optional
-        Phase flags, written as a 0/1 column when given.
+    show_public : bool
+        Write the phase flags as a 0/1 ``public`` column (when the truth holds them).
     x : array-like (N, 240, 240, 4), optional
         Test inputs for the montage; ``index`` maps the reported slices to its rows.
     note : str, optional
@@ -129,13 +128,14 @@ def write_report(
     """
     report_dir = Path(report_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
-    tp, fp, fn = (np.asarray(a) for a in (tp, fp, fn))
-    dice = dice_per_slice(tp, fp, fn)
-    csv_path = write_text(report_dir / CSV_NAME, _csv(case_id, public, tp, fp, fn, dice, np.asarray(hd95)))
+    tp, fp, fn = counts.tp, counts.fp, counts.fn
+    dice = counts.dice()
+    public = counts.public if show_public else None
+    csv_path = write_text(report_dir / CSV_NAME, _csv(counts.case_id, public, tp, fp, fn, dice, np.asarray(hd95)))
     if index is None:
         index = np.arange(len(tp))
     rows = worst_slices(tp, fp, fn, n_worst)
     png_path = report_dir / PNG_NAME
-    _montage(png_path, rows, case_id=case_id, dice=dice, tp=tp, fp=fp, fn=fn, y_true=y_true, y_pred=y_pred,
+    _montage(png_path, rows, case_id=counts.case_id, dice=dice, tp=tp, fp=fp, fn=fn, y_true=y_true, y_pred=y_pred,
              x=x, index=index, note=note)
     return {"csv": str(csv_path), "png": str(png_path), "inputs": x is not None, "note": note}

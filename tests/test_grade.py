@@ -13,7 +13,7 @@ from brats_kit.cli import main
 from data_spec import LayoutError, case_ids, open_split, open_truth, write_split_h5
 from data_spec.submission import write_submission
 from grader import InvalidSubmissionError, NoPhaseFlagsError, counts_for, grade, score
-from grader.grade import load_truth
+from data_spec import load_truth
 
 SCORE_KEYS = {"f1", "dice", "precision", "recall", "dice_tumour_slices", "empty_slices_correct", "n_slices"}
 

@@ -377,7 +377,7 @@ def test_invalid_submissions_listed_with_their_team(klass, tmp_path):
 def test_course_truth_without_flags_uses_the_seeded_split(klass, tmp_path):
     from data_spec import public_mask
 
-    from grader.leaderboard.collect import load_truth
+    from data_spec import load_truth
 
     truth = write_course_array(tmp_path / "test_data_y.dat", klass["y"], "y")
     s = build_leaderboard(klass["submissions"], truth, tmp_path / "site", bootstrap=20, seed=5)

@@ -20,7 +20,7 @@ from .collect import (
     clean_text,
     collect_baselines,
     collect_submissions,
-    load_truth,
+    load_board_truth,
 )
 from .scoring import score_submissions
 from .select import select_submissions
@@ -76,7 +76,7 @@ def _phase_scores(valid, masks: dict) -> None:
 
     if not valid:
         return
-    tp, fp, fn = (np.stack([getattr(s, k) for s in valid]) for k in ("tp", "fp", "fn"))
+    tp, fp, fn = (np.stack([getattr(s.counts, k) for s in valid]) for k in ("tp", "fp", "fn"))
     for phase, mask in masks.items():
         scores = scores_from_counts(tp[:, mask], fp[:, mask], fn[:, mask])
         for i, sub in enumerate(valid):
@@ -107,7 +107,7 @@ def _board(entries, phase: str, mask, n_boot: int, seed: int) -> list:
     dice = np.array([r["dice"] for r in rows[:n_teams]])
     for i in range(n_teams):
         rows[i]["rank"] = int(1 + np.count_nonzero(dice > dice[i]))
-    counts = [np.stack([e[2].tp[mask], e[2].fp[mask], e[2].fn[mask]]) for e in ordered]
+    counts = [np.stack([e[2].counts.tp[mask], e[2].counts.fp[mask], e[2].counts.fn[mask]]) for e in ordered]
     if counts:
         tp, fp, fn = np.stack(counts, axis=1)
         if n_boot > 0:
@@ -196,7 +196,7 @@ def build_leaderboard(
     out = Path(os.path.abspath(out))
     sub_dir = Path(os.path.abspath(submissions))
     base_dir = Path(os.path.abspath(baselines)) if baselines is not None else None
-    truth = load_truth(truth, seed=seed)
+    truth = load_board_truth(truth, seed=seed)
     cache_dir = Path(os.path.abspath(cache if cache is not None else truth.path.parent / ".leaderboard-cache"))
     _check_paths(sub_dir, Path(os.path.abspath(truth.path)), out, cache_dir, base_dir)
 
@@ -244,7 +244,7 @@ def build_leaderboard(
             r["n_invalid"] = sum(1 for s in team_subs if s.status == INVALID)
             r["n_over_quota"] = sum(1 for s in team_subs if s.status == OVER_QUOTA)
 
-    if truth.public_source != "truth":
+    if not truth.has_flags:
         # The site says how, never the seed: with it anyone could recompute which cases are public.
         notes.insert(0, "Public/private flags derived with data_spec.public_mask from the instructor's seed "
                         "(the truth file has none).")
@@ -344,7 +344,7 @@ def _report(title, phase, reveal, truth, rows, subs, selected, labels, notes, n_
     selected_scores = [r["dice"] for r in rows if r["kind"] == "team"]
     base_marks = [(r["label"], r["dice"]) for r in rows if r["kind"] == "baseline"]
     n_teams = sum(1 for r in rows if r["kind"] == "team")
-    shown_seed = seed if truth.public_source == "truth" else "withheld (it also drew the public cases)"
+    shown_seed = seed if truth.has_flags else "withheld (it also drew the public cases)"
     method = METHOD_NOTE.format(b=n_boot, n=n_priv if reveal else n_pub, phase=phase, seed=shown_seed,
                                 m=max(0, n_teams - 1))
     if n_boot == 0:

@@ -12,7 +12,6 @@ is handed to the validator, which refuses it (``unsafe_file``).
 """
 from __future__ import annotations
 
-import csv
 import os
 import unicodedata
 from dataclasses import dataclass, field
@@ -20,87 +19,29 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
+from data_spec import KitError, LayoutError, MissingFileError, Truth, find_truth, load_truth
+from data_spec.manifest import MANIFEST_CSV, read_manifest
+from grader.counts import Counts
+from grader.scoring import INVALID, SCORED
 
-from data_spec import KitError, LayoutError, MissingFileError, find_truth, public_mask, sha256_file
-
-#: Name of the optional manifest at the top of the submissions folder.
-MANIFEST_CSV = "manifest.csv"
-MANIFEST_COLUMNS = ("team", "file", "submitted_at", "final")
-_FINAL_VALUES = {"yes": True, "no": False, "": None}
-
-SCORED, INVALID, OVER_QUOTA = "scored", "invalid", "over_quota"
+OVER_QUOTA = "over_quota"
 
 
-@dataclass
-class Truth:
-    """The test truth, loaded once and checked by the grader's :func:`grader.grade.load_truth`.
+def load_board_truth(path, *, seed: int = 0) -> Truth:
+    """The truth for a leaderboard: :func:`data_spec.load_truth` from a path, with at least one public case.
 
-    Attributes
-    ----------
-    path : Path
-        The truth file.
-    sha256 : str
-        Hash of the file's bytes (part of the score cache's key; never written to the site,
-        since it depends on the private cases).
-    y : ndarray (N, 240, 240) bool
-        Tumour masks (bool, so that counting never converts them again).
-    case_id : ndarray of str (N,)
-    public : ndarray of bool (N,)
-    public_source : str
-        ``"truth"`` when the file holds the flags, else how they were derived.
-    files : tuple of Path
-        The truth file and its sibling truth files: a submission may be none of them.
-    """
-
-    path: Path
-    sha256: str
-    y: np.ndarray
-    case_id: np.ndarray
-    public: np.ndarray
-    public_source: str
-    files: tuple = ()
-
-    def __len__(self) -> int:
-        return len(self.case_id)
-
-
-def read_truth_masks(path) -> tuple:
-    """``(y as bool, case_id, public or None, files)`` of a truth, through the grader's own checks."""
-    from grader.grade import load_truth as grader_truth
-
-    t = grader_truth(path)
-    return np.ascontiguousarray(t.y, dtype=bool), t.case_id, t.public, t.files()
-
-
-def load_truth(path, *, seed: int = 0) -> Truth:
-    """Open the test truth (file, ``private/`` or competition directory) with its public flags.
-
-    A course truth (``test_data_y.dat``) has no flags: they are derived with
-    :func:`data_spec.public_mask` from ``seed`` and the truth file's sha256 (so that
-    nobody without the truth can recompute which cases are public, even knowing
-    the seed), and ``public_source`` says so.
+    A course truth (``test_data_y.dat``) has no flags: they are derived from
+    ``seed`` and the truth file's sha256, and ``public_source`` says so.
 
     Raises
     ------
     MissingFileError, LayoutError, CorruptFileError
         No truth there, masks that are not 0/1, or no public case.
     """
-    file = find_truth(path)
-    y, case_id, public, files = read_truth_masks(file)
-    n = len(y)
-    digest = sha256_file(file)
-    if public is not None:
-        source = "truth"
-    else:
-        public = public_mask(n, seed + int(digest[:16], 16))
-        source = (
-            f"derived with data_spec.public_mask({n}, seed={seed} + the truth's sha256): "
-            "the truth file has no public flags"
-        )
-    if not public.any():
-        raise LayoutError("the truth marks no test case public", path=file, expected="at least one public case")
-    return Truth(Path(file), digest, y, np.asarray(case_id).astype(str), public, source, tuple(files))
+    truth = load_truth(find_truth(path), seed=seed)
+    if not truth.public.any():
+        raise LayoutError("the truth marks no test case public", path=truth.path, expected="at least one public case")
+    return truth
 
 
 @dataclass
@@ -120,9 +61,7 @@ class Submission:
     sha256: Optional[str] = None
     status: Optional[str] = None
     errors: list = field(default_factory=list)
-    tp: Optional[np.ndarray] = None
-    fp: Optional[np.ndarray] = None
-    fn: Optional[np.ndarray] = None
+    counts: Optional[Counts] = None
     scores: dict = field(default_factory=dict)
 
     @property
@@ -153,81 +92,6 @@ def clean_text(text: str) -> str:
 def _utc(ts: float) -> datetime:
     # Whole seconds: what a platform export holds, and what the pages show.
     return datetime.fromtimestamp(int(ts), tz=timezone.utc)
-
-
-def parse_time(text: str) -> datetime:
-    """An ISO 8601 time as an aware UTC datetime (whole seconds); a naive time is taken as UTC."""
-    text = text.strip()
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    value = datetime.fromisoformat(text)
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc).replace(microsecond=0)
-
-
-def read_manifest(path) -> dict:
-    """Read ``manifest.csv``: ``(team, file) -> (submitted_at, final)``.
-
-    ``file`` is relative to the team's folder (a leading ``<team>/`` is accepted);
-    ``final`` is ``yes``, ``no`` or empty (column optional).
-
-    Raises
-    ------
-    LayoutError
-        A missing column, a bad time or ``final`` value, or a duplicated row (with its line).
-    """
-    path = Path(path)
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as fh:
-            return _manifest_rows(csv.DictReader(fh), path)
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise LayoutError(
-            f"manifest is not a readable UTF-8 CSV file ({exc})", path=path,
-            expected="UTF-8 text with a header " + ", ".join(MANIFEST_COLUMNS),
-            hint="export the manifest as CSV UTF-8",
-        ) from None
-
-
-def _manifest_rows(reader, path) -> dict:
-    """The rows of a manifest already opened: ``(team, file) -> (submitted_at, final)``."""
-    columns = [c.strip() for c in (reader.fieldnames or [])]
-    missing = [c for c in MANIFEST_COLUMNS[:3] if c not in columns]
-    if missing:
-        raise LayoutError(
-            f"manifest lacks the column(s) {', '.join(missing)}",
-            path=path,
-            where="line 1",
-            expected="a header with " + ", ".join(MANIFEST_COLUMNS) + " (final optional: yes/no)",
-        )
-    rows = {}
-    for raw in reader:
-        line = reader.line_num  # the row's last line (a quoted field may span lines)
-        row = {(k or "").strip(): (v or "").strip() for k, v in raw.items() if isinstance(v, str)}
-        team, name = row.get("team", ""), row.get("file", "").replace("\\", "/")
-        if not team or not name:
-            raise LayoutError("a row without its team or file", path=path, where=f"line {line}",
-                              expected="team, file, submitted_at[, final] on every row")
-        if name.startswith(team + "/"):
-            name = name[len(team) + 1 :]
-        try:
-            when = parse_time(row.get("submitted_at", ""))
-        except (ValueError, OverflowError):
-            raise LayoutError(
-                f"bad submitted_at {row.get('submitted_at', '')!r}",
-                path=path,
-                where=f"line {line}",
-                expected="an ISO 8601 time such as 2025-03-01T17:05:00Z",
-            ) from None
-        final_text = row.get("final", "").lower()
-        if final_text not in _FINAL_VALUES:
-            raise LayoutError(
-                f"bad final {row.get('final')!r}", path=path, where=f"line {line}", expected="yes, no or empty"
-            )
-        if (team, name) in rows:
-            raise LayoutError(f"{team}/{name} is listed twice", path=path, where=f"line {line}")
-        rows[(team, name)] = (when, _FINAL_VALUES[final_text])
-    return rows
 
 
 def _team_files(team_dir: Path):

@@ -10,75 +10,34 @@ from __future__ import annotations
 import os
 import stat
 
-import numpy as np
 from joblib import Parallel, delayed
 
 from plumbing.progress import no_progress
-from data_spec import sha256_file
+from data_spec import Truth, load_truth, sha256_file
+from grader.counts import Counts
+from grader.scoring import SCORED, evaluate
 
 from .cache import cache_key
-from .collect import INVALID, SCORED
 
 #: Files per joblib task: enough to amortise the dispatch, small enough for a live progress bar.
 CHUNK = 16
 
 
-def _path_free(message: str, path) -> str:
-    # Cached records are keyed by content, so they must not name where the file was.
-    for p in {os.fspath(path), os.path.abspath(path)}:
-        message = message.replace(p + ": ", "").replace(p, "<submission>")
-    return message
-
-
-def score_file(path, truth_y: np.ndarray, case_id, truth_files=()) -> dict:
-    """Validate one submission against the truth and count, per case, tp, fp and fn.
-
-    Parameters
-    ----------
-    path : path-like
-    truth_y : bool array (N, 240, 240)
-    case_id : str array (N,)
-    truth_files : tuple of path-like
-        The truth file(s): a submission that is one of them (a hard link) is refused.
+def score_file(path, truth: Truth) -> dict:
+    """The record of one submission file: :func:`grader.scoring.evaluate`, path-free, JSON-ready.
 
     Returns
     -------
     dict
-        ``status`` ("scored" or "invalid"), ``errors`` (list of ``{"code", "message"}``,
-        messages without the file's path), ``format``, and when scored ``tp``, ``fp``,
-        ``fn`` as lists of ints (one per test case). A record that depends on more
-        than the file's bytes (``unsafe_file``: which file it is; ``unreadable``: an
-        unexpected exception of the validator on a hostile file) carries
-        ``"transient": True`` and is not cached.
+        :meth:`grader.scoring.Verdict.record` (``status``, ``errors``, ``format``
+        and, when scored, ``tp``, ``fp``, ``fn`` as lists), plus ``transient``: a
+        record that depends on more than the file's bytes (``unsafe_file``: which
+        file it is; ``unreadable``: the validator failed on a hostile file) is not cached.
     """
-    from grader.metrics import confusion_counts
-    from grader.validate import validate_submission
-
-    try:
-        v = validate_submission(path, n_slices=len(truth_y), case_ids=case_id, truth_path=truth_files)
-        if not v.ok:
-            errors = []
-            for e in v.errors:
-                d = e.to_dict() if hasattr(e, "to_dict") else {"code": "invalid", "message": str(e)}
-                errors.append({"code": str(d.get("code", "invalid")), "message": _path_free(str(d["message"]), path)})
-            transient = any(e["code"] == "unsafe_file" for e in errors)
-            return {"status": INVALID, "errors": errors, "format": v.format, "transient": transient}
-        tp, fp, fn = confusion_counts(truth_y, v.y_pred)
-    except Exception as exc:  # noqa: BLE001 - a hostile file must not stop the leaderboard
-        return {
-            "status": INVALID,
-            "errors": [{"code": "unreadable", "message": _path_free(f"{type(exc).__name__}: {exc}", path)}],
-            "format": None,
-            "transient": True,
-        }
-    return {
-        "status": SCORED,
-        "errors": [],
-        "format": v.format,
-        "tp": np.asarray(tp, dtype=np.int64).tolist(),
-        "fp": np.asarray(fp, dtype=np.int64).tolist(),
-        "fn": np.asarray(fn, dtype=np.int64).tolist(),
-    }
+    verdict = evaluate(path, truth)
+    record = verdict.record()
+    record["transient"] = verdict.transient
+    return record
 
 
 _WORKER_TRUTH: dict = {}
@@ -88,12 +47,10 @@ def _score_chunk(paths, truth_path, truth_sha256) -> list:
     """A worker's share: the truth is read once per worker process, not shipped with every task."""
     key = (os.fspath(truth_path), truth_sha256)
     if key not in _WORKER_TRUTH:
-        from .collect import read_truth_masks
-
         _WORKER_TRUTH.clear()
-        _WORKER_TRUTH[key] = read_truth_masks(truth_path)
-    y, case_id, _, files = _WORKER_TRUTH[key]
-    return [score_file(p, y, case_id, files) for p in paths]
+        _WORKER_TRUTH[key] = load_truth(truth_path)
+    truth = _WORKER_TRUTH[key]
+    return [score_file(p, truth) for p in paths]
 
 
 def _chunks(items: list) -> list:
@@ -121,6 +78,7 @@ def score_submissions(submissions, truth, cache, *, jobs: int = 1, progress=no_p
     ----------
     submissions : list of Submission
     truth : Truth
+        With its ``path`` (workers load it again).
     cache : ScoreCache
     jobs : int
         joblib ``n_jobs`` (-1: all cores). Results keep the input order.
@@ -138,7 +96,7 @@ def score_submissions(submissions, truth, cache, *, jobs: int = 1, progress=no_p
     # What the validator refuses before reading (links, devices, oversized files) is never hashed or cached.
     refused = [s for s in pending if not _hashable(s.path, cap)]
     for sub in refused:
-        _apply(sub, score_file(sub.path, truth.y, truth.case_id, truth.files))
+        _apply(sub, score_file(sub.path, truth), truth)
     todo = [s for s in pending if _hashable(s.path, cap)]
     # Hashing stays in this process: it is bound by reading the files, not by the CPU.
     for sub in progress(todo, label="hashing submissions", length=len(todo)):
@@ -156,7 +114,7 @@ def score_submissions(submissions, truth, cache, *, jobs: int = 1, progress=no_p
     items = list(missing.items())
     if items:
         if jobs == 1:
-            results = (score_file(p, truth.y, truth.case_id, truth.files) for _, p in items)
+            results = (score_file(p, truth) for _, p in items)
             results = progress(results, label="scoring submissions", length=len(items))
         else:
             chunks = _chunks(items)
@@ -169,12 +127,12 @@ def score_submissions(submissions, truth, cache, *, jobs: int = 1, progress=no_p
             if not record.pop("transient", False):
                 cache.put(key, record)
     for sub in todo:
-        _apply(sub, records[keys[id(sub)]])
+        _apply(sub, records[keys[id(sub)]], truth)
     return {"scored": len(items) + len(refused), "cached": cached}
 
 
-def _apply(sub, record: dict) -> None:
+def _apply(sub, record: dict, truth: Truth) -> None:
     sub.status = record["status"]
     sub.errors = [dict(e) for e in record["errors"]]
     if sub.status == SCORED:
-        sub.tp, sub.fp, sub.fn = (np.asarray(record[k], dtype=np.int64) for k in ("tp", "fp", "fn"))
+        sub.counts = Counts.from_record(record, truth)

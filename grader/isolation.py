@@ -1,0 +1,161 @@
+"""Score untrusted files in long-lived worker processes with a time and a memory limit.
+
+A hostile file may make a reader loop forever (a corrupted HDF5 heap can hang
+libhdf5) or allocate without bound. :class:`IsolatedScorer` keeps a pool of
+worker processes (``pebble.ProcessPool``) that load the truth once, cap their
+address space (``RLIMIT_AS``) and run :func:`grader.scoring.evaluate` per file
+under a wall-clock timeout. An overrunning task's worker is killed and the file
+gets an invalid verdict with code ``timeout``; a worker that dies or runs out
+of memory gives ``unreadable``. The pool replaces the lost worker. Nothing hangs.
+
+The server, the leaderboard and the CLI share it:
+
+>>> with IsolatedScorer("competition/private") as scorer:     # doctest: +SKIP
+...     verdict = scorer.score("team1/test_data_ypred.dat")
+...     verdicts = scorer.map(paths)
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import multiprocessing
+import os
+from typing import Callable, Optional
+
+from pebble import ProcessExpired, ProcessPool
+
+from data_spec.errors import KitError
+from data_spec.truth import Truth, load_truth
+
+from .scoring import INVALID, UnreadableError, Verdict, evaluate
+
+#: Worker state, set once by :func:`_init` (each worker is its own process).
+_WORKER: dict = {}
+
+
+class ScoringTimeout(KitError):
+    """The file took longer than the time limit to validate and score."""
+
+    code = "timeout"
+
+
+def _address_space_now() -> int:
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmSize:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def _init(truth_path, seed: int, memory_bytes: Optional[int], max_bytes: Optional[int]) -> None:
+    truth = load_truth(truth_path, seed=seed)
+    if memory_bytes:
+        import resource
+
+        # On top of what the worker already maps (interpreter, numpy, the truth): the
+        # limit is on what one file may make it allocate.
+        limit = _address_space_now() + int(memory_bytes)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    _WORKER.update(truth=truth, max_bytes=max_bytes)
+
+
+def evaluate_record(path, truth: Truth, max_bytes: Optional[int]) -> dict:
+    """The default task: :func:`~grader.scoring.evaluate` as a path-free record (cheap to send back)."""
+    return evaluate(path, truth, max_bytes=max_bytes).record()
+
+
+def _run(task: Callable, path) -> dict:
+    try:
+        return task(path, _WORKER["truth"], _WORKER["max_bytes"])
+    except MemoryError:
+        return {"status": INVALID, "format": None, "errors": [UnreadableError(
+            "the file needs more memory than a submission may use", hint="check the file's shape and dtype").to_dict()]}
+
+
+class IsolatedScorer:
+    """A pool of scoring workers; a context manager.
+
+    Parameters
+    ----------
+    truth : path-like
+        The test truth (as for :func:`data_spec.load_truth`); loaded once in this
+        process (to rebuild verdicts) and once in each worker.
+    workers : int
+        Worker processes.
+    timeout : float
+        Wall-clock seconds per file.
+    memory_mb : int or None
+        Address space a worker may add while scoring one file (None: no limit).
+    max_bytes : int, optional
+        Size cap of a submission (see :func:`grader.validate_submission`).
+    seed : int
+        As for :func:`data_spec.load_truth` (public flags of a truth without them).
+    task : callable, optional
+        A picklable ``task(path, truth, max_bytes) -> record`` run in the worker
+        instead of :func:`evaluate_record` (for tests of the limits).
+    """
+
+    def __init__(self, truth, *, workers: int = 2, timeout: float = 20.0, memory_mb: Optional[int] = 2048,
+                 max_bytes: Optional[int] = None, seed: int = 0, task: Optional[Callable] = None):
+        self.truth = load_truth(truth, seed=seed)
+        if self.truth.path is None:
+            raise KitError("the isolated scorer needs a truth file (workers load it themselves)", code="bad_option")
+        self.timeout = float(timeout)
+        self.task = task or evaluate_record
+        memory = None if memory_mb is None else int(memory_mb) << 20
+        # spawn: the server has threads, and a forked copy of a threaded process may deadlock.
+        self._pool = ProcessPool(max_workers=max(1, int(workers)), initializer=_init,
+                                 initargs=(str(self.truth.path), seed, memory, max_bytes),
+                                 context=multiprocessing.get_context("spawn"))
+
+    def __enter__(self) -> "IsolatedScorer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the workers (those still running a task are killed)."""
+        self._pool.stop()
+        self._pool.join()
+
+    def submit(self, path) -> concurrent.futures.Future:
+        """Schedule one file; the future's result is always a :class:`Verdict` (never an exception)."""
+        shown = os.fsdecode(path)
+        inner = self._pool.schedule(_run, args=(self.task, shown), timeout=self.timeout)
+        outer: concurrent.futures.Future = concurrent.futures.Future()
+
+        def done(fut) -> None:
+            outer.set_result(self._verdict(fut, shown))
+
+        inner.add_done_callback(done)
+        return outer
+
+    def score(self, path) -> Verdict:
+        """Validate and score one file in a worker."""
+        return self.submit(path).result()
+
+    def map(self, paths) -> list:
+        """Verdicts of many files, in order (scored in parallel by the workers)."""
+        futures = [self.submit(p) for p in paths]
+        return [f.result() for f in futures]
+
+    def _verdict(self, fut, shown: str) -> Verdict:
+        try:
+            record = fut.result()
+        except concurrent.futures.TimeoutError:
+            error = ScoringTimeout(f"validation took longer than {self.timeout:g} s and was stopped",
+                                   expected=f"a file the grader reads within {self.timeout:g} s",
+                                   hint="save the predictions again with numpy (np.save) or as raw uint8 bytes")
+            return Verdict(INVALID, (error,), None, None, None, shown)
+        except (ProcessExpired, MemoryError, concurrent.futures.CancelledError) as exc:
+            error = UnreadableError(f"the file could not be read (the grader's worker failed: {type(exc).__name__})",
+                                    hint="save the predictions again with numpy (np.save) or as raw uint8 bytes")
+            return Verdict(INVALID, (error,), None, None, None, shown)
+        except Exception as exc:  # noqa: BLE001 - e.g. a worker that could not start
+            error = UnreadableError(f"the file could not be read ({type(exc).__name__}: {exc})")
+            return Verdict(INVALID, (error,), None, None, None, shown)
+        return dataclasses.replace(Verdict.from_record(record, self.truth), path=shown)
