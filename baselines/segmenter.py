@@ -23,6 +23,7 @@ from threadpoolctl import threadpool_limits
 
 from plumbing.progress import no_progress
 from data_spec import Y_DTYPE, Y_ITEM_SHAPE, ArrayContractError
+from data_spec.background import DEFAULT_FOREGROUND_RULE, check_rule
 from starter.features import check_inputs, check_masks, foreground_mask
 
 from .classifiers import make_mlp
@@ -51,6 +52,9 @@ class PixelSegmenter(BaseEstimator):
         ``decision_function`` (then the logistic of it is used).
     sampler : BalancedSampler, default ``BalancedSampler()``
         Which pixels to train on (never background; bounded).
+    foreground : {"all", "any"}, default "all"
+        Which pixels are brain (:func:`data_spec.background.foreground_mask`):
+        ``"all"`` is the course's rule, every modality above its slice minimum.
     threshold, min_size, fill_holes : default 0.5, 0, False
         The post-processing before any tuning (see
         :func:`baselines.postprocess.postprocess`); :meth:`tune` replaces it.
@@ -82,6 +86,7 @@ class PixelSegmenter(BaseEstimator):
         features=None,
         classifier=None,
         sampler=None,
+        foreground=DEFAULT_FOREGROUND_RULE,
         threshold=IDENTITY["threshold"],
         min_size=IDENTITY["min_size"],
         fill_holes=IDENTITY["fill_holes"],
@@ -90,6 +95,7 @@ class PixelSegmenter(BaseEstimator):
         self.features = features
         self.classifier = classifier
         self.sampler = sampler
+        self.foreground = foreground
         self.threshold = threshold
         self.min_size = min_size
         self.fill_holes = fill_holes
@@ -112,10 +118,11 @@ class PixelSegmenter(BaseEstimator):
         features = check_features(clone(self.features) if self.features is not None else PixelFeatures())
         sampler = clone(self.sampler) if self.sampler is not None else BalancedSampler()
         seed = 0 if self.random_state is None else self.random_state
+        check_rule(self.foreground)
 
         fg = np.empty((n,) + Y_ITEM_SHAPE, dtype=bool)
         for i in progress(range(n), label="foreground", length=n):
-            fg[i] = foreground_mask(np.asarray(X[i]))
+            fg[i] = foreground_mask(np.asarray(X[i]), self.foreground)
         index = sampler.sample(Y, fg, seed=seed)
         vectors, labels = self._vectors(features, X, Y, index, progress)
         if len(np.unique(labels)) < 2:
@@ -159,7 +166,8 @@ class PixelSegmenter(BaseEstimator):
     # -- prediction -----------------------------------------------------------------------------
 
     def _proba_slice(self, xi):
-        fg = foreground_mask(xi)
+        # Models saved before the rule was a parameter used "any".
+        fg = foreground_mask(xi, getattr(self, "foreground", "any"))
         proba = np.zeros(Y_ITEM_SHAPE, dtype=np.float32)
         rows, cols = np.nonzero(fg)
         if len(rows):

@@ -16,7 +16,8 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from data_spec import N_MODALITIES, X_DTYPE, X_ITEM_SHAPE, Y_ITEM_SHAPE, ArrayContractError
-from data_spec import foreground_mask as _foreground
+from data_spec.background import DEFAULT_FOREGROUND_RULE
+from data_spec.background import foreground_mask as _foreground
 
 PAD_MODES = ("background", "edge", "reflect")
 
@@ -48,22 +49,25 @@ def check_masks(y, n: int, name: str = "masks") -> None:
         raise ArrayContractError(f"{name} has shape {shape}", expected=f"({n}, {Y_ITEM_SHAPE[0]}, {Y_ITEM_SHAPE[1]})")
 
 
-def foreground_mask(x) -> np.ndarray:
+def foreground_mask(x, rule: str = DEFAULT_FOREGROUND_RULE) -> np.ndarray:
     """Pixels that are not background (the contract's rule, :func:`data_spec.foreground_mask`).
 
     Parameters
     ----------
     x : array-like (H, W, 4) or (N, H, W, 4)
+    rule : {"all", "any"}, default "all"
+        ``"all"``, the course's rule (its notebook's ``slices_to_masks``): a
+        pixel is foreground when every modality is above that modality's slice
+        minimum. ``"any"``: when at least one is.
 
     Returns
     -------
     ndarray of bool, (H, W) or (N, H, W)
-        A pixel is foreground when any modality is above that modality's slice
-        minimum; a constant slice has no foreground.
+        A constant slice has no foreground.
     """
     if len(tuple(x.shape)) != 3:
         check_inputs(x)
-    return _foreground(x)
+    return _foreground(x, rule)
 
 
 def balanced_index(

@@ -316,7 +316,11 @@ def test_foreground_rule_is_the_contracts():
     x, _ = make_slices(2)
     fg = ds.foreground_mask(x)
     assert fg.shape == (2, 240, 240)
-    assert np.array_equal(fg[1], (x[1] > x[1].min(axis=(0, 1))).any(axis=-1))
+    # The course's rule: every modality above its slice minimum; "any" only when named.
+    assert np.array_equal(fg[1], (x[1] > x[1].min(axis=(0, 1))).all(axis=-1))
+    assert np.array_equal(ds.foreground_mask(x, "any")[1], (x[1] > x[1].min(axis=(0, 1))).any(axis=-1))
+    with pytest.raises(ds.KitError):
+        ds.foreground_mask(x, "most")
     with pytest.raises(ds.ArrayContractError) as err:
         ds.check_array(np.zeros((240, 240, 4), np.float32), "x")
     assert err.value.hint == "add a slice axis: array[None]"
