@@ -17,7 +17,6 @@ The server, the leaderboard and the CLI share it:
 from __future__ import annotations
 
 import concurrent.futures
-import dataclasses
 import multiprocessing
 import os
 from typing import Callable, Optional
@@ -27,10 +26,34 @@ from pebble import ProcessExpired, ProcessPool
 from data_spec.errors import KitError
 from data_spec.truth import Truth, load_truth
 
-from .scoring import INVALID, UnreadableError, Verdict, evaluate
+from .counts import Counts
+from .scoring import INVALID, SCORED, UnreadableError, Verdict, evaluate
 
 #: Worker state, set once by :func:`_init` (each worker is its own process).
 _WORKER: dict = {}
+
+
+class RecordedError(KitError):
+    """An error sent back by a worker: it prints and serialises exactly as the worker made it."""
+
+    def __init__(self, d: dict):
+        self._dict = dict(d)
+        super().__init__(d["message"], code=d["code"])
+        for key in ("where", "expected", "hint"):
+            setattr(self, key, d.get(key))
+
+    def __str__(self) -> str:
+        return self._dict["message"]
+
+    def to_dict(self) -> dict:
+        return dict(self._dict)
+
+
+def verdict_from_record(record: dict, truth: Truth, path=None) -> Verdict:
+    """A worker's record (see :meth:`Verdict.record`) back as a :class:`Verdict` (without ``y_pred``)."""
+    errors = tuple(RecordedError(d) for d in record["errors"])
+    counts = Counts.from_record(record, truth) if record["status"] == SCORED else None
+    return Verdict(record["status"], errors, record.get("format"), counts, None, path)
 
 
 class ScoringTimeout(KitError):
@@ -129,7 +152,12 @@ class IsolatedScorer:
         outer: concurrent.futures.Future = concurrent.futures.Future()
 
         def done(fut) -> None:
-            outer.set_result(self._verdict(fut, shown))
+            try:
+                verdict = self._verdict(fut, shown)
+            except Exception as exc:  # noqa: BLE001 - the future must always complete
+                error = UnreadableError(f"the file could not be read ({type(exc).__name__}: {exc})")
+                verdict = Verdict(INVALID, (error,), None, None, None, shown)
+            outer.set_result(verdict)
 
         inner.add_done_callback(done)
         return outer
@@ -158,4 +186,4 @@ class IsolatedScorer:
         except Exception as exc:  # noqa: BLE001 - e.g. a worker that could not start
             error = UnreadableError(f"the file could not be read ({type(exc).__name__}: {exc})")
             return Verdict(INVALID, (error,), None, None, None, shown)
-        return dataclasses.replace(Verdict.from_record(record, self.truth), path=shown)
+        return verdict_from_record(record, self.truth, shown)

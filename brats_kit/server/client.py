@@ -1,0 +1,138 @@
+"""The students' client: validate locally with the grader's own validator, upload, return the receipt.
+
+>>> receipt = submit("test_data_ypred.dat", "http://127.0.0.1:8000", token)   # doctest: +SKIP
+>>> receipt.status, receipt.public["dice"], receipt.remaining_today          # doctest: +SKIP
+('scored', 0.81, 4)
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Optional
+
+import httpx
+
+from data_spec.errors import KitError
+from grader.errors import InvalidSubmissionError
+from grader.validate import validate_submission
+
+#: Environment variable the ``submit`` command reads the token from when ``--token`` is not given.
+TOKEN_ENV = "BRATS_KIT_TOKEN"
+API = "/api/v1"
+
+
+class ServerUnreachable(KitError):
+    """No answer from the server (exit code 4 of ``brats-kit submit``)."""
+
+    code = "server_unreachable"
+
+
+class SubmissionRefused(KitError):
+    """The server refused the upload (bad token, deadline, quota, size...); ``status`` is the HTTP status."""
+
+    code = "refused"
+
+    def __init__(self, status: int, body: dict):
+        err = body.get("error") if isinstance(body, dict) else None
+        if isinstance(err, dict):
+            message, code = err.get("message", "refused"), err.get("code", "refused")
+            details = {k: v for k, v in err.items() if k not in ("message", "code")}
+        else:  # the framework's own 422 (a malformed request)
+            message, code, details = f"the server refused the request: {body}", "malformed_request", {}
+        hint = None
+        if "resets_at" in details:
+            hint = f"the quota resets at {details['resets_at']}"
+        elif status == 401:
+            hint = f"check the token your instructor gave you (--token or ${TOKEN_ENV})"
+        super().__init__(f"HTTP {status}: {message}", code=code, hint=hint)
+        self.status, self.details = status, details
+
+
+@dataclass
+class Receipt:
+    """The server's receipt of one submission (``raw`` holds the whole JSON object)."""
+
+    id: int
+    team: str
+    sha256: str
+    bytes: int
+    submitted_at: str
+    status: str
+    errors: list
+    public: Optional[dict]
+    remaining_today: Optional[int]
+    deadline: Optional[str]
+    quota_resets_at: Optional[str] = None
+    raw: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "scored"
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Receipt":
+        return cls(data["id"], data["team"], data["sha256"], data["bytes"], data["submitted_at"], data["status"],
+                   data.get("errors", []), data.get("public"), data.get("remaining_today"), data.get("deadline"),
+                   data.get("quota_resets_at"), data)
+
+
+def _json(response: httpx.Response) -> dict:
+    try:
+        return response.json()
+    except ValueError:
+        return {"error": {"code": "bad_response", "message": response.text[:200]}}
+
+
+def competition_info(server: str, *, timeout: float = 30.0) -> dict:
+    """The public facts a server gives: slice count, test ids, size cap, quotas, deadline."""
+    try:
+        with httpx.Client(base_url=server.rstrip("/"), timeout=timeout) as client:
+            r = client.get(f"{API}/competition")
+    except httpx.TransportError as exc:
+        raise ServerUnreachable(f"cannot reach {server} ({type(exc).__name__})",
+                                hint="check the URL and that the server is running") from None
+    if r.status_code != 200:
+        raise SubmissionRefused(r.status_code, _json(r))
+    return r.json()
+
+
+def submit(file, server: str, token: Optional[str] = None, *, timeout: float = 120.0) -> Receipt:
+    """Validate ``file`` locally, upload it to ``server`` with ``token``, return the receipt.
+
+    Parameters
+    ----------
+    file : path-like
+        The submission.
+    server : str
+        ``http://HOST:PORT``.
+    token : str, optional
+        The team's token (default: the ``BRATS_KIT_TOKEN`` environment variable).
+
+    Raises
+    ------
+    InvalidSubmissionError
+        The file is invalid (found locally: it is not uploaded); ``.errors`` holds every problem.
+    SubmissionRefused
+        The server refused it (``.status``: 401, 403, 413, 429, 422).
+    ServerUnreachable
+        No connection.
+    """
+    token = token or os.environ.get(TOKEN_ENV)
+    if not token:
+        raise KitError("no token", code="no_token", hint=f"pass --token or set ${TOKEN_ENV}")
+    info = competition_info(server, timeout=timeout)
+    validation = validate_submission(file, n_slices=info["n_slices"], case_ids=info["case_ids"],
+                                     max_bytes=info["max_bytes"])
+    if not validation.ok:
+        raise InvalidSubmissionError(validation.errors, path=file)
+    try:
+        with httpx.Client(base_url=server.rstrip("/"), timeout=timeout,
+                          headers={"Authorization": f"Bearer {token}"}) as client, open(file, "rb") as fh:
+            # The local file name is never sent: the server names files by content.
+            r = client.post(f"{API}/submissions", files={"file": ("submission", fh, "application/octet-stream")})
+    except httpx.TransportError as exc:
+        raise ServerUnreachable(f"cannot reach {server} ({type(exc).__name__})",
+                                hint="the file may or may not have arrived: list your submissions once it is back") from None
+    if r.status_code != 201:
+        raise SubmissionRefused(r.status_code, _json(r))
+    return Receipt.from_json(r.json())

@@ -1,0 +1,292 @@
+"""A course folder: configuration, roster, tokens, database and store, created by ``server init``.
+
+Layout (everything readable by the instructor only)::
+
+    COURSE/private/course.json    configuration (competition, truth, quotas, deadline, database URL)
+    COURSE/private/course.db      the SQLite database (unless --db names another)
+    COURSE/private/tokens.csv     team,token: to hand out, one token per team
+    COURSE/private/admin_token.txt
+    COURSE/private/roster.csv     the roster as given (names and e-mails stay private)
+    COURSE/store/                 submitted files by sha256, store/tmp/ for uploads in progress
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import stat
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Optional
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy.orm import Session
+
+from data_spec.errors import KitError, LayoutError, MissingFileError
+from data_spec.layout import find_truth
+from plumbing.atomic import write_text
+
+from . import audit
+from .db import Member, Team, check_schema, create_schema, make_engine, session_factory, set_meta
+from .store import Store
+from .tokens import new_token, token_hash
+
+PRIVATE, STORE = "private", "store"
+CONFIG_JSON, SQLITE_DB, TOKENS_CSV, ADMIN_TOKEN, ROSTER_CSV = (
+    "course.json", "course.db", "tokens.csv", "admin_token.txt", "roster.csv",
+)
+ROSTER_COLUMNS = ("student_id", "name", "email", "team")
+#: Names a team folder may not take in an export (the leaderboard reads these itself).
+_RESERVED = {"manifest.csv"}
+
+
+@dataclass
+class CourseConfig:
+    """What ``server init`` was told (``private/course.json``)."""
+
+    competition: str
+    truth: str
+    db: str
+    per_day: int = 5
+    max_invalid_per_day: int = 20
+    deadline: Optional[str] = None
+    finals: int = 2
+    timezone: str = "UTC"
+    timeout_s: float = 20.0
+    memory_mb: int = 2048
+    workers: int = 2
+    max_bytes: Optional[int] = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def deadline_at(self) -> Optional[datetime]:
+        return None if self.deadline is None else datetime.fromisoformat(self.deadline).astimezone(timezone.utc)
+
+    @property
+    def zone(self):
+        return ZoneInfo(self.timezone)
+
+
+class Course:
+    """An initialised course folder, opened: configuration, engine, sessions, store."""
+
+    def __init__(self, root, *, engine=None):
+        self.root = Path(root)
+        self.private = self.root / PRIVATE
+        path = self.private / CONFIG_JSON
+        if not path.is_file():
+            raise MissingFileError("not a course folder (no private/course.json)", path=self.root,
+                                   hint="create it with 'brats-kit server init'")
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            self.config = CourseConfig(**data)
+        except (ValueError, TypeError) as exc:
+            raise LayoutError(f"unreadable course configuration ({exc})", path=path) from None
+        self.engine = engine or make_engine(self.config.db)
+        check_schema(self.engine)
+        self.sessions = session_factory(self.engine)
+        self.store = Store(self.root / STORE)
+
+    @property
+    def tokens_csv(self) -> Path:
+        return self.private / TOKENS_CSV
+
+    @property
+    def admin_token_file(self) -> Path:
+        return self.private / ADMIN_TOKEN
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _check_team_name(team: str, line: int, path) -> None:
+    bad = (not team or team.startswith(".") or team in _RESERVED or "/" in team or "\\" in team
+           or "\x00" in team or len(team) > 200 or team != team.strip())
+    if bad:
+        raise LayoutError(f"team name {team!r} cannot be a folder of the export", path=path, where=f"line {line}",
+                          expected="a non-empty name without '/', '\\', a leading '.' or surrounding spaces",
+                          hint="the team column is the display name on the board")
+
+
+def read_roster(path) -> dict:
+    """``team -> [(student_id, name, email), ...]`` from ``student_id,name,email,team``."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise MissingFileError("no roster file", path=path, expected=",".join(ROSTER_COLUMNS)) from None
+    except UnicodeDecodeError:
+        raise LayoutError("the roster is not UTF-8 text", path=path, hint="export it as CSV UTF-8") from None
+    reader = csv.DictReader(io.StringIO(text))
+    missing = [c for c in ROSTER_COLUMNS if c not in (reader.fieldnames or [])]
+    if missing:
+        raise LayoutError(f"the roster lacks the column(s) {', '.join(missing)}", path=path,
+                          expected=",".join(ROSTER_COLUMNS))
+    teams: dict = {}
+    seen = set()
+    for line, row in enumerate(reader, start=2):
+        values = {c: (row.get(c) or "").strip() for c in ROSTER_COLUMNS}
+        if not any(values.values()):
+            continue
+        empty = [c for c, v in values.items() if not v]
+        if empty:
+            raise LayoutError(f"empty {', '.join(empty)}", path=path, where=f"line {line}")
+        if values["student_id"] in seen:
+            raise LayoutError(f"student {values['student_id']!r} is listed twice", path=path, where=f"line {line}")
+        seen.add(values["student_id"])
+        _check_team_name(row["team"].strip(), line, path)
+        teams.setdefault(values["team"], []).append((values["student_id"], values["name"], values["email"]))
+    if not teams:
+        raise LayoutError("the roster lists no student", path=path, expected=",".join(ROSTER_COLUMNS))
+    return teams
+
+
+def tokens_text(tokens: dict) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["team", "token"])
+    for team in sorted(tokens):
+        writer.writerow([team, tokens[team]])
+    return buf.getvalue()
+
+
+def write_private(path: Path, text: str) -> None:
+    """Atomically write a file only the owner can read."""
+    write_text(path, text)
+    os.chmod(path, 0o600)
+
+
+def read_tokens(path) -> dict:
+    with open(path, newline="", encoding="utf-8") as fh:
+        return {row["team"]: row["token"] for row in csv.DictReader(fh)}
+
+
+def init_course(
+    root,
+    *,
+    competition,
+    roster,
+    per_day: int = 5,
+    max_invalid_per_day: int = 20,
+    deadline: Optional[str] = None,
+    finals: int = 2,
+    db: Optional[str] = None,
+    timezone_name: str = "UTC",
+    timeout_s: float = 20.0,
+    memory_mb: int = 2048,
+    workers: int = 2,
+    clock=None,
+) -> dict:
+    """Create a course folder (see the module doc) and return where its files are.
+
+    Refuses a folder that exists and is not empty. Tokens are random, written to
+    ``private/tokens.csv`` and stored only as hashes.
+    """
+    root = Path(root)
+    if root.exists() and (not root.is_dir() or any(root.iterdir())):
+        raise KitError("the course folder exists and is not empty", code="exists", path=root,
+                       hint="give a new folder: init never overwrites a course")
+    for name, value, low in (("per_day", per_day, 1), ("max_invalid_per_day", max_invalid_per_day, 0),
+                             ("finals", finals, 1)):
+        if value < low:
+            raise KitError(f"{name} must be at least {low}, got {value}", code="bad_option")
+    try:
+        ZoneInfo(timezone_name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise KitError(f"unknown time zone {timezone_name!r}", code="bad_option", expected="e.g. UTC, Europe/Paris") from None
+    if deadline is not None:
+        try:
+            when = datetime.fromisoformat(deadline.replace("Z", "+00:00"))
+        except ValueError:
+            raise KitError(f"unreadable deadline {deadline!r}", code="bad_option",
+                           expected="ISO 8601 with its offset, e.g. 2026-12-15T23:59:00+01:00") from None
+        if when.tzinfo is None:
+            raise KitError(f"the deadline {deadline!r} has no UTC offset", code="bad_option",
+                           expected="e.g. 2026-12-15T23:59:00+01:00")
+        deadline = when.isoformat()
+    truth = find_truth(Path(competition) / PRIVATE) if (Path(competition) / PRIVATE).is_dir() else find_truth(competition)
+    from .grading import open_truth_info
+
+    info = open_truth_info(truth)  # a truth the grader cannot read is refused now, not at the first upload
+    teams = read_roster(roster)
+    root.mkdir(parents=True, exist_ok=True)
+    os.chmod(root, 0o700)
+    private = root / PRIVATE
+    private.mkdir(mode=0o700)
+    if db is None:
+        # Created empty and owner-only first: SQLite gives its -wal and -shm files the same mode.
+        os.close(os.open(private / SQLITE_DB, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    url = db or f"sqlite:///{(private / SQLITE_DB).resolve()}"
+    config = CourseConfig(competition=str(Path(competition).resolve()), truth=str(Path(truth).resolve()), db=url,
+                          per_day=per_day, max_invalid_per_day=max_invalid_per_day, deadline=deadline,
+                          finals=finals, timezone=timezone_name, timeout_s=timeout_s, memory_mb=memory_mb,
+                          workers=workers, max_bytes=info["max_bytes"])
+    engine = make_engine(url)
+    try:
+        create_schema(engine)
+        now = (clock or (lambda: datetime.now(timezone.utc)))()
+        tokens = {team: new_token() for team in teams}
+        admin = new_token()
+        with session_factory(engine)() as s, s.begin():
+            for team in sorted(teams):
+                t = Team(name=team, token_hash=token_hash(tokens[team]), created_at=now)
+                s.add(t)
+                s.flush()
+                for sid, name, email in teams[team]:
+                    s.add(Member(team_id=t.id, student_id=sid, name=name, email=email))
+            set_meta(s, "admin_token_hash", token_hash(admin))
+            audit.append(s, now, audit.COURSE_CREATED, None, {"teams": len(teams)})
+    finally:
+        engine.dispose()
+    Store(root / STORE).create()
+    write_private(private / TOKENS_CSV, tokens_text(tokens))
+    write_private(private / ADMIN_TOKEN, admin + "\n")
+    write_private(private / ROSTER_CSV, Path(roster).read_text(encoding="utf-8-sig"))
+    write_private(private / CONFIG_JSON, json.dumps(asdict(config), indent=2, sort_keys=True) + "\n")
+    return {"course": root, "tokens": private / TOKENS_CSV, "admin_token": private / ADMIN_TOKEN,
+            "teams": len(teams), "students": sum(len(v) for v in teams.values()), "db": _shown_url(url)}
+
+
+def _shown_url(url: str) -> str:
+    """A database URL without its password."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def check_permissions(root, *, fix: bool = True) -> list:
+    """Private files readable or writable by others: fixed (with a warning) or refused.
+
+    Returns the paths whose mode was fixed. Raises :class:`KitError` when ``fix`` is False
+    and something is exposed.
+    """
+    root = Path(root)
+    exposed = []
+    for base in (root / PRIVATE, root / STORE):
+        if not base.exists():
+            continue
+        for dirpath, dirnames, filenames in os.walk(base):
+            for name in [dirpath] + [os.path.join(dirpath, n) for n in dirnames + filenames]:
+                st = os.lstat(name)
+                if stat.S_IMODE(st.st_mode) & 0o077:
+                    exposed.append(Path(name))
+    if exposed and not fix:
+        raise KitError(f"{len(exposed)} private file(s) of the course are readable by others, e.g. {exposed[0]}",
+                       code="unsafe_permissions", hint=f"chmod -R go-rwx {root / PRIVATE} {root / STORE}")
+    for p in exposed:
+        os.chmod(p, 0o700 if p.is_dir() else 0o600)
+    return exposed
+
+
+def team_names(s: Session) -> list:
+    from sqlalchemy import select
+
+    return list(s.scalars(select(Team.name).order_by(Team.name)))

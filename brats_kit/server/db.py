@@ -1,0 +1,207 @@
+"""The course database: SQLAlchemy 2 tables, engines for SQLite (WAL) and PostgreSQL, the schema version.
+
+Every write that must be exact under concurrency (a submission against its quota,
+a final choice, a reveal, a token rotation) runs in :func:`write_transaction`,
+which serialises writers: ``BEGIN IMMEDIATE`` on SQLite, a row lock on the audit
+head on PostgreSQL. Scoring happens before the transaction, so the lock is held
+for a few inserts only.
+"""
+from __future__ import annotations
+
+import contextlib
+from datetime import datetime, timezone
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    create_engine,
+    event,
+    select,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.types import TypeDecorator
+
+from data_spec.errors import KitError
+
+#: Bumped on every change of the tables; a database with a newer version is refused.
+SCHEMA_VERSION = 1
+GENESIS = "0" * 64
+
+
+class UTCDateTime(TypeDecorator):
+    """Aware UTC datetimes in and out, whatever the backend keeps (SQLite keeps naive text)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Meta(Base):
+    """Key-value facts about the course database: ``schema_version``, ``revealed``, the audit head."""
+
+    __tablename__ = "meta"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class Team(Base):
+    __tablename__ = "team"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Member(Base):
+    """A student of the roster (private: never on a public page)."""
+
+    __tablename__ = "member"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("team.id"))
+    student_id: Mapped[str] = mapped_column(String(200), unique=True)
+    name: Mapped[str] = mapped_column(String(400))
+    email: Mapped[str] = mapped_column(String(400))
+
+
+class Submission(Base):
+    """One file handed in; ``public`` and ``private`` hold the scores of each phase (private: admin only)."""
+
+    __tablename__ = "submission"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("team.id"))
+    sha256: Mapped[str] = mapped_column(String(64))
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    submitted_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    day: Mapped[str] = mapped_column(String(10))
+    status: Mapped[str] = mapped_column(String(16))
+    format: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    errors: Mapped[list] = mapped_column(JSON)
+    public: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    private: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    counts: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    final: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    __table_args__ = (Index("ix_submission_team_day", "team_id", "day", "status"),)
+
+
+class AuditEvent(Base):
+    """One entry of the hash-chained log: ``hash = sha256(prev_hash + canonical JSON of the entry)``."""
+
+    __tablename__ = "audit"
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    kind: Mapped[str] = mapped_column(String(32))
+    team: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    payload: Mapped[dict] = mapped_column(JSON)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+def _sqlite_pragmas(dbapi_conn, _record):
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=FULL")  # an acknowledged commit survives a power cut, not only a crash
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+    # pysqlite's own transaction handling would start DEFERRED transactions; BEGIN is emitted below.
+    dbapi_conn.isolation_level = None
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url`` (``sqlite:///...`` or ``postgresql+psycopg://...``) set up for the server."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn):
+            # Every transaction takes the write lock at once: a read-then-insert (the quota) is exact.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    if url.startswith("postgresql"):
+        return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    raise KitError(f"unsupported database URL {url!r}", code="bad_option",
+                   expected="sqlite:///PATH or postgresql+psycopg://...")
+
+
+def create_schema(engine: Engine) -> None:
+    """Create the tables in an empty database and record the schema version; refuse a non-empty one."""
+    from sqlalchemy import inspect
+
+    if inspect(engine).get_table_names():
+        raise KitError("the database already holds tables", code="exists",
+                       hint="give a new database (--db) or a new course folder")
+    Base.metadata.create_all(engine)
+    with Session(engine) as s, s.begin():
+        s.add(Meta(key="schema_version", value=str(SCHEMA_VERSION)))
+        s.add(Meta(key="revealed", value="no"))
+        s.add(Meta(key="audit_head", value=f"0 {GENESIS}"))
+
+
+def check_schema(engine: Engine) -> None:
+    """Refuse a database without the kit's tables, or made by a newer kit."""
+    with Session(engine) as s:
+        try:
+            row = s.get(Meta, "schema_version")
+        except Exception as exc:  # noqa: BLE001 - any driver error here means "not our database"
+            raise KitError(f"not a brats-kit course database ({type(exc).__name__})", code="bad_database") from None
+    if row is None:
+        raise KitError("the database has no schema version", code="bad_database")
+    if int(row.value) > SCHEMA_VERSION:
+        raise KitError(f"the database has schema version {row.value}, newer than this kit's {SCHEMA_VERSION}",
+                       code="bad_database", hint="upgrade brats-kit")
+    if int(row.value) < SCHEMA_VERSION:
+        raise KitError(f"the database has schema version {row.value}, older than this kit's {SCHEMA_VERSION}",
+                       code="bad_database", hint="no migration exists yet: export, re-init, re-submit")
+
+
+def session_factory(engine: Engine) -> sessionmaker:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+@contextlib.contextmanager
+def write_transaction(sessions: sessionmaker):
+    """A session in a transaction that holds the course's write lock until commit (see module doc)."""
+    with sessions() as s, s.begin():
+        if s.get_bind().dialect.name != "sqlite":
+            s.execute(select(Meta).where(Meta.key == "audit_head").with_for_update())
+        yield s
+
+
+def get_meta(s: Session, key: str, default=None):
+    row = s.get(Meta, key)
+    return default if row is None else row.value
+
+
+def set_meta(s: Session, key: str, value: str) -> None:
+    row = s.get(Meta, key)
+    if row is None:
+        s.add(Meta(key=key, value=value))
+    else:
+        row.value = value

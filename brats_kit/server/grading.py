@@ -1,0 +1,33 @@
+"""The server's one call into the grader: the isolated scorer, and what a receipt shows of a verdict."""
+from __future__ import annotations
+
+from data_spec.truth import load_truth
+from grader.isolation import IsolatedScorer
+from grader.readers import default_max_bytes
+
+
+def open_truth_info(truth_path) -> dict:
+    """What the server tells clients about the test set (public facts only) and the size cap."""
+    truth = load_truth(truth_path)
+    return {"n_slices": len(truth), "case_ids": [str(c) for c in truth.case_id],
+            "max_bytes": default_max_bytes(len(truth))}
+
+
+def make_scorer(config) -> IsolatedScorer:
+    return IsolatedScorer(config.truth, workers=config.workers, timeout=config.timeout_s,
+                          memory_mb=config.memory_mb, max_bytes=config.max_bytes)
+
+
+def _floats(scores: dict) -> dict:
+    return {k: (int(v) if k.startswith("n_") else float(v)) for k, v in scores.items()}
+
+
+def verdict_fields(verdict) -> dict:
+    """Columns of a submission row: status, format, errors (path-free), public and private scores, counts."""
+    out = {"status": verdict.status, "format": verdict.format, "errors": verdict.error_dicts(with_path=False),
+           "public": None, "private": None, "counts": None}
+    if verdict.counts is not None:
+        out["public"] = _floats(verdict.counts.scores("public"))
+        out["private"] = _floats(verdict.counts.scores("private"))
+        out["counts"] = verdict.counts.to_record()
+    return out

@@ -1,0 +1,355 @@
+"""What the server does, without HTTP: authenticate, enforce quotas and the deadline, record, select, reveal.
+
+The routes in :mod:`.app` and the commands in ``brats_kit.commands.server`` call
+these; every refusal is a :class:`Refusal` carrying its HTTP status.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta, timezone
+from typing import Callable, Optional
+
+from sqlalchemy import func, select
+
+from grader.leaderboard.collect import Submission as BoardEntry
+from grader.scoring import SCORED
+from grader.leaderboard.select import select_submissions
+
+from . import audit
+from .course import Course, read_tokens, tokens_text, write_private
+from .db import Submission, Team, get_meta, set_meta, write_transaction
+from .grading import open_truth_info, verdict_fields
+from .tokens import FailureLimiter, new_token, same_hash, token_hash
+
+#: Extension of an exported file, by the format the grader recognised (never the uploaded name).
+EXTENSIONS = {"dat": "dat", "npy": "npy", "hdf5": "h5", None: "bin"}
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def iso(when: Optional[datetime]) -> Optional[str]:
+    """UTC time as ISO 8601 with a ``Z`` (microseconds kept: two uploads in one second stay ordered)."""
+    if when is None:
+        return None
+    return when.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(eq=False)
+class Refusal(Exception):
+    """A request the course refuses: HTTP ``status``, stable ``code``, a sentence, and extra fields."""
+
+    status: int
+    code: str
+    message: str
+    extra: dict = field(default_factory=dict)
+    headers: dict = field(default_factory=dict)
+
+    def body(self) -> dict:
+        return {"error": {"code": self.code, "message": self.message, **self.extra}}
+
+
+@dataclass(frozen=True)
+class Principal:
+    team_id: Optional[int]
+    team: Optional[str]
+    admin: bool = False
+
+
+def export_name(sub: Submission) -> str:
+    """The file name of a submission in an export (from its id and content, never from the upload)."""
+    return f"{sub.id:06d}-{sub.sha256[:12]}.{EXTENSIONS.get(sub.format, 'bin')}"
+
+
+class CourseService:
+    """A course being served.
+
+    Parameters
+    ----------
+    course : Course
+    clock : callable
+        Returns the current time as an aware datetime (injectable: the demo simulates days).
+    limiter : FailureLimiter, optional
+        Failed authentications per client address.
+    """
+
+    def __init__(self, course: Course, *, clock: Callable[[], datetime] = utc_now,
+                 limiter: Optional[FailureLimiter] = None):
+        self.course = course
+        self.config = course.config
+        self.clock = clock
+        self.limiter = limiter or FailureLimiter()
+        self.info = open_truth_info(self.config.truth)
+        self.max_bytes = self.config.max_bytes or self.info["max_bytes"]
+
+    # -- time --------------------------------------------------------------------------------
+    def now(self) -> datetime:
+        return self.clock().astimezone(timezone.utc)
+
+    def day(self, when: datetime) -> tuple:
+        """``(day, resets_at)``: the quota day of ``when`` in the course's time zone, and when it ends (UTC)."""
+        zone = self.config.zone
+        local = when.astimezone(zone)
+        start_next = datetime.combine(local.date() + timedelta(days=1), time(0), tzinfo=zone)
+        return local.date().isoformat(), start_next.astimezone(timezone.utc)
+
+    def revealed(self) -> bool:
+        with self.course.sessions() as s:
+            return get_meta(s, "revealed") == "yes"
+
+    # -- authentication ------------------------------------------------------------------------
+    def _throttle(self, address: str) -> None:
+        wait = self.limiter.retry_after(address)
+        if wait > 0:
+            raise Refusal(429, "too_many_failures", "too many failed authentications from this address",
+                          {"retry_after_s": int(wait) + 1}, {"Retry-After": str(int(wait) + 1)})
+
+    def authenticate(self, token: Optional[str], address: str, *, admin: bool = False) -> Principal:
+        """The team (or the instructor) a bearer token belongs to; 401 otherwise, 429 after too many failures."""
+        self._throttle(address)
+        if token:
+            digest = token_hash(token)
+            with self.course.sessions() as s:
+                if admin:
+                    stored = get_meta(s, "admin_token_hash") or ""
+                    if stored and same_hash(stored, digest):
+                        return Principal(None, None, True)
+                else:
+                    team = s.scalars(select(Team).where(Team.token_hash == digest)).first()
+                    if team is not None and same_hash(team.token_hash, digest):
+                        return Principal(team.id, team.name)
+        self.limiter.failed(address)
+        raise Refusal(401, "unauthorized", "missing or invalid token" if not admin else "missing or invalid admin token",
+                      headers={"WWW-Authenticate": "Bearer"})
+
+    # -- submissions ---------------------------------------------------------------------------
+    def _closed(self, now: datetime, s) -> Optional[Refusal]:
+        deadline = self.config.deadline_at
+        if get_meta(s, "revealed") == "yes":
+            return Refusal(403, "closed", "the competition is over: the results have been revealed")
+        if deadline is not None and now >= deadline:
+            return Refusal(403, "deadline_passed", f"the deadline ({iso(deadline)}) has passed",
+                           {"deadline": iso(deadline)})
+        return None
+
+    def _used(self, s, team_id: int, day: str) -> dict:
+        rows = s.execute(select(Submission.status, func.count()).where(
+            Submission.team_id == team_id, Submission.day == day).group_by(Submission.status)).all()
+        used = {"scored": 0, "invalid": 0}
+        used.update({status: n for status, n in rows})
+        return used
+
+    def _quota_refusal(self, kind: str, resets_at: datetime) -> Refusal:
+        if kind == "scored":
+            text = f"the daily quota of {self.config.per_day} valid submissions is used up"
+        else:
+            text = f"the daily cap of {self.config.max_invalid_per_day} invalid submissions is used up"
+        wait = max(1, int((resets_at - self.now()).total_seconds()) + 1)
+        return Refusal(429, "quota_exceeded", text, {"resets_at": iso(resets_at), "kind": kind},
+                       {"Retry-After": str(wait)})
+
+    def precheck(self, who: Principal) -> None:
+        """Refuse before reading the body: after the deadline, or when both daily caps are used up."""
+        now = self.now()
+        day, resets_at = self.day(now)
+        with self.course.sessions() as s:
+            closed = self._closed(now, s)
+            if closed:
+                raise closed
+            used = self._used(s, who.team_id, day)
+        if used["scored"] >= self.config.per_day and used["invalid"] >= self.config.max_invalid_per_day:
+            raise self._quota_refusal("scored", resets_at)
+
+    def record(self, who: Principal, *, sha256: str, size: int, verdict, commit_file: Callable[[], None]) -> dict:
+        """Check the quota and record a scored or invalid submission in one transaction; return the receipt.
+
+        ``commit_file`` moves the fsynced upload into the store; it runs inside the
+        transaction, after the checks and before the commit, so a refused upload is
+        never stored and an acknowledged one always is.
+        """
+        fields = verdict_fields(verdict)
+        kind = fields["status"]
+        with write_transaction(self.course.sessions) as s:
+            now = self.now()
+            day, resets_at = self.day(now)
+            closed = self._closed(now, s)
+            if closed:
+                raise closed
+            used = self._used(s, who.team_id, day)
+            cap = self.config.per_day if kind == "scored" else self.config.max_invalid_per_day
+            if used[kind] >= cap:
+                raise self._quota_refusal(kind, resets_at)
+            commit_file()
+            sub = Submission(team_id=who.team_id, sha256=sha256, bytes=size, submitted_at=now, day=day,
+                             final=False, **fields)
+            s.add(sub)
+            s.flush()
+            event = audit.ACCEPTED if kind == "scored" else audit.INVALID
+            audit.append(s, now, event, who.team, {"id": sub.id, "sha256": sha256, "bytes": size, "status": kind})
+            used[kind] += 1
+        return self.receipt(sub, who.team, used=used, resets_at=resets_at)
+
+    def receipt(self, sub: Submission, team: str, *, used: Optional[dict] = None, resets_at=None) -> dict:
+        """What the team sees of one of its submissions (public scores only before the reveal)."""
+        out = {
+            "id": sub.id, "team": team, "sha256": sub.sha256, "bytes": sub.bytes,
+            "submitted_at": iso(sub.submitted_at), "status": sub.status, "format": sub.format,
+            "errors": sub.errors, "public": sub.public, "final": sub.final,
+            "deadline": iso(self.config.deadline_at),
+        }
+        if used is not None:
+            out["remaining_today"] = max(0, self.config.per_day - used["scored"])
+            out["invalid_remaining_today"] = max(0, self.config.max_invalid_per_day - used["invalid"])
+            out["quota_resets_at"] = iso(resets_at)
+            out["quota_day"] = f"{sub.day} ({self.config.timezone})"
+        if self.revealed():
+            out["private"] = sub.private
+        return out
+
+    def list_submissions(self, who: Principal) -> dict:
+        now = self.now()
+        day, resets_at = self.day(now)
+        with self.course.sessions() as s:
+            subs = list(s.scalars(select(Submission).where(Submission.team_id == who.team_id).order_by(Submission.id)))
+            used = self._used(s, who.team_id, day)
+        return {"team": who.team, "submissions": [self.receipt(sub, who.team) for sub in subs],
+                "remaining_today": max(0, self.config.per_day - used["scored"]),
+                "invalid_remaining_today": max(0, self.config.max_invalid_per_day - used["invalid"]),
+                "quota_resets_at": iso(resets_at), "deadline": iso(self.config.deadline_at),
+                "finals_allowed": self.config.finals}
+
+    def get_submission(self, who: Principal, sub_id: int) -> dict:
+        with self.course.sessions() as s:
+            sub = s.get(Submission, sub_id)
+        if sub is None or sub.team_id != who.team_id:
+            # Another team's id is indistinguishable from one that does not exist.
+            raise Refusal(404, "not_found", "no such submission")
+        return self.receipt(sub, who.team)
+
+    def file_of(self, who: Principal, sub_id: int):
+        """The stored file of one of the team's own submissions (for its download)."""
+        with self.course.sessions() as s:
+            sub = s.get(Submission, sub_id)
+        if sub is None or sub.team_id != who.team_id:
+            raise Refusal(404, "not_found", "no such submission")
+        return self.course.store.path(sub.sha256), export_name(sub)
+
+    def choose_finals(self, who: Principal, ids) -> dict:
+        """Mark up to ``finals`` of the team's own scored submissions as its finals (an empty list: best public)."""
+        ids = sorted(set(int(i) for i in ids))
+        if len(ids) > self.config.finals:
+            raise Refusal(422, "too_many_finals", f"at most {self.config.finals} final submissions may be chosen",
+                          {"allowed": self.config.finals})
+        with write_transaction(self.course.sessions) as s:
+            now = self.now()
+            closed = self._closed(now, s)
+            if closed:
+                raise closed
+            subs = {sub.id: sub for sub in s.scalars(select(Submission).where(Submission.team_id == who.team_id))}
+            for i in ids:
+                if i not in subs:
+                    raise Refusal(404, "not_found", f"no such submission: {i}")
+                if subs[i].status != "scored":
+                    raise Refusal(422, "not_scored", f"submission {i} is invalid and cannot be a final")
+            for sub in subs.values():
+                sub.final = sub.id in ids
+            audit.append(s, now, audit.FINALS, who.team, {"ids": ids})
+        return {"team": who.team, "finals": ids, "rule": "best public among the finals" if ids else "best public"}
+
+    # -- the board -----------------------------------------------------------------------------
+    def board_entries(self, s) -> list:
+        """Every submission as a leaderboard entry (the offline leaderboard's own selection rule applies)."""
+        rows = s.execute(select(Submission, Team.name).join(Team, Team.id == Submission.team_id)
+                         .order_by(Submission.id)).all()
+        out = []
+        for sub, team in rows:
+            entry = BoardEntry(team, export_name(sub), None, sub.submitted_at.replace(microsecond=0),
+                               final=True if sub.final else None, time_source="server", sha256=sub.sha256,
+                               status=sub.status, errors=sub.errors)
+            if sub.status == SCORED:
+                entry.scores = {"public": sub.public, "private": sub.private}
+            out.append((entry, sub))
+        return out
+
+    def leaderboard(self) -> dict:
+        """The public board (display names only); after the reveal, the private board too."""
+        with self.course.sessions() as s:
+            revealed = get_meta(s, "revealed") == "yes"
+            entries = self.board_entries(s)
+            n_teams = s.scalar(select(func.count()).select_from(Team))
+        selected = select_submissions([e for e, _ in entries])
+        subs = {id(e): sub for e, sub in entries}
+        rows = []
+        for team, sel in selected.items():
+            e = sel.submission
+            row = {"team": team, "dice": e.scores["public"]["dice"], "f1": e.scores["public"]["f1"],
+                   "submitted_at": e.time_text, "selected_by": sel.reason, "submission": subs[id(e)].id}
+            if revealed:
+                row.update(public_dice=row["dice"], public_f1=row["f1"], dice=e.scores["private"]["dice"],
+                           f1=e.scores["private"]["f1"])
+            rows.append(row)
+        _rank(rows, "dice")
+        if revealed:
+            public_rank = {r["team"]: r["rank"] for r in _rank([dict(r, dice=r["public_dice"]) for r in rows], "dice")}
+            for r in rows:
+                r["public_rank"] = public_rank[r["team"]]
+                r["move"] = r["public_rank"] - r["rank"]
+        return {"phase": "private" if revealed else "public", "revealed": revealed, "teams": n_teams,
+                "ranked": len(rows), "rows": rows,
+                "rule": "rank by mean per-case Dice on the phase's cases; each team's chosen finals "
+                        "(the best public among them) or its best public submission; ties go to the earlier"}
+
+    def reveal(self) -> dict:
+        with write_transaction(self.course.sessions) as s:
+            if get_meta(s, "revealed") == "yes":
+                raise Refusal(409, "already_revealed", "the results are already revealed")
+            now = self.now()
+            set_meta(s, "revealed", "yes")
+            audit.append(s, now, audit.REVEAL, None, {})
+        return self.leaderboard()
+
+    def rotate_token(self, team: str) -> str:
+        """A new token for ``team`` (the old one stops working); ``private/tokens.csv`` is rewritten."""
+        token = new_token()
+        with write_transaction(self.course.sessions) as s:
+            row = s.scalars(select(Team).where(Team.name == team)).first()
+            if row is None:
+                from data_spec.errors import KitError
+
+                raise KitError(f"no team named {team!r}", code="unknown_team")
+            row.token_hash = token_hash(token)
+            audit.append(s, self.now(), audit.TOKEN_ROTATED, team, {})
+            tokens = read_tokens(self.course.tokens_csv) if self.course.tokens_csv.is_file() else {}
+            tokens[team] = token
+            write_private(self.course.tokens_csv, tokens_text(tokens))
+        return token
+
+    def status(self) -> dict:
+        """Teams, submissions, today's quota use and last activity (the instructor's view)."""
+        now = self.now()
+        day, resets_at = self.day(now)
+        with self.course.sessions() as s:
+            teams = list(s.scalars(select(Team).order_by(Team.name)))
+            rows = []
+            for t in teams:
+                counts = dict(s.execute(select(Submission.status, func.count()).where(Submission.team_id == t.id)
+                                        .group_by(Submission.status)).all())
+                last = s.scalar(select(func.max(Submission.submitted_at)).where(Submission.team_id == t.id))
+                used = self._used(s, t.id, day)
+                rows.append({"team": t.name, "scored": counts.get("scored", 0), "invalid": counts.get("invalid", 0),
+                             "today_scored": used["scored"], "today_invalid": used["invalid"],
+                             "last_activity": iso(last)})
+            revealed = get_meta(s, "revealed") == "yes"
+        return {"now": iso(now), "quota_day": f"{day} ({self.config.timezone})", "quota_resets_at": iso(resets_at),
+                "per_day": self.config.per_day, "max_invalid_per_day": self.config.max_invalid_per_day,
+                "deadline": iso(self.config.deadline_at), "revealed": revealed, "teams": rows,
+                "submissions": sum(r["scored"] + r["invalid"] for r in rows)}
+
+
+def _rank(rows: list, key: str) -> list:
+    """Sort best first (then earlier, then name) and rank as the offline board does: 1 + number strictly better."""
+    rows.sort(key=lambda r: (-r[key], r["submitted_at"], r["team"]))
+    for r in rows:
+        r["rank"] = 1 + sum(1 for o in rows if o[key] > r[key])
+    return rows

@@ -1,0 +1,129 @@
+"""The content-addressed submission store: ``store/<sha256[:2]>/<sha256>``, written durably.
+
+An upload is streamed into ``store/tmp/`` while its sha256 is computed and the
+size cap enforced, fsynced, and moved to its address only once it is accepted;
+the directory is fsynced after the rename. The database row is committed after
+that, so an acknowledged submission always has its file. A server killed
+mid-upload leaves at most a temporary file (and, if killed between the rename
+and the commit, an unreferenced stored file): :meth:`Store.recover` removes both
+at startup.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import tempfile
+from pathlib import Path
+
+_SHA = re.compile(r"^[0-9a-f]{64}$")
+
+
+class TooLarge(Exception):
+    """The upload went over the size cap (raised while streaming)."""
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Upload:
+    """A file being received: write chunks, then :meth:`finish` (fsync) or :meth:`discard`."""
+
+    def __init__(self, tmp_dir: Path, cap: int):
+        fd, name = tempfile.mkstemp(prefix="upload-", suffix=".tmp", dir=tmp_dir)
+        self.path = Path(name)
+        self._fh = os.fdopen(fd, "wb")
+        self._hash = hashlib.sha256()
+        self.size = 0
+        self.cap = cap
+
+    def write(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.size > self.cap:
+            raise TooLarge(self.size)
+        self._hash.update(chunk)
+        self._fh.write(chunk)
+
+    def finish(self) -> str:
+        """Flush and fsync; return the sha256 (hex)."""
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        self._fh.close()
+        return self._hash.hexdigest()
+
+    def discard(self) -> None:
+        with contextlib.suppress(OSError):
+            self._fh.close()
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+
+class Store:
+    """Files addressed by their sha256 under ``root``; ``root/tmp`` holds uploads in progress."""
+
+    def __init__(self, root):
+        self.root = Path(root)
+        self.tmp = self.root / "tmp"
+
+    def create(self) -> None:
+        self.tmp.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(self.root, 0o700)
+
+    def path(self, sha256: str) -> Path:
+        if not _SHA.match(sha256):
+            raise ValueError(f"not a sha256: {sha256!r}")
+        return self.root / sha256[:2] / sha256
+
+    def upload(self, cap: int) -> Upload:
+        return Upload(self.tmp, cap)
+
+    def commit(self, upload: Upload, sha256: str) -> Path:
+        """Move a finished upload to its address (durably); identical content is stored once."""
+        dest = self.path(sha256)
+        if dest.exists():
+            upload.discard()
+            return dest
+        dest.parent.mkdir(exist_ok=True, mode=0o700)
+        os.chmod(upload.path, 0o600)
+        os.replace(upload.path, dest)
+        _fsync_dir(dest.parent)
+        return dest
+
+    def files(self) -> dict:
+        """``sha256 -> path`` of every stored file."""
+        out = {}
+        for sub in self.root.iterdir():
+            if sub.is_dir() and len(sub.name) == 2 and sub.name != "tmp":
+                for f in sub.iterdir():
+                    if _SHA.match(f.name):
+                        out[f.name] = f
+        return out
+
+    def temporary_files(self) -> list:
+        return sorted(self.tmp.iterdir()) if self.tmp.is_dir() else []
+
+    def recover(self, referenced: set) -> list:
+        """Remove what an interrupted upload left (temporary and unreferenced files); return what went."""
+        removed = []
+        for f in self.temporary_files():
+            f.unlink()
+            removed.append(f)
+        for sha, f in self.files().items():
+            if sha not in referenced:
+                f.unlink()
+                removed.append(f)
+        return removed
+
+
+def sha256_file(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
