@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import warnings
 
+import h5py
 import numpy as np
 import pytest
 
@@ -20,7 +23,15 @@ from data_spec import (
     open_truth,
     public_mask,
 )
-from cohorts.synth import GENERATOR, simulate_case, synthesize, write_synthetic_competition
+from cohorts.synth import (
+    GENERATOR,
+    MAX_SEED,
+    ReproducibleSeedWarning,
+    patient_rng,
+    simulate_case,
+    synthesize,
+    write_synthetic_competition,
+)
 from starter import foreground_mask
 
 N_TRAIN, N_TEST, SEED = 6, 3, 0
@@ -31,10 +42,17 @@ def cohort():
     return synthesize(n_train=N_TRAIN, n_test=N_TEST, seed=SEED)
 
 
+def _write(out, **kwargs):
+    """Write a cohort, silencing the warning an explicit seed gives (tested on its own)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ReproducibleSeedWarning)
+        return write_synthetic_competition(out, **kwargs)
+
+
 @pytest.fixture(scope="module")
 def written(tmp_path_factory):
     out = tmp_path_factory.mktemp("synth") / "competition"
-    files = write_synthetic_competition(out, n_train=3, n_test=2, seed=SEED)
+    files = _write(out, n_train=3, n_test=2, seed=SEED)
     return out, files
 
 
@@ -124,12 +142,12 @@ def test_enhancing_rim_on_t1ce():
 def test_same_seed_same_bytes_other_seed_differs(written, tmp_path):
     out, files = written
     again = tmp_path / "again"
-    write_synthetic_competition(again, n_train=3, n_test=2, seed=SEED)
+    _write(again, n_train=3, n_test=2, seed=SEED)
     first = _sha256_tree(out)
     assert set(first) == set(files) and any(name.endswith(".h5") for name in first)
     assert first == _sha256_tree(again)
     other = tmp_path / "other"
-    write_synthetic_competition(other, n_train=3, n_test=2, seed=SEED + 1)
+    _write(other, n_train=3, n_test=2, seed=SEED + 1)
     second = _sha256_tree(other)
     for name in ("train_data_x.dat", "test_data_x.dat", "train.h5", "test.h5"):
         assert first[name] != second[name]
@@ -152,27 +170,129 @@ def test_files_load_in_both_layouts(written):
         np.testing.assert_array_equal(np.asarray(test.x), data["test"]["x"])
         assert test.y is None  # the student's copy holds no test masks
     h5 = open_split(out, "train", layout="hdf5", verify=True)
-    assert h5.attrs["generator"] == GENERATOR and h5.attrs["seed"] == SEED
+    assert h5.attrs["generator"] == GENERATOR and "seed" not in h5.attrs
     truth = open_truth(out)
     np.testing.assert_array_equal(np.asarray(truth.y), data["test"]["y"])
     np.testing.assert_array_equal(truth.public, data["test"]["public"])
     manifest = json.loads((out / PRIVATE_DIR / MANIFEST_FILE).read_text())
+    assert manifest["seed"] == SEED and manifest["seed_source"] == "explicit"
     assert set(manifest["cases"]) == {"train-0000", "train-0001", "train-0002", "test-0000", "test-0001"}
     case = manifest["cases"]["train-0001"]
     assert {"slice_z_mm", "tumour", "tumour_pixels", "rotation_deg"} <= set(case)
     assert case["tumour_pixels"] == int(data["train"]["y"][1].sum())
 
 
-@pytest.mark.parametrize("kwargs", [{"n_train": 0}, {"n_test": -1}, {"seed": -1}, {"seed": 1.5}, {"seed": 2**63}])
+@pytest.mark.parametrize("kwargs", [{"n_train": 0}, {"n_test": -1}, {"seed": -1}, {"seed": 1.5}, {"seed": 2**128}])
 def test_bad_arguments(kwargs):
     with pytest.raises(KitError):
         synthesize(**{"n_train": 1, "n_test": 1, **kwargs})
 
 
 def test_largest_seed_is_written(tmp_path):
-    # The seed is an HDF5 attribute (int64): the largest accepted one must be writable.
-    write_synthetic_competition(tmp_path / "c", n_train=1, n_test=1, seed=2**63 - 1)
-    assert open_split(tmp_path / "c", "train").attrs["seed"] == 2**63 - 1
+    # The seed lives in the private manifest (JSON), as large as a secret one.
+    _write(tmp_path / "c", n_train=1, n_test=1, seed=MAX_SEED)
+    assert json.loads((tmp_path / "c" / PRIVATE_DIR / MANIFEST_FILE).read_text())["seed"] == MAX_SEED == 2**128 - 1
+
+
+# -- the seed is secret by default -----------------------------------------------------------------
+
+PUBLIC_H5 = ("train.h5", "test.h5")
+
+
+def _public_files(out):
+    return [p for p in sorted(out.rglob("*")) if p.is_file() and PRIVATE_DIR not in p.relative_to(out).parts]
+
+
+def _public_attributes(out) -> list:
+    """Every attribute of every object in the students' HDF5 files."""
+    values = []
+
+    def visit(_name, obj):
+        values.extend(obj.attrs.items())
+
+    for name in PUBLIC_H5:
+        with h5py.File(out / name, "r") as f:
+            values.extend(f.attrs.items())
+            f.visititems(visit)
+    return values
+
+
+def _candidate_seeds(out, n_small: int = 10_000) -> set:
+    """What a student would try: 0..n_small, and every number found in the public attributes."""
+    seeds = set(range(n_small + 1))
+    for _key, value in _public_attributes(out):
+        for v in np.atleast_1d(value).tolist():
+            if isinstance(v, bytes):
+                v = v.decode("utf-8", "replace")
+            if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+                seeds.add(abs(int(v)))
+            elif isinstance(v, str):
+                seeds.update(int(d) for d in re.findall(r"\d+", v))
+                seeds.update(int(h, 16) for h in re.findall(r"[0-9a-fA-F]{16,}", v))
+    return {s for s in seeds if s <= MAX_SEED}
+
+
+def _first_test_draws(seed) -> np.ndarray:
+    """The start of the random stream that draws the first test patient (its geometry comes first).
+
+    Equal streams mean an identical first test slice and truth: comparing them is
+    the cheap stand-in for rebuilding the slice (80 ms) for every candidate seed.
+    """
+    return patient_rng(seed, "test", 0).random(4)
+
+
+def student_attack(out, true_seed) -> list:
+    """Candidate seeds, from the public files alone, that regenerate the instructor's test truth.
+
+    ``true_seed`` (from the private manifest) is only the oracle that checks a
+    guess; the guesses use nothing else than the students' files.
+    """
+    target = _first_test_draws(true_seed)
+    hits = [s for s in sorted(_candidate_seeds(out)) if np.array_equal(_first_test_draws(s), target)]
+    truth = np.asarray(open_truth(out).y)
+    x_test = np.asarray(open_split(out, "test", layout="course").x)
+    # A stream match is confirmed on the real thing: the first test slice and its mask.
+    return [s for s in hits if np.array_equal(simulate_case(s, "test", 0)[0], x_test[0])
+            and np.array_equal(simulate_case(s, "test", 0)[1], truth[0])]
+
+
+@pytest.fixture(scope="module")
+def secret(tmp_path_factory):
+    out = tmp_path_factory.mktemp("secret") / "competition"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ReproducibleSeedWarning)  # no seed given: no warning
+        write_synthetic_competition(out, n_train=1, n_test=1)
+    return out, json.loads((out / PRIVATE_DIR / MANIFEST_FILE).read_text())
+
+
+def test_default_seed_is_secret_and_only_under_private(secret):
+    out, manifest = secret
+    seed = manifest["seed"]
+    assert manifest["seed_source"].startswith("secret") and 0 <= seed <= MAX_SEED
+    assert seed.bit_length() > 64  # 128 random bits: below 2**64 with probability 2**-64
+    names = {key for key, _ in _public_attributes(out)}
+    assert not any("seed" in name for name in names)
+    # Neither the seed nor its hexadecimal form appears in any byte of the students' files.
+    for form in (str(seed), f"{seed:x}", f"{seed:X}"):
+        for path in _public_files(out):
+            assert form.encode() not in path.read_bytes(), (form, path)
+    # Two runs without a seed differ.
+    other = out.parent / "again"
+    write_synthetic_competition(other, n_train=1, n_test=1)
+    assert json.loads((other / PRIVATE_DIR / MANIFEST_FILE).read_text())["seed"] != seed
+    assert (other / "test_data_x.dat").read_bytes() != (out / "test_data_x.dat").read_bytes()
+
+
+def test_student_cannot_regenerate_the_truth(secret):
+    out, manifest = secret
+    assert student_attack(out, manifest["seed"]) == []
+
+
+def test_student_attack_finds_a_small_explicit_seed(tmp_path):
+    # The attack is real: on a cohort built with a small explicit seed it finds that seed.
+    with pytest.warns(ReproducibleSeedWarning, match="regenerate the test truth"):
+        write_synthetic_competition(tmp_path / "c", n_train=1, n_test=1, seed=4321)
+    assert student_attack(tmp_path / "c", 4321) == [4321]
 
 
 def test_volume_statistics_are_those_of_the_3d_brain():

@@ -1,7 +1,7 @@
 """A synthetic BraTS-like cohort: the kit's default data set, built from the MNI152 anatomy nilearn ships.
 
 >>> from cohorts.synth import write_synthetic_competition
->>> written = write_synthetic_competition("competition", n_train=256, n_test=29, seed=0)
+>>> written = write_synthetic_competition("competition", n_train=256, n_test=29)  # secret seed
 
 Modules: :mod:`.anatomy` (templates and derived maps), :mod:`.fields` (smooth
 random fields), :mod:`.lesion` (tumours and mimics), :mod:`.patient` (one
@@ -9,12 +9,25 @@ simulated patient and its normalised slice), :mod:`.cohort` (the cohort and
 its competition directory).
 """
 from .anatomy import TEMPLATES, load_anatomy
-from .cohort import GENERATOR, GENERATOR_VERSION, patient_rng, simulate_case, synthesize, write_synthetic_competition
+from .cohort import (
+    GENERATOR,
+    GENERATOR_VERSION,
+    MAX_SEED,
+    ReproducibleSeedWarning,
+    draw_secret_seed,
+    patient_rng,
+    simulate_case,
+    synthesize,
+    write_synthetic_competition,
+)
 
 __all__ = [
     "GENERATOR",
     "GENERATOR_VERSION",
+    "MAX_SEED",
+    "ReproducibleSeedWarning",
     "TEMPLATES",
+    "draw_secret_seed",
     "load_anatomy",
     "patient_rng",
     "simulate_case",

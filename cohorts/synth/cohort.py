@@ -1,6 +1,9 @@
 """The synthetic cohort: many simulated patients, one slice each, written as a competition."""
 from __future__ import annotations
 
+import secrets
+import warnings
+
 import numpy as np
 from threadpoolctl import threadpool_limits
 
@@ -21,16 +24,32 @@ GENERATOR_VERSION = "2.1"
 #: course slices are). Exactly one per block of consecutive patients: a random
 #: share would make small test sets swing (each empty slice moves mean Dice by 1/N).
 AWAY_EVERY = 20
-#: Seeds are stored as int64 HDF5 attributes.
-MAX_SEED = 2**63 - 1
+#: Bits of the secret seed drawn from the operating system when none is given.
+SECRET_SEED_BITS = 128
+#: Explicit seeds go up to the size of a secret one (they are only ever written under private/).
+MAX_SEED = 2**SECRET_SEED_BITS - 1
+
+
+class ReproducibleSeedWarning(UserWarning):
+    """An explicit seed: anyone holding the kit and the seed can regenerate the test truth."""
 
 
 def _check_args(n_train, n_test, seed):
     for name, n in (("n_train", n_train), ("n_test", n_test)):
         if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
             raise KitError(f"{name} must be a positive integer, got {n!r}", code="bad_argument")
+    if seed is None:
+        return
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or not 0 <= seed <= MAX_SEED:
-        raise KitError(f"seed must be an integer from 0 to 2**63 - 1, got {seed!r}", code="bad_argument")
+        raise KitError(
+            f"seed must be an integer from 0 to 2**{SECRET_SEED_BITS} - 1, got {seed!r}", code="bad_argument",
+            hint="omit the seed to draw a secret one",
+        )
+
+
+def draw_secret_seed() -> int:
+    """A fresh seed of :data:`SECRET_SEED_BITS` bits from the operating system's CSPRNG."""
+    return secrets.randbits(SECRET_SEED_BITS)
 
 
 def patient_rng(seed: int, split: str, index: int) -> np.random.Generator:
@@ -87,7 +106,7 @@ def _parameters() -> dict:
     return out
 
 
-def synthesize(n_train: int = 256, n_test: int = 29, seed: int = 0, progress=no_progress) -> dict:
+def synthesize(n_train: int = 256, n_test: int = 29, seed: int | None = None, progress=no_progress) -> dict:
     """Build the synthetic BraTS-like cohort in memory.
 
     Each case is one axial slice of its own simulated patient: MNI152 anatomy
@@ -99,10 +118,12 @@ def synthesize(n_train: int = 256, n_test: int = 29, seed: int = 0, progress=no_
     ----------
     n_train, n_test : int
         Number of training and test slices (patients).
-    seed : int
-        From 0 to 2**63 - 1 (stored as an int64 attribute). Same seed, same
-        arrays, byte for byte; patient ``i`` of a split depends only on
-        ``(seed, split, i)``.
+    seed : int or None
+        None (the default) draws a secret 128-bit seed from the operating
+        system (:func:`draw_secret_seed`). An integer from 0 to 2**128 - 1
+        gives the same arrays, byte for byte; patient ``i`` of a split depends
+        only on ``(seed, split, i)``. Either way the seed is returned only in
+        the private ``manifest``, never in ``attrs``.
     progress : callable
         Wraps the loop over cases (see :mod:`plumbing.progress`).
 
@@ -110,10 +131,13 @@ def synthesize(n_train: int = 256, n_test: int = 29, seed: int = 0, progress=no_
     -------
     dict
         ``train``: ``x``, ``y``, ``case_id``; ``test``: the same and
-        ``public``; ``attrs`` (HDF5 provenance); ``manifest`` (parameters and
-        per-case simulation parameters, private).
+        ``public``; ``attrs`` (HDF5 provenance written into the students'
+        files: nothing in it depends on the seed); ``manifest`` (the seed, its
+        source, parameters and per-case simulation parameters: private).
     """
     _check_args(n_train, n_test, seed)
+    seed_source = "explicit" if seed is not None else f"secret: {SECRET_SEED_BITS} bits from the operating system"
+    seed = draw_secret_seed() if seed is None else int(seed)
     import nilearn
 
     load_anatomy()
@@ -136,15 +160,18 @@ def synthesize(n_train: int = 256, n_test: int = 29, seed: int = 0, progress=no_
         if split == TEST:
             params["public"] = bool(data[TEST]["public"][i])
         cases[str(data[split]["case_id"][i])] = params
+    # Public provenance: what built the data, never the seed nor anything drawn from it
+    # (a student holding the kit and the seed regenerates the test truth).
     attrs = {
         "generator": GENERATOR,
         "generator_version": GENERATOR_VERSION,
-        "seed": int(seed),
         "templates": TEMPLATES,
         "nilearn_version": nilearn.__version__,
     }
     manifest = {
         **attrs,
+        "seed": seed,
+        "seed_source": seed_source,
         "template_functions": list(TEMPLATE_FUNCTIONS),
         "n_train": n_train,
         "n_test": n_test,
@@ -154,18 +181,32 @@ def synthesize(n_train: int = 256, n_test: int = 29, seed: int = 0, progress=no_
     return {"train": data[TRAIN], "test": data[TEST], "attrs": attrs, "manifest": manifest}
 
 
-def write_synthetic_competition(out, n_train: int = 256, n_test: int = 29, seed: int = 0, progress=no_progress) -> dict:
+def write_synthetic_competition(out, n_train: int = 256, n_test: int = 29, seed: int | None = None, progress=no_progress) -> dict:
     """Build the synthetic cohort and write it as a competition directory (both layouts).
 
     Everything is simulated in memory first, then written file by file
     atomically: student files in ``out``, test truth and manifest under
     ``out/private/``.
 
+    Without ``seed`` a secret 128-bit seed is drawn from the operating system
+    and recorded only in ``out/private/manifest.json``: the students' files
+    carry no seed, so nobody can regenerate the test truth. An explicit seed
+    reproduces the files byte for byte and emits a
+    :class:`ReproducibleSeedWarning`: students holding the kit and that seed
+    could rebuild the truth (use it for tests and benchmarks, not for a class).
+
     Returns
     -------
     dict
         Relative file name -> Path of every file written.
     """
+    if seed is not None:
+        warnings.warn(
+            f"seed {seed} given: anyone with brats-kit and this seed can regenerate the test truth; "
+            "omit the seed for a competition students take part in",
+            ReproducibleSeedWarning,
+            stacklevel=2,
+        )
     data = synthesize(n_train=n_train, n_test=n_test, seed=seed, progress=progress)
     return write_competition(
         out, train=data["train"], test=data["test"], attrs=data["attrs"], manifest=data["manifest"]

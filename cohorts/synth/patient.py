@@ -52,6 +52,8 @@ BAND = (0.9, 1.25)
 #: falls to FAINT of its full value at the label's boundary (per patient, uniform ranges).
 MARGIN_MM = (1.5, 3.0)
 FAINT = (0.7, 0.9)
+#: The faintest tissue signal (white-matter units): brain pixels stay above the background's 0.
+MIN_SIGNAL = 1e-3
 #: Per-pixel noise, in white-matter units.
 NOISE = np.array([0.056, 0.064, 0.1, 0.08], dtype=np.float32)
 
@@ -269,10 +271,10 @@ class Patient:
         raw, brain, label = self.render(p)
         mean, std = self.volume_statistics(rng)
         noisy = raw + rng.standard_normal(raw.shape, dtype=np.float32) * self.contrast["noise"]
+        # Magnitude images: tissue is never below 0, background is 0 exactly. Once
+        # normalised, background is then each modality's slice minimum and every brain
+        # pixel lies strictly above it in all four modalities (the course's foreground rule).
+        noisy = np.maximum(noisy, np.float32(MIN_SIGNAL))
+        noisy[~brain] = 0
         x = ((noisy - mean) / std).astype(X_DTYPE)
-        if brain.any():
-            floor = x[brain].min(axis=0)
-            x[~brain] = floor
-        else:
-            x[:] = 0
         return x.reshape(HEIGHT, WIDTH, N_MODALITIES), label.reshape(HEIGHT, WIDTH).astype(Y_DTYPE)
