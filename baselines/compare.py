@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
 
 from plumbing.progress import no_progress
-from data_spec import TEST, KitError, open_split, open_truth
+from data_spec import TEST, KitError, open_split, truth_for
 
 from .registry import baseline_names, get_baseline
 from .train import train_baseline
@@ -65,22 +64,11 @@ def run_one(
         "test_dice": None,
     }
     if truth is not None:
-        y_true = _truth_for(truth, test)
+        y_true = truth_for(truth, test).y
         scores = score(y_true, y_pred)
         row["test_f1"], row["test_dice"] = float(scores["f1"]), float(scores["dice"])
     row["total_s"] = time.perf_counter() - t0
     return row
-
-
-def _truth_for(truth, test) -> np.ndarray:
-    t = open_truth(truth)
-    if len(t.case_id) != len(test.case_id) or (np.asarray(t.case_id) != np.asarray(test.case_id)).any():
-        raise KitError(
-            "the truth does not match the test split",
-            path=t.path,
-            expected=f"{len(test.case_id)} cases with the test split's case ids, in the same order",
-        )
-    return np.asarray(t.y)
 
 
 def _run_isolated(name, data, truth, val_fraction, seed) -> dict:
@@ -137,7 +125,7 @@ def compare_baselines(
     data = str(data)
     truth = None if truth is None else str(truth)
     if truth is not None:
-        _truth_for(truth, open_split(data, TEST))  # fail before hours of training
+        truth_for(truth, open_split(data, TEST))  # fail before hours of training
     rows = []
     if log is not None:
         log(format_header())

@@ -6,17 +6,17 @@ grade everything, and publish the leaderboard, public and then revealed.
 """
 from __future__ import annotations
 
-import csv
-import io
 import shutil
 import time
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
 
-from plumbing.atomic import write_bytes
 from plumbing.progress import no_progress
-from data_spec import PRIVATE_DIR, SUBMISSION_FILE, TEST, TRUTH_H5, open_split, open_truth
+from cohorts.classroom import MISTAKES, write_mistake
+from data_spec import PRIVATE_DIR, SUBMISSION_FILE, TEST, TRUTH_H5, load_truth, open_split
+from data_spec.manifest import MANIFEST_CSV, write_manifest
 
 #: Reference baselines trained by the demo: the floor, clustering, an SVM, pixel and window MLPs, the strongest.
 DEMO_BASELINES = ("flair-threshold", "gmm", "svm-pixel", "mlp-pixel", "mlp-window3", "mlp-multiscale")
@@ -33,27 +33,6 @@ TEAMS = (
     ("context-is-king", "mlp-multiscale", 0),
     ("late-night-gmm", "gmm", 0),
 )
-#: Deliberately invalid files, one per mistake the grader is built to explain.
-MISTAKES = ("values_0_255", "probabilities", "slices_last", "truncated")
-
-
-def _write_mistake(path: Path, kind: str, y_pred: np.ndarray, proba: np.ndarray) -> Path:
-    """Write one of the usual wrong submissions (what students really hand in)."""
-    if kind == "values_0_255":
-        return write_bytes(path.with_suffix(".dat"), (y_pred * 255).astype(np.uint8).tobytes())
-    if kind == "probabilities":
-        buf = io.BytesIO()
-        np.save(buf, proba.astype(np.float32))
-        return write_bytes(path.with_suffix(".npy"), buf.getvalue())
-    if kind == "slices_last":
-        buf = io.BytesIO()
-        np.save(buf, np.ascontiguousarray(np.moveaxis(y_pred, 0, -1)))
-        return write_bytes(path.with_suffix(".npy"), buf.getvalue())
-    if kind == "truncated":
-        return write_bytes(path.with_suffix(".dat"), y_pred.tobytes()[: y_pred.nbytes // 2])
-    raise ValueError(f"unknown mistake {kind!r}")
-
-
 def team_models(names, seed: int = 0) -> dict:
     """Which trained model each team starts from: ``team -> (baseline, seed)``.
 
@@ -110,22 +89,59 @@ def simulate_class(models: dict, x_test, out: Path, *, seed: int = 0, days: int 
             y_pred = postprocess(proba, fg, **settings).astype(np.uint8)
             path = out / team / f"sub{k + 1}_{SUBMISSION_FILE}"
             if k == 0 and t % 2 == 1:
-                path = _write_mistake(path, MISTAKES[(t // 2) % len(MISTAKES)], y_pred, proba)
+                path = write_mistake(path, MISTAKES[(t // 2) % len(MISTAKES)], y_pred, proba)
             else:
                 write_submission(path, y_pred)
-            final = "yes" if (t == 3 and k == 1) else ""
+            final = True if (t == 3 and k == 1) else None
             rows.append((team, path.name, stamp, final))
             files.append(path)
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(("team", "file", "submitted_at", "final"))
-    writer.writerows(sorted(rows, key=lambda r: (r[2], r[0], r[1])))
-    manifest = out / "manifest.csv"
-    write_bytes(manifest, buf.getvalue().encode())
+    manifest = write_manifest(out / MANIFEST_CSV, sorted(rows, key=lambda r: (r[2], r[0], r[1])))
     return {"submissions": out, "manifest": manifest, "files": files}
 
 
-def run_demo(out="demo-out", *, quick: bool = False, seed: int = 0, progress=no_progress, log=print) -> dict:
+@dataclass
+class DemoResult:
+    """Where everything the demo wrote is: ``brats-kit demo --json`` prints :meth:`to_dict`.
+
+    Attributes
+    ----------
+    competition : Path
+    summary : dict
+        :func:`data_spec.summary.describe` of the competition.
+    baselines : dict
+        name -> ``validation`` scores, ``submission`` path, ``fit_seconds``.
+    best_baseline : str
+    submissions : Path
+        The class's submissions folder.
+    site, site_final : Path
+        The public and the revealed leaderboard sites.
+    leaderboard, leaderboard_final : LeaderboardSummary
+    report : dict
+        :func:`grader.grade` of the best baseline, with its per-case report.
+    figures : list of Path
+    seconds : float
+    """
+
+    competition: Path
+    summary: dict
+    baselines: dict
+    best_baseline: str
+    submissions: Path
+    site: Path
+    site_final: Path
+    leaderboard: object
+    leaderboard_final: object
+    report: dict
+    figures: list
+    seconds: float
+
+    def to_dict(self) -> dict:
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["leaderboard"], out["leaderboard_final"] = self.leaderboard.to_dict(), self.leaderboard_final.to_dict()
+        return out
+
+
+def run_demo(out="demo-out", *, quick: bool = False, seed: int = 0, progress=no_progress, log=print) -> DemoResult:
     """Play the whole course on the synthetic cohort; return where everything is.
 
     Parameters
@@ -138,27 +154,16 @@ def run_demo(out="demo-out", *, quick: bool = False, seed: int = 0, progress=no_
     seed : int
         Seeds the cohort, the training, the class and the bootstrap.
     progress : callable
-        Wraps long loops (see :mod:`brats_kit.progress`).
+        Wraps long loops (see :mod:`plumbing.progress`).
     log : callable
         Receives one line of text per step.
 
     Returns
     -------
-    dict
-        ``competition``, ``summary`` (:func:`data_spec.summary.describe`),
-        ``baselines`` (name -> validation scores and submission path),
-        ``submissions``, ``site`` and ``site_final`` (leaderboard folders),
-        ``leaderboard`` and ``leaderboard_final`` (their summaries),
-        ``report`` (the per-case report of the best baseline), ``figures``,
-        ``seconds``.
+    DemoResult
     """
-    from baselines.train import train_baseline
-    from data_spec.submission import write_submission
     from data_spec.summary import describe
     from cohorts.synth import write_synthetic_competition
-    from grader import grade
-    from grader.leaderboard import build_leaderboard
-    from starter.plots import course_figure, save_figure, save_overview_figures
 
     t_start = time.perf_counter()
     out = Path(out)
@@ -177,17 +182,7 @@ def run_demo(out="demo-out", *, quick: bool = False, seed: int = 0, progress=no_
     x_test = np.asarray(test.x)
 
     log(f"2/5 training {len(names)} baselines: {', '.join(names)}")
-    trained = {}
-    baseline_rows = {}
-    predictions = {}
-    for name in names:
-        result = train_baseline(name, competition, seed=seed, progress=progress)
-        trained[name] = result
-        y_pred = predictions[name] = result["estimator"].predict(x_test)
-        path = write_submission(out / "baselines" / name / SUBMISSION_FILE, y_pred)
-        scores = result["validation"]["scores"]
-        baseline_rows[name] = {"validation": scores, "submission": path, "fit_seconds": result["seconds"]["fit"]}
-        log(f"    {name:16s} validation Dice {scores['dice']:.3f}  F1 {scores['f1']:.3f}")
+    trained, baseline_rows, predictions = _train_baselines(names, competition, x_test, out, seed, progress, log)
 
     assignment = team_models(names, seed)
     extra = sorted({m for m in assignment.values() if m[1] != seed})
@@ -195,41 +190,66 @@ def run_demo(out="demo-out", *, quick: bool = False, seed: int = 0, progress=no_
         f"{len(extra)} of them retrain a baseline with their own seed")
     models = {(name, seed): result for name, result in trained.items()}
     for name, team_seed in extra:
-        models[(name, team_seed)] = train_baseline(name, competition, seed=team_seed, progress=progress)
+        models[(name, team_seed)] = _train(name, competition, team_seed, progress)
     klass = simulate_class({team: models[m] for team, m in assignment.items()}, x_test, out / "submissions", seed=seed)
 
     log("4/5 grading and publishing the leaderboard: public phase, then the reveal")
-    n_boot = 200 if quick else 1000
-    board = build_leaderboard(
-        out / "submissions", truth, out / "site", baselines=out / "baselines",
-        bootstrap=n_boot, seed=seed, cache=out / ".leaderboard-cache", progress=progress,
-    )
-    board_final = build_leaderboard(
-        out / "submissions", truth, out / "site-final", reveal=True, baselines=out / "baselines",
-        bootstrap=n_boot, seed=seed, cache=out / ".leaderboard-cache", progress=progress,
-    )
+    board, board_final = _publish_boards(out, truth, n_boot=200 if quick else 1000, seed=seed, progress=progress)
 
     log("5/5 the per-case report of the best baseline, and the figures")
     best = max(baseline_rows, key=lambda n: baseline_rows[n]["validation"]["dice"])
-    report = grade(baseline_rows[best]["submission"], truth, hd95=True, report_dir=out / "report", data=competition)
+    report, figures = _report_and_figures(out, competition, truth, test, baseline_rows[best]["submission"],
+                                          best, predictions[best])
+    return DemoResult(
+        competition=competition, summary=summary, baselines=baseline_rows, best_baseline=best,
+        submissions=klass["submissions"], site=out / "site", site_final=out / "site-final",
+        leaderboard=board, leaderboard_final=board_final, report=report, figures=figures,
+        seconds=time.perf_counter() - t_start,
+    )
+
+
+def _train(name, competition, seed, progress) -> dict:
+    from baselines.train import train_baseline
+
+    return train_baseline(name, competition, seed=seed, progress=progress)
+
+
+def _train_baselines(names, competition, x_test, out: Path, seed, progress, log) -> tuple:
+    """Train each reference baseline, write its test submission; ``(trained, rows, predictions)``."""
+    from data_spec.submission import write_submission
+
+    trained, rows, predictions = {}, {}, {}
+    for name in names:
+        result = trained[name] = _train(name, competition, seed, progress)
+        y_pred = predictions[name] = result["estimator"].predict(x_test)
+        path = write_submission(out / "baselines" / name / SUBMISSION_FILE, y_pred)
+        scores = result["validation"]["scores"]
+        rows[name] = {"validation": scores, "submission": path, "fit_seconds": result["seconds"]["fit"]}
+        log(f"    {name:16s} validation Dice {scores['dice']:.3f}  F1 {scores['f1']:.3f}")
+    return trained, rows, predictions
+
+
+def _publish_boards(out: Path, truth, *, n_boot: int, seed: int, progress) -> tuple:
+    """The public leaderboard, then the revealed one, from the class's submissions."""
+    from grader.leaderboard import build_leaderboard
+
+    common = dict(baselines=out / "baselines", bootstrap=n_boot, seed=seed, cache=out / ".leaderboard-cache",
+                  progress=progress)
+    board = build_leaderboard(out / "submissions", truth, out / "site", **common)
+    board_final = build_leaderboard(out / "submissions", truth, out / "site-final", reveal=True, **common)
+    return board, board_final
+
+
+def _report_and_figures(out: Path, competition, truth, test, submission, best: str, y_pred) -> tuple:
+    """The grader's per-case report of the best baseline, and the course's figures."""
+    from grader import grade
+    from starter.plots import course_figure, save_figure, save_overview_figures
+
+    report = grade(submission, truth, hd95=True, report_dir=out / "report", data=competition)
     figures = save_overview_figures(competition, out / "figures")
-    cases = list(range(min(4, n_test)))
+    cases = list(range(min(4, len(test))))
     fig = course_figure(
-        x_test, y_true=np.asarray(open_truth(truth).y), y_pred=predictions[best], cases=cases, case_ids=test.case_id
+        np.asarray(test.x), y_true=load_truth(truth).y, y_pred=y_pred, cases=cases, case_ids=test.case_id
     )
     figures.append(save_figure(fig, out / "figures" / f"test_predictions_{best}.png"))
-    return {
-        "competition": competition,
-        "summary": summary,
-        "baselines": baseline_rows,
-        "best_baseline": best,
-        "submissions": klass["submissions"],
-        "site": out / "site",
-        "site_final": out / "site-final",
-        "leaderboard": board,
-        "leaderboard_final": board_final,
-        "report": report,
-        "figures": figures,
-        "seconds": time.perf_counter() - t_start,
-    }
-
+    return report, figures

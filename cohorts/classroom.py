@@ -6,7 +6,6 @@ or a false blob added. Same arguments, same bytes (file times included).
 """
 from __future__ import annotations
 
-import csv
 import io
 import os
 from datetime import datetime, timedelta, timezone
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from plumbing.atomic import write_bytes, write_text
+from plumbing.atomic import write_bytes
 from data_spec import (
     PRIVATE_DIR,
     SLICE_SHAPE,
@@ -26,6 +25,8 @@ from data_spec import (
     write_course_array,
     write_split_h5,
 )
+from data_spec.errors import check_choice
+from data_spec.manifest import MANIFEST_CSV, write_manifest
 
 #: Folder names (so no "/") that try to break a page, a spreadsheet, a Markdown table or a plot.
 HOSTILE_TEAMS = (
@@ -42,6 +43,28 @@ HOSTILE_TEAMS = (
     "new\nline",
 )
 START = datetime(2025, 3, 1, 9, 0, tzinfo=timezone.utc)
+
+
+#: Deliberately invalid files, one per mistake the grader is built to explain.
+MISTAKES = ("values_0_255", "probabilities", "slices_last", "truncated")
+
+
+def write_mistake(path: Path, kind: str, y_pred: np.ndarray, proba: np.ndarray) -> Path:
+    """Write one of the usual wrong submissions (what students really hand in)."""
+    if kind == "values_0_255":
+        return write_bytes(path.with_suffix(".dat"), (y_pred * 255).astype(np.uint8).tobytes())
+    if kind == "probabilities":
+        buf = io.BytesIO()
+        np.save(buf, proba.astype(np.float32))
+        return write_bytes(path.with_suffix(".npy"), buf.getvalue())
+    if kind == "slices_last":
+        buf = io.BytesIO()
+        np.save(buf, np.ascontiguousarray(np.moveaxis(y_pred, 0, -1)))
+        return write_bytes(path.with_suffix(".npy"), buf.getvalue())
+    if kind == "truncated":
+        return write_bytes(path.with_suffix(".dat"), y_pred.tobytes()[: y_pred.nbytes // 2])
+    check_choice("mistake", kind, MISTAKES)
+    raise AssertionError(kind)  # pragma: no cover - every mistake is handled above
 
 
 def make_truth(n_cases: int, seed: int = 0) -> tuple:
@@ -159,19 +182,14 @@ def make_class(
             _stamp(path, when)
             n_files += 1
             if in_manifest:
-                manifest_rows.append([team, path.name, when.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                                      "yes" if j == k - 1 else "no"])
+                manifest_rows.append((team, path.name, when, j == k - 1))
         if invalid_every and t % invalid_every == 1:
             bad = team_dir / "broken.dat"
             write_bytes(bad, b"\x01" * 1000)
             _stamp(bad, START + timedelta(hours=1))
             n_files += 1
     if manifest_rows:
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(["team", "file", "submitted_at", "final"])
-        writer.writerows(manifest_rows)
-        write_text(subs / "manifest.csv", buf.getvalue())
+        write_manifest(subs / MANIFEST_CSV, manifest_rows)
     bases = None
     if n_baselines:
         bases = out / "baselines"

@@ -20,4 +20,4 @@ from .errors import (
 )
 from .hdf5 import LazyH5Array, is_hdf5, read_split_h5, sha256_array, sha256_file, write_split_h5
 from .layout import COURSE, HDF5, LAYOUTS, Split, detect_layout, find_truth, open_split, open_truth, write_competition
-from .truth import Truth, load_truth
+from .truth import Truth, load_truth, truth_for

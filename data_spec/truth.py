@@ -142,3 +142,21 @@ def load_truth(truth, *, seed: int = 0) -> Truth:
                   "the truth file has no public flags")
     case_id = np.asarray(split.case_id, dtype=str)
     return Truth(y, case_id, public, source, digest, Path(path) if path is not None else None)
+
+
+def truth_for(truth, split: Split) -> Truth:
+    """:func:`load_truth`, checked to match ``split`` (the test inputs): same case ids, same order.
+
+    Raises
+    ------
+    LayoutError
+        A truth for other cases than the split's.
+    """
+    truth = load_truth(truth)
+    ids = np.asarray(split.case_id, dtype=str)
+    if len(truth) != len(ids) or (truth.case_id != ids).any():
+        raise LayoutError(
+            "the truth does not match the test split", path=truth.path,
+            expected=f"{len(ids)} cases with the test split's case ids, in the same order",
+        )
+    return truth

@@ -31,9 +31,10 @@ from data_spec import (
     X_ITEM_SHAPE,
     ArrayContractError,
     KitError,
+    LayoutError,
     MissingFileError,
     open_split,
-    open_truth,
+    truth_for,
 )
 
 from .features import foreground_mask, pixel_vectors
@@ -321,10 +322,9 @@ def _truth_for(directory, split):
     if split.y is not None:
         return split.y
     try:
-        truth = open_truth(directory)
-    except MissingFileError:
+        return truth_for(directory, split).y
+    except (MissingFileError, LayoutError):
         return None
-    return truth.y if truth.y is not None and len(truth.y) == len(split) else None
 
 
 def save_course_figure(directory, out, cases=(0,), split: str = TRAIN) -> Path:

@@ -75,8 +75,8 @@ def dice_by_case(y, p) -> np.ndarray:
 
 def test_public_board_ranks_teams_by_public_dice(klass, sites):
     summary = sites["public"]
-    assert summary["phase"] == "public" and summary["teams"] == 25 and summary["teams_ranked"] == 25
-    assert summary["baselines"] == 2 and summary["invalid"] == 5
+    assert summary.phase == "public" and summary.teams == 25 and summary.teams_ranked == 25
+    assert summary.baselines == 2 and summary.invalid == 5
     board = rows_of((sites["dir"] / "public" / "leaderboard.csv").read_text())
     teams = [r for r in board if r["kind"] == "team"]
     assert len(teams) == 25 and sum(r["kind"] == "baseline" for r in board) == 2
@@ -172,7 +172,7 @@ def test_public_site_does_not_depend_on_the_private_truth(klass, sites, tmp_path
 
 
 def test_reveal_ranks_private_and_shows_moves(klass, sites):
-    assert sites["final"]["phase"] == "private"
+    assert sites["final"].phase == "private"
     final = sites["dir"] / "final"
     teams = [r for r in rows_of((final / "leaderboard.csv").read_text()) if r["kind"] == "team"]
     dice = [float(r["private_dice"]) for r in teams]
@@ -190,17 +190,17 @@ def test_reveal_ranks_private_and_shows_moves(klass, sites):
 
 def test_same_inputs_same_bytes_cold_warm_and_parallel(klass, sites, tmp_path):
     first = sites["public"]  # cold cache
-    warm = build(klass, tmp_path / "warm", cache=Path(first["cache"]).parent)
+    warm = build(klass, tmp_path / "warm", cache=Path(first.cache).parent)
     parallel = build(klass, tmp_path / "parallel", cache=tmp_path / "cache", jobs=2)
-    assert first["scored"] > 0 and warm["scored"] == 0
-    assert warm["cached"] == first["submissions"] + first["baselines"]
-    assert parallel["scored"] == first["scored"]
+    assert first.scored > 0 and warm.scored == 0
+    assert warm.cached == first.submissions + first.baselines
+    assert parallel.scored == first.scored
     # No backend is hard-coded: a course can hand the work to another joblib backend (dask, ray...).
     with parallel_config(backend="threading"):
         build(klass, tmp_path / "threads", cache=tmp_path / "cache-threads", jobs=2)
     assert read_site(sites["dir"] / "public") == read_site(tmp_path / "warm") == read_site(tmp_path / "parallel")
     assert read_site(tmp_path / "threads") == read_site(tmp_path / "parallel")
-    assert Path(first["cache"]).read_bytes() == (tmp_path / "cache" / "scores.json").read_bytes()
+    assert Path(first.cache).read_bytes() == (tmp_path / "cache" / "scores.json").read_bytes()
 
 
 def test_rerun_scores_only_new_files(klass, tmp_path, monkeypatch):
@@ -216,7 +216,7 @@ def test_rerun_scores_only_new_files(klass, tmp_path, monkeypatch):
     monkeypatch.setattr(scoring, "score_file", counting)
     first = build_leaderboard(subs, klass["truth"], tmp_path / "site", bootstrap=0, cache=tmp_path / "cache")
     n_unique = len(calls)
-    assert first["scored"] == n_unique and n_unique > 40
+    assert first.scored == n_unique and n_unique > 40
     # The identical broken.dat files of five teams are one file to score.
     assert calls.count("broken.dat") == 1
     new = load_prediction(subs / "team-012" / "sub-0.dat").copy()
@@ -224,7 +224,7 @@ def test_rerun_scores_only_new_files(klass, tmp_path, monkeypatch):
     write_course_array(subs / "team-012" / "late.dat", new, "y")
     calls.clear()
     second = build_leaderboard(subs, klass["truth"], tmp_path / "site", bootstrap=0, cache=tmp_path / "cache")
-    assert calls == ["late.dat"] and second["scored"] == 1 and second["cached"] == first["submissions"]
+    assert calls == ["late.dat"] and second.scored == 1 and second.cached == first.submissions
     calls.clear()
     build_leaderboard(subs, klass["truth"], tmp_path / "site", bootstrap=0, cache=tmp_path / "cache")
     assert calls == []
@@ -234,7 +234,7 @@ def test_a_corrupt_cache_is_rebuilt(klass, tmp_path):
     (tmp_path / "cache").mkdir()
     (tmp_path / "cache" / "scores.json").write_text("{not json")
     s = build(klass, tmp_path / "site", cache=tmp_path / "cache", bootstrap=0)
-    assert s["scored"] > 0 and any("ignored" in n for n in s["notes"])
+    assert s.scored > 0 and any("ignored" in n for n in s.notes)
     assert json.loads((tmp_path / "cache" / "scores.json").read_text())["entries"]
 
 
@@ -261,7 +261,7 @@ def quota_class(klass, root: Path) -> Path:
 def test_per_day_quota_ignores_extra_valid_submissions_only(klass, tmp_path):
     subs = quota_class(klass, tmp_path)
     s = build_leaderboard(subs, klass["truth"], tmp_path / "site", per_day=2, bootstrap=0)
-    assert s["over_quota"] == 2 and s["invalid"] == 1
+    assert s.over_quota == 2 and s.invalid == 1
     board = {r["team"]: r for r in rows_of((tmp_path / "site" / "leaderboard.csv").read_text())}
     assert board["busy"]["over_quota"] == "2" and board["busy"]["invalid_submissions"] == "1"
     assert board["busy"]["submission"] in ("s0.dat", "s1.dat")
@@ -276,7 +276,7 @@ def test_per_day_quota_ignores_extra_valid_submissions_only(klass, tmp_path):
         assert re.search(rf"<td>{name}</td><td>over quota</td><td></td></tr>", html)
     # Without the quota both are scored and one may win.
     s = build_leaderboard(subs, klass["truth"], tmp_path / "site", bootstrap=0)
-    assert s["over_quota"] == 0
+    assert s.over_quota == 0
 
 
 def test_manifest_dates_and_quota_use_utc_days(klass, tmp_path):
@@ -293,7 +293,7 @@ def test_manifest_dates_and_quota_use_utc_days(klass, tmp_path):
     board = {r["team"]: r for r in rows_of((tmp_path / "site" / "leaderboard.csv").read_text())}
     assert board["busy"]["submission"] == "s1.dat" and board["busy"]["selected_by"] == "final"
     assert board["busy"]["submitted_at"] == "2025-03-01T23:00:00Z"
-    assert s["over_quota"] == 1 and s["invalid"] == 2  # bad.dat and the missing gone.dat
+    assert s.over_quota == 1 and s.invalid == 2  # bad.dat and the missing gone.dat
     md = (tmp_path / "site" / "leaderboard.md").read_text()
     assert "| busy | s2.dat | 2025-03-01T23:45:00Z | over quota |" in md
     assert "listed in manifest.csv but not found" in md
@@ -363,11 +363,11 @@ def test_invalid_submissions_listed_with_their_team(klass, tmp_path):
     assert len(link_rows) == 1 and "unsafe\\_file" in link_rows[0]
     hard_rows = [line for line in md.splitlines() if "truth-hardlink.h5" in line]
     assert len(hard_rows) == 1 and "unsafe\\_file" in hard_rows[0]
-    assert s["invalid"] == 5 + 3
+    assert s.invalid == 5 + 3
     # Which file it is (a link to the truth) is not a property of its bytes: never cached.
     from data_spec import sha256_file
 
-    entries = json.loads(Path(s["cache"]).read_text())["entries"]
+    entries = json.loads(Path(s.cache).read_text())["entries"]
     assert not any(key.startswith(sha256_file(klass["truth"])) for key in entries)
     # No absolute path of the instructor's machine is published.
     for data in read_site(tmp_path / "site").values():
@@ -381,8 +381,8 @@ def test_course_truth_without_flags_uses_the_seeded_split(klass, tmp_path):
 
     truth = write_course_array(tmp_path / "test_data_y.dat", klass["y"], "y")
     s = build_leaderboard(klass["submissions"], truth, tmp_path / "site", bootstrap=20, seed=5)
-    assert s["public_cases"] == int(public_mask(9, 5).sum())
-    assert "public_mask(9, seed=5 + the truth's sha256)" in s["public_flags"]
+    assert s.public_cases == int(public_mask(9, 5).sum())
+    assert "public_mask(9, seed=5 + the truth's sha256)" in s.public_flags
     # The split depends on the truth's content, not on the (guessable) seed alone.
     flags = load_truth(truth, seed=5).public
     assert np.array_equal(flags, load_truth(truth, seed=5).public)
@@ -444,7 +444,7 @@ def test_default_cache_stays_with_the_private_truth(klass, tmp_path):
     truth_dir.mkdir()
     truth = shutil.copy(klass["truth"], truth_dir / "test_truth.h5")
     s = build_leaderboard(klass["submissions"], truth, tmp_path / "www" / "site", bootstrap=0)
-    assert Path(s["cache"]).parent == truth_dir / ".leaderboard-cache"
+    assert Path(s.cache).parent == truth_dir / ".leaderboard-cache"
     assert not (tmp_path / "www" / ".leaderboard-cache").exists()
 
 

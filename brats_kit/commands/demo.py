@@ -23,17 +23,17 @@ def demo(out, quick, seed, as_json):
     if as_json:
         from brats_kit.cli import echo_json
 
-        echo_json(result)
+        echo_json(result.to_dict())
         return
-    board, final = result["leaderboard"], result["leaderboard_final"]
+    board, final = result.leaderboard, result.leaderboard_final
     click.echo("")
-    click.echo(f"done in {result['seconds']:.0f} s. What to look at:")
-    click.echo(f"  data (student files)     {result['competition']}/   (test truth under private/)")
-    click.echo(f"  leaderboard (public)     {result['site'] / 'index.html'}   leader: {board.get('leader')}")
-    click.echo(f"  leaderboard (revealed)   {result['site_final'] / 'index.html'}   leader: {final.get('leader')}")
-    click.echo(f"  class submissions        {result['submissions']}/")
-    rep = result["report"]["report"]
-    click.echo(f"  per-case report          {rep['csv']}, {rep['png']}  ({result['best_baseline']})")
-    click.echo("  figures                  " + "\n                           ".join(str(p) for p in result["figures"]))
+    click.echo(f"done in {result.seconds:.0f} s. What to look at:")
+    click.echo(f"  data (student files)     {result.competition}/   (test truth under private/)")
+    click.echo(f"  leaderboard (public)     {result.site / 'index.html'}   leader: {board.leader}")
+    click.echo(f"  leaderboard (revealed)   {result.site_final / 'index.html'}   leader: {final.leader}")
+    click.echo(f"  class submissions        {result.submissions}/")
+    rep = result.report["report"]
+    click.echo(f"  per-case report          {rep['csv']}, {rep['png']}  ({result.best_baseline})")
+    click.echo("  figures                  " + "\n                           ".join(str(p) for p in result.figures))
     click.echo("next: 'brats-kit baseline list', or open the students' notebook (see 'brats-kit data synth').")
 

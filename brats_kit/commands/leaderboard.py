@@ -51,14 +51,14 @@ def leaderboard(submissions, truth, out, reveal, per_day, bootstrap, jobs, seed,
     if as_json:
         from brats_kit.cli import echo_json
 
-        echo_json(summary)
+        echo_json(summary.to_dict())
         return
-    board = "final (private)" if summary["phase"] == "private" else "public"
+    board = "final (private)" if summary.phase == "private" else "public"
     click.echo(
-        f"{board} leaderboard: {summary['teams_ranked']} of {summary['teams']} teams ranked, "
-        f"{summary['submissions']} submissions ({summary['valid']} valid, {summary['invalid']} invalid, "
-        f"{summary['over_quota']} over quota); scored {summary['scored']} new, {summary['cached']} from the cache"
+        f"{board} leaderboard: {summary.teams_ranked} of {summary.teams} teams ranked, "
+        f"{summary.submissions} submissions ({summary.valid} valid, {summary.invalid} invalid, "
+        f"{summary.over_quota} over quota); scored {summary.scored} new, {summary.cached} from the cache"
     )
-    for note in summary["notes"]:
+    for note in summary.notes:
         click.echo(f"note: {note}")
-    click.echo(f"wrote {summary['site']}/ ({', '.join(Path(f).name for f in summary['files'])})")
+    click.echo(f"wrote {summary.site}/ ({', '.join(Path(f).name for f in summary.files)})")

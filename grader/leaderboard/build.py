@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -127,6 +128,50 @@ def _board(entries, phase: str, mask, n_boot: int, seed: int) -> list:
     return sorted(rows, key=lambda r: (-r["dice"], r["kind"] != "team", r["rank"] or 0))
 
 
+@dataclass(frozen=True)
+class LeaderboardSummary:
+    """What one leaderboard run did: ``brats-kit leaderboard --json`` prints :meth:`to_dict`.
+
+    Before the reveal it holds nothing derived from the private cases (their
+    number aside).
+    """
+
+    site: str
+    phase: str
+    teams: int
+    teams_ranked: int
+    baselines: int
+    submissions: int
+    valid: int
+    invalid: int
+    over_quota: int
+    scored: int
+    cached: int
+    cache: str
+    public_cases: int
+    private_cases: int
+    public_flags: str
+    bootstrap: int
+    seed: int
+    leader: Optional[str]
+    files: list
+    notes: list
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class _Scored:
+    """The submissions and baselines of a run, scored, with what the run noticed."""
+
+    subs: list
+    bases: list
+    notes: list
+    stats: dict
+    cache: ScoreCache
+
+
 def build_leaderboard(
     submissions,
     truth,
@@ -141,14 +186,14 @@ def build_leaderboard(
     cache=None,
     title: str = "Leaderboard",
     progress=no_progress,
-) -> dict:
+) -> LeaderboardSummary:
     """Validate, score and rank a folder of submissions; write the site atomically.
 
     Parameters
     ----------
     submissions : path-like
         ``SUBMISSIONS/<team>/<file>``, with an optional ``manifest.csv`` (team, file,
-        submitted_at, final: yes/no); see :mod:`grader.leaderboard.collect`.
+        submitted_at, final: yes/no); see :mod:`data_spec.manifest`.
     truth : path-like
         The test truth (``private/test_truth.h5``, a competition directory, or a course
         ``test_data_y.dat``, whose public flags are then derived with ``seed``).
@@ -179,10 +224,7 @@ def build_leaderboard(
 
     Returns
     -------
-    dict
-        JSON-ready summary: ``site``, ``phase``, counts of teams and submissions,
-        ``scored`` now and ``cached``, ``leader``, ``files``, ``notes``. Before the
-        reveal it holds nothing derived from the private cases.
+    LeaderboardSummary
 
     Raises
     ------
@@ -200,16 +242,8 @@ def build_leaderboard(
     cache_dir = Path(os.path.abspath(cache if cache is not None else truth.path.parent / ".leaderboard-cache"))
     _check_paths(sub_dir, Path(os.path.abspath(truth.path)), out, cache_dir, base_dir)
 
-    subs, notes = collect_submissions(sub_dir)
-    bases = collect_baselines(base_dir) if base_dir is not None else []
-    store = ScoreCache(cache_dir)
-    stats = score_submissions(subs + bases, truth, store, jobs=jobs, progress=progress)
-    store.save()
-    for b in bases:
-        if not b.valid:
-            raise KitError(f"baseline {clean_text(b.team)!r} is invalid: {b.errors[0]['message']}",
-                           code="invalid_baseline", path=b.path)
-
+    scored = _score_all(sub_dir, base_dir, truth, cache_dir, jobs, progress)
+    subs, bases, notes = scored.subs, scored.bases, scored.notes
     phase = "private" if reveal else "public"
     masks = {"public": truth.public}
     if reveal:
@@ -221,6 +255,47 @@ def build_leaderboard(
     selected = select_submissions(subs)
 
     labels = {t: clean_text(t) for t in {s.team for s in subs}}
+    rows = _rows(subs, bases, selected, labels, phase, masks, reveal, bootstrap, seed)
+    if not truth.has_flags:
+        # The site says how, never the seed: with it anyone could recompute which cases are public.
+        notes.insert(0, "Public/private flags derived with data_spec.public_mask from the instructor's seed "
+                        "(the truth file has none).")
+    if over:
+        notes.append(f"{over} valid submission{'s' if over != 1 else ''} over the quota of {per_day} per team "
+                     "and UTC day ignored (listed below).")
+    board = _Board(title, phase, reveal, truth, rows, subs, selected, labels, notes, bootstrap, seed)
+    _publish(out, _report(board))
+
+    team_rows = [r for r in rows if r["kind"] == "team"]
+    return LeaderboardSummary(
+        site=str(out), phase=phase, teams=len(labels), teams_ranked=len(team_rows), baselines=len(bases),
+        submissions=len(subs), valid=sum(1 for s in subs if s.valid),
+        invalid=sum(1 for s in subs if s.status == INVALID), over_quota=over,
+        scored=scored.stats["scored"], cached=scored.stats["cached"], cache=str(scored.cache.path),
+        public_cases=int(truth.public.sum()), private_cases=int((~truth.public).sum()),
+        public_flags=truth.public_source, bootstrap=bootstrap, seed=seed,
+        leader=min(team_rows, key=lambda r: r["rank"])["label"] if team_rows else None,
+        files=[str(out / name) for name in SITE_FILES],
+        notes=notes + ([scored.cache.ignored_reason] if scored.cache.ignored_reason else []),
+    )
+
+
+def _score_all(sub_dir: Path, base_dir: Optional[Path], truth, cache_dir: Path, jobs: int, progress) -> _Scored:
+    """Collect the submissions and baselines and score them through the cache; refuse an invalid baseline."""
+    subs, notes = collect_submissions(sub_dir)
+    bases = collect_baselines(base_dir) if base_dir is not None else []
+    store = ScoreCache(cache_dir)
+    stats = score_submissions(subs + bases, truth, store, jobs=jobs, progress=progress)
+    store.save()
+    for b in bases:
+        if not b.valid:
+            raise KitError(f"baseline {clean_text(b.team)!r} is invalid: {b.errors[0]['message']}",
+                           code="invalid_baseline", path=b.path)
+    return _Scored(subs, bases, notes, stats, store)
+
+
+def _rows(subs, bases, selected, labels, phase, masks, reveal, bootstrap, seed) -> list:
+    """The board's rows of ``phase`` (with the public rank and move after the reveal) and per-team counts."""
     entries = [("team", labels[t], sel.submission, sel.reason) for t, sel in selected.items()]
     entries += [("baseline", clean_text(b.team), b, "baseline") for b in bases]
     rows = _board(entries, phase, masks[phase], bootstrap, seed)
@@ -233,7 +308,6 @@ def build_leaderboard(
             if r["kind"] == "team":
                 r["public_rank"] = public_rank[id(s)]
                 r["move"] = r["public_rank"] - r["rank"]
-
     per_team: dict = {}
     for s in subs:
         per_team.setdefault(s.team, []).append(s)
@@ -243,15 +317,11 @@ def build_leaderboard(
             r["n_valid"] = sum(1 for s in team_subs if s.valid)
             r["n_invalid"] = sum(1 for s in team_subs if s.status == INVALID)
             r["n_over_quota"] = sum(1 for s in team_subs if s.status == OVER_QUOTA)
+    return rows
 
-    if not truth.has_flags:
-        # The site says how, never the seed: with it anyone could recompute which cases are public.
-        notes.insert(0, "Public/private flags derived with data_spec.public_mask from the instructor's seed "
-                        "(the truth file has none).")
-    if over:
-        notes.append(f"{over} valid submission{'s' if over != 1 else ''} over the quota of {per_day} per team "
-                     "and UTC day ignored (listed below).")
-    report = _report(title, phase, reveal, truth, rows, subs, selected, labels, notes, bootstrap, seed)
+
+def _publish(out: Path, report: dict) -> None:
+    """Render every file of the site and swap it in as a whole."""
     files = {
         "leaderboard.csv": render.leaderboard_csv(report),
         "grades.csv": render.grades_csv(report),
@@ -263,35 +333,31 @@ def build_leaderboard(
             write_text(tmp / name, files[name])
         write_bytes(tmp / SITE_MARKER, b"brats-kit leaderboard site: replaced as a whole by 'brats-kit leaderboard'\n")
 
-    team_rows = [r for r in rows if r["kind"] == "team"]
-    return {
-        "site": str(out),
-        "phase": phase,
-        "teams": len(labels),
-        "teams_ranked": len(team_rows),
-        "baselines": len(bases),
-        "submissions": len(subs),
-        "valid": sum(1 for s in subs if s.valid),
-        "invalid": sum(1 for s in subs if s.status == INVALID),
-        "over_quota": over,
-        "scored": stats["scored"],
-        "cached": stats["cached"],
-        "cache": str(store.path),
-        "public_cases": int(truth.public.sum()),
-        "private_cases": int((~truth.public).sum()),
-        "public_flags": truth.public_source,
-        "bootstrap": bootstrap,
-        "seed": seed,
-        "leader": min(team_rows, key=lambda r: r["rank"])["label"] if team_rows else None,
-        "files": [str(out / name) for name in SITE_FILES],
-        "notes": notes + ([store.ignored_reason] if store.ignored_reason else []),
-    }
+
+@dataclass
+class _Board:
+    """What :func:`_report` turns into the renderers' input."""
+
+    title: str
+    phase: str
+    reveal: bool
+    truth: object
+    rows: list
+    subs: list
+    selected: dict
+    labels: dict
+    notes: list
+    n_boot: int
+    seed: int
 
 
-def _report(title, phase, reveal, truth, rows, subs, selected, labels, notes, n_boot, seed) -> dict:
+def _report(board: _Board) -> dict:
     """Everything the renderers show, already cleaned; nothing private unless revealed."""
     from grader.metrics import MeanDice
 
+    title, phase, reveal, truth, rows = board.title, board.phase, board.reveal, board.truth, board.rows
+    subs, selected, labels, notes, n_boot, seed = (board.subs, board.selected, board.labels, board.notes,
+                                                    board.n_boot, board.seed)
     n_pub, n_priv = int(truth.public.sum()), int((~truth.public).sum())
     if reveal:
         subtitle = (f"Final (private) leaderboard: ranked on the {n_priv} private test cases; "
