@@ -14,7 +14,7 @@ import numpy as np
 from plumbing.progress import no_progress
 from data_spec import TEST, TRAIN, LayoutError, open_split
 
-from .model_file import load_model, save_model
+from .model_file import check_model_out, load_model, save_model
 from .postprocess import IDENTITY, postprocess
 from .registry import make_baseline
 
@@ -162,16 +162,35 @@ def train_baseline(
     }
 
 
-def train_and_save(name: str, data, out, *, val_fraction: float = 0.2, seed: int = 0, progress=no_progress) -> dict:
-    """:func:`train_baseline`, then :func:`baselines.model_file.save_model` to ``out``; returns the result."""
+def train_and_save(name: str, data, out, *, val_fraction: float = 0.2, seed: int = 0, progress=no_progress,
+                   force: bool = False) -> dict:
+    """:func:`train_baseline`, then :func:`baselines.model_file.save_model` to ``out``; returns the result.
+
+    ``out`` is checked before training (:func:`baselines.model_file.check_model_out`):
+    an existing file that is not a model file is replaced only with ``force``.
+    """
+    check_model_out(out, force=force)
     result = train_baseline(name, data, val_fraction=val_fraction, seed=seed, progress=progress)
     metrics = {"validation": result["validation"]["scores"], "validation_raw": result["validation_raw"]["scores"],
                "postprocess": result["postprocess"], "val_cases": result["val_cases"]}
-    result["model"] = save_model(out, result["estimator"], baseline=name, seed=seed, metrics=metrics)
+    result["model"] = save_model(out, result["estimator"], baseline=name, seed=seed, metrics=metrics, force=force)
     return result
 
 
-def predict_submission(model, data, out, *, split: str = TEST, progress=no_progress) -> dict:
+def check_submission_out(out, *, force: bool = False) -> Path:
+    """Refuse to write a submission at ``out`` over anything but a submission file (unless ``force``).
+
+    Never into a competition's ``private/`` nor over a file of the contract
+    (the truth ``test_data_y.dat`` is one letter from ``test_data_ypred.dat``),
+    whatever ``force`` says; see :func:`data_spec.layout.check_output_file`.
+    """
+    from data_spec.layout import check_output_file
+    from grader.readers import is_submission_file
+
+    return check_output_file(out, what="a submission file", recognise=is_submission_file, force=force)
+
+
+def predict_submission(model, data, out, *, split: str = TEST, progress=no_progress, force: bool = False) -> dict:
     """Predict a split with a model file and write a submission the grader's validator accepts.
 
     Parameters
@@ -184,6 +203,8 @@ def predict_submission(model, data, out, *, split: str = TEST, progress=no_progr
         The submission: the course's raw ``.dat`` unless the suffix is ``.npy``
         or ``.h5`` (:func:`data_spec.submission.write_submission`).
     split : {"test", "train"}
+    force : bool
+        Replace an existing file at ``out`` that is not a submission.
 
     Returns
     -------
@@ -193,12 +214,14 @@ def predict_submission(model, data, out, *, split: str = TEST, progress=no_progr
     from data_spec.submission import write_submission
     from grader.validate import validate_submission
 
+    check_submission_out(out, force=force)
     payload = load_model(model)
     segmenter = payload["estimator"]
     data_split = open_split(data, split)
     t0 = time.perf_counter()
     y_pred = segmenter.predict(data_split.x, progress=progress)
     seconds = time.perf_counter() - t0
+    check_submission_out(out, force=force)  # again: it may have appeared while predicting
     path = write_submission(out, y_pred, case_id=data_split.case_id)
     check = validate_submission(path, n_slices=len(data_split), case_ids=data_split.case_id).raise_if_invalid()
     return {

@@ -14,10 +14,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -31,18 +32,31 @@ from .constants import (
     MANIFEST_FILE,
     PRIVATE_DIR,
     SPLITS,
+    SUBMISSION_FILE,
     TEST,
     TRAIN,
     TRUTH_H5,
     case_ids,
 )
 from .course import read_course_array, write_course_array
-from .errors import LayoutError, MissingFileError
+from .errors import KitError, LayoutError, MissingFileError
 from .hdf5 import is_hdf5, read_split_h5, sha256_file, write_split_h5
 
 COURSE = "course"
 HDF5 = "hdf5"
 LAYOUTS = (COURSE, HDF5)
+
+#: The names a competition builder writes: the inputs, the masks, the truth and the manifest.
+#: No other command writes a file of these names, whatever ``--force`` says.
+CONTRACT_FILES = frozenset(
+    list(H5_FILES.values()) + list(COURSE_X.values()) + list(COURSE_Y.values()) + [TRUTH_H5, MANIFEST_FILE]
+)
+
+
+class OverwriteError(KitError):
+    """Writing would replace a file the command did not create for the same purpose, or touch ``private/``."""
+
+    code = "would_overwrite"
 
 
 @dataclass
@@ -188,6 +202,139 @@ def open_truth(path) -> Split:
     return Split(None, y, case_ids(TEST, len(y)), None, COURSE, path)
 
 
+# -- what a command may write where ---------------------------------------------------------------
+
+
+def is_competition(directory) -> bool:
+    """Whether ``directory`` holds a competition: any file of the contract, or a ``private/`` folder."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return False
+    names = set(os.listdir(directory))
+    return bool(names & CONTRACT_FILES) or (directory / PRIVATE_DIR).is_dir()
+
+
+def private_folder(path) -> Optional[Path]:
+    """The competition's ``private/`` folder that ``path`` lies in (links followed), or None.
+
+    A folder named ``private`` counts when it holds a truth or a manifest, or
+    when the folder above it holds a competition.
+    """
+    path = Path(path).absolute()
+    # Resolve what exists (a link to private/ is private/ too); the name itself may not exist yet.
+    resolved = path.parent.resolve() / path.name
+    for candidate in (path, resolved):
+        for folder in [candidate] + list(candidate.parents):
+            if folder.name != PRIVATE_DIR or not folder.is_dir():
+                continue
+            names = set(os.listdir(folder))
+            if names & {TRUTH_H5, COURSE_Y[TEST], MANIFEST_FILE} or is_competition(folder.parent):
+                return folder
+    return None
+
+
+def check_output_file(path, *, what: str, recognise: Callable[[Path], bool], force: bool = False) -> Path:
+    """Refuse to write ``what`` at ``path`` unless it replaces nothing it should not.
+
+    The rule of every command that writes a file (models, submissions, figures):
+
+    - never inside a competition's ``private/`` folder, ``--force`` or not;
+    - never a file named like one of the contract's (:data:`CONTRACT_FILES`) that
+      exists or would land in a competition directory, ``--force`` or not: the
+      course's truth ``test_data_y.dat`` is one letter away from the submission;
+    - an existing file is replaced only when ``recognise(path)`` says the same
+      command wrote it for the same purpose (a model file, a submission...), or
+      with ``force``; a link, a device or a folder is never replaced.
+
+    Parameters
+    ----------
+    path : path-like
+    what : str
+        What the command writes ("a model file", "a submission"), for the message.
+    recognise : callable
+        ``recognise(path) -> bool`` for an existing regular file; it must not
+        raise on a hostile file.
+    force : bool
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    OverwriteError
+    """
+    path = Path(path)
+    private = private_folder(path)
+    if private is not None:
+        raise OverwriteError(
+            f"is inside the competition's private folder {private}",
+            path=path,
+            expected=f"{what} written anywhere but a competition's private/ folder",
+            hint="only 'brats-kit data synth' and 'data prepare' write there; choose another path",
+        )
+    exists = os.path.lexists(path)
+    if path.name in CONTRACT_FILES and (exists or is_competition(path.parent)):
+        raise OverwriteError(
+            f"is named like the competition's own {path.name}",
+            path=path,
+            expected=f"{what} with another name",
+            hint=f"a submission is {SUBMISSION_FILE} (or .npy / .h5); the contract's files are never replaced "
+            "by this command, --force or not",
+        )
+    if not exists:
+        return path
+    st = os.lstat(path)
+    if stat.S_ISDIR(st.st_mode):
+        raise OverwriteError("is a folder", path=path, expected=f"the name of {what} to write")
+    if not stat.S_ISREG(st.st_mode):
+        raise OverwriteError(
+            "exists and is not a regular file (a link, a FIFO or a device)", path=path,
+            expected=f"a new file or {what} to replace", hint="choose another path",
+        )
+    if force or recognise(path):
+        return path
+    raise OverwriteError(
+        f"exists and is not {what}: it would be replaced",
+        path=path,
+        expected=f"a new file, or {what} written earlier by this command",
+        hint="choose another path, or pass --force to replace it",
+    )
+
+
+def check_competition_out(out, *, force: bool = False) -> Path:
+    """Refuse to build a competition where it would replace one, or inside another's ``private/``.
+
+    Students may already hold the public files of an existing competition:
+    rebuilding it replaces its hidden truth, so that takes ``force``. A folder
+    holding other files is fine (only the contract's names are written), as is
+    an empty or missing one.
+
+    Raises
+    ------
+    OverwriteError
+    """
+    out = Path(out)
+    private = private_folder(out)
+    if private is not None:
+        raise OverwriteError(
+            f"is inside the private folder {private} of a competition",
+            path=out, expected="a competition directory of its own", hint="choose another --out",
+        )
+    if os.path.lexists(out) and not out.is_dir():
+        raise OverwriteError("exists and is not a folder", path=out, expected="a competition directory")
+    if not force and is_competition(out):
+        present = sorted((set(os.listdir(out)) & CONTRACT_FILES) | ({f"{PRIVATE_DIR}/"} if (out / PRIVATE_DIR).is_dir() else set()))
+        raise OverwriteError(
+            f"already holds a competition ({', '.join(present)}); building here would replace its test truth, "
+            "and students may hold its public files",
+            path=out,
+            expected="a new or empty directory",
+            hint="choose another --out, or pass --force to replace that competition",
+        )
+    return out
+
+
 def write_competition(
     out,
     *,
@@ -196,6 +343,7 @@ def write_competition(
     attrs: dict,
     manifest: dict | None = None,
     layouts=LAYOUTS,
+    force: bool = False,
 ) -> dict:
     """Write a whole competition directory: student files, then ``private/``.
 
@@ -212,6 +360,11 @@ def write_competition(
     manifest : dict, optional
         Written as ``private/manifest.json`` with the checksums of every file added.
     layouts : iterable of {"course", "hdf5"}
+    force : bool
+        Replace the competition ``out`` already holds (see
+        :func:`check_competition_out`); its files of the contract that this
+        build does not write (another layout) are removed, so no stale truth
+        stays beside the new one.
 
     Returns
     -------
@@ -221,8 +374,14 @@ def write_competition(
     All files are written to a staging folder inside ``out`` and moved into
     place only once every one is complete: an interrupted build leaves the
     previous competition as it was.
+
+    Raises
+    ------
+    OverwriteError
+        ``out`` holds a competition and ``force`` is not given, or lies in
+        another competition's ``private/``.
     """
-    out = Path(out)
+    out = check_competition_out(out, force=force)
     out.mkdir(parents=True, exist_ok=True)
     # Everything is written into a staging folder first and moved in at the end, so a
     # failure never leaves new files beside old ones from another build.
@@ -235,6 +394,9 @@ def write_competition(
             final.parent.mkdir(parents=True, exist_ok=True)
             os.replace(path, final)
             written[name] = final
+        for stale in [out / n for n in CONTRACT_FILES] + [out / PRIVATE_DIR / n for n in CONTRACT_FILES]:
+            if stale.is_file() and stale.relative_to(out).as_posix() not in written:
+                stale.unlink()
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return written

@@ -268,8 +268,9 @@ def read_npy(fh, size: int, n_slices: int, path=None) -> Loaded:
                 CorruptFileError(f"has an unreadable .npy header ({exc})", path=path, where="header", hint=_SAVE_HINT)
             ],
         )
-    if any(s < 0 for s in shape):
-        return Loaded(NPY, errors=[CorruptFileError(f"declares a negative shape {shape}", path=path, where="header")])
+    problem = npy_shape_problem(shape, dtype)
+    if problem:
+        return Loaded(NPY, errors=[CorruptFileError(f"declares {problem}", path=path, where="header", hint=_SAVE_HINT)])
     errors = shape_errors(shape, n_slices, where="the .npy header") + dtype_errors(dtype, where="the .npy header")
     if dtype.hasobject:
         return Loaded(NPY, errors=errors)  # the data is a pickle: never read
@@ -297,4 +298,90 @@ def read_npy(fh, size: int, n_slices: int, path=None) -> Loaded:
     if arr is None:
         errors.append(CorruptFileError("became shorter while being read", path=path))
         return Loaded(NPY, errors=errors)
-    return Loaded(NPY, arr.reshape(shape, order="F" if fortran_order else "C"), errors)
+    try:
+        arr = arr.reshape(shape, order="F" if fortran_order else "C")
+    except (ValueError, TypeError, OverflowError) as exc:  # npy_shape_problem should have said why
+        errors.append(CorruptFileError(f"declares a shape no array can have ({exc})", path=path, where="header"))
+        return Loaded(NPY, errors=errors)
+    return Loaded(NPY, arr, errors)
+
+
+def _max_dims() -> int:
+    """The most dimensions this numpy's arrays can have (32 before numpy 2, 64 since)."""
+    n = 16
+    while n < 1024:
+        try:
+            np.empty((0,) * (n + 1), dtype=np.uint8)
+        except ValueError:
+            return n
+        n += 1
+    return n
+
+
+MAX_DIMS = _max_dims()
+
+
+def npy_shape_problem(shape, dtype) -> Optional[str]:
+    """Why a .npy header's shape can describe no array, or None.
+
+    ``numpy.lib.format`` accepts any tuple of Python ints, so a header may say
+    ``(True, 240, 240)``, have more dimensions than numpy allows, or put a zero
+    beside dimensions whose product overflows: each gets a verdict here
+    instead of crashing a reader later.
+    """
+    if not isinstance(shape, tuple):
+        return f"a shape that is not a tuple ({shape!r})"
+    shown = _short(shape)
+    if any(isinstance(s, bool) or not isinstance(s, int) for s in shape):
+        return f"a shape with entries that are not integers {shown}"
+    if any(s < 0 for s in shape):
+        return f"a negative shape {shown}"
+    if len(shape) > MAX_DIMS:
+        return f"{len(shape)} dimensions (numpy allows at most {MAX_DIMS})"
+    if math.prod(s for s in shape if s) * max(dtype.itemsize, 1) > np.iinfo(np.intp).max:
+        return f"a shape too large for any array {shown}"
+    return None
+
+
+def _short(shape) -> str:
+    text = repr(shape)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def is_submission_file(path) -> bool:
+    """Whether ``path`` holds a submission, recognised by its content (a command may replace it).
+
+    Raw bytes that are whole 240 x 240 slices of 0 and 1 only, a ``.npy`` of
+    (N, 240, 240) uint8 or bool masks, or an HDF5 file with a ``y_pred``
+    dataset. Never raises: anything unreadable is not a submission.
+    """
+    try:
+        st = os.lstat(path)
+        if not stat.S_ISREG(st.st_mode) or not 0 < st.st_size <= ABSOLUTE_MAX_BYTES:
+            return False
+        with open(path, "rb") as fh:
+            kind = sniff(fh, st.st_size)
+            if kind == DAT:
+                if st.st_size % Y_ITEM_BYTES:
+                    return False
+                while block := fh.read(1 << 22):
+                    if np.frombuffer(block, dtype=np.uint8).max() > 1:
+                        return False
+                return True
+            if kind == NPY:
+                fh.seek(0)
+                version = npy_format.read_magic(fh)
+                read = npy_format.read_array_header_1_0 if version == (1, 0) else npy_format.read_array_header_2_0
+                shape, _, dtype = read(fh)
+                return (npy_shape_problem(shape, dtype) is None and len(shape) == 3
+                        and shape[1:] == (HEIGHT, WIDTH) and dtype in (np.dtype(np.uint8), np.dtype(np.bool_)))
+        if kind == HDF5:
+            import h5py
+
+            from data_spec.constants import H5_Y_PRED
+
+            with h5py.File(path, "r") as f:
+                return isinstance(f.get(H5_Y_PRED, getlink=True), h5py.HardLink) and isinstance(f[H5_Y_PRED], h5py.Dataset)
+    except Exception:  # noqa: BLE001 - a file that cannot be read is not recognised
+        return False
+    return False

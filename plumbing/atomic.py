@@ -9,20 +9,35 @@ from pathlib import Path
 
 
 @contextlib.contextmanager
-def atomic_path(path, suffix: str = ""):
+def atomic_path(path, suffix: str = "", *, check=None):
     """Yield a temporary path beside ``path``; rename it onto ``path`` on success.
 
     The temporary file lives in the same directory, so the final ``os.replace``
     is atomic on POSIX. On any exception the temporary file is removed and the
     previous ``path`` (if any) is untouched.
+
+    Parameters
+    ----------
+    path : path-like
+    suffix : str
+        Of the temporary file (some writers pick the format from it).
+    check : callable, optional
+        ``check(path)`` is called before anything is written and again just
+        before the rename; it raises to refuse replacing what is at ``path``
+        (see :func:`data_spec.layout.check_output_file`). A refusal leaves
+        ``path`` untouched and no temporary file behind.
     """
     path = Path(path)
+    if check is not None:
+        check(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix + ".tmp", dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)
         os.chmod(tmp, 0o644)
+        if check is not None:  # again: the file may have appeared while this one was being written
+            check(path)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

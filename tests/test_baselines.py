@@ -424,9 +424,18 @@ def test_corrupt_model_file(tmp_path, content):
     assert info.value.code == "not_a_model" and isinstance(info.value, ds.CorruptFileError)
 
 
-def test_joblib_file_that_is_not_a_model(tmp_path):
+def test_joblib_file_is_never_unpickled(tmp_path):
     path = tmp_path / "list.joblib"
     joblib.dump([1, 2, 3], path)
+    with pytest.raises(NotAModelError, match="pickle"):
+        load_model(path)
+
+
+def test_skops_file_that_is_not_a_model(tmp_path):
+    import skops.io as sio
+
+    path = tmp_path / "list.skops"
+    sio.dump([1, 2, 3], path)
     with pytest.raises(NotAModelError, match="not a brats-kit model"):
         load_model(path)
 
@@ -442,10 +451,13 @@ def test_truncated_model_file(fitted, tmp_path):
     "field, value", [("spec_version", "0.9"), ("kit_version", "99.0.0"), ("sklearn_version", "0.1"), ("format_version", 99)]
 )
 def test_incompatible_model_file(fitted, tmp_path, field, value):
+    import skops.io as sio
+    from baselines.model_file import TRUSTED_TYPES
+
     path = save_model(tmp_path / "m.joblib", fitted, baseline="x")
-    payload = joblib.load(path)
+    payload = sio.load(path, trusted=list(TRUSTED_TYPES))
     payload[field] = value
-    joblib.dump(payload, path)
+    sio.dump(payload, path)
     with pytest.raises(IncompatibleModelError, match="retrain") as info:
         load_model(path)
     assert info.value.code == "incompatible_model"

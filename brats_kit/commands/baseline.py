@@ -6,12 +6,21 @@ from pathlib import Path
 import click
 
 from brats_kit.progress import click_progress
+from brats_kit.text import safe_name
 
 _DATA = click.option(
     "--data", "data", required=True, type=click.Path(exists=True, path_type=Path),
     help="Competition directory (course or HDF5 layout).",
 )
 _JSON = click.option("--json", "as_json", is_flag=True, help="Machine-readable output on stdout.")
+
+
+def _force(what: str):
+    return click.option(
+        "--force", is_flag=True,
+        help=f"Replace an existing file at --out that is not {what}. Never a competition's data or truth, "
+        "nor anything under its private/ folder.",
+    )
 
 
 def _echo_json(obj):
@@ -46,12 +55,14 @@ def list_(as_json):
 @baseline.command()
 @click.argument("name")
 @_DATA
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Model file to write.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Model file to write (a skops archive; an existing file is replaced only if it is a model file).")
 @click.option("--val-fraction", default=0.2, show_default=True, type=click.FloatRange(0, 1, min_open=True, max_open=True),
               help="Share of training patients held out to tune and score.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seeds the split, the sample and the model.")
+@_force("a model file")
 @_JSON
-def train(name, data, out, val_fraction, seed, as_json):
+def train(name, data, out, val_fraction, seed, force, as_json):
     """Train baseline NAME on the training split, tune its post-processing on validation, save it.
 
     Prints scikit-learn's classification report and confusion matrix on the
@@ -61,7 +72,7 @@ def train(name, data, out, val_fraction, seed, as_json):
     from baselines.train import train_and_save
 
     get_baseline(name)
-    result = train_and_save(name, data, out, val_fraction=val_fraction, seed=seed, progress=click_progress)
+    result = train_and_save(name, data, out, val_fraction=val_fraction, seed=seed, progress=click_progress, force=force)
     if as_json:
         _echo_json(train_summary(result))
         return
@@ -107,7 +118,7 @@ def format_train(result: dict) -> str:
         f"fill holes {'yes' if pp['fill_holes'] else 'no'}",
         f"validation (grader):  F1 {v['scores']['f1']:.4f}  Dice {v['scores']['dice']:.4f}"
         f"   (before post-processing: F1 {raw['scores']['f1']:.4f}  Dice {raw['scores']['dice']:.4f})",
-        f"model written to {result['model']}",
+        f"model written to {safe_name(result['model'])}",
     ]
     return "\n".join(lines)
 
@@ -116,20 +127,29 @@ def format_train(result: dict) -> str:
 @click.argument("model", type=click.Path(path_type=Path))
 @_DATA
 @click.option("--out", default=None, type=click.Path(dir_okay=False, path_type=Path),
-              help="Submission to write: course .dat (default test_data_ypred.dat), or .npy / .h5 by suffix.")
+              help="Submission to write: course .dat (default test_data_ypred.dat), or .npy / .h5 by suffix. "
+              "An existing file is replaced only if it is a submission.")
+@_force("a submission")
 @_JSON
-def predict(model, data, out, as_json):
-    """Predict the test split of DATA with MODEL and write a submission the grader accepts."""
+def predict(model, data, out, force, as_json):
+    """Predict the test split of DATA with MODEL and write a submission the grader accepts.
+
+    MODEL is a file written by 'brats-kit baseline train'. Loading it never
+    runs code from it: it is a skops archive, and a file that names any type
+    outside the kit's own classes and the scikit-learn and numpy types skops
+    trusts is refused before anything is built; so are pickles (joblib files)
+    and models from another kit release or scikit-learn.
+    """
     from baselines.train import predict_submission
     from data_spec import SUBMISSION_FILE
 
     out = Path(SUBMISSION_FILE) if out is None else out
-    result = predict_submission(model, data, out, progress=click_progress)
+    result = predict_submission(model, data, out, progress=click_progress, force=force)
     if as_json:
         _echo_json(result)
         return
     click.echo(
-        f"wrote {result['out']} ({result['format']}, {result['n_slices']} slices, "
+        f"wrote {safe_name(result['out'])} ({result['format']}, {result['n_slices']} slices, "
         f"{result['tumour_pixels']} tumour pixels) with {result['baseline']} in {result['seconds']:.1f} s; "
         "it passes the grader's validation"
     )

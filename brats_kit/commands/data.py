@@ -6,6 +6,13 @@ from pathlib import Path
 import click
 
 from brats_kit.progress import click_progress
+from brats_kit.text import safe_name
+
+#: Shared by 'data synth' and 'data prepare'.
+FORCE_COMPETITION = click.option(
+    "--force", is_flag=True,
+    help="Replace the competition --out already holds (students may hold its public files: its truth changes).",
+)
 
 
 @click.group()
@@ -24,25 +31,43 @@ def _register():
               help="Competition directory to write (student files, and the test truth under private/).")
 @click.option("--train", "n_train", default=256, show_default=True, type=click.IntRange(1), help="Training slices.")
 @click.option("--test", "n_test", default=29, show_default=True, type=click.IntRange(1), help="Test slices.")
-@click.option("--seed", default=0, show_default=True, type=click.IntRange(0), help="Same seed, byte-identical files.")
+@click.option("--seed", default=None, type=click.IntRange(0, 2**128 - 1),
+              help="Same seed, byte-identical files (tests, benchmarks), but students holding the kit and the seed "
+                   "can regenerate the test truth. Default: a secret 128-bit seed, kept under private/.")
+@FORCE_COMPETITION
 @click.option("--json", "as_json", is_flag=True, help="Print the files written as JSON.")
-def synth(out, n_train, n_test, seed, as_json):
-    """Write the synthetic BraTS-like cohort (built on the MNI152 anatomy nilearn ships)."""
-    from cohorts.synth import write_synthetic_competition
+def synth(out, n_train, n_test, seed, force, as_json):
+    """Write the synthetic BraTS-like cohort (built on the MNI152 anatomy nilearn ships).
 
-    written = write_synthetic_competition(out, n_train=n_train, n_test=n_test, seed=seed, progress=click_progress)
+    DIR must not hold a competition already (unless --force), nor lie in one's private/ folder.
+    """
+    import warnings
+
+    from cohorts.synth import ReproducibleSeedWarning, write_synthetic_competition
+
+    if seed is not None:
+        click.echo(f"warning: --seed {seed}: anyone holding brats-kit and this seed can regenerate the test truth; "
+                   "omit --seed for a competition students take part in", err=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ReproducibleSeedWarning)  # said above, in the command's words
+        written = write_synthetic_competition(out, n_train=n_train, n_test=n_test, seed=seed,
+                                              progress=click_progress, force=force)
     if as_json:
         from brats_kit.cli import echo_json
 
-        echo_json({"out": str(out), "files": {k: str(v) for k, v in written.items()}})
+        echo_json({"out": str(out), "files": {k: str(v) for k, v in written.items()}, "secret_seed": seed is None})
         return
-    click.echo(f"wrote {n_train} training and {n_test} test slices to {out}/ (test truth under {out}/private/)")
+    shown = safe_name(out)
+    click.echo(f"wrote {n_train} training and {n_test} test slices to {shown}/ (test truth under {shown}/private/)")
     for name in written:
         click.echo(f"  {name}")
+    if seed is None:
+        click.echo(f"seed: a secret 128-bit seed drawn from the operating system, recorded only in "
+                   f"{shown}/private/manifest.json (the students' files carry no seed)")
     from starter.notebooks import notebook_path
 
-    click.echo(f"students: start from the notebook {notebook_path()} (BRATS_KIT_DATA={out})")
-    click.echo(f"give students everything in {out}/ except private/")
+    click.echo(f"students: start from the notebook {notebook_path()} (BRATS_KIT_DATA={shown})")
+    click.echo(f"give students everything in {shown}/ except private/")
 
 
 @data.command()
@@ -63,7 +88,7 @@ def info(directory, as_json):
 
 def format_summary(summary: dict) -> str:
     """Human-readable lines for :func:`data_spec.summary.describe`'s output."""
-    lines = [f"{summary['path']}"]
+    lines = [f"{safe_name(summary['path'])}"]
     for name, s in list(summary["splits"].items()) + (
         [("test truth (private)", summary["test_truth"])] if "test_truth" in summary else []
     ):
@@ -97,8 +122,19 @@ def show(directory, cases, split, out):
     """The course's figure (T1, T1ce, T2, FLAIR, truth) for some cases of DIRECTORY."""
     from starter.plots import save_course_figure
 
+    from data_spec.layout import check_output_file
+
+    check_output_file(out, what="a PNG figure", recognise=_is_png)
     save_course_figure(directory, out, cases=list(cases), split=split)
-    click.echo(f"wrote {out}")
+    click.echo(f"wrote {safe_name(out)}")
+
+
+def _is_png(path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(8) == b"\x89PNG\r\n\x1a\n"
+    except OSError:
+        return False
 
 
 _register()

@@ -6,6 +6,7 @@ from pathlib import Path
 import click
 
 from brats_kit.progress import click_progress
+from brats_kit.text import safe_name, safe_text
 
 EXIT_INVALID = 1
 
@@ -14,19 +15,19 @@ def format_errors(errors) -> list:
     """Human lines for a list of KitErrors: code and message, then where, expected and hint."""
     lines = []
     for e in errors:
-        lines.append(f"  [{e.code}] {e.message}")
+        lines.append(f"  [{e.code}] {safe_text(e.message)}")
         for label, value in (("where", e.where), ("expected", e.expected), ("hint", e.hint)):
             if value:
-                lines.append(f"      {label + ':':<10}{value}")
+                lines.append(f"      {label + ':':<10}{safe_text(value)}")
     return lines
 
 
 def format_validation(result) -> str:
     """Human-readable result of :func:`grader.check_submission`."""
     if result.ok:
-        return f"valid: {result.path} ({result.format}, {result.n_slices} slices)"
+        return f"valid: {safe_name(result.path)} ({result.format}, {result.n_slices} slices)"
     n = len(result.errors)
-    return "\n".join([f"INVALID: {result.path} ({n} problem{'s' * (n != 1)})"] + format_errors(result.errors))
+    return "\n".join([f"INVALID: {safe_name(result.path)} ({n} problem{'s' * (n != 1)})"] + format_errors(result.errors))
 
 
 def format_scores(result: dict, submission) -> str:
@@ -34,21 +35,26 @@ def format_scores(result: dict, submission) -> str:
     from grader.metrics import SCORE_TYPES
 
     phase = "public cases only" if result.get("phase") == "public" else "all cases"
-    lines = [f"{submission}: scored on {result['n_slices']} slices ({phase})"]
+    lines = [f"{safe_name(submission)}: scored on {result['n_slices']} slices ({phase})"]
     for st in SCORE_TYPES:
         if st.name in result:
             arrow = "lower is better" if st.is_lower_the_better else ""
             lines.append(f"  {st.title:<30}{st.format(result[st.name]):>10}  {arrow}".rstrip())
     if "report" in result:
         report = result["report"]
-        lines.append(f"report: {report['csv']}, {report['png']}")
+        lines.append(f"report: {safe_name(report['csv'])}, {safe_name(report['png'])}")
         if report.get("note"):
-            lines.append(f"  note: {report['note']}")
+            lines.append(f"  note: {safe_text(report['note'])}")
     return "\n".join(lines)
 
 
+# readable=False: click would refuse an unreadable file as a usage error (exit 2, no JSON); the
+# grader opens it itself and reports an unsafe_file verdict.
+_SUBMISSION = click.argument("submission", type=click.Path(readable=False, path_type=Path))
+
+
 @click.command()
-@click.argument("submission", type=click.Path(path_type=Path))
+@_SUBMISSION
 @click.option("--data", "data", required=True, type=click.Path(exists=True, path_type=Path),
               help="The competition directory you were given (its test inputs give the slice count and ids).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object: status, errors, format, n_slices.")
@@ -76,7 +82,7 @@ def validate(ctx, submission, data, as_json):
 
 
 @click.command()
-@click.argument("submission", type=click.Path(path_type=Path))
+@_SUBMISSION
 @click.option("--truth", required=True, type=click.Path(exists=True, path_type=Path),
               help="private/test_truth.h5, the course's test_data_y.dat, or a directory holding one.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (status, errors, scores).")
@@ -110,7 +116,7 @@ def score(ctx, submission, truth, as_json, report_dir, hd95, public_only, data):
         click.echo(format_scores(result, submission))
     else:
         n = len(result["errors"])
-        click.echo(f"INVALID: {submission} ({n} problem{'s' * (n != 1)})")
+        click.echo(f"INVALID: {safe_name(submission)} ({n} problem{'s' * (n != 1)})")
         for e in result["errors"]:
-            click.echo(f"  [{e['code']}] {e['message']}")
+            click.echo(f"  [{e['code']}] {safe_text(e['message'])}")
     ctx.exit(0 if result["status"] == "scored" else EXIT_INVALID)

@@ -6,6 +6,7 @@ from pathlib import Path
 import click
 
 from brats_kit.progress import click_progress
+from brats_kit.text import safe_name, safe_text
 
 
 @click.command()
@@ -14,18 +15,24 @@ from brats_kit.progress import click_progress
               help="Competition directory to write (student files, and the test truth under private/).")
 @click.option("--train", "n_train", default=256, show_default=True, type=click.IntRange(1), help="Training patients.")
 @click.option("--test", "n_test", default=29, show_default=True, type=click.IntRange(1), help="Test patients.")
-@click.option("--seed", default=0, show_default=True, type=click.IntRange(0),
-              help="Patient shuffle, random slice, public/private split; same seed, byte-identical files.")
+@click.option("--seed", default=None, type=click.IntRange(0, 2**63 - 1),
+              help="Patient shuffle, random slice, public/private split; same seed, byte-identical files. "
+              "Default: a secret random seed, recorded only in DIR/private/manifest.json.")
 @click.option("--slice", "slice_rule", type=click.Choice(["largest", "random"]), default="largest", show_default=True,
               help="Axial slice per patient: largest tumour area, or a seeded random slice with tumour.")
+@click.option("--force", is_flag=True,
+              help="Replace the competition --out already holds (students may hold its public files: its truth changes).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def prepare(source, out, n_train, n_test, seed, slice_rule, as_json):
+def prepare(source, out, n_train, n_test, seed, slice_rule, force, as_json):
     """Build the competition from the BraTS release in SOURCE.
 
     Recognises BraTS 2018-2020, BraTS 2021, BraTS 2023+ glioma and the Medical
     Segmentation Decathlon's Task01_BrainTumour; keeps one normalised axial
     slice per patient; writes both layouts, with the test truth and a manifest
-    (source cases, slices, checksums) under DIR/private/.
+    (source cases, slices, checksums) under DIR/private/. DIR must not hold a
+    competition already (unless --force). A broken patient (unreadable, too
+    large, NaN or labels outside the release's set, the duplicate of another)
+    is skipped and counted, never the whole build.
 
     \b
     Example:
@@ -34,11 +41,11 @@ def prepare(source, out, n_train, n_test, seed, slice_rule, as_json):
     from cohorts.prepare import prepare_competition
 
     def warn(message):
-        click.echo(f"warning: {message}", err=True)
+        click.echo(f"warning: {safe_text(message)}", err=True)
 
     summary = prepare_competition(
         source, out, n_train=n_train, n_test=n_test, seed=seed, slice_rule=slice_rule,
-        progress=click_progress, warn=warn,
+        progress=click_progress, warn=warn, force=force,
     )
     if as_json:
         from brats_kit.cli import echo_json
@@ -52,11 +59,11 @@ def format_prepare_summary(summary: dict) -> str:
     """Human-readable lines for :func:`cohorts.prepare.prepare_competition`'s summary."""
     s = summary
     lines = [
-        f"recognised {s['source']['title']} in {s['source']['path']}: {s['found']} cases found",
+        f"recognised {s['source']['title']} in {safe_name(s['source']['path'])}: {s['found']} cases found",
         f"used {s['used']} ({s['train']} train, {s['test']} test: {s['public']} public, "
         f"{s['test'] - s['public']} private), skipped {s['n_skipped']}, not read {s['not_read']}"
         + (" (the skipped are named in the warnings above and in the manifest)" if s["n_skipped"] else ""),
     ]
-    lines.append(f"wrote {s['out']}/ ({s['slice_rule']} slice, seed {s['seed']}); "
-                 f"test truth and manifest under {s['out']}/private/")
+    lines.append(f"wrote {safe_name(s['out'])}/ ({s['slice_rule']} slice, seed {s['seed']}); "
+                 f"test truth and manifest under {safe_name(s['out'])}/private/")
     return "\n".join(lines)

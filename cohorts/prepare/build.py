@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import itertools
+import secrets
 import shlex
 import warnings
 import zlib
@@ -27,7 +28,7 @@ from data_spec.constants import (
 )
 from data_spec.errors import KitError
 from data_spec.hdf5 import sha256_array, sha256_file
-from data_spec.layout import write_competition
+from data_spec.layout import check_competition_out, write_competition
 from .sources import find_source
 from .volume import AXCODES, BRAIN_RULE, ORIENTATION, SLICE_RULES, UnusableCase, extract_patient
 
@@ -68,10 +69,11 @@ def prepare_competition(
     *,
     n_train: int = 256,
     n_test: int = 29,
-    seed: int = 0,
+    seed: int | None = None,
     slice_rule: str = "largest",
     progress=no_progress,
     warn=_warn,
+    force: bool = False,
 ) -> dict:
     """Turn a downloaded BraTS release into the course's competition.
 
@@ -93,10 +95,13 @@ def prepare_competition(
         source and output checksums, parameters).
     n_train, n_test : int
         Patients in each split (at least 1 each).
-    seed : int
+    seed : int, optional
         From 0 to 2**63 - 1. Drives the patient shuffle, the random slice and
         the public/private split of the test cases. Same source and
-        arguments: byte-identical files.
+        arguments: byte-identical files. Default: a secret random seed (a
+        student holding the public release cannot rerun the build with a
+        guessed seed to learn which patient each test case is). It is
+        recorded only in ``private/manifest.json``: no public file holds it.
     slice_rule : {"largest", "random"}
         The axial slice with the largest tumour area (ties: lowest index), or a
         seeded random slice among those with tumour.
@@ -105,6 +110,9 @@ def prepare_competition(
     warn : callable
         Receives one message per skipped patient (default: a
         :class:`SkippedCaseWarning`).
+    force : bool
+        Replace a competition ``out`` already holds (checked before anything
+        is read; see :func:`data_spec.layout.check_competition_out`).
 
     Returns
     -------
@@ -117,7 +125,10 @@ def prepare_competition(
     Raises
     ------
     KitError
-        ``seed`` out of range (code ``bad_argument``); nothing is read.
+        A bad argument (code ``bad_argument``); nothing is read.
+    OverwriteError
+        ``out`` already holds a competition (without ``force``), or lies in
+        one's ``private/``; nothing is read.
     MissingFileError, LayoutError
         ``source`` is absent or not a recognised release.
     NotEnoughCasesError
@@ -127,16 +138,26 @@ def prepare_competition(
     -----
     A patient with a missing file, an unreadable file, a shape mismatch
     (modalities or label map differing, or axial slices other than 240x240:
-    they are skipped, not cropped or padded), no tumour voxel, or a modality
-    constant over the brain is skipped with a warning that names it.
+    they are skipped, not cropped or padded), more than
+    :data:`~cohorts.prepare.volume.MAX_AXIAL_SLICES` axial slices or too large
+    for memory, a label map that is not one (NaN, fractions, or labels outside
+    the release's set), no tumour voxel, a modality constant over the brain,
+    or the same images as a patient already kept (a release that holds one
+    patient twice under two names: keeping both could put them on both sides)
+    is skipped with a warning that names it, and counted; never the whole build.
     Memory: one patient's volumes plus the kept slices (about 1 MB each).
     """
-    if n_train < 1 or n_test < 1:
-        raise ValueError(f"n_train and n_test must be at least 1, got {n_train} and {n_test}")
+    for name, value in (("n_train", n_train), ("n_test", n_test)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise KitError(f"{name} must be an integer of at least 1, got {value!r}", code="bad_argument")
     if slice_rule not in SLICE_RULES:
-        raise ValueError(f"slice_rule must be one of {SLICE_RULES}, got {slice_rule!r}")
+        raise KitError(f"slice_rule must be one of {SLICE_RULES}, got {slice_rule!r}", code="bad_argument")
+    if seed is None:
+        seed = secrets.randbits(63)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED:
         raise KitError(f"seed must be an integer from 0 to 2**63 - 1, got {seed!r}", code="bad_argument")
+    seed = int(seed)
+    check_competition_out(out, force=force)
     src = find_source(source)
     root = src.root
     n_needed = n_train + n_test
@@ -151,6 +172,11 @@ def prepare_competition(
     order = np.random.default_rng(seed).permutation(len(src.cases))
     skipped = []
     read = 0
+    seen = {}  # sha256 of an image file or of a kept slice -> the case that had it
+
+    def skip(case, why: str) -> None:
+        skipped.append({"case": case.case_id, "reason": why})
+        warn(f"skipped {case.case_id}: {why}")
 
     def usable():
         nonlocal read
@@ -158,32 +184,43 @@ def prepare_competition(
             case = src.cases[i]
             read += 1
             try:
-                kept = extract_patient(case, slice_rule, _slice_rng(seed, case.case_id))
+                kept = extract_patient(case, slice_rule, _slice_rng(seed, case.case_id), labels=src.scheme.labels,
+                                       release=src.scheme.title)
             except UnusableCase as why:
-                skipped.append({"case": case.case_id, "reason": str(why)})
-                warn(f"skipped {case.case_id}: {why}")
+                skip(case, str(why))
                 continue
-            unexpected = sorted(set(kept.record["labels"]) - set(src.scheme.labels))
-            if unexpected:
-                warn(
-                    f"{case.case_id}: labels {unexpected} are not {src.scheme.title} labels "
-                    f"{list(src.scheme.labels)}; merged into whole tumour like the others"
-                )
-            yield case, kept
+            except MemoryError:
+                skip(case, "not enough memory to read its volumes")
+                continue
+            record = dict(kept.record)
+            record["files"] = {key: _relative(path, root) for key, path in case.files.items()}
+            try:
+                record["sha256"] = {_relative(p, root): sha256_file(p) for p in sorted(set(case.files.values()))}
+            except OSError as exc:
+                skip(case, f"unreadable file ({exc.strerror or exc})")
+                continue
+            record["x_sha256"] = sha256_array(kept.x[None])
+            record["y_sha256"] = sha256_array(kept.y[None])
+            # The same patient under two names: same image files, or the same normalised slice.
+            images = {record["sha256"][_relative(case.files[m], root)] for m in MODALITIES}
+            keys = [("x", record["x_sha256"])] + [("file", h) for h in sorted(images)]
+            twin = next((seen[k] for k in keys if k in seen), None)
+            if twin is not None:
+                skip(case, f"duplicate of {twin} (same image content, sha256); kept {twin} only, "
+                           "so one patient is never on both sides")
+                continue
+            for k in keys:
+                seen[k] = case.case_id
+            yield case, kept, record
 
     x = np.empty((n_needed,) + SLICE_SHAPE + (len(MODALITIES),), dtype=X_DTYPE)
     y = np.empty((n_needed,) + SLICE_SHAPE, dtype=Y_DTYPE)
     records = []
-    for case, kept in progress(
+    for case, kept, record in progress(
         itertools.islice(usable(), n_needed), label=f"reading {src.scheme.title} patients", length=n_needed
     ):
         i = len(records)
         x[i], y[i] = kept.x, kept.y
-        record = dict(kept.record)
-        record["files"] = {key: _relative(path, root) for key, path in case.files.items()}
-        record["sha256"] = {_relative(p, root): sha256_file(p) for p in sorted(set(case.files.values()))}
-        record["x_sha256"] = sha256_array(kept.x[None])
-        record["y_sha256"] = sha256_array(kept.y[None])
         records.append(record)
 
     if len(records) < n_needed:
@@ -221,13 +258,16 @@ def prepare_competition(
         "skipped": skipped,
         "not_read": len(src.cases) - read,
     }
-    attrs = {"generator": GENERATOR, "source_kind": src.scheme.kind, "seed": seed, "slice_rule": slice_rule}
+    # Public attributes (every HDF5 file): nothing that would let a student rerun the build (no seed)
+    # or tell which source patient a test case is. The seed and the sources stay in the private manifest.
+    attrs = {"generator": GENERATOR, "source_kind": src.scheme.kind, "slice_rule": slice_rule}
     written = write_competition(
         out,
         train={"x": x[:n_train], "y": y[:n_train], "case_id": ids[TRAIN]},
         test={"x": x[n_train:], "y": y[n_train:], "case_id": ids[TEST], "public": public},
         attrs=attrs,
         manifest=manifest,
+        force=force,
     )
     return {
         "source": {"path": str(root), "kind": src.scheme.kind, "title": src.scheme.title},

@@ -40,6 +40,9 @@ ORIENTATION = (
 )
 BRAIN_RULE = "brain = voxels where any modality is non-zero (skull-stripped BraTS background is 0)"
 SLICE_RULES = ("largest", "random")
+#: A patient with more axial slices is skipped before any voxel is read: BraTS has 155, and one
+#: patient's four float32 volumes of 240 x 240 x 512 already take 450 MB.
+MAX_AXIAL_SLICES = 512
 
 
 class UnusableCase(Exception):
@@ -128,7 +131,42 @@ def _open_images(case: Case) -> dict:
             f"shape mismatch: axial slices are {shapes[SEG][0]}x{shapes[SEG][1]}, "
             f"expected {SLICE_SHAPE[0]}x{SLICE_SHAPE[1]} (BraTS space, 1 mm)"
         )
+    if shapes[SEG][2] > MAX_AXIAL_SLICES:
+        raise UnusableCase(
+            f"too large: {shapes[SEG][2]} axial slices, at most {MAX_AXIAL_SLICES} are read "
+            "(BraTS volumes have 155)"
+        )
     return images
+
+
+def label_values(seg: np.ndarray, labels=None, release: str = "the release") -> list:
+    """The distinct non-zero labels of a label map, refusing one that is not a label map.
+
+    Raises UnusableCase when it holds NaN or infinite voxels, fractions (an
+    image saved as ``_seg``), or, when ``labels`` is given, a value outside
+    ``{0} | labels``.
+    """
+    if seg.dtype.kind == "f":
+        finite = np.isfinite(seg)
+        if not finite.all():
+            raise UnusableCase(f"the label map holds {int(finite.size - finite.sum())} NaN or infinite voxels")
+        if (seg != np.round(seg)).any():
+            raise UnusableCase("the label map holds fractional values: not a label map (an image saved as _seg?)")
+    elif seg.dtype.kind not in "biu":
+        raise UnusableCase(f"the label map has dtype {seg.dtype}, not integer labels")
+    if seg.dtype.kind in "iu" and seg.size and seg.min() >= 0 and seg.max() < 1 << 16:
+        values = np.flatnonzero(np.bincount(seg.reshape(-1)))  # much faster than np.unique on 9M voxels
+    else:
+        values = np.unique(seg)
+    found = sorted(int(v) for v in values if v != 0)
+    if labels is not None:
+        outside = [v for v in found if v not in set(labels)]
+        if outside:
+            shown = ", ".join(map(str, outside[:5])) + (", ..." if len(outside) > 5 else "")
+            raise UnusableCase(
+                f"labels {shown} are outside {release}'s label set {list(labels)}: not a label map of this release"
+            )
+    return found
 
 
 def tumour_area(tumour: np.ndarray) -> np.ndarray:
@@ -166,22 +204,34 @@ def normalised_slice(volume: np.ndarray, k: int, brain: np.ndarray, mean: float,
     return z.astype(X_DTYPE)
 
 
-def extract_patient(case: Case, rule: str, rng: np.random.Generator) -> PatientSlice:
+def extract_patient(case: Case, rule: str, rng: np.random.Generator, *, labels=None,
+                    release: str = "the release") -> PatientSlice:
     """Read one patient, choose its slice, and return the normalised slice and whole-tumour mask.
 
     At most one patient's volumes are in memory: the label map, then the four
     modalities (float32); they are released when this function returns.
 
+    Parameters
+    ----------
+    case : Case
+    rule : {"largest", "random"}
+    rng : numpy.random.Generator
+    labels : tuple of int, optional
+        The release's non-zero labels: a label map holding another is refused.
+    release : str
+        The release's name, for that message.
+
     Raises
     ------
     UnusableCase
-        Missing file, unreadable file, shape mismatch, no tumour, or a
-        modality that is constant over the brain.
+        Missing file, unreadable file, shape mismatch, too many slices, a
+        label map that is not one, no tumour, or a modality that is constant
+        over the brain.
     """
     images = _open_images(case)
     seg = images[SEG].labels()
+    labels = label_values(seg, labels, release)
     tumour = seg != 0  # whole tumour: every non-zero label
-    labels = sorted(int(v) for v in np.unique(seg[tumour]))
     del seg
     k = choose_slice(tumour_area(tumour), rule, rng)
     y = tumour[:, :, k].astype(Y_DTYPE)

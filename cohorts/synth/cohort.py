@@ -12,7 +12,7 @@ from plumbing.progress import no_progress
 from data_spec.background import foreground_mask
 from data_spec.constants import SPLITS, TEST, TRAIN, X_DTYPE, X_ITEM_SHAPE, Y_DTYPE, Y_ITEM_SHAPE, case_ids, public_mask
 from data_spec.errors import KitError
-from data_spec.layout import write_competition
+from data_spec.layout import check_competition_out, write_competition
 from . import patient as _patient
 from .anatomy import TEMPLATE_FUNCTIONS, TEMPLATES, load_anatomy
 from .patient import Patient
@@ -181,7 +181,8 @@ def synthesize(n_train: int = 256, n_test: int = 29, seed: int | None = None, pr
     return {"train": data[TRAIN], "test": data[TEST], "attrs": attrs, "manifest": manifest}
 
 
-def write_synthetic_competition(out, n_train: int = 256, n_test: int = 29, seed: int | None = None, progress=no_progress) -> dict:
+def write_synthetic_competition(out, n_train: int = 256, n_test: int = 29, seed: int | None = None, progress=no_progress,
+                                force: bool = False) -> dict:
     """Build the synthetic cohort and write it as a competition directory (both layouts).
 
     Everything is simulated in memory first, then written file by file
@@ -195,11 +196,15 @@ def write_synthetic_competition(out, n_train: int = 256, n_test: int = 29, seed:
     :class:`ReproducibleSeedWarning`: students holding the kit and that seed
     could rebuild the truth (use it for tests and benchmarks, not for a class).
 
+    ``out`` must not hold a competition already, unless ``force``
+    (:func:`data_spec.layout.check_competition_out`, checked before simulating).
+
     Returns
     -------
     dict
         Relative file name -> Path of every file written.
     """
+    check_competition_out(out, force=force)
     if seed is not None:
         warnings.warn(
             f"seed {seed} given: anyone with brats-kit and this seed can regenerate the test truth; "
@@ -209,5 +214,5 @@ def write_synthetic_competition(out, n_train: int = 256, n_test: int = 29, seed:
         )
     data = synthesize(n_train=n_train, n_test=n_test, seed=seed, progress=progress)
     return write_competition(
-        out, train=data["train"], test=data["test"], attrs=data["attrs"], manifest=data["manifest"]
+        out, train=data["train"], test=data["test"], attrs=data["attrs"], manifest=data["manifest"], force=force
     )
