@@ -1,8 +1,10 @@
 """The project's promises about itself: README quick start, CI entry, packaging, CLI plumbing."""
 from __future__ import annotations
 
+import json
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -75,9 +77,19 @@ def test_corrupt_input_gives_one_line_error(tmp_path):
     assert "is not a whole number of slices" in result.output
 
 
-@pytest.mark.parametrize("package", ["data_spec", "starter", "grader", "baselines", "brats_kit"])
-def test_packages_import(package):
-    __import__(package)
+KIT_PACKAGES = ("plumbing", "data_spec", "cohorts", "starter", "grader", "baselines", "brats_kit")
+
+
+@pytest.mark.parametrize("package", ["plumbing", "data_spec", "cohorts", "starter", "grader", "baselines"])
+def test_library_packages_import_without_the_application(package):
+    # A fresh interpreter, so that what this test process already imported cannot hide an upward import.
+    code = f"import json, sys, {package}; print(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}})))"
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    loaded = set(json.loads(result.stdout)) & set(KIT_PACKAGES)
+    assert package in loaded and "brats_kit" not in loaded
+    if package == "plumbing":  # the leaf: it loads no other package of the kit
+        assert loaded == {"plumbing"}
 
 
 def test_data_synth_cli_writes_both_layouts_and_points_to_the_notebook(tmp_path):
