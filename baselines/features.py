@@ -22,7 +22,7 @@ from scipy import ndimage
 from sklearn.base import BaseEstimator
 
 from data_spec import MODALITIES, N_MODALITIES, X_DTYPE, X_ITEM_SHAPE, ArrayContractError
-from starter.features import PAD_MODES, window_view
+from starter.features import PAD_MODES, check_window, window_view
 
 
 def _check_slice(slice_x) -> np.ndarray:
@@ -205,8 +205,5 @@ def check_features(features) -> _FeatureBuilder:
         )
     if isinstance(features, (WindowFeatures, MultiScaleFeatures)):
         size = features.size if isinstance(features, WindowFeatures) else features.window
-        if not isinstance(size, (int, np.integer)) or size < 1 or size % 2 == 0:
-            raise ValueError(f"window size must be an odd positive integer, got {size!r}")
-        if features.pad not in PAD_MODES:
-            raise ValueError(f"pad must be one of {PAD_MODES}, got {features.pad!r}")
+        check_window(size, features.pad)
     return features

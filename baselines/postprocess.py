@@ -17,7 +17,7 @@ import numpy as np
 from scipy import ndimage
 
 from plumbing.progress import no_progress
-from data_spec import Y_DTYPE
+from data_spec import Y_DTYPE, BadArgumentError
 
 #: The classifier's own decision: no post-processing at all.
 IDENTITY = {"threshold": 0.5, "min_size": 0, "fill_holes": False}
@@ -146,7 +146,7 @@ def tune_postprocessing(
     from grader.metrics import scores_from_counts
 
     if objective not in OBJECTIVES:
-        raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+        raise BadArgumentError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
     proba = _as_stack(proba)
     fg = _as_stack(foreground).astype(bool)
     truth = _as_stack(y_true).astype(bool)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from plumbing.progress import no_progress
-from data_spec import TEST, TRAIN, LayoutError, open_split
+from data_spec import TEST, TRAIN, BadArgumentError, LayoutError, open_split
 
 from .model_file import check_model_out, load_model, save_model
 from .postprocess import IDENTITY, postprocess
@@ -65,7 +65,7 @@ def split_by_patient(case_id, val_fraction: float = 0.2, seed: int = 0, groups=N
     from sklearn.model_selection import GroupShuffleSplit
 
     if not 0 < val_fraction < 1:
-        raise ValueError(f"val_fraction must be between 0 and 1, got {val_fraction}")
+        raise BadArgumentError(f"val_fraction must be between 0 and 1, got {val_fraction}", expected="0 < val_fraction < 1")
     case_id = np.asarray(case_id)
     groups = case_id if groups is None else np.asarray(groups)
     if len(np.unique(groups)) < 2:

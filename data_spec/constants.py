@@ -94,7 +94,9 @@ def case_ids(split: str, n: int) -> np.ndarray:
     the mapping to source cases lives in the private manifest.
     """
     if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        from .errors import BadArgumentError  # constants is imported by errors' users; keep it a leaf
+
+        raise BadArgumentError(f"split must be one of {SPLITS}, got {split!r}", expected=" or ".join(SPLITS))
     return np.array([f"{split}-{i:04d}" for i in range(n)])
 
 

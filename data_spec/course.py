@@ -9,7 +9,7 @@ import numpy as np
 from plumbing.atomic import atomic_path
 
 from .constants import X_DTYPE, X_ITEM_SHAPE, Y_DTYPE, Y_ITEM_SHAPE
-from .errors import ArrayContractError, FileSizeError, MissingFileError
+from .errors import ArrayContractError, BadArgumentError, FileSizeError, MissingFileError
 
 _KINDS = {"x": (X_DTYPE, X_ITEM_SHAPE), "y": (Y_DTYPE, Y_ITEM_SHAPE)}
 
@@ -18,7 +18,7 @@ def _kind(kind: str):
     try:
         return _KINDS[kind]
     except KeyError:
-        raise ValueError(f"kind must be 'x' or 'y', got {kind!r}") from None
+        raise BadArgumentError(f"kind must be 'x' or 'y', got {kind!r}", expected="x or y") from None
 
 
 def _size_hint(size: int, kind: str) -> str | None:

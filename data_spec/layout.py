@@ -39,7 +39,7 @@ from .constants import (
     case_ids,
 )
 from .course import read_course_array, write_course_array
-from .errors import KitError, LayoutError, MissingFileError
+from .errors import BadArgumentError, KitError, LayoutError, MissingFileError
 from .hdf5 import is_hdf5, read_split_h5, sha256_file, write_split_h5
 
 COURSE = "course"
@@ -127,7 +127,7 @@ def open_split(path, split: str = TRAIN, layout: str = "auto", *, verify: bool =
         Recompute and check the HDF5 checksums (reads everything).
     """
     if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        raise BadArgumentError(f"split must be one of {SPLITS}, got {split!r}", expected=" or ".join(SPLITS))
     path = Path(path)
     if not path.exists():
         raise MissingFileError("no such file or directory", path=path)
@@ -142,7 +142,7 @@ def open_split(path, split: str = TRAIN, layout: str = "auto", *, verify: bool =
         directory = path
         layout = detect_layout(path, split) if layout == "auto" else layout
         if layout not in LAYOUTS:
-            raise ValueError(f"layout must be 'auto' or one of {LAYOUTS}, got {layout!r}")
+            raise BadArgumentError(f"layout must be 'auto' or one of {LAYOUTS}, got {layout!r}")
         if layout == HDF5:
             return _open_h5(path / H5_FILES[split], verify)
         x_file = path / COURSE_X[split]

@@ -15,7 +15,7 @@ import math
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from data_spec import N_MODALITIES, X_DTYPE, X_ITEM_SHAPE, Y_ITEM_SHAPE, ArrayContractError
+from data_spec import N_MODALITIES, X_DTYPE, X_ITEM_SHAPE, Y_ITEM_SHAPE, ArrayContractError, BadArgumentError, check_choice
 from data_spec.background import DEFAULT_FOREGROUND_RULE
 from data_spec.background import foreground_mask as _foreground
 
@@ -208,6 +208,15 @@ def pixel_vectors(x, y=None, *, index=None):
     return out, _labels(y, x, index), index
 
 
+def check_window(size, pad: str = "background") -> None:
+    """Raise :class:`~data_spec.errors.BadArgumentError` unless ``size`` is an odd positive integer
+    and ``pad`` one of :data:`PAD_MODES` (the one window check of the students' and the baselines' features)."""
+    if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 1 or size % 2 == 0:
+        raise BadArgumentError(f"window size must be an odd positive integer, got {size!r}",
+                               expected="1, 3, 5, 7...")
+    check_choice("pad", pad, PAD_MODES)
+
+
 def window_view(slice_x, size: int = 3, pad: str = "background") -> np.ndarray:
     """All ``size x size`` windows of one slice as a read-only view, (H, W, size, size, 4).
 
@@ -219,10 +228,7 @@ def window_view(slice_x, size: int = 3, pad: str = "background") -> np.ndarray:
     - ``"edge"``: the nearest edge pixel repeated;
     - ``"reflect"``: mirrored about the edge pixel.
     """
-    if size < 1 or size % 2 == 0:
-        raise ValueError(f"window size must be an odd positive integer, got {size}")
-    if pad not in PAD_MODES:
-        raise ValueError(f"pad must be one of {PAD_MODES}, got {pad!r}")
+    check_window(size, pad)
     xi = np.asarray(slice_x, dtype=X_DTYPE)
     r = size // 2
     widths = ((r, r), (r, r), (0, 0))

@@ -30,6 +30,7 @@ from data_spec import (
     TRAIN,
     X_ITEM_SHAPE,
     ArrayContractError,
+    BadArgumentError,
     KitError,
     LayoutError,
     MissingFileError,
@@ -243,7 +244,7 @@ def _pair_indices(pairs):
         out.append(tuple(MODALITIES.index(m) if isinstance(m, str) else int(m) for m in (a, b)))
     for a, b in out:
         if not (0 <= a < N_MODALITIES and 0 <= b < N_MODALITIES):
-            raise ValueError(f"modality pairs must name {MODALITIES} or index 0-{N_MODALITIES - 1}, got {pairs!r}")
+            raise BadArgumentError(f"modality pairs must name {MODALITIES} or index 0-{N_MODALITIES - 1}, got {pairs!r}")
     return out
 
 
@@ -340,7 +341,7 @@ def save_course_figure(directory, out, cases=(0,), split: str = TRAIN) -> Path:
         a directory that holds no such split.
     """
     if split not in (TRAIN, TEST):
-        raise ValueError(f"split must be {TRAIN!r} or {TEST!r}, got {split!r}")
+        raise BadArgumentError(f"split must be {TRAIN!r} or {TEST!r}, got {split!r}")
     data = open_split(directory, split)
     cases = _check_cases(list(cases), len(data), what=f"{split} case")
     fig = course_figure(data.x, y_true=_truth_for(directory, data), cases=cases, case_ids=data.case_id)
