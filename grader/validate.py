@@ -14,7 +14,7 @@ from typing import Optional
 import numpy as np
 
 from data_spec.constants import TEST, Y_ITEM_BYTES
-from data_spec.errors import KitError
+from data_spec.errors import FileSizeError, KitError
 from data_spec.layout import open_split
 
 from .checks import as_mask, dtype_errors, readable, shape_errors, value_errors
@@ -93,6 +93,22 @@ def _as_paths(truth_path):
     return tuple(truth_path)
 
 
+def _read_hdf5(fh, size: int, n_slices: int, case_ids, shown: str):
+    """libhdf5 is not ours and a corrupted file can make it spin forever: read in a worker with limits.
+
+    The bytes are read once here, from the descriptor already checked, and sent to
+    the worker (see :func:`grader.isolation.read_hdf5_isolated`); inside a worker
+    the file is read directly.
+    """
+    from . import isolation
+
+    if isolation.IN_WORKER:
+        return read_hdf5(fh, size, n_slices, case_ids=case_ids, path=shown)
+    fh.seek(0)
+    data = fh.read(size)
+    return isolation.read_hdf5_isolated(data, n_slices, case_ids=case_ids, path=shown)
+
+
 def validate_submission(
     path,
     *,
@@ -129,17 +145,52 @@ def validate_submission(
     except KitError as exc:
         return Validation(False, [exc], None, None, shown, n_slices)
     with fh:
-        kind = sniff(fh, size)
-        if kind == NPY:
-            loaded = read_npy(fh, size, n_slices, path=shown)
-        elif kind == HDF5:
-            loaded = read_hdf5(fh, size, n_slices, case_ids=case_ids, path=shown)
-        elif kind == DAT or size == n_slices * Y_ITEM_BYTES:
-            # The course's raw bytes have no magic; a foreign magic is only named
-            # when the size is not that of a raw submission anyway.
-            loaded = read_dat(fh, size, n_slices, path=shown)
-        else:
-            return Validation(False, [foreign_error(kind, shown)], None, None, shown, n_slices)
+        return _validate_open(fh, size, n_slices, case_ids, shown)
+
+
+def validate_bytes(data: bytes, *, n_slices: int, case_ids=None, path=None) -> Validation:
+    """Validate a submission already read into memory, exactly as :func:`validate_submission` would.
+
+    The leaderboard reads each file once (through :func:`grader.readers.open_submission`),
+    hashes those bytes and validates the same bytes: a file rewritten meanwhile
+    cannot get another content's verdict. ``path`` only names the file in messages.
+    """
+    shown = None if path is None else os.fsdecode(path)
+    if not data:
+        return Validation(False, [FileSizeError("is empty", path=shown, where="file size")], None, None, shown,
+                          n_slices)
+    with _memory_file(data) as fh:
+        return _validate_open(fh, len(data), n_slices, case_ids, shown)
+
+
+def _memory_file(data: bytes):
+    """An unnamed file holding ``data`` (the readers need a real descriptor: pread, readinto)."""
+    import tempfile
+
+    if hasattr(os, "memfd_create"):
+        fd = os.memfd_create("submission", getattr(os, "MFD_CLOEXEC", 0))
+        fh = os.fdopen(fd, "w+b")
+    else:  # pragma: no cover - not Linux
+        fh = tempfile.TemporaryFile()
+    fh.write(data)
+    fh.flush()
+    fh.seek(0)
+    return fh
+
+
+def _validate_open(fh, size: int, n_slices: int, case_ids, shown) -> Validation:
+    """Validate from an open, verified file object of ``size`` bytes."""
+    kind = sniff(fh, size)
+    if kind == NPY:
+        loaded = read_npy(fh, size, n_slices, path=shown)
+    elif kind == HDF5:
+        loaded = _read_hdf5(fh, size, n_slices, case_ids, shown)
+    elif kind == DAT or size == n_slices * Y_ITEM_BYTES:
+        # The course's raw bytes have no magic; a foreign magic is only named
+        # when the size is not that of a raw submission anyway.
+        loaded = read_dat(fh, size, n_slices, path=shown)
+    else:
+        return Validation(False, [foreign_error(kind, shown)], None, None, shown, n_slices)
     errors = list(loaded.errors)
     if loaded.array is not None:
         errors += value_errors(loaded.array)

@@ -207,13 +207,13 @@ def test_rerun_scores_only_new_files(klass, tmp_path, monkeypatch):
     subs = tmp_path / "subs"
     shutil.copytree(klass["submissions"], subs)
     calls = []
-    real = scoring.score_file
+    real = scoring.score_bytes
 
-    def counting(path, *args, **kwargs):
+    def counting(data, truth, path=None):
         calls.append(Path(path).name)
-        return real(path, *args, **kwargs)
+        return real(data, truth, path)
 
-    monkeypatch.setattr(scoring, "score_file", counting)
+    monkeypatch.setattr(scoring, "score_bytes", counting)
     first = build_leaderboard(subs, klass["truth"], tmp_path / "site", bootstrap=0, cache=tmp_path / "cache")
     n_unique = len(calls)
     assert first.scored == n_unique and n_unique > 40

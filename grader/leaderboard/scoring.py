@@ -1,4 +1,13 @@
-"""Validate and count every submission once: the cache first, then joblib for the rest.
+"""Validate and count every submission once: each file opened once, hashed and validated from the same bytes.
+
+Each file is opened once by :func:`grader.readers.open_submission` (``O_NOFOLLOW |
+O_NONBLOCK``, ``fstat`` on the descriptor: a regular file within the size cap,
+not the truth), read once up to the cap, hashed, and, unless the cache knows
+that hash, validated from those very bytes: the cache key is the hash of what was
+validated, so a file rewritten meanwhile can never poison it. Every per-file
+failure (a vanished file, no read permission, a FIFO or link swapped in, a
+device) is that file's invalid verdict; HDF5 is read in an isolated worker
+(:mod:`grader.isolation`), so a file that hangs libhdf5 gets ``timeout``.
 
 The work goes through :class:`joblib.Parallel` without a fixed backend, so
 ``--jobs N`` uses local processes (loky) and a course that outgrows one machine
@@ -7,72 +16,109 @@ can run the same call inside ``joblib.parallel_config(backend="dask")`` (or
 """
 from __future__ import annotations
 
+import hashlib
 import os
-import stat
 
 from joblib import Parallel, delayed
 
 from plumbing.progress import no_progress
-from data_spec import Truth, load_truth, sha256_file
+from data_spec import KitError, Truth, load_truth
 from grader.counts import Counts
-from grader.scoring import SCORED, evaluate
+from grader.readers import default_max_bytes, open_submission
+from grader.scoring import INVALID, SCORED, UnreadableError, Verdict, verdict_of
+from grader.validate import validate_bytes
 
 from .cache import cache_key
 
 #: Files per joblib task: enough to amortise the dispatch, small enough for a live progress bar.
 CHUNK = 16
+_HINT = "save the predictions again with numpy (np.save) or as raw uint8 bytes"
 
 
-def score_file(path, truth: Truth) -> dict:
-    """The record of one submission file: :func:`grader.scoring.evaluate`, path-free, JSON-ready.
+def read_once(path, truth: Truth, cap: int) -> tuple:
+    """Open ``path`` once and read its bytes, or the error that refuses it.
 
     Returns
     -------
-    dict
-        :meth:`grader.scoring.Verdict.record` (``status``, ``errors``, ``format``
-        and, when scored, ``tp``, ``fp``, ``fn`` as lists), plus ``transient``: a
-        record that depends on more than the file's bytes (``unsafe_file``: which
-        file it is; ``unreadable``: the validator failed on a hostile file) is not cached.
+    (bytes or None, KitError or None)
     """
-    verdict = evaluate(path, truth)
+    try:
+        fh, size = open_submission(path, n_slices=len(truth), truth_paths=truth.files(), max_bytes=cap)
+    except KitError as exc:
+        return None, exc
+    except OSError as exc:  # anything the checks did not foresee is still this file's verdict
+        return None, UnreadableError(f"could not be opened ({exc.strerror or exc})", path=os.fsdecode(path))
+    try:
+        with fh:
+            data = fh.read(cap + 1)
+    except OSError as exc:
+        return None, UnreadableError(f"could not be read ({exc.strerror or exc})", path=os.fsdecode(path))
+    if len(data) != size:
+        from data_spec.errors import UnsafeFileError
+
+        return None, UnsafeFileError("changed while it was being read", path=os.fsdecode(path),
+                                     expected="a file that stays put")
+    return data, None
+
+
+def score_bytes(data: bytes, truth: Truth, path=None) -> Verdict:
+    """The verdict of a submission's bytes (:func:`grader.validate.validate_bytes`, then the counts)."""
+    try:
+        return verdict_of(validate_bytes(data, n_slices=len(truth), case_ids=truth.case_id, path=path), truth)
+    except Exception as exc:  # noqa: BLE001 - a hostile file must never stop a run
+        error = UnreadableError(f"the file could not be read ({type(exc).__name__}: {exc})", path=path, hint=_HINT)
+        return Verdict(INVALID, (error,), None, None, None, path)
+
+
+def score_file(path, truth: Truth, known=frozenset()) -> tuple:
+    """Read one submission once, hash it, and score it unless its hash is in ``known``.
+
+    Returns
+    -------
+    sha256 : str or None
+        Of the bytes read (None when the file was refused unread).
+    record : dict or None
+        :meth:`grader.scoring.Verdict.record` plus ``transient`` (a refusal that
+        depends on more than the bytes: never cached); None when the hash is known.
+    """
+    shown = os.fsdecode(path)
+    data, refused = read_once(path, truth, default_max_bytes(len(truth)))
+    if refused is not None:
+        record = Verdict(INVALID, (refused,), None, None, None, shown).record()
+        record["transient"] = True
+        return None, record
+    sha = hashlib.sha256(data).hexdigest()
+    if sha in known:
+        return sha, None
+    verdict = score_bytes(data, truth, shown)
     record = verdict.record()
     record["transient"] = verdict.transient
-    return record
+    return sha, record
 
 
 _WORKER_TRUTH: dict = {}
 
 
-def _score_chunk(paths, truth_path, truth_sha256) -> list:
+def _score_chunk(paths, truth_path, truth_sha256, known) -> list:
     """A worker's share: the truth is read once per worker process, not shipped with every task."""
     key = (os.fspath(truth_path), truth_sha256)
     if key not in _WORKER_TRUTH:
         _WORKER_TRUTH.clear()
         _WORKER_TRUTH[key] = load_truth(truth_path)
     truth = _WORKER_TRUTH[key]
-    return [score_file(p, truth) for p in paths]
+    return [score_file(p, truth, known) for p in paths]
 
 
 def _chunks(items: list) -> list:
     return [items[i : i + CHUNK] for i in range(0, len(items), CHUNK)]
 
 
-def _hashable(path, cap: int) -> bool:
-    """A regular file within the size cap: worth hashing (anything else is refused unread)."""
-    try:
-        st = os.lstat(path)
-    except OSError:
-        return False
-    return stat.S_ISREG(st.st_mode) and st.st_size <= cap
-
-
 def score_submissions(submissions, truth, cache, *, jobs: int = 1, progress=no_progress) -> dict:
     """Fill in each submission's status, errors and counts, scoring only what the cache lacks.
 
     Submissions that already have a status (a manifest row without its file) are left
-    alone. Identical files (same sha256) are scored once. Files the validator refuses
-    unread (links, devices, files over its size cap) are validated but neither hashed
-    nor cached.
+    alone. Files refused unread (links, devices, FIFOs, vanished, unreadable, over the
+    size cap) get their invalid verdict and are neither hashed nor cached.
 
     Parameters
     ----------
@@ -87,48 +133,45 @@ def score_submissions(submissions, truth, cache, *, jobs: int = 1, progress=no_p
     Returns
     -------
     dict
-        ``scored`` (files scored now), ``cached`` (answered by the cache).
+        ``scored`` (files validated now, or refused), ``cached`` (answered by the cache).
     """
-    from grader.readers import default_max_bytes
-
     pending = [s for s in submissions if s.status is None]
-    cap = default_max_bytes(len(truth))
-    # What the validator refuses before reading (links, devices, oversized files) is never hashed or cached.
-    refused = [s for s in pending if not _hashable(s.path, cap)]
-    for sub in refused:
-        _apply(sub, score_file(sub.path, truth), truth)
-    todo = [s for s in pending if _hashable(s.path, cap)]
-    # Hashing stays in this process: it is bound by reading the files, not by the CPU.
-    for sub in progress(todo, label="hashing submissions", length=len(todo)):
-        sub.sha256 = sha256_file(sub.path)
-    keys = {id(s): cache_key(s.sha256, truth.sha256) for s in todo}
-    records, missing = {}, {}
-    for sub in todo:
-        key = keys[id(sub)]
-        record = cache.get(key, len(truth))
-        if record is not None:
-            records[key] = record
-        elif key not in missing:
-            missing[key] = sub.path
-    cached = sum(1 for s in todo if keys[id(s)] in records)
-    items = list(missing.items())
-    if items:
-        if jobs == 1:
-            results = (score_file(p, truth) for _, p in items)
-            results = progress(results, label="scoring submissions", length=len(items))
+    # The hashes this truth and scorer have cached: a worker that reads one of them stops there.
+    suffix = cache_key("", truth.sha256)
+    known = {k[: -len(suffix)] for k in cache.entries if k.endswith(suffix) and cache.get(k, len(truth)) is not None}
+    fresh: dict = {}  # hash -> record, scored by this run
+    cached = refused = 0
+
+    def take(sub, sha, record) -> None:
+        nonlocal cached, refused
+        sub.sha256 = sha
+        if sha is None:
+            refused += 1
+        elif record is None:
+            record = fresh.get(sha) or cache.get(cache_key(sha, truth.sha256), len(truth))
+            cached += sha not in fresh
         else:
-            chunks = _chunks(items)
-            run = Parallel(n_jobs=jobs, return_as="generator")(
-                delayed(_score_chunk)([p for _, p in chunk], truth.path, truth.sha256) for chunk in chunks
-            )
-            results = (r for chunk in progress(run, label="scoring submissions", length=len(chunks)) for r in chunk)
-        for (key, _), record in zip(items, results):
-            records[key] = record
-            if not record.pop("transient", False):
-                cache.put(key, record)
-    for sub in todo:
-        _apply(sub, records[keys[id(sub)]], truth)
-    return {"scored": len(items) + len(refused), "cached": cached}
+            transient = record.pop("transient", False)
+            if not transient:
+                cache.put(cache_key(sha, truth.sha256), record)
+            fresh.setdefault(sha, record)
+        record.pop("transient", None)
+        _apply(sub, record, truth)
+
+    if jobs == 1:
+        for sub in progress(pending, label="scoring submissions", length=len(pending)):
+            # Files identical to one already scored in this run are read and hashed, not scored again.
+            take(sub, *score_file(sub.path, truth, known | fresh.keys()))
+    else:
+        chunks = _chunks(pending)
+        frozen = frozenset(known)
+        run = Parallel(n_jobs=jobs, return_as="generator")(
+            delayed(_score_chunk)([s.path for s in chunk], truth.path, truth.sha256, frozen) for chunk in chunks
+        )
+        for chunk, results in zip(chunks, progress(run, label="scoring submissions", length=len(chunks))):
+            for sub, (sha, record) in zip(chunk, results):
+                take(sub, sha, record)
+    return {"scored": len(fresh) + refused, "cached": cached}
 
 
 def _apply(sub, record: dict, truth: Truth) -> None:
