@@ -27,8 +27,18 @@ from brats_kit.progress import click_progress
 @click.option("--cache", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Score cache folder (default: .leaderboard-cache beside the truth file; never inside the site).")
 @click.option("--title", default="Leaderboard", show_default=True, help="Heading of the pages.")
+@click.option("--roster", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="student_id,name,email,team: with --reveal, also write a gradebook (one row per student).")
+@click.option("--format", "grades_format", type=click.Choice(["moodle", "canvas", "csv"]), default="csv",
+              show_default=True, help="Gradebook layout: Moodle's or Canvas's grade import CSV, or plain CSV.")
+@click.option("--scale", default="linear:100", show_default=True,
+              help="Marks: linear[:LOW..HIGH]:MARKS (default points: the flair-threshold baseline = 0, the best "
+                   "baseline = MARKS) or thresholds 0.6:10,0.7:14,0.8:18,0.85:20.")
+@click.option("--grades-out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Gradebook file to write (private: outside the site), with a README beside it.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def leaderboard(submissions, truth, out, reveal, per_day, bootstrap, jobs, seed, baselines, cache, title, as_json):
+def leaderboard(submissions, truth, out, reveal, per_day, bootstrap, jobs, seed, baselines, cache, title,
+                roster, grades_format, scale, grades_out, as_json):
     """Validate, score and rank SUBMISSIONS/<team>/<file>; write the site to --out.
 
     \b
@@ -44,14 +54,29 @@ def leaderboard(submissions, truth, out, reveal, per_day, bootstrap, jobs, seed,
     """
     from grader.leaderboard import build_leaderboard
 
+    gradebook = None
+    if roster is not None:
+        from grader.leaderboard.gradebook import NotRevealedError, parse_scale
+
+        if grades_out is None:
+            raise click.UsageError("--roster needs --grades-out FILE")
+        if not reveal:
+            raise NotRevealedError("a gradebook needs the private scores", hint="add --reveal")
+        parse_scale(scale)  # a bad scale is refused before any scoring
+    elif grades_out is not None:
+        raise click.UsageError("--grades-out needs --roster FILE")
     summary = build_leaderboard(
         submissions, truth, out, reveal=reveal, per_day=per_day, bootstrap=bootstrap, jobs=jobs, seed=seed,
         baselines=baselines, cache=cache, title=title, progress=click_progress,
     )
+    if roster is not None:
+        from grader.leaderboard.gradebook import gradebook_from_site
+
+        gradebook = gradebook_from_site(summary.site, roster, grades_out, fmt=grades_format, scale=scale)
     if as_json:
         from brats_kit.cli import echo_json
 
-        echo_json(summary.to_dict())
+        echo_json(dict(summary.to_dict(), gradebook=gradebook) if gradebook else summary.to_dict())
         return
     board = "final (private)" if summary.phase == "private" else "public"
     click.echo(
@@ -62,3 +87,8 @@ def leaderboard(submissions, truth, out, reveal, per_day, bootstrap, jobs, seed,
     for note in summary.notes:
         click.echo(f"note: {note}")
     click.echo(f"wrote {summary.site}/ ({', '.join(Path(f).name for f in summary.files)})")
+    if gradebook:
+        for note in gradebook["notes"]:
+            click.echo(f"gradebook note: {note}")
+        click.echo(f"wrote gradebook {gradebook['out']} ({gradebook['format']}, {gradebook['students']} students, "
+                   f"{gradebook['graded']} with a score) and {Path(gradebook['readme']).name}")
