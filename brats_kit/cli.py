@@ -16,6 +16,7 @@ import click
 from data_spec import KitError
 
 from . import __version__
+from .text import safe_text
 from plumbing.jsonio import json_default
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
@@ -30,11 +31,11 @@ class KitGroup(click.Group):
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
         except KitError as exc:
-            click.echo(f"error: {exc}", err=True)
+            click.echo(f"error: {safe_text(exc)}", err=True)  # names in it are escaped: no terminal tricks
             ctx.exit(EXIT_INVALID)
         except OSError as exc:
             where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
-            click.echo(f"error: {where}{exc.strerror or exc}", err=True)
+            click.echo(f"error: {safe_text(where)}{safe_text(exc.strerror or exc)}", err=True)
             ctx.exit(EXIT_INVALID)
         except Exception as exc:  # noqa: BLE001 - the last line of defence
             if os.environ.get("BRATS_KIT_DEBUG"):
@@ -65,6 +66,8 @@ def _register():
     from .commands.demo import demo
     from .commands.grade import score, validate
     from .commands.leaderboard import leaderboard
+    from .commands.server import server
+    from .commands.submit import submit
 
     main.add_command(data)
     main.add_command(validate)
@@ -72,6 +75,8 @@ def _register():
     main.add_command(leaderboard)
     main.add_command(baseline)
     main.add_command(demo)
+    main.add_command(server)
+    main.add_command(submit)
 
 
 _register()

@@ -290,5 +290,8 @@ def create_app(course, *, clock: Callable[[], datetime] = utc_now, scorer=None, 
         return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
 
     app.include_router(router)
+    from .pages import router as pages_router  # the browser pages (they call this module's routes)
+
+    app.include_router(pages_router)
     app.add_middleware(SecurityHeaders)
     return app

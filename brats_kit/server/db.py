@@ -34,6 +34,7 @@ from data_spec.errors import KitError
 #: Bumped on every change of the tables; a database with a newer version is refused.
 SCHEMA_VERSION = 1
 GENESIS = "0" * 64
+_IMMEDIATE = "brats_kit_write_lock"
 
 
 class UTCDateTime(TypeDecorator):
@@ -140,8 +141,9 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _begin(conn):
-            # Every transaction takes the write lock at once: a read-then-insert (the quota) is exact.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # A write transaction takes the write lock at once, so a read-then-insert (the quota) is
+            # exact; readers use WAL snapshots and never wait.
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_IMMEDIATE) else "BEGIN")
 
         return engine
     if url.startswith("postgresql"):
@@ -189,7 +191,9 @@ def session_factory(engine: Engine) -> sessionmaker:
 def write_transaction(sessions: sessionmaker):
     """A session in a transaction that holds the course's write lock until commit (see module doc)."""
     with sessions() as s, s.begin():
-        if s.get_bind().dialect.name != "sqlite":
+        if s.get_bind().dialect.name == "sqlite":
+            s.connection(execution_options={_IMMEDIATE: True})
+        else:
             s.execute(select(Meta).where(Meta.key == "audit_head").with_for_update())
         yield s
 

@@ -1,0 +1,200 @@
+"""``brats-kit server init|run|export|audit|reveal|status|tokens``: the submission server's instructor commands."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from brats_kit.text import safe_name, safe_text
+
+EXIT_INVALID = 1
+_COURSE = click.argument("course", type=click.Path(file_okay=False, path_type=Path))
+
+
+def _echo_json(obj) -> None:
+    from brats_kit.cli import echo_json
+
+    echo_json(obj)
+
+
+@click.group()
+def server():
+    """Run a course: teams hand in over HTTP and get an instant receipt.
+
+    \b
+    brats-kit server init course --competition competition --roster roster.csv --deadline 2026-12-15T23:59:00+01:00
+    brats-kit server run course                 # then hand out course/private/tokens.csv
+    brats-kit server status course
+    brats-kit server reveal course
+    brats-kit server export course --out submissions
+    """
+
+
+@server.command()
+@_COURSE
+@click.option("--competition", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="The competition directory (with private/: the test truth).")
+@click.option("--roster", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="CSV with student_id,name,email,team (team = display name on the board).")
+@click.option("--per-day", default=5, show_default=True, type=int, help="Valid submissions per team and day.")
+@click.option("--max-invalid-per-day", default=20, show_default=True, type=int,
+              help="Invalid submissions per team and day (they never count against --per-day).")
+@click.option("--deadline", default=None, help="ISO 8601 with its offset, e.g. 2026-12-15T23:59:00+01:00.")
+@click.option("--finals", default=2, show_default=True, type=int, help="Final submissions a team may choose.")
+@click.option("--db", default=None, help="Database URL (default: SQLite in the course folder; "
+                                         "or postgresql+psycopg://USER@/DB?host=/run/postgresql).")
+@click.option("--timezone", "timezone_name", default="UTC", show_default=True,
+              help="Time zone of the quota day (it resets at local midnight).")
+@click.option("--json", "as_json", is_flag=True)
+def init(course, competition, roster, per_day, max_invalid_per_day, deadline, finals, db, timezone_name, as_json):
+    """Create the course folder COURSE: configuration, database, store, one token per team."""
+    from brats_kit.server.course import init_course
+
+    info = init_course(course, competition=competition, roster=roster, per_day=per_day,
+                       max_invalid_per_day=max_invalid_per_day, deadline=deadline, finals=finals, db=db,
+                       timezone_name=timezone_name)
+    if as_json:
+        _echo_json(info)
+        return
+    click.echo(f"course: {safe_name(info['course'])} ({info['teams']} teams, {info['students']} students; "
+               f"database {safe_text(info['db'])})")
+    click.echo(f"team tokens (hand one to each team, keep the file private): {safe_name(info['tokens'])}")
+    click.echo(f"admin token: {safe_name(info['admin_token'])}")
+    click.echo(f"next: brats-kit server run {safe_name(course)}")
+
+
+@server.command()
+@_COURSE
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (loopback unless told).")
+@click.option("--port", default=8000, show_default=True, type=int)
+def run(course, host, port):
+    """Serve the API of COURSE (OpenAPI page at /docs) until interrupted."""
+    from brats_kit.server.course import Course
+    from brats_kit.server.run import serve
+
+    with Course(course):  # refuse a folder that is not a course before binding
+        pass
+    click.echo(f"serving {safe_name(course)} on http://{host}:{port} (API at /api/v1/, documentation at /docs)",
+               err=True)
+    serve(course, host=host, port=port)
+
+
+@server.command()
+@_COURSE
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="SUBMISSIONS folder to write.")
+@click.option("--json", "as_json", is_flag=True)
+def export(course, out, as_json):
+    """Write SUBMISSIONS/<team>/<file> and manifest.csv for 'brats-kit leaderboard'."""
+    from brats_kit.server.course import Course
+    from brats_kit.server.export import export_submissions
+
+    with Course(course) as c:
+        info = export_submissions(c, out)
+    if as_json:
+        _echo_json(info)
+    else:
+        click.echo(f"exported {info['submissions']} submissions of {info['teams']} teams to {safe_name(info['out'])}")
+
+
+@server.command()
+@_COURSE
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def audit(ctx, course, as_json):
+    """Check the audit log's hash chain and the store against the database (exit 1 when they differ)."""
+    from brats_kit.server.course import Course
+    from brats_kit.server.verify import audit_course
+
+    with Course(course) as c:
+        result = audit_course(c)
+    if as_json:
+        _echo_json(result)
+    else:
+        for p in result["problems"]:
+            click.echo(f"DIFFERS: {safe_text(p)}")
+        for n in result["notes"]:
+            click.echo(f"note: {safe_text(n)}")
+        verdict = "ok" if result["ok"] else f"FAILED ({len(result['problems'])} problems)"
+        click.echo(f"audit {verdict}: {result['events']} events, {result['submissions']} submissions, "
+                   f"{result['files']} stored files")
+    if not result["ok"]:
+        ctx.exit(EXIT_INVALID)
+
+
+def _service(course):
+    from brats_kit.server.course import Course
+    from brats_kit.server.service import CourseService
+
+    return CourseService(Course(course))
+
+
+def _refusal(exc) -> None:
+    from data_spec.errors import KitError
+
+    raise KitError(exc.message, code=exc.code)
+
+
+@server.command()
+@_COURSE
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--json", "as_json", is_flag=True)
+def reveal(course, yes, as_json):
+    """Reveal the private board and close submissions (cannot be undone)."""
+    from brats_kit.server.service import Refusal
+
+    if not yes:
+        click.confirm("Reveal the private leaderboard and close submissions? This cannot be undone", abort=True)
+    service = _service(course)
+    try:
+        board = service.reveal()
+    except Refusal as exc:
+        _refusal(exc)
+    finally:
+        service.course.close()
+    if as_json:
+        _echo_json(board)
+        return
+    click.echo("revealed: the private board")
+    for r in board["rows"]:
+        click.echo(f"  {r['rank']:>3}  {safe_text(r['team'])}  dice {r['dice']:.4f}  (public rank {r['public_rank']}, "
+                   f"move {r['move']:+d})")
+
+
+@server.command()
+@_COURSE
+@click.option("--json", "as_json", is_flag=True)
+def status(course, as_json):
+    """Teams, submissions, quota use today and last activity."""
+    service = _service(course)
+    try:
+        info = service.status()
+    finally:
+        service.course.close()
+    if as_json:
+        _echo_json(info)
+        return
+    click.echo(f"now {info['now']}; quota day {info['quota_day']} (resets {info['quota_resets_at']}); "
+               f"deadline {info['deadline'] or 'none'}; {'revealed' if info['revealed'] else 'not revealed'}")
+    click.echo(f"{'team':<24} {'scored':>6} {'invalid':>7} {'today':>9}  last activity")
+    for r in info["teams"]:
+        today = f"{r['today_scored']}/{info['per_day']}"
+        click.echo(f"{safe_text(r['team'])[:24]:<24} {r['scored']:>6} {r['invalid']:>7} {today:>9}  "
+                   f"{r['last_activity'] or '-'}")
+    click.echo(f"{info['submissions']} submissions in all")
+
+
+@server.command()
+@_COURSE
+@click.option("--rotate", "team", default=None, help="Give this team a new token (the old one stops working).")
+def tokens(course, team):
+    """Where the team tokens are; --rotate TEAM replaces one team's token."""
+    service = _service(course)
+    try:
+        if team is None:
+            click.echo(f"team tokens: {safe_name(service.course.tokens_csv)}")
+            click.echo(f"admin token: {safe_name(service.course.admin_token_file)}")
+            return
+        service.rotate_token(team)
+    finally:
+        service.course.close()
+    click.echo(f"new token for {safe_text(team)} written to {safe_name(service.course.tokens_csv)}")
