@@ -1,8 +1,8 @@
 """Reference baselines: the course's classical pixel classifiers, ready for the leaderboard.
 
->>> from baselines import make_baseline, baseline_names
->>> seg = make_baseline("mlp-window3").fit(x_train, y_train)
->>> seg.tune(x_val, y_val).predict(x_test)
+>>> from baselines import make_baseline, baseline_names  # doctest: +SKIP
+>>> seg = make_baseline("mlp-window3").fit(x_train, y_train)  # doctest: +SKIP
+>>> seg.tune(x_val, y_val).predict(x_test)  # doctest: +SKIP
 
 Modules: :mod:`~baselines.features` (pixel, window and multi-scale vectors),
 :mod:`~baselines.sampling` (the bounded class-balanced sample),

@@ -8,10 +8,10 @@ post-processing (:mod:`baselines.postprocess`). Its samples are whole slices:
 ``predict(X)`` returns masks, so ``clone``, ``cross_val_score`` and
 ``GridSearchCV`` work on slices as they do on rows.
 
->>> from baselines import PixelSegmenter, WindowFeatures, make_mlp
->>> seg = PixelSegmenter(WindowFeatures(3), make_mlp()).fit(x_train, y_train)
->>> seg.tune(x_val, y_val)          # post-processing chosen on validation
->>> masks = seg.predict(x_test)     # uint8 (N, 240, 240)
+>>> from baselines import PixelSegmenter, WindowFeatures, make_mlp  # doctest: +SKIP
+>>> seg = PixelSegmenter(WindowFeatures(3), make_mlp()).fit(x_train, y_train)  # doctest: +SKIP
+>>> seg.tune(x_val, y_val)          # post-processing chosen on validation  # doctest: +SKIP
+>>> masks = seg.predict(x_test)     # uint8 (N, 240, 240)  # doctest: +SKIP
 """
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
 """What a student calls: load a split, build background-free vectors, look at the data.
 
->>> from starter import load_split, foreground_mask, balanced_index, window_vectors
->>> x, y, ids = load_split("competition", "train")
->>> index = balanced_index(y, foreground_mask(x), neg_ratio=2, seed=0)
->>> X, labels, index = window_vectors(x, y, size=3, index=index)
+>>> from starter import load_split, foreground_mask, balanced_index, window_vectors  # doctest: +SKIP
+>>> x, y, ids = load_split("competition", "train")  # doctest: +SKIP
+>>> index = balanced_index(y, foreground_mask(x), neg_ratio=2, seed=0)  # doctest: +SKIP
+>>> X, labels, index = window_vectors(x, y, size=3, index=index)  # doctest: +SKIP
 """
 from data_spec import Split, open_split
 
@@ -36,6 +36,24 @@ def load_split(path, split: str = "train", layout: str = "auto") -> Split:
         ``x`` (N, 240, 240, 4) float32, ``y`` (N, 240, 240) uint8 or None for the
         test inputs, ``case_id`` (N,). Unpacks as ``x, y, case_id``. The arrays
         are memory-mapped or lazy: index them, or ``numpy.asarray`` to load.
+
+    Examples
+    --------
+    Two slices written as course files in a temporary folder, then read back:
+
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from data_spec import write_course_array
+    >>> from starter import load_split
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> x = np.zeros((2, 240, 240, 4), np.float32); x[:, 60:180, 60:180] = 1.0
+    >>> y = np.zeros((2, 240, 240), np.uint8); y[0, 100:110, 100:110] = 1
+    >>> _ = write_course_array(f"{folder.name}/train_data_x.dat", x, "x")
+    >>> _ = write_course_array(f"{folder.name}/train_data_y.dat", y, "y")
+    >>> x, y, ids = load_split(folder.name, "train")
+    >>> x.shape, y.shape, int(y[0].sum()), ids.tolist()
+    ((2, 240, 240, 4), (2, 240, 240), 100, ['train-0000', 'train-0001'])
+    >>> del x, y; folder.cleanup()
     """
     return open_split(path, split, layout)
 

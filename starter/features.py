@@ -64,6 +64,18 @@ def foreground_mask(x, rule: str = DEFAULT_FOREGROUND_RULE) -> np.ndarray:
     -------
     ndarray of bool, (H, W) or (N, H, W)
         A constant slice has no foreground.
+
+    Examples
+    --------
+    A 20 x 20 square of brain on a background at each modality's minimum;
+    one pixel is at the minimum in ``t1`` only:
+
+    >>> import numpy as np
+    >>> from starter import foreground_mask
+    >>> x = np.zeros((240, 240, 4), np.float32); x[100:120, 100:120] = 1.0
+    >>> x[100, 100, 0] = 0.0
+    >>> int(foreground_mask(x).sum()), int(foreground_mask(x, rule="any").sum())
+    (399, 400)
     """
     if len(tuple(x.shape)) != 3:
         check_inputs(x)
@@ -264,6 +276,19 @@ def window_vectors(x, y=None, *, size: int = 3, index=None, pad: str = "backgrou
         Layout (row offset, column offset, modality), see the module docstring.
     labels : ndarray uint8 (n,) or None
     index : ndarray int64 (n, 3)
+
+    Examples
+    --------
+    One slice with a 20 x 20 square of brain, a 4 x 4 tumour in its corner:
+    a vector for each of the 400 brain pixels, with 3 x 3 x 4 = 36 values.
+
+    >>> import numpy as np
+    >>> from starter import window_vectors
+    >>> x = np.zeros((1, 240, 240, 4), np.float32); x[0, 100:120, 100:120] = 1.0
+    >>> y = np.zeros((1, 240, 240), np.uint8); y[0, 100:104, 100:104] = 1
+    >>> X, labels, index = window_vectors(x, y, size=3)
+    >>> X.shape, int(labels.sum()), index[0].tolist()
+    ((400, 36), 16, [0, 100, 100])
     """
     index = _prepare_index(x, index)
     out = np.empty((len(index), size * size * N_MODALITIES), dtype=X_DTYPE)

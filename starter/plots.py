@@ -7,9 +7,9 @@ a standalone figure on the Agg canvas, outside pyplot's global state.
 :func:`save_figure` writes a PNG atomically, with the same bytes for the same
 figure, and closes it.
 
->>> from starter.plots import course_figure, save_figure
->>> fig = course_figure(x, y_true=y, cases=[0, 5])
->>> save_figure(fig, "cases.png")
+>>> from starter.plots import course_figure, save_figure  # doctest: +SKIP
+>>> fig = course_figure(x, y_true=y, cases=[0, 5])  # doctest: +SKIP
+>>> save_figure(fig, "cases.png")  # doctest: +SKIP
 """
 from __future__ import annotations
 

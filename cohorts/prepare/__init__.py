@@ -1,7 +1,7 @@
 """Build the course's competition from a downloaded BraTS release (``brats-kit data prepare``).
 
->>> from cohorts.prepare import prepare_competition
->>> summary = prepare_competition("MICCAI_BraTS_2018_Data_Training", "competition", seed=0)
+>>> from cohorts.prepare import prepare_competition  # doctest: +SKIP
+>>> summary = prepare_competition("MICCAI_BraTS_2018_Data_Training", "competition", seed=0)  # doctest: +SKIP
 
 - :mod:`.sources`: recognise the release from its folder and file naming;
 - :mod:`.volume`: orient, normalise and slice one patient;

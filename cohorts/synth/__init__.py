@@ -1,7 +1,7 @@
 """A synthetic BraTS-like cohort: the kit's default data set, built from the MNI152 anatomy nilearn ships.
 
->>> from cohorts.synth import write_synthetic_competition
->>> written = write_synthetic_competition("competition", n_train=256, n_test=29)  # secret seed
+>>> from cohorts.synth import write_synthetic_competition  # doctest: +SKIP
+>>> written = write_synthetic_competition("competition", n_train=256, n_test=29)  # secret seed  # doctest: +SKIP
 
 Modules: :mod:`.anatomy` (templates and derived maps), :mod:`.fields` (smooth
 random fields), :mod:`.lesion` (tumours and mimics), :mod:`.patient` (one

@@ -1,7 +1,7 @@
 """The leaderboard: a folder of submissions in, a site students can trust out.
 
->>> from grader.leaderboard import build_leaderboard
->>> summary = build_leaderboard("submissions", "competition/private", "site", per_day=5)
+>>> from grader.leaderboard import build_leaderboard  # doctest: +SKIP
+>>> summary = build_leaderboard("submissions", "competition/private", "site", per_day=5)  # doctest: +SKIP
 
 Modules: :mod:`~.collect` (truth, submissions, manifest, quota), :mod:`~.cache`
 (scores keyed by file, truth and scorer), :mod:`~.scoring` (validation and counts,
