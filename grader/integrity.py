@@ -1,0 +1,242 @@
+"""Integrity checks: files handed in by two teams, and predictions too alike to be independent.
+
+Two signals, for the instructor to look into; neither changes a score or a rank:
+
+- **identical files**: the same sha256 handed in by different teams (the first
+  team to hand it in is named, with both times);
+- **near-identical predictions**: for every pair of teams, the Dice between
+  their predictions, pooled over every pixel of every test slice (empty slices,
+  where all teams agree, would otherwise push every pair towards 1). Each team
+  contributes its selected submission (the final one) and its best public one;
+  a pair of teams is flagged when its highest Dice reaches the threshold
+  (default 0.98). The report also gives the median pairwise Dice, the typical
+  agreement between independent teams, to weigh the flags against.
+
+>>> report = integrity_of_folder("submissions", "competition/private")
+>>> print(report_csv(report))
+"""
+from __future__ import annotations
+
+import csv
+import io
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from statistics import median
+from typing import Callable, Optional
+
+import numpy as np
+
+from data_spec import KitError
+from grader.leaderboard.collect import clean_text
+from grader.leaderboard.render import csv_cell
+from grader.leaderboard.select import select_submissions
+
+DEFAULT_THRESHOLD = 0.98
+IDENTICAL, NEAR = "identical_file", "near_identical"
+COLUMNS = ("kind", "team_a", "submission_a", "submitted_at_a", "team_b", "submission_b", "submitted_at_b",
+           "dice", "sha256_a", "sha256_b")
+
+
+@dataclass(frozen=True)
+class Flag:
+    """One flagged pair; ``a`` is the earlier submission."""
+
+    kind: str
+    team_a: str
+    submission_a: str
+    submitted_at_a: str
+    team_b: str
+    submission_b: str
+    submitted_at_b: str
+    dice: Optional[float]
+    sha256_a: str
+    sha256_b: str
+
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k) for k in COLUMNS}
+
+
+@dataclass
+class IntegrityReport:
+    """What :func:`integrity_report` found."""
+
+    flags: list
+    threshold: float
+    teams: int
+    compared: int
+    pairs: int
+    median_dice: Optional[float]
+    notes: list = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"threshold": self.threshold, "teams": self.teams, "compared": self.compared,
+                "pairs": self.pairs, "median_pairwise_dice": self.median_dice,
+                "identical_files": sum(1 for f in self.flags if f.kind == IDENTICAL),
+                "near_identical": sum(1 for f in self.flags if f.kind == NEAR),
+                "flags": [f.to_dict() for f in self.flags], "notes": list(self.notes)}
+
+
+def _time(sub) -> str:
+    return sub.submitted_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _flag(kind, a, b, dice) -> Flag:
+    if (b.submitted_at, b.team) < (a.submitted_at, a.team):
+        a, b = b, a
+    return Flag(kind, clean_text(a.team), clean_text(a.name), _time(a), clean_text(b.team), clean_text(b.name),
+                _time(b), None if dice is None else round(float(dice), 4), a.sha256 or "", b.sha256 or "")
+
+
+def duplicate_of(sha256: str, team: str, submissions):
+    """The earliest submission of another team with this sha256, or None.
+
+    For a receipt: the caller may say "identical to a file handed in by another
+    team" without naming it (the dashboard names it).
+    """
+    others = [s for s in submissions if s.sha256 == sha256 and s.team != team]
+    return min(others, key=lambda s: (s.submitted_at, s.team, s.name)) if others else None
+
+
+def identical_files(submissions) -> list:
+    """Every later team's copy of a file first handed in by another team (valid or not)."""
+    by_hash: dict = {}
+    for s in submissions:
+        if s.sha256:
+            by_hash.setdefault(s.sha256, []).append(s)
+    flags = []
+    for subs in by_hash.values():
+        subs = sorted(subs, key=lambda s: (s.submitted_at, s.team, s.name))
+        first_of_team: dict = {}
+        for s in subs:
+            first_of_team.setdefault(s.team, s)
+        firsts = list(first_of_team.values())
+        flags += [_flag(IDENTICAL, firsts[0], later, 1.0) for later in firsts[1:]]
+    return flags
+
+
+def candidates(submissions) -> dict:
+    """Team -> its selected (final) submission and its best public one (one entry if they are the same)."""
+    out = {}
+    for team, sel in select_submissions(submissions).items():
+        valid = [s for s in submissions if s.team == team and s.valid]
+        best = min(valid, key=lambda s: (-s.scores["public"]["dice"], s.submitted_at, s.name))
+        out[team] = [sel.submission] + ([best] if best is not sel.submission else [])
+    return out
+
+
+def pooled_dice_matrix(masks) -> np.ndarray:
+    """Dice between every two masks, pooled over all their pixels (two empty masks: 1).
+
+    A sparse product gives every intersection at once: cheap even for hundreds of
+    predictions of 29 slices.
+    """
+    from scipy import sparse
+
+    flat = sparse.csr_matrix(np.stack([np.asarray(m, dtype=bool).ravel() for m in masks]), dtype=np.int64)
+    inter = (flat @ flat.T).toarray().astype(float)
+    size = np.diag(inter).copy()
+    total = size[:, None] + size[None, :]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        dice = np.where(total > 0, 2 * inter / total, 1.0)
+    return dice
+
+
+def integrity_report(submissions, load: Callable, *, threshold: float = DEFAULT_THRESHOLD) -> IntegrityReport:
+    """Flag identical files and near-identical predictions between teams.
+
+    Parameters
+    ----------
+    submissions : list of grader.leaderboard.collect.Submission
+        Scored (status, sha256, ``scores["public"]["dice"]`` for valid ones), from
+        the offline leaderboard or the server.
+    load : callable
+        ``load(submission) -> ndarray (N, 240, 240)``: the predictions of a valid submission.
+    threshold : float
+        Pooled Dice at or above which a pair of teams is flagged.
+    """
+    if not 0 < threshold <= 1:
+        raise KitError(f"the threshold must be in (0, 1], got {threshold}", code="bad_option")
+    flags = identical_files(submissions)
+    per_team = candidates(submissions)
+    entries = [(team, s) for team in sorted(per_team) for s in per_team[team]]
+    # Each distinct file is read once, however many teams handed it in.
+    cache: dict = {}
+    masks = []
+    for _, s in entries:
+        key = s.sha256 or id(s)
+        if key not in cache:
+            cache[key] = load(s)
+        masks.append(cache[key])
+    pair_best: dict = {}
+    if len(entries) > 1:
+        dice = pooled_dice_matrix(masks)
+        for i, (ta, sa) in enumerate(entries):
+            for j in range(i + 1, len(entries)):
+                tb, sb = entries[j]
+                if ta == tb:
+                    continue
+                if (ta, tb) not in pair_best or dice[i, j] > pair_best[(ta, tb)][0]:
+                    pair_best[(ta, tb)] = (float(dice[i, j]), sa, sb)
+    identical_pairs = {frozenset((f.team_a, f.team_b)) for f in flags}
+    for (ta, tb), (d, sa, sb) in sorted(pair_best.items()):
+        same_file = sa.sha256 and sa.sha256 == sb.sha256
+        if d >= threshold and not (same_file and frozenset((clean_text(ta), clean_text(tb))) in identical_pairs):
+            flags.append(_flag(NEAR, sa, sb, d))
+    flags.sort(key=lambda f: (f.kind != IDENTICAL, -(f.dice or 0), f.team_a, f.team_b))
+    typical = median(d for d, _, _ in pair_best.values()) if pair_best else None
+    notes = []
+    if len(per_team) < 2:
+        notes.append("fewer than two teams with a valid submission: no pair to compare")
+    return IntegrityReport(flags, threshold, len({s.team for s in submissions}), len(per_team), len(pair_best),
+                           None if typical is None else round(typical, 4), notes)
+
+
+def report_csv(report: IntegrityReport) -> str:
+    """The flagged pairs as CSV (names guarded against spreadsheet formulas)."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    for f in report.flags:
+        writer.writerow([csv_cell(getattr(f, k)) for k in COLUMNS])
+    return buf.getvalue()
+
+
+def load_prediction(path, n_slices: int) -> np.ndarray:
+    """The predictions of a file already scored valid (read through the validator, never trusted)."""
+    from grader.validate import validate_submission
+
+    v = validate_submission(path, n_slices=n_slices)
+    if not v.ok:
+        raise KitError(f"a file scored valid no longer validates: {v.errors[0]}", code="changed_file",
+                       path=path)
+    return v.y_pred
+
+
+def score_folder(submissions, truth, *, cache=None) -> list:
+    """Collect and score ``SUBMISSIONS/<team>/<file>`` (through the leaderboard's cache) with public Dice."""
+    from grader.leaderboard.cache import ScoreCache
+    from grader.leaderboard.collect import collect_submissions
+    from grader.leaderboard.scoring import score_submissions
+    from grader.metrics import scores_from_counts
+
+    subs, _ = collect_submissions(Path(os.path.abspath(submissions)))
+    store = ScoreCache(Path(os.path.abspath(cache if cache is not None else truth.path.parent / ".leaderboard-cache")))
+    score_submissions(subs, truth, store)
+    store.save()
+    mask = truth.public
+    for s in subs:
+        if s.valid:
+            sc = scores_from_counts(s.counts.tp[None, mask], s.counts.fp[None, mask], s.counts.fn[None, mask])
+            s.scores["public"] = {"dice": float(sc["dice"][0]), "f1": float(sc["f1"][0])}
+    return subs
+
+
+def integrity_of_folder(submissions, truth, *, threshold: float = DEFAULT_THRESHOLD, cache=None,
+                        seed: int = 0) -> IntegrityReport:
+    """:func:`integrity_report` of a submissions folder (as the offline leaderboard reads it)."""
+    from grader.leaderboard.collect import load_board_truth
+
+    truth = load_board_truth(truth, seed=seed)
+    subs = score_folder(submissions, truth, cache=cache)
+    return integrity_report(subs, lambda s: load_prediction(s.path, len(truth)), threshold=threshold)
