@@ -51,5 +51,12 @@ def safe_name(name) -> str:
 
 
 def safe_text(text) -> str:
-    """A message that quotes names: like :func:`safe_name`, but its own line breaks are kept."""
-    return "\n".join(safe_name(line).replace("\\\\", "\\") for line in str(text).split("\n"))
+    """A one-line message that quotes names (a KitError's text): every control character escaped.
+
+    Like :func:`safe_name`, line breaks included (the kit's messages are one
+    line; a break in one comes from a name), but backslashes are kept as they are.
+    """
+    return "".join(
+        _escape(ch) if ch != "\\" and (ch in _SHORT or unicodedata.category(ch) in _UNSAFE_CATEGORIES) else ch
+        for ch in str(text)
+    )

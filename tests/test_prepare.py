@@ -502,3 +502,187 @@ def test_command_refuses_a_negative_seed_as_usage_error(releases, tmp_path):
                                         "--test", "1", "--seed", "-1"])
     assert result.exit_code == 2 and "Traceback" not in result.output and "--seed" in result.output
     assert not (tmp_path / "o").exists()
+
+
+# --- hardening (issue 11): one broken patient never stops the build, nothing leaks -----------------
+
+
+@pytest.fixture(scope="session")
+def good_cases(tmp_path_factory):
+    """Three good BraTS 2018-style cases, written once."""
+    root = tmp_path_factory.mktemp("good")
+    for i in range(3):
+        vols, seg, _ = fake_patient(60 + i)
+        write_folder_case(root, f"Brats18_GOOD_{i}", vols, seg, TAGS_OLD, "_")
+    return root
+
+
+@pytest.fixture
+def small_release(good_cases):
+    """``small_release(root)``: the three good cases copied into ``root``; returns the case names there."""
+    def make(root: Path) -> list:
+        shutil.copytree(good_cases, root, dirs_exist_ok=True)
+        return sorted(p.name for p in root.iterdir())
+    return make
+
+
+def seed_reading_first(n_cases: int, index: int = 0, second=None) -> int:
+    """A seed whose shuffle reads case ``index`` first (and ``second`` next): it is surely read."""
+    for seed in range(10_000):
+        order = list(np.random.default_rng(seed).permutation(n_cases))
+        if order[0] == index and (second is None or order[1] == second):
+            return seed
+    raise AssertionError("no such seed")
+
+
+def header_only(path: Path, shape, dtype=np.int16):
+    """A NIfTI file whose header declares ``shape`` but holds no voxel: nothing may read it."""
+    hdr = nib.Nifti1Header()
+    hdr.set_data_shape(shape)
+    hdr.set_data_dtype(dtype)
+    hdr.set_sform(LPS, code=1)
+    hdr["vox_offset"] = 352
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(hdr.binaryblock + b"\0" * 4)
+
+
+def build_with_broken(tmp_path, small_release, make_broken, why: str):
+    root = tmp_path / "release"
+    make_broken(root / "Brats18_A_BROKEN_1")
+    small_release(root)
+    messages = []
+    out = tmp_path / "out"
+    summary = prepare_competition(root, out, n_train=2, n_test=1, seed=seed_reading_first(4), warn=messages.append)
+    assert summary["used"] == 3 and summary["n_skipped"] == 1, summary["skipped"]
+    (skipped,) = summary["skipped"]
+    assert skipped["case"] == "Brats18_A_BROKEN_1" and why in skipped["reason"], skipped
+    assert any("Brats18_A_BROKEN_1" in m and why in m for m in messages)
+    assert manifest_of(out)["skipped"] == summary["skipped"]
+    return summary
+
+
+def _case_with_seg(seg_transform, dtype=None):
+    def make(folder: Path):
+        vols, seg, _ = fake_patient(70)
+        write_folder_case(folder.parent, folder.name, vols, seg_transform(seg), TAGS_OLD, "_")
+        if dtype is not None:  # rewrite the label map in another dtype
+            path = folder / f"{folder.name}_seg.nii.gz"
+            save(to_lps(seg_transform(seg)).astype(dtype), LPS, path)
+    return make
+
+
+def _with_nan(seg):
+    seg = seg.astype(np.float32)
+    seg[120, 120, 3] = np.nan
+    return seg
+
+
+def _mri_as_seg(seg):
+    return np.linspace(0, 900.5, seg.size, dtype=np.float32).reshape(seg.shape) * (seg >= 0)
+
+
+@pytest.mark.parametrize("transform, why", [
+    (_with_nan, "NaN or infinite"),
+    (_mri_as_seg, "fractional values"),
+    (lambda seg: np.where(seg == 4, 7, seg).astype(np.uint8), "labels 7 are outside BraTS 2018-2020's label set"),
+    (lambda seg: np.where(seg == 4, 255, seg).astype(np.uint8), "labels 255 are outside"),
+    (lambda seg: np.where(seg == 4, -1, seg.astype(np.int16)), "labels -1 are outside"),
+])
+def test_a_label_map_that_is_not_one_skips_that_patient(tmp_path, small_release, transform, why):
+    build_with_broken(tmp_path, small_release, _case_with_seg(transform), why)
+
+
+def test_a_huge_volume_is_skipped_before_it_is_read(tmp_path, small_release):
+    def make(folder: Path):
+        for tag in TAGS_OLD.values():  # 240 x 240 x 4000: 3.7 GB of float32 per modality
+            header_only(folder / f"{folder.name}_{tag}.nii", (240, 240, 4000))
+    build_with_broken(tmp_path, small_release, make, "too large: 4000 axial slices")
+
+
+def test_running_out_of_memory_on_one_patient_skips_it(tmp_path, small_release, monkeypatch):
+    from cohorts.prepare import volume
+
+    floats = volume._Image.floats
+
+    def fail_on_broken(self):
+        if "BROKEN" in self.path.name:
+            raise MemoryError
+        return floats(self)
+
+    monkeypatch.setattr(volume._Image, "floats", fail_on_broken)
+    build_with_broken(tmp_path, small_release, _case_with_seg(lambda s: s), "not enough memory")
+
+
+def test_one_patient_under_two_names_is_kept_on_one_side_only(tmp_path, small_release):
+    root = tmp_path / "release"
+    names = small_release(root)
+    # The same patient again under another name (a release that ships one case twice).
+    original = root / names[0]
+    twin = root / "Brats18_A_TWIN_1"
+    twin.mkdir()
+    for f in original.iterdir():
+        shutil.copy(f, twin / f.name.replace(original.name, twin.name))
+    cases = sorted(p.name for p in root.iterdir())
+    seed = seed_reading_first(len(cases), cases.index(twin.name), cases.index(original.name))
+    messages = []
+    summary = prepare_competition(root, tmp_path / "out", n_train=2, n_test=1, seed=seed, warn=messages.append)
+    (skipped,) = summary["skipped"]
+    assert skipped["case"] == original.name and f"duplicate of {twin.name}" in skipped["reason"]
+    manifest = manifest_of(tmp_path / "out")
+    used = [r["source_case"] for r in manifest["train"] + manifest["test"]]
+    assert original.name not in used and twin.name in used
+    hashes = [h for r in manifest["train"] + manifest["test"] for h in r["sha256"].values()]
+    assert len(hashes) == len(set(hashes))  # no image file shared between kept patients
+
+
+@pytest.mark.parametrize("kwargs", [{"n_train": 0}, {"n_test": -1}, {"n_train": 2.5}, {"slice_rule": "median"},
+                                    {"seed": "0"}, {"n_test": True}])
+def test_bad_arguments_are_named_errors(releases, tmp_path, kwargs):
+    root, _ = releases["brats2021"]
+    with pytest.raises(KitError) as info:
+        build(root, tmp_path / "out", **{"n_train": 2, "n_test": 1, **kwargs})
+    assert info.value.code == "bad_argument" and not (tmp_path / "out").exists()
+
+
+PUBLIC_ATTRS = {"generator", "source_kind", "slice_rule", "spec_version", "split", "modalities", "normalisation",
+                "sha256_x", "sha256_y", "sha256_case_id"}
+
+
+@pytest.mark.parametrize("seed", [123_456_789_012, None])
+def test_no_public_file_holds_the_seed_or_a_source_name(releases, tmp_path, seed):
+    import h5py
+
+    root, _ = releases["brats2018"]
+    out = tmp_path / "out"
+    build(root, out, n_train=3, n_test=2, seed=seed)
+    manifest = manifest_of(out)
+    seed = manifest["parameters"]["seed"]
+    assert isinstance(seed, int) and 0 <= seed < 2**63
+    public = [p for p in out.iterdir() if p.is_file()]
+    assert sorted(p.name for p in public) == sorted(["train.h5", "test.h5", COURSE_X["train"], COURSE_X["test"],
+                                                     "train_data_y.dat"])
+    secrets = [str(seed).encode(), np.int64(seed).tobytes(), np.uint64(seed).tobytes()]
+    secrets += [r["source_case"].encode() for r in manifest["train"] + manifest["test"]]
+    for path in public:
+        data = path.read_bytes()
+        assert not any(s in data for s in secrets), path.name
+    for name in ("train.h5", "test.h5"):
+        with h5py.File(out / name, "r") as f:
+            assert set(f.attrs) <= PUBLIC_ATTRS, set(f.attrs) - PUBLIC_ATTRS
+
+
+def test_an_existing_competition_is_refused_before_anything_is_read(releases, tmp_path, monkeypatch):
+    from cohorts.prepare import build as build_module
+    from data_spec.layout import OverwriteError
+
+    root, _ = releases["brats2021"]
+    out = tmp_path / "out"
+    build(root, out, n_train=2, n_test=1, seed=3)
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    monkeypatch.setattr(build_module, "extract_patient", lambda *a, **k: pytest.fail("read a patient"))
+    with pytest.raises(OverwriteError, match="already holds a competition"):
+        build(root, out, n_train=2, n_test=1, seed=4)
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    monkeypatch.undo()
+    build(root, out, n_train=2, n_test=1, seed=4, force=True)
+    assert manifest_of(out)["parameters"]["seed"] == 4
