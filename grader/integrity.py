@@ -12,8 +12,8 @@ Two signals, for the instructor to look into; neither changes a score or a rank:
   (default 0.98). The report also gives the median pairwise Dice, the typical
   agreement between independent teams, to weigh the flags against.
 
->>> report = integrity_of_folder("submissions", "competition/private")
->>> print(report_csv(report))
+>>> report = integrity_of_folder("submissions", "competition/private")  # doctest: +SKIP
+>>> print(report_csv(report))  # doctest: +SKIP
 """
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
 """The gradebook: one row per student, with the team's final private score turned into marks.
 
->>> roster = read_roster("roster.csv")
->>> scores = scores_from_site("site")                  # a site built with --reveal
->>> book = make_gradebook(roster, scores, parse_scale("linear:20"))
->>> write_gradebook("grades-moodle.csv", book, "moodle")
+>>> roster = read_roster("roster.csv")  # doctest: +SKIP
+>>> scores = scores_from_site("site")  # built with --reveal  # doctest: +SKIP
+>>> book = make_gradebook(roster, scores, parse_scale("linear:20"))  # doctest: +SKIP
+>>> write_gradebook("grades-moodle.csv", book, "moodle")  # doctest: +SKIP
 
 Formats (checked against the platforms' own documentation):
 
@@ -219,6 +219,14 @@ def parse_scale(text: Optional[str]) -> Scale:
     score = 0, the best baseline's = MARKS), ``linear:LOW..HIGH:MARKS`` (LOW, HIGH: scores
     or baseline names, ``best`` for the best baseline), or a table of thresholds
     ``0.6:10,0.7:14,0.8:18,0.85:20``.
+
+    Examples
+    --------
+    >>> s = parse_scale("0.6:10,0.7:14,0.85:20")
+    >>> resolve_scale(s, {}).marks(0.75), resolve_scale(s, {}).marks(0.5)
+    (14.0, 0.0)
+    >>> resolve_scale(parse_scale("linear:20"), {"flair-threshold": 0.6, "svm": 0.8}).marks(0.7)
+    10.0
     """
     text = (text or DEFAULT_SCALE).strip()
     usage = ("'linear:100', 'linear:0.6..0.85:20', 'linear:flair-threshold..best:20' "
