@@ -176,7 +176,8 @@ def run_demo(out="demo-out", *, quick: bool = False, seed: int = 0, progress=no_
     truth = competition / PRIVATE_DIR / TRUTH_H5
 
     log(f"1/5 building the synthetic cohort: {n_train} train + {n_test} test slices (seed {seed})")
-    write_synthetic_competition(competition, n_train=n_train, n_test=n_test, seed=seed, progress=progress)
+    # force: the demo's own competition, rebuilt on every run (a rerun must not stop on the previous one)
+    write_synthetic_competition(competition, n_train=n_train, n_test=n_test, seed=seed, progress=progress, force=True)
     summary = describe(competition)
     test = open_split(competition, TEST)
     x_test = np.asarray(test.x)
