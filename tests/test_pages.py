@@ -209,3 +209,24 @@ def test_dashboard_counts_and_reveal_needs_a_confirmation(course, scorer, files)
         assert c.get("/api/v1/competition").json()["revealed"] is True
         assert "Final (private) board" in c.get("/leaderboard").text
         assert c.post("/admin/reveal", data={"csrf": csrf, "confirm": "reveal"}).status_code == 409
+
+
+def test_integrity_page_flags_the_same_file_from_two_teams(course, scorer, files):
+    root, tok, admin = course
+    with TestClient(create_app(root, clock=Clock(), scorer=scorer)) as c:
+        for team in ("alpha", "beta"):
+            c.cookies.clear()
+            sign_in(c, tok[team])
+            receipt = upload(c, files["good"])
+            assert "is scored" in receipt.text
+        # The second team's page says nothing about who handed the file in first.
+        assert "alpha" not in receipt.text.replace("beta", "")
+        assert c.get("/admin/integrity", follow_redirects=False).status_code == 303
+        c.cookies.clear()
+        sign_in(c, admin, role="instructor")
+        page = c.get("/admin/integrity")
+        assert page.status_code == 200
+        row = page.text.split('id="flags"')[1].split("</table>")[0]
+        assert "identical_file" in row and "alpha" in row and "beta" in row
+        csv_text = c.get("/admin/integrity.csv").text
+        assert csv_text.splitlines()[0].startswith("kind,team_a") and "identical_file,alpha" in csv_text

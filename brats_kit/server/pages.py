@@ -34,6 +34,8 @@ from brats_kit.text import safe_name
 from data_spec.truth import load_truth
 from grader.counts import Counts
 
+from grader.integrity import DEFAULT_THRESHOLD, integrity_report, load_prediction, report_csv
+
 from .db import Member, Submission, Team
 from .service import CourseService, Principal, Refusal, iso
 from .verify import audit_course
@@ -375,15 +377,16 @@ def _dashboard(service: CourseService) -> dict:
         members.setdefault(team, []).append({"student_id": sid, "name": name, "email": email})
     return {"status": status, "members": members, "days": days,
             "codes": [(code, n, examples.get(code, {})) for code, n in codes.most_common()],
-            "audit": audit_course(service.course), "extras": _admin_extras()}
+            "audit": audit_course(service.course)}
 
 
-def _admin_extras() -> dict:
-    """The gradebook and integrity routes exist only when their builders are installed."""
-    import importlib.util
-
-    return {"grades": importlib.util.find_spec("brats_kit.server.gradebook") is not None,
-            "integrity": importlib.util.find_spec("grader.integrity") is not None}
+def integrity_of_course(service: CourseService, threshold: float = DEFAULT_THRESHOLD):
+    """:func:`grader.integrity.integrity_report` over the course's submissions, files read from the store."""
+    with service.course.sessions() as s:
+        entries = [entry for entry, _ in service.board_entries(s)]
+    n = service.info["n_slices"]
+    return integrity_report(entries, lambda e: load_prediction(service.course.store.path(e.sha256), n),
+                            threshold=threshold)
 
 
 async def _admin_session(request: Request):
@@ -429,3 +432,22 @@ async def admin_reveal(request: Request):
         refusal = exc.body()["error"]
     view = await run_in_threadpool(_dashboard, service)
     return render(request, "admin.html", code=200 if refusal is None else 409, session=data, message=message, refusal=refusal, **view)
+
+
+@router.get("/admin/integrity")
+async def admin_integrity(request: Request):
+    data = await _admin_session(request)
+    if data is None:
+        return RedirectResponse("/", status_code=303)
+    report = await run_in_threadpool(integrity_of_course, request.app.state.service)
+    return render(request, "integrity.html", session=data, report=report.to_dict())
+
+
+@router.get("/admin/integrity.csv")
+async def admin_integrity_csv(request: Request):
+    data = await _admin_session(request)
+    if data is None:
+        return RedirectResponse("/", status_code=303)
+    report = await run_in_threadpool(integrity_of_course, request.app.state.service)
+    return Response(report_csv(report), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": 'attachment; filename="integrity.csv"'})
