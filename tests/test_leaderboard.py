@@ -339,8 +339,9 @@ def test_hostile_names_are_escaped_everywhere(sites):
         widths = {len(re.findall(r"(?<!\\)\|", line)) for line in md.splitlines() if line.startswith("| ")}
         assert len(widths) <= 2  # board and problems tables; a team's "|" never adds a column
         assert "pipe\\|team\\*bold\\*" in md and "&lt;script&gt;" in md and "<script" not in md
-        # The undecodable folder name and the newline are shown as U+FFFD, in valid UTF-8.
-        assert "bytes\ufffdteam" in html and "new\ufffdline" in html and "rtl\ufffdevil" in html
+        # The undecodable byte, the newline and the bidi override are shown as visible escapes, in valid
+        # UTF-8, and the row names its folder.
+        assert "bytes\\xffteam [folder" in html and "new\\nline" in html and "rtl\\u202eevil" in html
         assert "\u202e" not in html
 
 

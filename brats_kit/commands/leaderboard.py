@@ -15,12 +15,13 @@ from brats_kit.progress import click_progress
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Site folder to write (replaced as a whole once complete).")
 @click.option("--reveal", is_flag=True, help="Rank on the private cases and show each team's move.")
-@click.option("--per-day", type=click.IntRange(1), default=None,
+@click.option("--per-day", type=click.IntRange(1, 10_000), default=None,
               help="Keep at most K valid submissions per team and UTC day (the earliest).")
-@click.option("--bootstrap", default=2000, show_default=True, type=click.IntRange(0),
-              help="Case-level bootstrap resamples for the 95% intervals (0: none).")
-@click.option("--jobs", default=1, show_default=True, type=int, help="Parallel workers for scoring (-1: all cores).")
-@click.option("--seed", default=0, show_default=True, type=int,
+@click.option("--bootstrap", default=2000, show_default=True, type=click.IntRange(0, 100_000),
+              help="Case-level bootstrap resamples for the 95% intervals (0: none; at most 100000).")
+@click.option("--jobs", default=1, show_default=True, type=click.IntRange(-1, 256),
+              help="Parallel workers for scoring (-1: all cores; 0 is refused).")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**63 - 1),
               help="Seeds the bootstrap, and the public flags of a truth file without them.")
 @click.option("--baselines", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="Reference submissions, DIR/<baseline>/<file> or DIR/<baseline>.<ext>: shown, never ranked.")

@@ -11,6 +11,7 @@ import numpy as np
 from plumbing.atomic import atomic_dir, write_bytes, write_text
 from plumbing.progress import no_progress
 from data_spec import KitError, LayoutError
+from data_spec.errors import BadArgumentError, check_range
 
 from . import figures, render
 from .cache import ScoreCache
@@ -21,6 +22,7 @@ from .collect import (
     clean_text,
     collect_baselines,
     collect_submissions,
+    display_names,
     load_board_truth,
 )
 from .scoring import score_submissions
@@ -40,6 +42,24 @@ SITE_FILES = ("leaderboard.csv", "grades.csv", "leaderboard.md", "index.html")
 #: Written into every site, so that a rerun replaces only a directory that is one.
 SITE_MARKER = ".brats-kit-leaderboard"
 _STREAM = {"public": 1, "private": 2}
+#: Upper bounds of the numeric options: beyond them a run only exhausts the machine.
+MAX_BOOTSTRAP = 100_000
+MAX_JOBS = 256
+MAX_PER_DAY = 10_000
+MAX_SEED = 2**63 - 1
+
+
+def check_options(*, bootstrap: int, jobs: int, seed: int, per_day: Optional[int]) -> None:
+    """Refuse out-of-range numeric options with :class:`~data_spec.errors.BadArgumentError` (exit 1)."""
+    for name, value in (("bootstrap", bootstrap), ("jobs", jobs), ("seed", seed), ("per_day", per_day)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer))):
+            raise BadArgumentError(f"{name} must be a whole number, got {value!r}")
+    check_range("bootstrap", bootstrap, 0, MAX_BOOTSTRAP)
+    if jobs != -1:
+        check_range("jobs (or -1 for all cores)", jobs, 1, MAX_JOBS)
+    check_range("seed", seed, 0, MAX_SEED)
+    if per_day is not None:
+        check_range("per_day", per_day, 1, MAX_PER_DAY)
 
 
 def _inside(path: Path, parent: Path) -> bool:
@@ -231,10 +251,7 @@ def build_leaderboard(
     KitError
         Bad paths, truth, manifest, options, or an invalid baseline.
     """
-    if bootstrap < 0:
-        raise KitError(f"bootstrap must be >= 0, got {bootstrap}", code="bad_option")
-    if jobs == 0:
-        raise KitError("jobs must be a number of workers (1, 2...) or -1 for all cores, not 0", code="bad_option")
+    check_options(bootstrap=bootstrap, jobs=jobs, seed=seed, per_day=per_day)
     out = Path(os.path.abspath(out))
     sub_dir = Path(os.path.abspath(submissions))
     base_dir = Path(os.path.abspath(baselines)) if baselines is not None else None
@@ -254,7 +271,7 @@ def build_leaderboard(
     over = apply_quota(subs, per_day)
     selected = select_submissions(subs)
 
-    labels = {t: clean_text(t) for t in {s.team for s in subs}}
+    labels = display_names({s.team for s in subs})
     rows = _rows(subs, bases, selected, labels, phase, masks, reveal, bootstrap, seed)
     if not truth.has_flags:
         # The site says how, never the seed: with it anyone could recompute which cases are public.

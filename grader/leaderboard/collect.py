@@ -6,16 +6,22 @@ A submissions folder holds one sub-folder per team::
     SUBMISSIONS/manifest.csv                 (optional: team, file, submitted_at, final)
 
 Without a manifest (or for a file it does not list) a submission's time is its
-file's modification time. Hidden names (starting with ".") are skipped; a
-symbolic link is never followed (a link to the truth would score perfectly): it
-is handed to the validator, which refuses it (``unsafe_file``).
+file's modification time. Hidden names (a team folder or a file starting with
+".") are never scored but listed as invalid rows (``hidden_name``) with the
+reason, so nothing handed in disappears without a word; a symbolic link is never
+followed (a link to the truth would score perfectly): it is handed to the
+validator, which refuses it (``unsafe_file``). Team names are shown normalised,
+with control characters escaped, look-alike letters of other scripts marked, and
+the folder named whenever the shown name is not the folder's own (see
+:func:`display_names`).
 """
 from __future__ import annotations
 
 import os
+import posixpath
 import unicodedata
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Optional
 
@@ -25,6 +31,9 @@ from grader.counts import Counts
 from grader.scoring import INVALID, SCORED
 
 OVER_QUOTA = "over_quota"
+HIDDEN = "hidden_name"
+#: How far in the future a manifest time may be (clock skew between machines) before a warning.
+FUTURE_TOLERANCE = timedelta(days=1)
 
 
 def load_board_truth(path, *, seed: int = 0) -> Truth:
@@ -94,16 +103,54 @@ def _utc(ts: float) -> datetime:
     return datetime.fromtimestamp(int(ts), tz=timezone.utc)
 
 
-def _team_files(team_dir: Path):
-    """Every non-hidden file below a team folder, sorted, without following links."""
+def _team_files(team_dir: Path, *, hidden: bool = False):
+    """Every file below a team folder, sorted, without following links.
+
+    With ``hidden=False`` names starting with "." (and what is below such folders)
+    are left out; with ``hidden=True`` only those are given.
+    """
     for root, dirs, files in os.walk(team_dir, followlinks=False):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        rel = Path(root).relative_to(team_dir).parts
+        in_hidden = any(p.startswith(".") for p in rel)
+        dirs.sort()
         for name in sorted(files):
-            if not name.startswith("."):
+            if (in_hidden or name.startswith(".")) == hidden:
                 yield Path(root) / name
         for name in dirs:
-            if (Path(root) / name).is_symlink():
+            if (Path(root) / name).is_symlink() and (in_hidden or name.startswith(".")) == hidden:
                 yield Path(root) / name
+
+
+def _hidden_error(what: str) -> dict:
+    return {"code": HIDDEN, "message": f"not scored: {what} starts with '.' (hidden)",
+            "hint": "rename it without the leading dot and hand it in again"}
+
+
+def _lstat_mtime(path: Path) -> datetime:
+    try:
+        return _utc(path.lstat().st_mtime)
+    except OSError:  # vanished meanwhile: the scorer gives its verdict
+        return _utc(0)
+
+
+def _normalise_manifest(manifest: dict, notes: list) -> dict:
+    """Manifest rows keyed by normalised paths (``./a1.dat`` is ``a1.dat``), each change and odd time noted."""
+    out, now = {}, datetime.now(timezone.utc)
+    for (team, name), (when, final) in manifest.items():
+        norm = posixpath.normpath(name)
+        if norm != name:
+            notes.append(f"manifest: file {clean_text(name)!r} of team {clean_text(team)!r} read as {clean_text(norm)!r}")
+        if norm.startswith("../") or norm == ".." or norm.startswith("/"):
+            notes.append(f"manifest: file {clean_text(name)!r} of team {clean_text(team)!r} is outside the team's folder")
+        if when > now + FUTURE_TOLERANCE:
+            notes.append(f"manifest: {clean_text(team)!r}/{clean_text(norm)!r} is dated in the future "
+                         f"({when.strftime('%Y-%m-%dT%H:%M:%SZ')})")
+        if (team, norm) in out:
+            notes.append(f"manifest: {clean_text(team)!r}/{clean_text(norm)!r} is listed twice (as written "
+                         "differently); the first row is used")
+            continue
+        out[(team, norm)] = (when, final)
+    return out
 
 
 def collect_submissions(root) -> tuple:
@@ -128,22 +175,45 @@ def collect_submissions(root) -> tuple:
     if not root.is_dir():
         raise MissingFileError("no such submissions folder", path=root, expected="SUBMISSIONS/<team>/<file>")
     manifest_path = root / MANIFEST_CSV
-    manifest = read_manifest(manifest_path) if manifest_path.is_file() else {}
-    notes, found, stray = [], [], 0
+    notes, found, stray, hidden = [], [], 0, 0
+    manifest = _normalise_manifest(read_manifest(manifest_path), notes) if manifest_path.is_file() else {}
     for entry in sorted(root.iterdir(), key=lambda p: p.name):
-        if entry.name.startswith(".") or entry.name == MANIFEST_CSV:
+        if entry.name == MANIFEST_CSV:
             continue
         if entry.is_symlink() or not entry.is_dir():
             stray += 1
             continue
         team = entry.name
+        if team.startswith("."):
+            files = list(_team_files(entry)) + list(_team_files(entry, hidden=True))
+            for file in sorted(files):
+                sub = Submission(team, file.relative_to(entry).as_posix(), None, _lstat_mtime(file),
+                                 status=INVALID, errors=[_hidden_error(f"the team folder {clean_text(team)!r}")])
+                manifest.pop((team, sub.name), None)
+                found.append(sub)
+            notes.append(f"team folder {clean_text(team)!r} starts with '.' (hidden): its {len(files)} file(s) "
+                         "listed as invalid, not scored")
+            hidden += 1
+            continue
         for file in _team_files(entry):
             name = file.relative_to(entry).as_posix()
-            sub = Submission(team, name, file, _utc(file.lstat().st_mtime))
+            sub = Submission(team, name, file, _lstat_mtime(file))
             if (team, name) in manifest:
                 sub.submitted_at, sub.final = manifest.pop((team, name))
                 sub.time_source = "manifest"
             found.append(sub)
+        for file in _team_files(entry, hidden=True):
+            name = file.relative_to(entry).as_posix()
+            sub = Submission(team, name, None, _lstat_mtime(file), status=INVALID,
+                             errors=[_hidden_error(f"the name {clean_text(name)!r}")])
+            if (team, name) in manifest:
+                sub.submitted_at, sub.final = manifest.pop((team, name))
+                sub.time_source = "manifest"
+            found.append(sub)
+            hidden += 1
+    if hidden:
+        notes.append(f"{hidden} hidden name{'s' if hidden != 1 else ''} (starting with '.') listed as invalid, "
+                     "not scored")
     if stray:
         notes.append(f"ignored {stray} entr{'y' if stray == 1 else 'ies'} outside team folders")
     for (team, name), (when, final) in sorted(manifest.items()):
@@ -206,4 +276,74 @@ def collect_baselines(directory) -> list:
                 out.append(Submission(label, f.relative_to(directory).as_posix(), f, _utc(f.stat().st_mtime)))
     if not out:
         raise MissingFileError("no baseline submission found", path=directory, expected="DIR/<baseline>/<file>")
+    return out
+
+
+#: Letters of other scripts that look like ASCII ones (Unicode's confusables, the common part).
+_LOOKALIKE = str.maketrans(
+    "аеорсухіјѕԁһӏԛԝАВЕКМНОРСТХІЈЅԜ" "αβεικνορτυχΑΒΕΗΙΚΜΝΟΡΤΥΧΖ",
+    "aeopcyxijsdhlqwABEKMHOPCTXIJSW" "aBeikvoptuxABEHIKMNOPTYXZ",
+)
+
+
+def _script(c: str) -> str:
+    try:
+        return unicodedata.name(c).split()[0]
+    except ValueError:
+        return "?"
+
+
+def _escaped(text: str) -> str:
+    """Every control, format or undecodable character as a visible escape (``\\x01``, ``\\u200b``)."""
+    text = str(text).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return "".join(ascii(c)[1:-1] if unicodedata.category(c) in ("Cc", "Cf", "Cs", "Zl", "Zp", "Co", "Cn")
+                   else c for c in text)
+
+
+def display_name(folder: str) -> tuple:
+    """How a team folder's name is shown, and why it needs care.
+
+    Returns
+    -------
+    (str, list of str)
+        The name in NFKC form with control and invisible characters shown as
+        escapes, and the reasons it is not simply the folder's name ("escaped",
+        "normalised", "look-alike letters").
+    """
+    reasons = []
+    raw = str(folder).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    norm = unicodedata.normalize("NFKC", raw)
+    if norm != raw:
+        reasons.append("normalised")
+    shown = _escaped(norm) if "\ufffd" not in raw else _escaped(folder)
+    if shown != norm:
+        reasons.append("escaped")
+    letters = {_script(c) for c in norm if c.isalpha()}
+    if any(ord(c) > 127 for c in norm) and (len(letters) > 1 or norm.translate(_LOOKALIKE).isascii()):
+        reasons.append("look-alike letters")
+    return shown, reasons
+
+
+def display_names(folders) -> dict:
+    """Unique, unambiguous names for team folders: ``{folder: label}``.
+
+    A name that is not exactly its folder's (normalised, escaped, or with
+    look-alike letters of another script, such as a Cyrillic "а" in "аlpha") is
+    marked and followed by the folder's escaped repr; names still equal after
+    that are told apart the same way. Each label thus names its folder.
+    """
+    first = {f: display_name(f) for f in folders}
+    counts: dict = {}
+    for shown, _ in first.values():
+        key = shown.translate(_LOOKALIKE).casefold()
+        counts[key] = counts.get(key, 0) + 1
+    out = {}
+    for f, (shown, reasons) in first.items():
+        clash = counts[shown.translate(_LOOKALIKE).casefold()] > 1
+        if reasons or clash:
+            marks = ", ".join(reasons + (["same name as another team"] if clash else []))
+            folder = ascii(str(f).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace"))
+            out[f] = f"{shown} [folder {folder}: {marks}]"
+        else:
+            out[f] = shown
     return out
