@@ -71,7 +71,7 @@ EXPECTED = {
         "s3,'=HYPERLINK(1),bob@example.org,'=cmd,0.75,12.0,graded\r\n"
         "s4,Dan,dan@example.org,delta,,0.0,no valid submission\r\n"
         "s5,Eve,eve@example.org,gamma,0.5,0.0,graded\r\n"
-        "s6,Fay,fay@example.org,omega,,0.0,team not on the leaderboard\r\n"
+        "s6,Fay,fay@example.org,omega,,0.0,no valid submission\r\n"
     ),
 }
 
@@ -96,6 +96,7 @@ def test_each_format_matches_the_hand_made_file(site, fmt):
     assert "flair-threshold baseline (0.6000) = 0 marks" in readme
     assert "best baseline (best-net, 0.8500) = 20 marks" in readme
     assert "PRIVATE" in readme
+    assert "roster team 'omega' is not on the leaderboard" in readme
     assert "Ada" not in readme
 
 

@@ -89,7 +89,10 @@ def leaderboard(submissions, truth, out, reveal, per_day, bootstrap, jobs, seed,
         click.echo(f"note: {note}")
     click.echo(f"wrote {summary.site}/ ({', '.join(Path(f).name for f in summary.files)})")
     if gradebook:
+        from brats_kit.text import safe_name, safe_text
+
         for note in gradebook["notes"]:
-            click.echo(f"gradebook note: {note}")
-        click.echo(f"wrote gradebook {gradebook['out']} ({gradebook['format']}, {gradebook['students']} students, "
-                   f"{gradebook['graded']} with a score) and {Path(gradebook['readme']).name}")
+            click.echo(f"gradebook note: {safe_text(note)}")
+        click.echo(f"wrote gradebook {safe_name(gradebook['out'])} ({gradebook['format']}, "
+                   f"{gradebook['students']} students, {gradebook['graded']} with a score) "
+                   f"and {safe_name(Path(gradebook['readme']).name)}")

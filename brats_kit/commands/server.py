@@ -198,3 +198,75 @@ def tokens(course, team):
     finally:
         service.course.close()
     click.echo(f"new token for {safe_text(team)} written to {safe_name(service.course.tokens_csv)}")
+
+
+@server.command()
+@_COURSE
+@click.option("--format", "fmt", type=click.Choice(["moodle", "canvas", "csv"]), default="csv", show_default=True,
+              help="Moodle's or Canvas's grade import CSV, or plain CSV.")
+@click.option("--scale", default="linear:100", show_default=True,
+              help="Marks: linear[:LOW..HIGH]:MARKS (default points: the flair-threshold baseline = 0, the best "
+                   "baseline = MARKS; needs --baselines) or thresholds 0.6:10,0.7:14,0.8:18,0.85:20.")
+@click.option("--baselines", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Reference submissions, DIR/<baseline>/<file>: the scale's reference points.")
+@click.option("--assignment", default="BraTS competition", show_default=True, help="The grade column's name.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Gradebook file (private: names and e-mails), with a README beside it.")
+@click.option("--force", is_flag=True, help="Replace a file the kit did not write.")
+@click.option("--json", "as_json", is_flag=True)
+def grades(course, fmt, scale, baselines, assignment, out, force, as_json):
+    """One row per student with the team's final private score, as marks (after the reveal)."""
+    from brats_kit.server.gradebook import course_grades
+
+    service = _service(course)
+    try:
+        info = course_grades(service, out, fmt=fmt, scale=scale, baselines=baselines, assignment=assignment,
+                             force=force)
+    finally:
+        service.course.close()
+    if as_json:
+        _echo_json(info)
+        return
+    for note in info["notes"]:
+        click.echo(f"note: {safe_text(note)}")
+    click.echo(f"scale: {safe_text(info['scale'])}")
+    click.echo(f"wrote {safe_name(info['out'])} ({fmt}, {info['students']} students, {info['graded']} with a score) "
+               f"and {safe_name(Path(info['readme']).name)}")
+
+
+@server.command()
+@_COURSE
+@click.option("--threshold", default=0.98, show_default=True, type=click.FloatRange(0, 1, min_open=True),
+              help="Pooled Dice between two teams' predictions at or above which the pair is flagged.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the flagged pairs as CSV (private: it names teams).")
+@click.option("--json", "as_json", is_flag=True)
+def integrity(course, threshold, out, as_json):
+    """Identical files and near-identical predictions between teams: leads to look into, never a penalty."""
+    from brats_kit.server.integrity import integrity_of_course
+    from data_spec.errors import KitError
+    from grader.integrity import COLUMNS, report_csv
+    from plumbing.atomic import write_text
+
+    if out is not None and out.exists() and not out.read_bytes().startswith(",".join(COLUMNS).encode()):
+        raise KitError("refusing to replace a file that is not an integrity report", code="exists", path=out,
+                       hint="give a new file name")
+    service = _service(course)
+    try:
+        report = integrity_of_course(service, threshold)
+    finally:
+        service.course.close()
+    if out is not None:
+        write_text(out, report_csv(report))
+    if as_json:
+        _echo_json(report.to_dict())
+        return
+    for f in report.flags:
+        what = "identical file" if f.kind == "identical_file" else f"Dice {f.dice:.4f}"
+        click.echo(f"{what}: {safe_text(f.team_a)} ({safe_text(f.submission_a)}, {f.submitted_at_a}) and "
+                   f"{safe_text(f.team_b)} ({safe_text(f.submission_b)}, {f.submitted_at_b})")
+    typical = "n/a" if report.median_dice is None else f"{report.median_dice:.4f}"
+    click.echo(f"{len(report.flags)} flagged pair(s) among {report.compared} teams ({report.pairs} pairs compared; "
+               f"median pairwise Dice {typical}, threshold {threshold:g}); scores and ranks unchanged")
+    if out is not None:
+        click.echo(f"wrote {safe_name(out)}")

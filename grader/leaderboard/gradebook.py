@@ -355,7 +355,8 @@ def make_gradebook(roster: list, scores: BoardScores, scale: Scale) -> Gradebook
     """Join the roster to each team's final private score.
 
     A student whose team has no valid submission (or is not on the board) gets 0
-    marks and says why; teams on the board with no student are listed in ``notes``.
+    marks and says why; teams on the board with no student, and roster teams absent
+    from the board (a misspelt team?), are listed in ``notes``.
 
     Raises
     ------
@@ -371,12 +372,14 @@ def make_gradebook(roster: list, scores: BoardScores, scale: Scale) -> Gradebook
         # The site shows cleaned names; a clean name is its own cleaned form.
         team = clean_text(st.team)
         score = scores.teams.get(team)
-        status = "graded" if score is not None else (NO_SUBMISSION if team in scores.teams
-                                                     else "team not on the leaderboard")
+        # A team that handed in nothing valid may be absent from an offline board: the same status either way.
+        status = "graded" if score is not None else NO_SUBMISSION
         rows.append(GradeRow(st, score, resolved.marks(score), status))
     rostered = {clean_text(st.team) for st in roster}
     unmatched = sorted(t for t in scores.teams if t not in rostered)
     notes = [f"team {t!r} is on the leaderboard but has no student in the roster" for t in unmatched]
+    notes += [f"roster team {t!r} is not on the leaderboard (no submission at all, or a misspelt name?)"
+              for t in sorted(rostered - set(scores.teams))]
     notes += [f"{sum(1 for r in rows if r.status != 'graded')} student(s) without a score (0 marks)"] \
         if any(r.status != "graded" for r in rows) else []
     return Gradebook(rows, resolved, unmatched, notes)
@@ -421,7 +424,7 @@ _IMPORT_STEPS = {
                "empty. The column '{a}' becomes (or updates) an assignment; the 'Points Possible' row\n"
                "gives its full marks ({full:g})."),
     "csv": ("Plain CSV: student_id, name, email, team, score (the team's private Dice), grade (marks),\n"
-            "status (graded, no valid submission, team not on the leaderboard)."),
+            "status (graded, or no valid submission: 0 marks)."),
 }
 
 

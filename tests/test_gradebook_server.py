@@ -1,0 +1,104 @@
+"""``server grades`` and ``server integrity``: the course's gradebook equals the offline one on its export."""
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+from click.testing import CliRunner
+from fastapi.testclient import TestClient
+
+from brats_kit.cli import main
+from brats_kit.server.app import create_app
+from brats_kit.server.course import Course
+from brats_kit.server.export import export_submissions
+from brats_kit.server.integrity import duplicate_of
+from brats_kit.server.service import CourseService
+from data_spec import load_truth
+from data_spec.submission import write_submission
+from grader.isolation import IsolatedScorer
+from grader.leaderboard import build_leaderboard
+from grader.leaderboard.gradebook import gradebook_from_site
+from test_server_support import Clock, make_course, shifted
+
+API = "/api/v1"
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory, competition):
+    tmp = tmp_path_factory.mktemp("gradebook-server")
+    truth = load_truth(competition / "private")
+    files = {}
+    for name, y in (("shift2", shifted(truth.y, 2)), ("shift4", shifted(truth.y, 4)),
+                    ("shift9", shifted(truth.y, 9))):
+        files[name] = tmp / f"{name}.npy"
+        write_submission(files[name], y)
+    bases = tmp / "baselines"
+    (bases / "flair-threshold").mkdir(parents=True)
+    write_submission(bases / "flair-threshold" / "pred.npy", shifted(truth.y, 12))
+    (bases / "svm").mkdir()
+    write_submission(bases / "svm" / "pred.npy", shifted(truth.y, 1))
+    clock = Clock()
+    root, tok, admin = make_course(tmp, competition, teams=("alpha", "beta", "gamma", "delta"))
+    with IsolatedScorer(competition / "private", workers=1, timeout=30) as scorer, \
+            TestClient(create_app(root, clock=clock, scorer=scorer)) as c:
+        for team, name in (("alpha", "shift2"), ("beta", "shift4"), ("gamma", "shift2"), ("beta", "shift9")):
+            r = c.post(f"{API}/submissions", files={"file": ("p.npy", files[name].read_bytes())},
+                       headers={"Authorization": f"Bearer {tok[team]}"})
+            assert r.status_code == 201
+            clock.advance(minutes=5)
+        before = CliRunner().invoke(main, ["server", "grades", str(root), "--out", str(tmp / "early.csv"),
+                                           "--baselines", str(bases)])
+        assert before.exit_code == 1 and "not revealed" in before.output
+        assert not (tmp / "early.csv").exists()
+        assert c.post(f"{API}/admin/reveal", headers={"Authorization": f"Bearer {admin}"}).status_code == 200
+    return tmp, root, bases
+
+
+@pytest.mark.parametrize("fmt", ["csv", "moodle", "canvas"])
+def test_server_grades_equal_the_offline_gradebook_of_the_export(course, competition, fmt):
+    tmp, root, bases = course
+    out = tmp / f"server-{fmt}.csv"
+    result = CliRunner().invoke(main, ["server", "grades", str(root), "--format", fmt, "--scale", "linear:20",
+                                       "--baselines", str(bases), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    with Course(root) as c:
+        export_submissions(c, tmp / f"export-{fmt}")
+    site = tmp / f"site-{fmt}"
+    build_leaderboard(tmp / f"export-{fmt}", competition / "private", site, reveal=True, bootstrap=0,
+                      baselines=bases, cache=tmp / "cache")
+    offline = tmp / f"offline-{fmt}.csv"
+    gradebook_from_site(site, root / "private" / "roster.csv", offline, fmt=fmt, scale="linear:20")
+    assert out.read_text() == offline.read_text()
+    if fmt == "csv":
+        rows = list(csv.DictReader(io.StringIO(out.read_text())))
+        by_team = {r["team"]: r for r in rows}
+        assert by_team["delta"]["status"] == "no valid submission" and by_team["delta"]["grade"] == "0.0"
+        assert float(by_team["alpha"]["grade"]) == float(by_team["gamma"]["grade"]) > float(by_team["beta"]["grade"])
+
+
+def test_server_grades_needs_the_reference_baselines(course):
+    tmp, root, _ = course
+    result = CliRunner().invoke(main, ["server", "grades", str(root), "--out", str(tmp / "g.csv")])
+    assert result.exit_code == 1 and "baseline" in result.output
+    result = CliRunner().invoke(main, ["server", "grades", str(root), "--out", str(tmp / "g.csv"),
+                                       "--scale", "0.5:10,0.9:20"])
+    assert result.exit_code == 0, result.output
+
+
+def test_server_integrity_flags_the_shared_file(course):
+    tmp, root, _ = course
+    out = tmp / "integrity.csv"
+    result = CliRunner().invoke(main, ["server", "integrity", str(root), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    assert [(r["kind"], r["team_a"], r["team_b"]) for r in rows] == [("identical_file", "alpha", "gamma")]
+    assert "median pairwise Dice" in result.output
+    with Course(root) as c, c.sessions() as s:
+        sha = rows[0]["sha256_a"]
+        assert duplicate_of(s, sha, "gamma")["team"] == "alpha"
+        assert duplicate_of(s, sha, "alpha")["team"] == "gamma"
+        assert duplicate_of(s, "0" * 64, "alpha") is None
+    (tmp / "notes.txt").write_text("mine")
+    refused = CliRunner().invoke(main, ["server", "integrity", str(root), "--out", str(tmp / "notes.txt")])
+    assert refused.exit_code == 1 and (tmp / "notes.txt").read_text() == "mine"
