@@ -12,6 +12,7 @@ from baselines.compare import compare_baselines, format_table
 from baselines.registry import BASELINES
 from baselines.train import predict_submission, train_baseline
 from brats_kit.cli import main as cli
+from grader import score
 
 
 def run(*args):
@@ -43,15 +44,12 @@ def test_train_prints_the_reports_and_writes_a_model(model):
 
 
 def test_train_json_scores_are_the_graders(competition, tmp_path):
-    from grader.metrics import score
-
     result = run("train", "mlp-pixel", "--data", competition, "--out", tmp_path / "m.joblib", "--json",
                  "--val-fraction", "0.25")
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["n_train"] == 9 and summary["n_val"] == 3
     v = summary["validation"]
-    assert 0 <= v["scores"]["dice"] <= 1 and len(v["confusion"]) == 2
     assert v["scores"]["dice"] >= summary["validation_raw"]["scores"]["dice"]
     # the same numbers as the grader's score on the saved model's validation predictions
     from baselines.model_file import load_model
@@ -60,7 +58,12 @@ def test_train_json_scores_are_the_graders(competition, tmp_path):
     split = ds.open_split(competition, "train")
     rows = [int(c.split("-")[1]) for c in payload["metrics"]["val_cases"]]
     y_pred = payload["estimator"].predict(np.asarray(split.x)[rows])
-    assert score(np.asarray(split.y)[rows], y_pred)["dice"] == pytest.approx(v["scores"]["dice"])
+    y_val = np.asarray(split.y)[rows]
+    assert score(y_val, y_pred)["dice"] == pytest.approx(v["scores"]["dice"])
+    # the confusion matrix counts the validation pixels, and the pixel F1 follows from it
+    (tn, fp), (fn, tp) = v["confusion"]
+    assert tp + fn == int(y_val.sum()) and tp == int((y_pred.astype(bool) & (y_val == 1)).sum())
+    assert v["scores"]["f1"] == pytest.approx(2 * tp / (2 * tp + fp + fn))
 
 
 @pytest.mark.parametrize("name, fmt", [("test_data_ypred.dat", "dat"), ("sub.npy", "npy"), ("sub.h5", "hdf5")])
@@ -119,8 +122,12 @@ def test_compare_in_process_table_and_json(competition):
     assert result.exit_code == 0, result.output
     rows = json.loads(result.stdout)["rows"]
     assert [r["name"] for r in rows] == ["flair-threshold", "gmm"]
+    truth = ds.load_truth(competition)
+    empty = score(truth.y, np.zeros_like(truth.y))
     for r in rows:
-        assert r["val_dice"] >= r["val_dice_raw"] and 0 <= r["test_dice"] <= 1 and r["peak_mb"] is None
+        assert r["val_dice"] >= r["val_dice_raw"] and r["peak_mb"] is None
+        # a trained model finds the tumours: it beats handing in empty masks on the test set
+        assert r["test_dice"] > empty["dice"] + 0.2 and r["test_f1"] > empty["f1"] + 0.2
     table = format_table(json.loads(result.stdout))
     assert "flair-threshold" in table and "test Dice" in table
 
