@@ -92,6 +92,10 @@ def evaluate_record(path, truth: Truth, max_bytes: Optional[int]) -> dict:
     return evaluate(path, truth, max_bytes=max_bytes).record()
 
 
+def _ready() -> bool:
+    return "truth" in _WORKER
+
+
 def _run(task: Callable, path) -> dict:
     try:
         return task(path, _WORKER["truth"], _WORKER["max_bytes"])
@@ -135,6 +139,13 @@ class IsolatedScorer:
         self._pool = ProcessPool(max_workers=max(1, int(workers)), initializer=_init,
                                  initargs=(str(self.truth.path), seed, memory, max_bytes),
                                  context=multiprocessing.get_context("spawn"))
+        # Start the workers now (they load the truth once): the first file is then scored as fast as the rest.
+        try:
+            for ping in [self._pool.schedule(_ready, timeout=120) for _ in range(max(1, int(workers)))]:
+                ping.result()
+        except BaseException:
+            self.close()
+            raise
 
     def __enter__(self) -> "IsolatedScorer":
         return self
