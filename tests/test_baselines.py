@@ -355,9 +355,20 @@ def test_model_selection_on_slices_uses_the_graders_dice(data):
 
     x, y, _, _ = data
     seg = small(PixelSegmenter(PixelFeatures(), ThresholdClassifier()))
-    search = GridSearchCV(seg, {"min_size": [0, 50]}, cv=2).fit(x, y)
+    from sklearn.base import clone
+    from sklearn.model_selection import KFold
+
+    from grader import score
+
+    folds = list(KFold(2).split(x))
+    search = GridSearchCV(seg, {"min_size": [0, 50]}, cv=folds).fit(x, y)
     assert search.best_params_["min_size"] in (0, 50)
-    assert 0 <= search.best_score_ <= 1 and search.best_estimator_.postprocess_["min_size"] == search.best_params_["min_size"]
+    assert search.best_estimator_.postprocess_["min_size"] == search.best_params_["min_size"]
+    # each fold's score is the grader's Dice of that fold's predictions, recomputed here
+    for k, (train, test) in enumerate(folds):
+        fold = clone(seg).set_params(**search.best_params_).fit(x[train], y[train])
+        expected = score(y[test], fold.predict(x[test]))["dice"]
+        assert search.cv_results_[f"split{k}_test_score"][search.best_index_] == pytest.approx(expected)
 
 
 def test_tune_sets_the_post_processing(fitted, data):
