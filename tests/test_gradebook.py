@@ -203,3 +203,19 @@ def test_offline_leaderboard_writes_the_gradebook(tmp_path):
         expected = round(10 * min(1, max(0, (private[team] - low) / (high - low))), 2)
         assert float(r[5]) == pytest.approx(expected)
     assert "wrote gradebook" in result.output
+
+
+def test_a_team_shown_under_a_marked_display_name_still_matches(site):
+    from grader.leaderboard.collect import display_names
+
+    team = "\ufb01sh"  # the ligature "fi": the site shows the name normalised, and marked
+    label = display_names({team})[team]
+    assert label != team
+    (site / "grades.csv").write_text(GRADES_CSV + f'"{label}",ranked,d.npy,2025-03-01T09:00:00Z,0.8,0.8,4,0.8\n',
+                                     encoding="utf-8")
+    roster = site.parent / "roster.csv"
+    roster.write_text(ROSTER + f"s7,Gus,gus@example.org,{team}\n", encoding="utf-8")
+    out = site.parent / "g.csv"
+    gradebook_from_site(site, roster, out, fmt="csv", scale="linear:20")
+    last = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))[-1]
+    assert (last["student_id"], last["score"], last["grade"]) == ("s7", "0.8", "16.0")

@@ -37,7 +37,7 @@ from typing import Optional
 from data_spec import KitError, LayoutError, MissingFileError
 from plumbing.atomic import write_text
 
-from .collect import clean_text
+from .collect import display_names
 from .render import csv_cell
 
 ROSTER_COLUMNS = ("student_id", "name", "email", "team")
@@ -368,14 +368,17 @@ def make_gradebook(roster: list, scores: BoardScores, scale: Scale) -> Gradebook
                                hint="reveal first (brats-kit leaderboard --reveal, or brats-kit server reveal)")
     resolved = resolve_scale(scale, scores.baselines)
     rows = []
+    # A site shows each team folder under its display name (normalised, escaped, marked when it needs care):
+    # a roster team matches its own name (the server's data) or the name the site shows for it.
+    labels = display_names({st.team for st in roster})
+    key = {st.team: st.team if st.team in scores.teams else labels[st.team] for st in roster}
     for st in roster:
-        # The site shows cleaned names; a clean name is its own cleaned form.
-        team = clean_text(st.team)
+        team = key[st.team]
         score = scores.teams.get(team)
         # A team that handed in nothing valid may be absent from an offline board: the same status either way.
         status = "graded" if score is not None else NO_SUBMISSION
         rows.append(GradeRow(st, score, resolved.marks(score), status))
-    rostered = {clean_text(st.team) for st in roster}
+    rostered = set(key.values())
     unmatched = sorted(t for t in scores.teams if t not in rostered)
     notes = [f"team {t!r} is on the leaderboard but has no student in the roster" for t in unmatched]
     notes += [f"roster team {t!r} is not on the leaderboard (no submission at all, or a misspelt name?)"
