@@ -686,3 +686,17 @@ def test_an_existing_competition_is_refused_before_anything_is_read(releases, tm
     monkeypatch.undo()
     build(root, out, n_train=2, n_test=1, seed=4, force=True)
     assert manifest_of(out)["parameters"]["seed"] == 4
+
+
+def test_any_failure_on_one_patient_skips_it(tmp_path, small_release, monkeypatch):
+    from cohorts.prepare import volume
+
+    labels = volume._Image.labels
+
+    def odd(self):
+        if "BROKEN" in self.path.name:
+            raise IndexError("something nibabel or numpy did not expect")
+        return labels(self)
+
+    monkeypatch.setattr(volume._Image, "labels", odd)
+    build_with_broken(tmp_path, small_release, _case_with_seg(lambda s: s), "could not be read (IndexError")

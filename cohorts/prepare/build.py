@@ -192,6 +192,9 @@ def prepare_competition(
             except MemoryError:
                 skip(case, "not enough memory to read its volumes")
                 continue
+            except Exception as exc:  # noqa: BLE001 - one patient's odd file never stops the build
+                skip(case, f"could not be read ({type(exc).__name__}: {exc})")
+                continue
             record = dict(kept.record)
             record["files"] = {key: _relative(path, root) for key, path in case.files.items()}
             try:
