@@ -21,7 +21,7 @@ def run(*args):
 
 @pytest.fixture(scope="module")
 def model(competition, tmp_path_factory):
-    out = tmp_path_factory.mktemp("model") / "flair.joblib"
+    out = tmp_path_factory.mktemp("model") / "flair.skops"
     result = run("train", "flair-threshold", "--data", competition, "--out", out, "--seed", "0")
     assert result.exit_code == 0, result.output
     return out, result.output
@@ -44,7 +44,7 @@ def test_train_prints_the_reports_and_writes_a_model(model):
 
 
 def test_train_json_scores_are_the_graders(competition, tmp_path):
-    result = run("train", "mlp-pixel", "--data", competition, "--out", tmp_path / "m.joblib", "--json",
+    result = run("train", "mlp-pixel", "--data", competition, "--out", tmp_path / "m.skops", "--json",
                  "--val-fraction", "0.25")
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
@@ -54,7 +54,7 @@ def test_train_json_scores_are_the_graders(competition, tmp_path):
     # the same numbers as the grader's score on the saved model's validation predictions
     from baselines.model_file import load_model
 
-    payload = load_model(tmp_path / "m.joblib")
+    payload = load_model(tmp_path / "m.skops")
     split = ds.open_split(competition, "train")
     rows = [int(c.split("-")[1]) for c in payload["metrics"]["val_cases"]]
     y_pred = payload["estimator"].predict(np.asarray(split.x)[rows])
@@ -80,9 +80,9 @@ def test_predict_writes_a_valid_submission(model, competition, tmp_path, name, f
 
 def test_same_seed_same_bytes(competition, tmp_path):
     for i in (1, 2):
-        assert run("train", "mlp-pixel", "--data", competition, "--out", tmp_path / f"m{i}.joblib").exit_code == 0
-        assert run("predict", tmp_path / f"m{i}.joblib", "--data", competition, "--out", tmp_path / f"s{i}.dat").exit_code == 0
-    assert (tmp_path / "m1.joblib").read_bytes() == (tmp_path / "m2.joblib").read_bytes()
+        assert run("train", "mlp-pixel", "--data", competition, "--out", tmp_path / f"m{i}.skops").exit_code == 0
+        assert run("predict", tmp_path / f"m{i}.skops", "--data", competition, "--out", tmp_path / f"s{i}.dat").exit_code == 0
+    assert (tmp_path / "m1.skops").read_bytes() == (tmp_path / "m2.skops").read_bytes()
     assert (tmp_path / "s1.dat").read_bytes() == (tmp_path / "s2.dat").read_bytes()
 
 
@@ -105,14 +105,14 @@ def test_train_reads_both_layouts_identically(competition):
 
 
 def test_bad_inputs_exit_1_with_one_line(competition, tmp_path):
-    missing = run("predict", tmp_path / "nope.joblib", "--data", competition, "--out", tmp_path / "s.dat")
+    missing = run("predict", tmp_path / "nope.skops", "--data", competition, "--out", tmp_path / "s.dat")
     assert missing.exit_code == 1 and "model file not found" in missing.output
     (tmp_path / "junk.joblib").write_bytes(b"junk")
     junk = run("predict", tmp_path / "junk.joblib", "--data", competition, "--out", tmp_path / "s.dat")
     assert junk.exit_code == 1 and "model file" in junk.output and "Traceback" not in junk.output
-    unknown = run("train", "deep-unet", "--data", competition, "--out", tmp_path / "m.joblib")
+    unknown = run("train", "deep-unet", "--data", competition, "--out", tmp_path / "m.skops")
     assert unknown.exit_code == 1 and "baseline list" in unknown.output
-    assert not (tmp_path / "s.dat").exists() and not (tmp_path / "m.joblib").exists()
+    assert not (tmp_path / "s.dat").exists() and not (tmp_path / "m.skops").exists()
     assert run("train", "mlp-pixel", "--data", competition, "--out", "m", "--val-fraction", "1.5").exit_code == 2
 
 
