@@ -268,12 +268,12 @@ def collect_baselines(directory) -> list:
         if entry.name.startswith(".") or entry.is_symlink():
             continue
         if entry.is_file():
-            out.append(Submission(entry.stem, entry.name, entry, _utc(entry.stat().st_mtime)))
+            out.append(Submission(entry.stem, entry.name, entry, _lstat_mtime(entry)))
         elif entry.is_dir():
             files = [f for f in _team_files(entry) if f.is_file() and not f.is_symlink()]
             for f in files:
                 label = entry.name if len(files) == 1 else f"{entry.name}/{f.relative_to(entry).as_posix()}"
-                out.append(Submission(label, f.relative_to(directory).as_posix(), f, _utc(f.stat().st_mtime)))
+                out.append(Submission(label, f.relative_to(directory).as_posix(), f, _lstat_mtime(f)))
     if not out:
         raise MissingFileError("no baseline submission found", path=directory, expected="DIR/<baseline>/<file>")
     return out
