@@ -198,6 +198,8 @@ def test_dashboard_counts_and_reveal_needs_a_confirmation(course, scorer, files)
         days = dash.text.split('id="days"')[1].split("</table>")[0]
         assert "<td>2026-11-02</td><td class=\"num\">1</td><td class=\"num\">2</td>" in days
         assert "intact" in dash.text and "not revealed" in dash.text
+        early = c.get("/admin/grades.csv", params={"format": "moodle", "scale": "0.5:10,0.8:20"})
+        assert early.status_code == 409 and "not revealed" in early.text
         confirm = c.get("/admin/reveal")
         assert "cannot be undone" in confirm.text
         csrf = csrf_of(confirm)
@@ -209,6 +211,19 @@ def test_dashboard_counts_and_reveal_needs_a_confirmation(course, scorer, files)
         assert c.get("/api/v1/competition").json()["revealed"] is True
         assert "Final (private) board" in c.get("/leaderboard").text
         assert c.post("/admin/reveal", data={"csrf": csrf, "confirm": "reveal"}).status_code == 409
+        # The gradebook: one row per student, the same functions as `server grades`.
+        book = c.get("/admin/grades.csv", params={"format": "moodle", "scale": "0.5:10,0.8:20"})
+        assert book.status_code == 200 and book.headers["content-type"].startswith("text/csv")
+        lines = book.text.splitlines()
+        assert lines[0].startswith("ID number,Email address") and len(lines) == 1 + 2 * 5
+        assert any(line.startswith("s0a,s0a@example.org") for line in lines)
+        plain = c.get("/admin/grades.csv", params={"format": "csv", "scale": "0.5:10,0.8:20"}).text
+        assert ",'=1+2," in plain and ",=1+2," not in plain  # a team name read as a formula is guarded
+        assert "scale" in c.get("/admin/grades-readme.txt", params={"format": "moodle",
+                                                                     "scale": "0.5:10,0.8:20"}).text.lower()
+        assert c.get("/admin/grades.csv", params={"format": "xls"}).status_code == 422
+        c.cookies.clear()
+        assert c.get("/admin/grades.csv", follow_redirects=False).status_code == 303
 
 
 def test_integrity_page_flags_the_same_file_from_two_teams(course, scorer, files):

@@ -34,9 +34,14 @@ from brats_kit.text import safe_name
 from data_spec.truth import load_truth
 from grader.counts import Counts
 
-from grader.integrity import DEFAULT_THRESHOLD, integrity_report, load_prediction, report_csv
+from data_spec.errors import KitError
+from grader.integrity import report_csv
+from grader.leaderboard.gradebook import FORMATS, make_gradebook, parse_scale, read_roster, readme_text, render_gradebook
 
+from .course import ROSTER_CSV
 from .db import Member, Submission, Team
+from .gradebook import course_scores
+from .integrity import integrity_of_course
 from .service import CourseService, Principal, Refusal, iso
 from .verify import audit_course
 
@@ -380,15 +385,6 @@ def _dashboard(service: CourseService) -> dict:
             "audit": audit_course(service.course)}
 
 
-def integrity_of_course(service: CourseService, threshold: float = DEFAULT_THRESHOLD):
-    """:func:`grader.integrity.integrity_report` over the course's submissions, files read from the store."""
-    with service.course.sessions() as s:
-        entries = [entry for entry, _ in service.board_entries(s)]
-    n = service.info["n_slices"]
-    return integrity_report(entries, lambda e: load_prediction(service.course.store.path(e.sha256), n),
-                            threshold=threshold)
-
-
 async def _admin_session(request: Request):
     data = await run_in_threadpool(read_session, request)
     return data if data is not None and data.get("admin") else None
@@ -451,3 +447,41 @@ async def admin_integrity_csv(request: Request):
     report = await run_in_threadpool(integrity_of_course, request.app.state.service)
     return Response(report_csv(report), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": 'attachment; filename="integrity.csv"'})
+
+
+def _gradebook(service: CourseService, fmt: str, scale: Optional[str]):
+    """The gradebook the ``server grades`` command writes (same functions), as text for a download."""
+    if fmt not in FORMATS:
+        raise KitError(f"unknown gradebook format {fmt!r}", code="bad_option", expected=" or ".join(FORMATS))
+    roster = read_roster(service.course.private / ROSTER_CSV)
+    return make_gradebook(roster, course_scores(service), parse_scale(scale or None))
+
+
+async def _grades(request: Request, fmt: str, scale: Optional[str], readme: bool):
+    data = await _admin_session(request)
+    if data is None:
+        return RedirectResponse("/", status_code=303)
+    try:
+        book = await run_in_threadpool(_gradebook, request.app.state.service, fmt, scale)
+    except KitError as exc:
+        error = {"code": exc.code, "message": str(exc), "hint": getattr(exc, "hint", None)}
+        return render(request, "error.html", code=409 if exc.code == "not_revealed" else 422, session=data,
+                      error=error)
+    name = f"grades-{fmt}.csv"
+    if readme:
+        return Response(readme_text(book, fmt, name), media_type="text/plain; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="grades-{fmt}-README.txt"'})
+    return Response(render_gradebook(book, fmt), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+@router.get("/admin/grades.csv")
+async def admin_grades(request: Request, format: str = "csv", scale: Optional[str] = None):
+    """The gradebook (private: names and e-mails), after the reveal; ``scale`` as ``server grades --scale``."""
+    return await _grades(request, format, scale, readme=False)
+
+
+@router.get("/admin/grades-readme.txt")
+async def admin_grades_readme(request: Request, format: str = "csv", scale: Optional[str] = None):
+    """What the gradebook's columns and scale mean (the README ``server grades`` writes beside the file)."""
+    return await _grades(request, format, scale, readme=True)
