@@ -119,13 +119,17 @@ def test_upload_receipt_hint_finals_report_and_sign_out(course, scorer, files):
 def test_every_page_and_form_refuses_without_a_session_or_csrf(course, scorer, files):
     root, tok, admin = course
     with TestClient(create_app(root, clock=Clock(), scorer=scorer)) as c:
-        for path in ("/team", "/team?report=1", "/team/submissions/1/file", "/admin", "/admin/reveal"):
+        for path in ("/team", "/team?report=1", "/team/submissions/1/file", "/admin", "/admin/reveal",
+                     "/admin/audit", "/admin/integrity", "/admin/integrity.csv", "/admin/grades.csv",
+                     "/admin/grades-readme.txt"):
             r = c.get(path, follow_redirects=False)
             assert r.status_code == 303 and r.headers["location"] == "/", path
         for path in ("/team/finals", "/admin/reveal", "/signout", "/signin"):
             assert c.post(path, data={"csrf": "x"}).status_code == 403, path
         assert c.post("/team/upload", files={"file": ("a", b"x")}).status_code == 403
         sign_in(c, tok["alpha"])
+        for path in ("/admin", "/admin/reveal", "/admin/audit", "/admin/integrity", "/admin/grades.csv"):
+            assert c.get(path, follow_redirects=False).status_code == 303, path  # a team is not the instructor
         # Signed in, but without (or with a wrong) CSRF token: refused, and nothing happened.
         assert c.post("/team/upload", files={"file": ("a", files["good"].read_bytes())}).status_code == 403
         assert c.post("/team/upload", params={"csrf": "wrong"},
@@ -197,7 +201,9 @@ def test_dashboard_counts_and_reveal_needs_a_confirmation(course, scorer, files)
         assert re.search(r"<code>bad_values</code></td><td class=\"num\">2<", codes)
         days = dash.text.split('id="days"')[1].split("</table>")[0]
         assert "<td>2026-11-02</td><td class=\"num\">1</td><td class=\"num\">2</td>" in days
-        assert "intact" in dash.text and "not revealed" in dash.text
+        assert "chain intact" in dash.text and "not revealed" in dash.text
+        full = c.get("/admin/audit")
+        assert "Intact" in full.text and "3 submissions" in full.text
         early = c.get("/admin/grades.csv", params={"format": "moodle", "scale": "0.5:10,0.8:20"})
         assert early.status_code == 409 and "not revealed" in early.text
         confirm = c.get("/admin/reveal")

@@ -140,7 +140,7 @@ def test_a_team_hands_in_chooses_finals_and_the_instructor_reveals(tmp_path, com
         sign_in(d, url, admin, instructor=True)
         assert d.current_url == url + "/admin"
         assert "bad_values" in d.find_element(By.ID, "codes").text
-        assert "intact" in d.find_element(By.ID, "audit").text
+        assert "chain intact" in d.find_element(By.ID, "audit").text
         d.save_screenshot(str(out / "pages_dashboard.png"))
         click_and_wait(d, By.ID, "reveal-link")
         click_and_wait(d, By.ID, "confirm-reveal")
