@@ -16,6 +16,7 @@ from typing import Callable, Optional
 
 from fastapi import APIRouter, Body, Depends, FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse
+from fastapi.security import HTTPBearer
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from sqlalchemy import select
@@ -192,10 +193,11 @@ async def competition(request: Request):
             "timezone": c.timezone, "revealed": await run_in_threadpool(service.revealed)}
 
 
-@router.post("/submissions", status_code=201, summary="Hand in a file (multipart field 'file' or the raw body)")
-async def post_submission(request: Request, who: Principal = Depends(team_auth)):
+@router.post("/submissions", status_code=201, summary="Hand in a file (multipart field 'file' or the raw body)",
+             dependencies=[Depends(HTTPBearer(auto_error=False))])
+async def post_submission(request: Request):
     service = service_of(request)
-    await run_in_threadpool(service.precheck, who)
+    who = await run_in_threadpool(service.authenticate_upload, _bearer(request), _address(request))
     upload, sha = await receive_upload(request, service)
     try:
         verdict = await asyncio.wrap_future(request.app.state.scorer.submit(upload.path))

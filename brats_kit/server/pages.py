@@ -14,6 +14,7 @@ sheet; the Content-Security-Policy allows nothing else.
 """
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import os
@@ -291,9 +292,7 @@ async def team_page(request: Request, report: Optional[int] = None):
 @router.post("/team/upload")
 async def team_upload(request: Request, csrf: Optional[str] = None):
     # The CSRF token travels in the query string: the body is streamed into the store by the
-    # API's own upload route, which reads only the multipart part named 'file'.
-    from .app import post_submission
-
+    # API's own receiver, which reads only the multipart part named 'file'.
     data = await _team_session(request)
     try:
         _check_csrf(data, csrf)
@@ -302,13 +301,28 @@ async def team_upload(request: Request, csrf: Optional[str] = None):
     who = principal_of(data)
     receipt, refusal = None, None
     try:
-        receipt = await post_submission(request, who)
+        receipt = await hand_in(request, who)
     except Refusal as exc:
         refusal = exc.body()["error"]
     view = await run_in_threadpool(_team_view, request, who, None)
     code = 201 if receipt is not None else refusal_status(refusal)
     return render(request, "team.html", code=code, session=data, receipt=receipt, refusal=refusal,
                   message=None, **view)
+
+
+async def hand_in(request: Request, who: Principal) -> dict:
+    """What ``POST /api/v1/submissions`` does once the team is known: the same calls in the same order."""
+    from .app import receive_upload
+
+    service: CourseService = request.app.state.service
+    await run_in_threadpool(service.precheck, who)
+    upload, sha = await receive_upload(request, service)
+    try:
+        verdict = await asyncio.wrap_future(request.app.state.scorer.submit(upload.path))
+        return await run_in_threadpool(service.record, who, sha256=sha, size=upload.size, verdict=verdict,
+                                       commit_file=lambda: service.course.store.commit(upload, sha))
+    finally:
+        upload.discard()  # a no-op once the file is in the store
 
 
 def refusal_status(error: Optional[dict]) -> int:

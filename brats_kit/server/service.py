@@ -105,6 +105,12 @@ class CourseService:
             raise Refusal(429, "too_many_failures", "too many failed authentications from this address",
                           {"retry_after_s": int(wait) + 1}, {"Retry-After": str(int(wait) + 1)})
 
+    def authenticate_upload(self, token: Optional[str], address: str) -> Principal:
+        """:meth:`authenticate` then :meth:`precheck` (one trip to a worker thread per upload)."""
+        who = self.authenticate(token, address)
+        self.precheck(who)
+        return who
+
     def authenticate(self, token: Optional[str], address: str, *, admin: bool = False) -> Principal:
         """The team (or the instructor) a bearer token belongs to; 401 otherwise, 429 after too many failures."""
         self._throttle(address)
@@ -188,9 +194,10 @@ class CourseService:
             event = audit.ACCEPTED if kind == "scored" else audit.INVALID
             audit.append(s, now, event, who.team, {"id": sub.id, "sha256": sha256, "bytes": size, "status": kind})
             used[kind] += 1
-        return self.receipt(sub, who.team, used=used, resets_at=resets_at)
+        return self.receipt(sub, who.team, used=used, resets_at=resets_at, revealed=False)
 
-    def receipt(self, sub: Submission, team: str, *, used: Optional[dict] = None, resets_at=None) -> dict:
+    def receipt(self, sub: Submission, team: str, *, used: Optional[dict] = None, resets_at=None,
+                revealed: Optional[bool] = None) -> dict:
         """What the team sees of one of its submissions (public scores only before the reveal)."""
         out = {
             "id": sub.id, "team": team, "sha256": sub.sha256, "bytes": sub.bytes,
@@ -203,7 +210,7 @@ class CourseService:
             out["invalid_remaining_today"] = max(0, self.config.max_invalid_per_day - used["invalid"])
             out["quota_resets_at"] = iso(resets_at)
             out["quota_day"] = f"{sub.day} ({self.config.timezone})"
-        if self.revealed():
+        if self.revealed() if revealed is None else revealed:
             out["private"] = sub.private
         return out
 
