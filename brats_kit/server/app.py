@@ -17,8 +17,6 @@ from typing import Callable, Optional
 from fastapi import APIRouter, Body, Depends, FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.security import HTTPBearer
-from python_multipart.exceptions import MultipartParseError
-from python_multipart.multipart import MultipartParser, parse_options_header
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
@@ -28,13 +26,10 @@ from .course import Course, check_permissions
 from .db import Submission
 from .grading import make_scorer
 from .service import CourseService, Principal, Refusal, utc_now
-from .store import TooLarge
+from .upload import MULTIPART_SLACK, receive_upload  # noqa: F401 - MULTIPART_SLACK is part of the API
 
 log = logging.getLogger("brats_kit.server")
 API = "/api/v1"
-#: Bytes a multipart body may hold beyond the file itself (boundaries, part headers, small fields).
-MULTIPART_SLACK = 64 << 10
-_HEADER_CAP = 8 << 10
 
 API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 # The framework's documentation page loads Swagger UI from its CDN.
@@ -95,89 +90,6 @@ async def team_auth(request: Request) -> Principal:
 async def admin_auth(request: Request) -> Principal:
     """Dependency: the instructor's bearer token."""
     return await run_in_threadpool(service_of(request).authenticate, _bearer(request), _address(request), admin=True)
-
-
-async def _receive_multipart(request: Request, upload, content_type: str, limit: int) -> None:
-    """Stream the ``file`` part of a multipart body into ``upload`` (python-multipart's streaming parser)."""
-    _, params = parse_options_header(content_type)
-    boundary = params.get(b"boundary")
-    if not boundary:
-        raise Refusal(422, "malformed_request", "multipart body without a boundary")
-    st = {"field": b"", "value": b"", "headers": {}, "in_file": False, "files": 0, "header_bytes": 0}
-
-    def on_part_begin():
-        st["headers"], st["in_file"] = {}, False
-
-    def grow(key, data, start, end):
-        st["header_bytes"] += end - start
-        if st["header_bytes"] > _HEADER_CAP:
-            raise Refusal(422, "malformed_request", "multipart part headers are too long")
-        st[key] += data[start:end]
-
-    def on_header_end():
-        st["headers"][st["field"].strip().lower()] = st["value"].strip()
-        st["field"], st["value"] = b"", b""
-
-    def on_headers_finished():
-        st["header_bytes"] = 0
-        _, disp = parse_options_header(st["headers"].get(b"content-disposition", b""))
-        if disp.get(b"name") == b"file":
-            st["files"] += 1
-            if st["files"] > 1:
-                raise Refusal(422, "malformed_request", "more than one 'file' part")
-            st["in_file"] = True
-
-    def on_part_data(data, start, end):
-        if st["in_file"]:
-            upload.write(data[start:end])
-
-    parser = MultipartParser(boundary, {
-        "on_part_begin": on_part_begin, "on_part_data": on_part_data,
-        "on_header_field": lambda d, s, e: grow("field", d, s, e),
-        "on_header_value": lambda d, s, e: grow("value", d, s, e),
-        "on_header_end": on_header_end, "on_headers_finished": on_headers_finished,
-    })
-    total = 0
-    try:
-        async for chunk in request.stream():
-            total += len(chunk)
-            if total > limit:
-                raise TooLarge(total)
-            parser.write(chunk)
-        parser.finalize()
-    except MultipartParseError as exc:
-        raise Refusal(422, "malformed_request", f"unreadable multipart body ({exc})") from None
-    if not st["files"]:
-        raise Refusal(422, "malformed_request", "no 'file' part in the multipart body",
-                      {"hint": "send the file as the multipart field 'file', or as the raw body"})
-
-
-async def receive_upload(request: Request, service: CourseService):
-    """The request body (multipart field ``file`` or raw), streamed into the store's tmp/ with the cap enforced."""
-    cap = service.max_bytes
-    content_type = request.headers.get("content-type", "")
-    multipart = content_type.lower().startswith("multipart/form-data")
-    limit = cap + (MULTIPART_SLACK if multipart else 0)
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise Refusal(413, "too_large", f"the file is over the size cap of {cap} bytes", {"max_bytes": cap})
-    upload = service.course.store.upload(cap)
-    try:
-        if multipart:
-            await _receive_multipart(request, upload, content_type, limit)
-        else:
-            async for chunk in request.stream():
-                upload.write(chunk)
-        if upload.size == 0:
-            raise Refusal(422, "malformed_request", "empty upload: no file was sent")
-        sha = await run_in_threadpool(upload.finish)
-    except TooLarge:
-        upload.discard()
-        raise Refusal(413, "too_large", f"the file is over the size cap of {cap} bytes", {"max_bytes": cap}) from None
-    except BaseException:
-        upload.discard()
-        raise
-    return upload, sha
 
 
 router = APIRouter(prefix=API)

@@ -43,6 +43,7 @@ from .course import ROSTER_CSV
 from .db import Member, Submission, Team
 from .gradebook import course_scores
 from .integrity import integrity_of_course
+from .upload import receive_upload
 from .service import CourseService, Principal, Refusal, iso
 from .verify import audit_course
 
@@ -312,8 +313,6 @@ async def team_upload(request: Request, csrf: Optional[str] = None):
 
 async def hand_in(request: Request, who: Principal) -> dict:
     """What ``POST /api/v1/submissions`` does once the team is known: the same calls in the same order."""
-    from .app import receive_upload
-
     service: CourseService = request.app.state.service
     await run_in_threadpool(service.precheck, who)
     upload, sha = await receive_upload(request, service)
