@@ -61,7 +61,7 @@ def main(argv=None) -> int:
         reveal_s, _ = timed("reveal", lambda: build_leaderboard(
             c["submissions"], c["truth"], tmp / "final", bootstrap=args.bootstrap, jobs=args.jobs,
             baselines=c["baselines"], cache=tmp / "cache", per_day=3, reveal=True))
-        assert warm["scored"] == 0 and cold["scored"] == c["n_files"] + 2
+        assert warm.scored == 0 and cold.scored + cold.cached == c["n_files"] + 2
         print(f"{'run':<38}{'seconds':>9}{'budget':>9}{'ratio':>8}")
         print(f"{'cold cache, --jobs %d' % args.jobs:<38}{cold_s:>9.2f}{BUDGET_S:>9.0f}{cold_s / BUDGET_S:>8.2f}")
         print(f"{'warm cache (rerun, nothing new)':<38}{warm_s:>9.2f}{BUDGET_S:>9.0f}{warm_s / BUDGET_S:>8.2f}")
@@ -70,8 +70,9 @@ def main(argv=None) -> int:
             single_s, _ = timed("single", lambda: run("site1", "cache1", 1))
             print(f"{'cold cache, --jobs 1':<38}{single_s:>9.2f}{BUDGET_S:>9.0f}{single_s / BUDGET_S:>8.2f}")
             print(f"speed-up of --jobs {args.jobs} over --jobs 1: {single_s / cold_s:.2f}x")
-        print(f"scored {cold['scored']} files cold, {warm['cached']} answered by the cache on the rerun; "
-              f"{cold['teams_ranked']} teams ranked, {cold['over_quota']} submissions over the quota of 3/day")
+        print(f"scored {cold.scored} files cold (each file opened once, hashed and validated from the same bytes; "
+              f"identical files scored once), {warm.cached} answered by the cache on the rerun; "
+              f"{cold.teams_ranked} teams ranked, {cold.over_quota} submissions over the quota of 3/day")
         return 0 if cold_s <= BUDGET_S else 1
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

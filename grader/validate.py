@@ -7,6 +7,7 @@
 """
 from __future__ import annotations
 
+import io
 import os
 from dataclasses import dataclass, field
 from typing import Optional
@@ -159,23 +160,8 @@ def validate_bytes(data: bytes, *, n_slices: int, case_ids=None, path=None) -> V
     if not data:
         return Validation(False, [FileSizeError("is empty", path=shown, where="file size")], None, None, shown,
                           n_slices)
-    with _memory_file(data) as fh:
+    with io.BytesIO(data) as fh:  # shares the bytes: no copy
         return _validate_open(fh, len(data), n_slices, case_ids, shown)
-
-
-def _memory_file(data: bytes):
-    """An unnamed file holding ``data`` (the readers need a real descriptor: pread, readinto)."""
-    import tempfile
-
-    if hasattr(os, "memfd_create"):
-        fd = os.memfd_create("submission", getattr(os, "MFD_CLOEXEC", 0))
-        fh = os.fdopen(fd, "w+b")
-    else:  # pragma: no cover - not Linux
-        fh = tempfile.TemporaryFile()
-    fh.write(data)
-    fh.flush()
-    fh.seek(0)
-    return fh
 
 
 def _validate_open(fh, size: int, n_slices: int, case_ids, shown) -> Validation:

@@ -50,10 +50,11 @@ def read_once(path, truth: Truth, cap: int) -> tuple:
         return None, UnreadableError(f"could not be opened ({exc.strerror or exc})", path=os.fsdecode(path))
     try:
         with fh:
-            data = fh.read(cap + 1)
+            data = fh.read(size)
+            grown = fh.read(1)
     except OSError as exc:
         return None, UnreadableError(f"could not be read ({exc.strerror or exc})", path=os.fsdecode(path))
-    if len(data) != size:
+    if len(data) != size or grown:
         from data_spec.errors import UnsafeFileError
 
         return None, UnsafeFileError("changed while it was being read", path=os.fsdecode(path),
