@@ -7,7 +7,6 @@ Errors are printed as one line on stderr, never as a traceback; set
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -17,7 +16,7 @@ from data_spec import KitError
 
 from . import __version__
 from .text import safe_text
-from plumbing.jsonio import json_default
+from .output import echo_json  # noqa: F401  (kept importable from here for scripts)
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -44,11 +43,6 @@ class KitGroup(click.Group):
                 f"internal error: {type(exc).__name__}: {exc} (set BRATS_KIT_DEBUG=1 for the traceback)", err=True
             )
             ctx.exit(EXIT_INTERNAL)
-
-
-def echo_json(obj) -> None:
-    """Print one JSON object on stdout (the machine-readable output of ``--json``); paths and numpy values allowed."""
-    click.echo(json.dumps(obj, indent=2, sort_keys=True, allow_nan=False, default=json_default))
 
 
 @click.group(cls=KitGroup, context_settings={"help_option_names": ["-h", "--help"]})

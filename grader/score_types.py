@@ -21,6 +21,9 @@ import numpy as np
 from data_spec.constants import DICE_BOTH_EMPTY, DICE_ONE_EMPTY, F1_ALL_EMPTY, HD95_ONE_EMPTY
 from data_spec.errors import ArrayContractError
 
+from .confusion import confusion_counts
+from .hausdorff import hd95_per_slice, mean_hd95
+
 __all__ = [
     "ScoreType", "PixelF1", "MeanDice", "Precision", "Recall", "DiceTumourSlices", "EmptySlicesCorrect",
     "HD95", "SCORE_TYPES", "COUNT_SCORES", "check_counts", "ratio", "dice_per_slice",
@@ -119,8 +122,6 @@ class ScoreType:
         raise NotImplementedError
 
     def __call__(self, y_true, y_pred) -> float:
-        from .metrics import confusion_counts
-
         return self.from_counts(*confusion_counts(y_true, y_pred))
 
     def format(self, value) -> str:
@@ -223,8 +224,6 @@ class HD95(ScoreType):
         raise TypeError("HD95 needs the masks, not counts: call it on (y_true, y_pred)")
 
     def __call__(self, y_true, y_pred) -> float:
-        from .metrics import hd95_per_slice, mean_hd95
-
         return mean_hd95(hd95_per_slice(y_true, y_pred))
 
 

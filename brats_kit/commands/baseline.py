@@ -24,7 +24,7 @@ def _force(what: str):
 
 
 def _echo_json(obj):
-    from brats_kit.cli import echo_json
+    from brats_kit.output import echo_json
 
     echo_json(obj)
 

@@ -53,7 +53,7 @@ def synth(out, n_train, n_test, seed, force, as_json):
         written = write_synthetic_competition(out, n_train=n_train, n_test=n_test, seed=seed,
                                               progress=click_progress, force=force)
     if as_json:
-        from brats_kit.cli import echo_json
+        from brats_kit.output import echo_json
 
         echo_json({"out": str(out), "files": {k: str(v) for k, v in written.items()}, "secret_seed": seed is None})
         return
@@ -79,7 +79,7 @@ def info(directory, as_json):
 
     summary = describe(directory)
     if as_json:
-        from brats_kit.cli import echo_json
+        from brats_kit.output import echo_json
 
         echo_json(summary)
         return

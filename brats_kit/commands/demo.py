@@ -21,7 +21,7 @@ def demo(out, quick, seed, as_json):
     log = (lambda line: click.echo(line, err=True)) if as_json else click.echo
     result = run_demo(out, quick=quick, seed=seed, progress=click_progress, log=log)
     if as_json:
-        from brats_kit.cli import echo_json
+        from brats_kit.output import echo_json
 
         echo_json(result.to_dict())
         return

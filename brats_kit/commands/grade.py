@@ -73,7 +73,7 @@ def validate(ctx, submission, data, as_json):
 
     result = check_submission(submission, data)
     if as_json:
-        from brats_kit.cli import echo_json
+        from brats_kit.output import echo_json
 
         echo_json(result.to_dict())
     else:
@@ -109,7 +109,7 @@ def score(ctx, submission, truth, as_json, report_dir, hd95, public_only, data):
     result = grade(submission, truth, hd95=hd95, public_only=public_only, report_dir=report_dir, data=data,
                    progress=click_progress)
     if as_json:
-        from brats_kit.cli import echo_json
+        from brats_kit.output import echo_json
 
         echo_json(result)
     elif result["status"] == "scored":

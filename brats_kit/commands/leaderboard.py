@@ -75,7 +75,7 @@ def leaderboard(submissions, truth, out, reveal, per_day, bootstrap, jobs, seed,
 
         gradebook = gradebook_from_site(summary.site, roster, grades_out, fmt=grades_format, scale=scale)
     if as_json:
-        from brats_kit.cli import echo_json
+        from brats_kit.output import echo_json
 
         echo_json(dict(summary.to_dict(), gradebook=gradebook) if gradebook else summary.to_dict())
         return

@@ -48,7 +48,7 @@ def prepare(source, out, n_train, n_test, seed, slice_rule, force, as_json):
         progress=click_progress, warn=warn, force=force,
     )
     if as_json:
-        from brats_kit.cli import echo_json
+        from brats_kit.output import echo_json
 
         echo_json(summary)
         return

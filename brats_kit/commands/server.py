@@ -12,7 +12,7 @@ _COURSE = click.argument("course", type=click.Path(file_okay=False, path_type=Pa
 
 
 def _echo_json(obj) -> None:
-    from brats_kit.cli import echo_json
+    from brats_kit.output import echo_json
 
     echo_json(obj)
 

@@ -44,7 +44,7 @@ def submit(ctx, file, server, token, as_json):
 
     def fail(obj: dict, text: str, code: int):
         if as_json:
-            from brats_kit.cli import echo_json
+            from brats_kit.output import echo_json
 
             echo_json(obj)
         else:
@@ -61,7 +61,7 @@ def submit(ctx, file, server, token, as_json):
     except ServerUnreachable as exc:
         fail({"status": "unreachable", "error": exc.to_dict()}, f"error: {exc}", EXIT_UNREACHABLE)
     if as_json:
-        from brats_kit.cli import echo_json
+        from brats_kit.output import echo_json
 
         echo_json(receipt.raw)
     else:
