@@ -15,8 +15,15 @@ import click
 from data_spec import KitError
 
 from . import __version__
-from .text import safe_text
+from .commands.baseline import baseline
+from .commands.data import data
+from .commands.demo import demo
+from .commands.grade import score, validate
+from .commands.leaderboard import leaderboard
+from .commands.server import server
+from .commands.submit import submit
 from .output import echo_json  # noqa: F401  (kept importable from here for scripts)
+from .text import safe_text
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -54,26 +61,8 @@ def main():
     """
 
 
-def _register():
-    from .commands.baseline import baseline
-    from .commands.data import data
-    from .commands.demo import demo
-    from .commands.grade import score, validate
-    from .commands.leaderboard import leaderboard
-    from .commands.server import server
-    from .commands.submit import submit
-
-    main.add_command(data)
-    main.add_command(validate)
-    main.add_command(score)
-    main.add_command(leaderboard)
-    main.add_command(baseline)
-    main.add_command(demo)
-    main.add_command(server)
-    main.add_command(submit)
-
-
-_register()
+for _command in (data, validate, score, leaderboard, baseline, demo, server, submit):
+    main.add_command(_command)
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
