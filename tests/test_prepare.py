@@ -702,3 +702,18 @@ def test_any_failure_on_one_patient_skips_it(tmp_path, small_release, monkeypatc
 
     monkeypatch.setattr(volume._Image, "labels", odd)
     build_with_broken(tmp_path, small_release, _case_with_seg(lambda s: s), "could not be read (IndexError")
+
+
+def test_a_secret_seed_is_never_echoed(releases, tmp_path):
+    from brats_kit.commands.prepare import prepare
+
+    root, _ = releases["brats2021"]
+    result = CliRunner().invoke(prepare, [str(root), "--out", str(tmp_path / "s"), "--train", "2", "--test", "1"])
+    assert result.exit_code == 0, result.output
+    manifest = manifest_of(tmp_path / "s")
+    seed = manifest["parameters"]["seed"]
+    assert manifest["seed_source"].startswith("secret") and str(seed) not in result.output
+    assert "a secret seed" in result.output
+    given = CliRunner().invoke(prepare, [str(root), "--out", str(tmp_path / "g"), "--train", "2", "--test", "1",
+                                         "--seed", "7", "--json"])
+    assert json.loads(given.stdout)["seed"] == 7 and manifest_of(tmp_path / "g")["seed_source"] == "explicit"

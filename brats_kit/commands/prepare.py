@@ -64,6 +64,7 @@ def format_prepare_summary(summary: dict) -> str:
         f"{s['test'] - s['public']} private), skipped {s['n_skipped']}, not read {s['not_read']}"
         + (" (the skipped are named in the warnings above and in the manifest)" if s["n_skipped"] else ""),
     ]
-    lines.append(f"wrote {safe_name(s['out'])}/ ({s['slice_rule']} slice, seed {s['seed']}); "
-                 f"test truth and manifest under {safe_name(s['out'])}/private/")
+    seed = "a secret seed" if s.get("seed_source", "").startswith("secret") else f"seed {s['seed']}"
+    lines.append(f"wrote {safe_name(s['out'])}/ ({s['slice_rule']} slice, {seed}); "
+                 f"test truth and manifest under {safe_name(s['out'])}/private/ (the students' files carry no seed)")
     return "\n".join(lines)

@@ -33,7 +33,7 @@ from .sources import find_source
 from .volume import AXCODES, BRAIN_RULE, ORIENTATION, SLICE_RULES, UnusableCase, extract_patient
 
 GENERATOR = "brats-kit prepare"
-#: Seeds are stored as int64 HDF5 attributes (and numpy's generators take no negative seed).
+#: Seeds are at most 2**63 - 1 (numpy's generators take no negative seed; the manifest keeps it as an integer).
 MAX_SEED = 2**63 - 1
 
 
@@ -119,8 +119,9 @@ def prepare_competition(
     dict
         JSON-ready summary: ``source`` (path, ``kind``, ``title``), ``found``,
         ``read``, ``used``, ``skipped`` (list of ``{"case", "reason"}``),
-        ``n_skipped``, ``not_read``, ``train``, ``test``, ``public``, ``out``
-        and ``files`` (relative name -> path).
+        ``n_skipped``, ``not_read``, ``train``, ``test``, ``public``,
+        ``seed`` (None when it is secret: it is only in the manifest),
+        ``seed_source``, ``out`` and ``files`` (relative name -> path).
 
     Raises
     ------
@@ -152,6 +153,7 @@ def prepare_competition(
             raise KitError(f"{name} must be an integer of at least 1, got {value!r}", code="bad_argument")
     if slice_rule not in SLICE_RULES:
         raise KitError(f"slice_rule must be one of {SLICE_RULES}, got {slice_rule!r}", code="bad_argument")
+    seed_source = "explicit" if seed is not None else "secret: 63 bits from the operating system"
     if seed is None:
         seed = secrets.randbits(63)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED:
@@ -251,6 +253,7 @@ def prepare_competition(
         "command": f"brats-kit data prepare {shlex.quote(str(root))} --out DIR --train {n_train} --test {n_test} "
         f"--seed {seed} --slice {slice_rule}",
         "parameters": parameters,
+        "seed_source": seed_source,
         "source": {"path": str(root), "kind": src.scheme.kind, "title": src.scheme.title,
                    "pattern": src.scheme.pattern, "n_cases": len(src.cases)},
         "preprocessing": {"normalisation": NORMALISATION, "brain": BRAIN_RULE,
@@ -284,7 +287,9 @@ def prepare_competition(
         "test": n_test,
         "public": int(public.sum()),
         "slice_rule": slice_rule,
-        "seed": seed,
+        # a secret seed is not echoed (terminals get pasted): it is in the private manifest
+        "seed": None if seed_source.startswith("secret") else seed,
+        "seed_source": seed_source,
         "out": str(Path(out)),
         "manifest": str(Path(out) / PRIVATE_DIR / MANIFEST_FILE),
         "files": {name: str(path) for name, path in sorted(written.items())},
