@@ -1,7 +1,7 @@
 """Load and kill test of the submission server on loopback (issue 13's benchmark; not a timed test).
 
 Load: 200 teams, each handing in 5 valid files, 1 invalid file and a 6th valid file that the
-daily quota must refuse, as fast as the server answers (16 clients at once), against a real
+daily quota must refuse, as fast as the server answers (16 teams at once), against a real
 ``brats-kit server run`` process, once on SQLite and once on PostgreSQL (a throw-away cluster;
 skipped with a message when PostgreSQL is not installed). Reports accepted uploads per second,
 p50/p99 latency, and the ratio of the server's per-upload time to the bare validate + score
@@ -146,12 +146,12 @@ def bare_times(truth_path: Path, y: np.ndarray, tmp: Path, n: int = 40) -> list:
     return times
 
 
-def load_run(label: str, tmp: Path, competition: Path, y: np.ndarray, n_teams: int, db=None) -> dict:
+def load_run(label: str, tmp: Path, competition: Path, y: np.ndarray, n_teams: int, db=None, clients: int = 16) -> dict:
     course, tokens = init_course(tmp, competition, n_teams, db=db)
     proc, url, startup = start_server(course, tmp / f"server-{label}.log")
     try:
         t0 = time.perf_counter()
-        with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        with concurrent.futures.ThreadPoolExecutor(clients) as pool:
             sessions = list(pool.map(lambda i: team_session(url, tokens[f"team{i:03d}"], y, i), range(n_teams)))
         wall = time.perf_counter() - t0
     finally:
@@ -239,6 +239,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--teams", type=int, default=200)
     ap.add_argument("--kills", type=int, default=10)
+    ap.add_argument("--clients", type=int, default=16, help="Teams uploading at the same moment.")
     ap.add_argument("--no-postgres", action="store_true")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="brats-server-load-"))
@@ -255,14 +256,14 @@ def main() -> None:
         if not args.no_postgres:
             from test_server_support import pg_cluster_or_reason
 
-            cluster, reason = pg_cluster_or_reason()
+            cluster, reason = pg_cluster_or_reason(fsync=True)
             if cluster is None:
                 print(f"PostgreSQL run skipped: {reason}")
             else:
                 backends.append(("postgresql", cluster.new_database()))
         try:
             for label, db in backends:
-                r = load_run(label, tmp, competition, y, args.teams, db=db)
+                r = load_run(label, tmp, competition, y, args.teams, db=db, clients=args.clients)
                 r["ratio_to_bare"] = r["median_accepted_ms"] / bare_ms
                 runs.append(r)
                 print(f"{label:>10}: {r['uploads']} uploads ({r['accepted']} accepted) in {r['wall_s']:.1f} s: "

@@ -65,7 +65,7 @@ def _pg_bindir():
 class PostgresCluster:
     """A throw-away PostgreSQL cluster on a Unix socket (no TCP), as the ``postgres`` user when run as root."""
 
-    def __init__(self):
+    def __init__(self, *, fsync: bool = False):
         bindir = _pg_bindir()
         if bindir is None:
             raise RuntimeError("no PostgreSQL binaries (initdb, pg_ctl) on PATH or in /usr/lib/postgresql/*/bin; "
@@ -85,7 +85,8 @@ class PostgresCluster:
             self.prefix = ["runuser", "-u", "postgres", "--"]
         data = self.base / "data"
         self._run("initdb", "-D", str(data), "--auth=trust", "-U", "postgres", "-E", "UTF8", "--no-sync")
-        opts = f"-c listen_addresses='' -k {self.base} -c fsync=off -c max_connections=300"
+        # fsync off for the tests (speed); the benchmark keeps PostgreSQL's durable default.
+        opts = f"-c listen_addresses='' -k {self.base} -c fsync={'on' if fsync else 'off'} -c max_connections=300"
         self._run("pg_ctl", "-D", str(data), "-l", str(self.base / "log"), "-w", "-o", opts, "start")
         self.data = data
 
@@ -109,9 +110,9 @@ class PostgresCluster:
             shutil.rmtree(self.base, ignore_errors=True)
 
 
-def pg_cluster_or_reason():
+def pg_cluster_or_reason(**kw):
     try:
-        return PostgresCluster(), None
+        return PostgresCluster(**kw), None
     except (RuntimeError, OSError) as exc:
         reason = f"PostgreSQL tests skipped: {exc}"
         print(reason, file=sys.stderr)
