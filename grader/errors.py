@@ -113,6 +113,34 @@ class InvalidSubmissionError(KitError, ValueError):
         return out
 
 
+class UnreadableError(KitError):
+    """A file on which the validator itself failed (a hostile file, a dead worker): refused, never a crash."""
+
+    code = "unreadable"
+
+
+class ScoringTimeout(KitError):
+    """A file that took longer than the time limit to read or score: stopped, refused."""
+
+    code = "timeout"
+
+
+class RecordedError(KitError):
+    """An error read back from a record (a cache, a worker): it prints and serialises exactly as recorded."""
+
+    def __init__(self, d: dict):
+        self._dict = dict(d)
+        super().__init__(d["message"], code=d["code"])
+        for key in ("where", "expected", "hint"):
+            setattr(self, key, d.get(key))
+
+    def __str__(self) -> str:
+        return self._dict["message"]
+
+    def to_dict(self) -> dict:
+        return dict(self._dict)
+
+
 #: Every code a submission can fail with, in the order they are usually met.
 SUBMISSION_CODES = (
     "missing_file",

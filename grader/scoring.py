@@ -16,18 +16,13 @@ from data_spec.truth import Truth
 
 from .checks import as_mask
 from .counts import Counts, count
+from .errors import RecordedError, UnreadableError  # noqa: F401  (UnreadableError: part of this path's face)
 from .validate import Validation, validate_array, validate_submission
 
 SCORED, INVALID = "scored", "invalid"
 #: Error codes whose verdict depends on more than the file's bytes (which file it is, the run
 #: that read it): such a verdict is never cached.
 TRANSIENT_CODES = frozenset({"unsafe_file", "unreadable", "timeout"})
-
-
-class UnreadableError(KitError):
-    """A file on which the validator itself failed unexpectedly (a hostile file): refused, never a crash."""
-
-    code = "unreadable"
 
 
 @dataclass(frozen=True, eq=False)
@@ -88,25 +83,11 @@ class Verdict:
         return out
 
     @classmethod
-    def from_record(cls, record: dict, truth: Truth) -> "Verdict":
-        """The inverse of :meth:`record` (the errors come back as :class:`KitError` with their fields)."""
-        errors = tuple(StoredError(d) for d in record["errors"])
+    def from_record(cls, record: dict, truth: Truth, path=None) -> "Verdict":
+        """The inverse of :meth:`record` (the errors come back as :class:`~grader.errors.RecordedError`)."""
+        errors = tuple(RecordedError(d) for d in record["errors"])
         counts = Counts.from_record(record, truth) if record["status"] == SCORED else None
-        return cls(record["status"], errors, record.get("format"), counts)
-
-
-class StoredError(KitError):
-    """An error read back from a record: it prints and serialises exactly as it was stored."""
-
-    def __init__(self, d: dict):
-        super().__init__(d["message"], code=d["code"])
-        self._dict = dict(d)
-
-    def __str__(self) -> str:
-        return self._dict["message"]
-
-    def to_dict(self) -> dict:
-        return dict(self._dict)
+        return cls(record["status"], errors, record.get("format"), counts, None, path)
 
 
 def _path_free(message: str, path) -> str:
