@@ -258,7 +258,7 @@ def test_build_maps_modalities_merges_labels_and_takes_the_largest_slice(release
     root, truth = releases[kind]
     n_train, n_test = (3, 2) if kind == "brats2018" else (2, 1)
     summary = build(root, tmp_path / "out", n_train=n_train, n_test=n_test, seed=0)
-    assert summary["source"]["kind"] == kind and summary["used"] == n_train + n_test
+    assert summary.source["kind"] == kind and summary.used == n_train + n_test
     manifest = manifest_of(tmp_path / "out")
     train, test = open_split(tmp_path / "out", "train"), open_split(tmp_path / "out", "test")
     truth_y = open_truth(tmp_path / "out").y
@@ -385,14 +385,14 @@ def test_broken_patients_are_skipped_named_and_counted(releases, tmp_path):
     messages = []
     # All five good patients are needed, so every broken one is read on the way.
     summary = prepare_competition(root, tmp_path / "out", n_train=3, n_test=2, seed=0, warn=messages.append)
-    assert summary["found"] == 10 and summary["used"] == 5 and summary["read"] == 10
-    assert summary["n_skipped"] == 5 and summary["not_read"] == 0
-    reasons = {item["case"]: item["reason"] for item in summary["skipped"]}
+    assert summary.found == 10 and summary.used == 5 and summary.read == 10
+    assert summary.n_skipped == 5 and summary.not_read == 0
+    reasons = {item["case"]: item["reason"] for item in summary.skipped}
     assert set(reasons) == set(BROKEN_2018)
     for case, why in BROKEN_2018.items():
         assert why in reasons[case]
         assert any(case in message and why in message for message in messages)
-    assert manifest_of(tmp_path / "out")["skipped"] == summary["skipped"]
+    assert manifest_of(tmp_path / "out")["skipped"] == summary.skipped
     used = {r["source_case"] for r in manifest_of(tmp_path / "out")["train"]}
     assert used <= set(truth)
 
@@ -555,11 +555,11 @@ def build_with_broken(tmp_path, small_release, make_broken, why: str):
     messages = []
     out = tmp_path / "out"
     summary = prepare_competition(root, out, n_train=2, n_test=1, seed=seed_reading_first(4), warn=messages.append)
-    assert summary["used"] == 3 and summary["n_skipped"] == 1, summary["skipped"]
-    (skipped,) = summary["skipped"]
+    assert summary.used == 3 and summary.n_skipped == 1, summary.skipped
+    (skipped,) = summary.skipped
     assert skipped["case"] == "Brats18_A_BROKEN_1" and why in skipped["reason"], skipped
     assert any("Brats18_A_BROKEN_1" in m and why in m for m in messages)
-    assert manifest_of(out)["skipped"] == summary["skipped"]
+    assert manifest_of(out)["skipped"] == summary.skipped
     return summary
 
 
@@ -628,7 +628,7 @@ def test_one_patient_under_two_names_is_kept_on_one_side_only(tmp_path, small_re
     seed = seed_reading_first(len(cases), cases.index(twin.name), cases.index(original.name))
     messages = []
     summary = prepare_competition(root, tmp_path / "out", n_train=2, n_test=1, seed=seed, warn=messages.append)
-    (skipped,) = summary["skipped"]
+    (skipped,) = summary.skipped
     assert skipped["case"] == original.name and f"duplicate of {twin.name}" in skipped["reason"]
     manifest = manifest_of(tmp_path / "out")
     used = [r["source_case"] for r in manifest["train"] + manifest["test"]]

@@ -50,21 +50,21 @@ def prepare(source, out, n_train, n_test, seed, slice_rule, force, as_json):
     if as_json:
         from brats_kit.output import echo_json
 
-        echo_json(summary)
+        echo_json(summary.to_dict())
         return
     click.echo(format_prepare_summary(summary))
 
 
-def format_prepare_summary(summary: dict) -> str:
+def format_prepare_summary(summary) -> str:
     """Human-readable lines for :func:`cohorts.prepare.prepare_competition`'s summary."""
     s = summary
     lines = [
-        f"recognised {s['source']['title']} in {safe_name(s['source']['path'])}: {s['found']} cases found",
-        f"used {s['used']} ({s['train']} train, {s['test']} test: {s['public']} public, "
-        f"{s['test'] - s['public']} private), skipped {s['n_skipped']}, not read {s['not_read']}"
-        + (" (the skipped are named in the warnings above and in the manifest)" if s["n_skipped"] else ""),
+        f"recognised {s.source['title']} in {safe_name(s.source['path'])}: {s.found} cases found",
+        f"used {s.used} ({s.train} train, {s.test} test: {s.public} public, "
+        f"{s.test - s.public} private), skipped {s.n_skipped}, not read {s.not_read}"
+        + (" (the skipped are named in the warnings above and in the manifest)" if s.n_skipped else ""),
     ]
-    seed = "a secret seed" if s.get("seed_source", "").startswith("secret") else f"seed {s['seed']}"
-    lines.append(f"wrote {safe_name(s['out'])}/ ({s['slice_rule']} slice, {seed}); "
-                 f"test truth and manifest under {safe_name(s['out'])}/private/ (the students' files carry no seed)")
+    seed = "a secret seed" if s.seed_source.startswith("secret") else f"seed {s.seed}"
+    lines.append(f"wrote {safe_name(s.out)}/ ({s.slice_rule} slice, {seed}); "
+                 f"test truth and manifest under {safe_name(s.out)}/private/ (the students' files carry no seed)")
     return "\n".join(lines)

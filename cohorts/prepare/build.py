@@ -6,7 +6,9 @@ import secrets
 import shlex
 import warnings
 import zlib
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -26,7 +28,7 @@ from data_spec.constants import (
     case_ids,
     public_mask,
 )
-from data_spec.errors import KitError
+from data_spec.errors import BadArgumentError, KitError, check_choice
 from data_spec.hdf5 import sha256_array, sha256_file
 from data_spec.layout import check_competition_out, write_competition
 from .sources import find_source
@@ -74,7 +76,7 @@ def prepare_competition(
     progress=no_progress,
     warn=_warn,
     force: bool = False,
-) -> dict:
+) -> "PreparedCompetition":
     """Turn a downloaded BraTS release into the course's competition.
 
     Patients are shuffled with ``seed`` and read one at a time in that order
@@ -116,12 +118,7 @@ def prepare_competition(
 
     Returns
     -------
-    dict
-        JSON-ready summary: ``source`` (path, ``kind``, ``title``), ``found``,
-        ``read``, ``used``, ``skipped`` (list of ``{"case", "reason"}``),
-        ``n_skipped``, ``not_read``, ``train``, ``test``, ``public``,
-        ``seed`` (None when it is secret: it is only in the manifest),
-        ``seed_source``, ``out`` and ``files`` (relative name -> path).
+    PreparedCompetition
 
     Raises
     ------
@@ -148,96 +145,29 @@ def prepare_competition(
     is skipped with a warning that names it, and counted; never the whole build.
     Memory: one patient's volumes plus the kept slices (about 1 MB each).
     """
-    for name, value in (("n_train", n_train), ("n_test", n_test)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise KitError(f"{name} must be an integer of at least 1, got {value!r}", code="bad_argument")
-    if slice_rule not in SLICE_RULES:
-        raise KitError(f"slice_rule must be one of {SLICE_RULES}, got {slice_rule!r}", code="bad_argument")
-    seed_source = "explicit" if seed is not None else "secret: 63 bits from the operating system"
-    if seed is None:
-        seed = secrets.randbits(63)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED:
-        raise KitError(f"seed must be an integer from 0 to 2**63 - 1, got {seed!r}", code="bad_argument")
-    seed = int(seed)
+    seed, seed_source = _check_arguments(n_train, n_test, seed, slice_rule)
     check_competition_out(out, force=force)
     src = find_source(source)
-    root = src.root
     n_needed = n_train + n_test
     title = f"{src.scheme.title} ({len(src.cases)} cases found)"
     if len(src.cases) < n_needed:
         raise NotEnoughCasesError(
             f"{title}: {n_train} train + {n_test} test = {n_needed} patients asked for",
-            path=root,
+            path=src.root,
             hint="ask for fewer with --train/--test",
         )
-
-    order = np.random.default_rng(seed).permutation(len(src.cases))
-    skipped = []
-    read = 0
-    seen = {}  # sha256 of an image file or of a kept slice -> the case that had it
-
-    def skip(case, why: str) -> None:
-        skipped.append({"case": case.case_id, "reason": why})
-        warn(f"skipped {case.case_id}: {why}")
-
-    def usable():
-        nonlocal read
-        for i in order:
-            case = src.cases[i]
-            read += 1
-            try:
-                kept = extract_patient(case, slice_rule, _slice_rng(seed, case.case_id), labels=src.scheme.labels,
-                                       release=src.scheme.title)
-            except UnusableCase as why:
-                skip(case, str(why))
-                continue
-            except MemoryError:
-                skip(case, "not enough memory to read its volumes")
-                continue
-            except Exception as exc:  # noqa: BLE001 - one patient's odd file never stops the build
-                skip(case, f"could not be read ({type(exc).__name__}: {exc})")
-                continue
-            record = dict(kept.record)
-            record["files"] = {key: _relative(path, root) for key, path in case.files.items()}
-            try:
-                record["sha256"] = {_relative(p, root): sha256_file(p) for p in sorted(set(case.files.values()))}
-            except OSError as exc:
-                skip(case, f"unreadable file ({exc.strerror or exc})")
-                continue
-            record["x_sha256"] = sha256_array(kept.x[None])
-            record["y_sha256"] = sha256_array(kept.y[None])
-            # The same patient under two names: same image files, or the same normalised slice.
-            images = {record["sha256"][_relative(case.files[m], root)] for m in MODALITIES}
-            keys = [("x", record["x_sha256"])] + [("file", h) for h in sorted(images)]
-            twin = next((seen[k] for k in keys if k in seen), None)
-            if twin is not None:
-                skip(case, f"duplicate of {twin} (same image content, sha256); kept {twin} only, "
-                           "so one patient is never on both sides")
-                continue
-            for k in keys:
-                seen[k] = case.case_id
-            yield case, kept, record
-
+    reader = _PatientReader(src, seed, slice_rule, warn)
     x = np.empty((n_needed,) + SLICE_SHAPE + (len(MODALITIES),), dtype=X_DTYPE)
     y = np.empty((n_needed,) + SLICE_SHAPE, dtype=Y_DTYPE)
     records = []
-    for case, kept, record in progress(
-        itertools.islice(usable(), n_needed), label=f"reading {src.scheme.title} patients", length=n_needed
+    for kept, record in progress(
+        itertools.islice(reader.usable(), n_needed), label=f"reading {src.scheme.title} patients", length=n_needed
     ):
         i = len(records)
         x[i], y[i] = kept.x, kept.y
         records.append(record)
-
     if len(records) < n_needed:
-        reasons = "; ".join(f"{s['case']}: {s['reason']}" for s in skipped[:3]) + ("; ..." if len(skipped) > 3 else "")
-        raise NotEnoughCasesError(
-            f"{title}: only {len(records)} usable patients ({len(skipped)} skipped: {reasons}); "
-            f"{n_train} train + {n_test} test = {n_needed} asked for",
-            path=root,
-            hint="ask for fewer with --train/--test"
-            + ("; a validation release has no label maps: use the training data"
-               if all(s["reason"] == "missing seg" for s in skipped) else ""),
-        )
+        raise reader.not_enough(title, len(records), n_train, n_test)
 
     public = public_mask(n_test, seed)
     ids = {TRAIN: case_ids(TRAIN, n_train), TEST: case_ids(TEST, n_test)}
@@ -246,24 +176,8 @@ def prepare_competition(
         record["case_id"] = str(ids[split][j])
         if split == TEST:
             record["public"] = bool(public[j])
-    parameters = {"n_train": n_train, "n_test": n_test, "seed": seed, "slice_rule": slice_rule}
-    manifest = {
-        "generator": GENERATOR,
-        "spec_version": SPEC_VERSION,
-        "command": f"brats-kit data prepare {shlex.quote(str(root))} --out DIR --train {n_train} --test {n_test} "
-        f"--seed {seed} --slice {slice_rule}",
-        "parameters": parameters,
-        "seed_source": seed_source,
-        "source": {"path": str(root), "kind": src.scheme.kind, "title": src.scheme.title,
-                   "pattern": src.scheme.pattern, "n_cases": len(src.cases)},
-        "preprocessing": {"normalisation": NORMALISATION, "brain": BRAIN_RULE,
-                          "orientation": ORIENTATION, "axcodes": "".join(AXCODES),
-                          "whole_tumour": "every non-zero label"},
-        "train": records[:n_train],
-        "test": records[n_train:],
-        "skipped": skipped,
-        "not_read": len(src.cases) - read,
-    }
+    manifest = _manifest(src, records, reader, n_train=n_train, n_test=n_test, seed=seed,
+                         seed_source=seed_source, slice_rule=slice_rule)
     # Public attributes (every HDF5 file): nothing that would let a student rerun the build (no seed)
     # or tell which source patient a test case is. The seed and the sources stay in the private manifest.
     attrs = {"generator": GENERATOR, "source_kind": src.scheme.kind, "slice_rule": slice_rule}
@@ -275,22 +189,177 @@ def prepare_competition(
         manifest=manifest,
         force=force,
     )
-    return {
-        "source": {"path": str(root), "kind": src.scheme.kind, "title": src.scheme.title},
-        "found": len(src.cases),
-        "read": read,
-        "used": n_needed,
-        "n_skipped": len(skipped),
-        "skipped": skipped,
-        "not_read": len(src.cases) - read,
-        "train": n_train,
-        "test": n_test,
-        "public": int(public.sum()),
-        "slice_rule": slice_rule,
+    return PreparedCompetition(
+        source={"path": str(src.root), "kind": src.scheme.kind, "title": src.scheme.title},
+        found=len(src.cases), read=reader.read, used=n_needed, n_skipped=len(reader.skipped),
+        skipped=reader.skipped, not_read=len(src.cases) - reader.read, train=n_train, test=n_test,
+        public=int(public.sum()), slice_rule=slice_rule,
         # a secret seed is not echoed (terminals get pasted): it is in the private manifest
-        "seed": None if seed_source.startswith("secret") else seed,
+        seed=None if seed_source.startswith("secret") else seed, seed_source=seed_source,
+        out=str(Path(out)), manifest=str(Path(out) / PRIVATE_DIR / MANIFEST_FILE),
+        files={name: str(path) for name, path in sorted(written.items())},
+    )
+
+
+@dataclass(frozen=True)
+class PreparedCompetition:
+    """What :func:`prepare_competition` did: ``brats-kit data prepare --json`` prints :meth:`to_dict`.
+
+    Attributes
+    ----------
+    source : dict
+        ``path``, ``kind``, ``title`` of the release.
+    found, read, used, n_skipped, not_read : int
+        Patients found, read, used, skipped and never read.
+    skipped : list of dict
+        ``{"case", "reason"}`` per skipped patient.
+    train, test, public : int
+        Patients per split; public test cases.
+    slice_rule : str
+    seed : int or None
+        None when it is secret (it is only in the private manifest).
+    seed_source : str
+    out, manifest : str
+    files : dict
+        Relative name -> path of every file written.
+    """
+
+    source: dict
+    found: int
+    read: int
+    used: int
+    n_skipped: int
+    skipped: list
+    not_read: int
+    train: int
+    test: int
+    public: int
+    slice_rule: str
+    seed: Optional[int]
+    seed_source: str
+    out: str
+    manifest: str
+    files: dict
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _check_arguments(n_train, n_test, seed, slice_rule) -> tuple:
+    """The checked seed (drawn in secret when None) and where it came from; BadArgumentError otherwise."""
+    for name, value in (("n_train", n_train), ("n_test", n_test)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise BadArgumentError(f"{name} must be an integer of at least 1, got {value!r}")
+    check_choice("slice_rule", slice_rule, SLICE_RULES)
+    seed_source = "explicit" if seed is not None else "secret: 63 bits from the operating system"
+    if seed is None:
+        seed = secrets.randbits(63)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED:
+        raise BadArgumentError(f"seed must be an integer from 0 to 2**63 - 1, got {seed!r}")
+    return int(seed), seed_source
+
+
+class _PatientReader:
+    """Reads the release's patients in the seed's order, one at a time, skipping and counting the unusable.
+
+    Attributes
+    ----------
+    read : int
+        Patients read so far.
+    skipped : list of dict
+        ``{"case", "reason"}`` of each skipped patient.
+    """
+
+    def __init__(self, src, seed: int, slice_rule: str, warn):
+        self.src, self.seed, self.slice_rule, self.warn = src, seed, slice_rule, warn
+        self.order = np.random.default_rng(seed).permutation(len(src.cases))
+        self.read = 0
+        self.skipped: list = []
+        self._seen: dict = {}  # sha256 of an image file or of a kept slice -> the case that had it
+
+    def skip(self, case, why: str) -> None:
+        self.skipped.append({"case": case.case_id, "reason": why})
+        self.warn(f"skipped {case.case_id}: {why}")
+
+    def usable(self):
+        """Yield ``(kept slice, manifest record)`` of each usable patient, in order."""
+        for i in self.order:
+            case = self.src.cases[i]
+            self.read += 1
+            kept = self._extract(case)
+            if kept is None:
+                continue
+            record = self._record(case, kept)
+            if record is not None:
+                yield kept, record
+
+    def _extract(self, case):
+        try:
+            return extract_patient(case, self.slice_rule, _slice_rng(self.seed, case.case_id),
+                                   labels=self.src.scheme.labels, release=self.src.scheme.title)
+        except UnusableCase as why:
+            self.skip(case, str(why))
+        except MemoryError:
+            self.skip(case, "not enough memory to read its volumes")
+        except Exception as exc:  # noqa: BLE001 - one patient's odd file never stops the build
+            self.skip(case, f"could not be read ({type(exc).__name__}: {exc})")
+        return None
+
+    def _record(self, case, kept):
+        """The patient's manifest record (files, checksums), or None when it is unreadable or a duplicate."""
+        root = self.src.root
+        record = dict(kept.record)
+        record["files"] = {key: _relative(path, root) for key, path in case.files.items()}
+        try:
+            record["sha256"] = {_relative(p, root): sha256_file(p) for p in sorted(set(case.files.values()))}
+        except OSError as exc:
+            self.skip(case, f"unreadable file ({exc.strerror or exc})")
+            return None
+        record["x_sha256"] = sha256_array(kept.x[None])
+        record["y_sha256"] = sha256_array(kept.y[None])
+        # The same patient under two names: same image files, or the same normalised slice.
+        images = {record["sha256"][_relative(case.files[m], root)] for m in MODALITIES}
+        keys = [("x", record["x_sha256"])] + [("file", h) for h in sorted(images)]
+        twin = next((self._seen[k] for k in keys if k in self._seen), None)
+        if twin is not None:
+            self.skip(case, f"duplicate of {twin} (same image content, sha256); kept {twin} only, "
+                            "so one patient is never on both sides")
+            return None
+        for k in keys:
+            self._seen[k] = case.case_id
+        return record
+
+    def not_enough(self, title: str, n_usable: int, n_train: int, n_test: int) -> NotEnoughCasesError:
+        """The error for a release with fewer usable patients than asked for."""
+        skipped = self.skipped
+        reasons = "; ".join(f"{s['case']}: {s['reason']}" for s in skipped[:3]) + ("; ..." if len(skipped) > 3 else "")
+        return NotEnoughCasesError(
+            f"{title}: only {n_usable} usable patients ({len(skipped)} skipped: {reasons}); "
+            f"{n_train} train + {n_test} test = {n_train + n_test} asked for",
+            path=self.src.root,
+            hint="ask for fewer with --train/--test"
+            + ("; a validation release has no label maps: use the training data"
+               if all(s["reason"] == "missing seg" for s in skipped) else ""),
+        )
+
+
+def _manifest(src, records, reader: _PatientReader, *, n_train, n_test, seed, seed_source, slice_rule) -> dict:
+    """The private manifest: parameters (the seed among them), source, preprocessing, every patient's record."""
+    root = src.root
+    return {
+        "generator": GENERATOR,
+        "spec_version": SPEC_VERSION,
+        "command": f"brats-kit data prepare {shlex.quote(str(root))} --out DIR --train {n_train} --test {n_test} "
+        f"--seed {seed} --slice {slice_rule}",
+        "parameters": {"n_train": n_train, "n_test": n_test, "seed": seed, "slice_rule": slice_rule},
         "seed_source": seed_source,
-        "out": str(Path(out)),
-        "manifest": str(Path(out) / PRIVATE_DIR / MANIFEST_FILE),
-        "files": {name: str(path) for name, path in sorted(written.items())},
+        "source": {"path": str(root), "kind": src.scheme.kind, "title": src.scheme.title,
+                   "pattern": src.scheme.pattern, "n_cases": len(src.cases)},
+        "preprocessing": {"normalisation": NORMALISATION, "brain": BRAIN_RULE,
+                          "orientation": ORIENTATION, "axcodes": "".join(AXCODES),
+                          "whole_tumour": "every non-zero label"},
+        "train": records[:n_train],
+        "test": records[n_train:],
+        "skipped": reader.skipped,
+        "not_read": len(src.cases) - reader.read,
     }
