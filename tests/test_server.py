@@ -351,3 +351,32 @@ def test_startup_fixes_exposed_private_files_and_removes_leftovers(tmp_path, com
         assert c.get(f"{API}/competition").status_code == 200
     assert stat.S_IMODE((root / "private" / "tokens.csv").stat().st_mode) == 0o600
     assert not leftover.exists()
+
+
+def test_library_client_on_a_background_server_with_a_simulated_clock(tmp_path, competition, scorer, files):
+    """What the demo calls: start_server(course, clock=...) on loopback and submit(file, url, token)."""
+    from brats_kit.server import start_server, submit
+    from brats_kit.server.client import SubmissionRefused
+    from grader.errors import InvalidSubmissionError
+
+    clock = Clock()
+    root, tok, admin = make_course(tmp_path, competition, per_day=1)
+    server = start_server(root, clock=clock, scorer=scorer)
+    try:
+        receipt = submit(files["shift3"], server.url, tok["alpha"])
+        assert receipt.ok and receipt.remaining_today == 0 and receipt.submitted_at == "2026-11-02T09:00:00Z"
+        with pytest.raises(InvalidSubmissionError) as info:
+            submit(files["bad255"], server.url, tok["alpha"])
+        assert info.value.errors[0].code == "bad_values"
+        invalid = submit(files["bad255"], server.url, tok["alpha"], validate=False)  # the server's own verdict
+        assert invalid.status == "invalid" and not invalid.ok
+        with pytest.raises(SubmissionRefused) as refused:
+            submit(files["perfect"], server.url, tok["alpha"])
+        assert refused.value.status == 429 and "resets" in refused.value.hint
+        clock.advance(days=1)
+        assert submit(files["perfect"], server.url, tok["alpha"]).submitted_at == "2026-11-03T09:00:00Z"
+        with pytest.raises(SubmissionRefused) as bad_token:
+            submit(files["perfect"], server.url, "wrong")
+        assert bad_token.value.status == 401
+    finally:
+        server.stop()

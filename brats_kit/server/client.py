@@ -96,7 +96,7 @@ def competition_info(server: str, *, timeout: float = 30.0) -> dict:
     return r.json()
 
 
-def submit(file, server: str, token: Optional[str] = None, *, timeout: float = 120.0) -> Receipt:
+def submit(file, server: str, token: Optional[str] = None, *, timeout: float = 120.0, validate: bool = True) -> Receipt:
     """Validate ``file`` locally, upload it to ``server`` with ``token``, return the receipt.
 
     Parameters
@@ -107,6 +107,12 @@ def submit(file, server: str, token: Optional[str] = None, *, timeout: float = 1
         ``http://HOST:PORT``.
     token : str, optional
         The team's token (default: the ``BRATS_KIT_TOKEN`` environment variable).
+    timeout : float
+        Seconds to wait for the server.
+    validate : bool
+        Validate locally first (the command always does). False uploads the file as it
+        is, so that the server's own verdict (and its invalid cap) applies: what a
+        simulated class uses to hand in its deliberate mistakes.
 
     Raises
     ------
@@ -120,11 +126,12 @@ def submit(file, server: str, token: Optional[str] = None, *, timeout: float = 1
     token = token or os.environ.get(TOKEN_ENV)
     if not token:
         raise KitError("no token", code="no_token", hint=f"pass --token or set ${TOKEN_ENV}")
-    info = competition_info(server, timeout=timeout)
-    validation = validate_submission(file, n_slices=info["n_slices"], case_ids=info["case_ids"],
-                                     max_bytes=info["max_bytes"])
-    if not validation.ok:
-        raise InvalidSubmissionError(validation.errors, path=file)
+    if validate:
+        info = competition_info(server, timeout=timeout)
+        validation = validate_submission(file, n_slices=info["n_slices"], case_ids=info["case_ids"],
+                                         max_bytes=info["max_bytes"])
+        if not validation.ok:
+            raise InvalidSubmissionError(validation.errors, path=file)
     try:
         with httpx.Client(base_url=server.rstrip("/"), timeout=timeout,
                           headers={"Authorization": f"Bearer {token}"}) as client, open(file, "rb") as fh:

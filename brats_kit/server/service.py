@@ -220,7 +220,8 @@ class CourseService:
         with self.course.sessions() as s:
             subs = list(s.scalars(select(Submission).where(Submission.team_id == who.team_id).order_by(Submission.id)))
             used = self._used(s, who.team_id, day)
-        return {"team": who.team, "submissions": [self.receipt(sub, who.team) for sub in subs],
+            revealed = get_meta(s, "revealed") == "yes"
+        return {"team": who.team, "submissions": [self.receipt(sub, who.team, revealed=revealed) for sub in subs],
                 "remaining_today": max(0, self.config.per_day - used["scored"]),
                 "invalid_remaining_today": max(0, self.config.max_invalid_per_day - used["invalid"]),
                 "quota_resets_at": iso(resets_at), "deadline": iso(self.config.deadline_at),
