@@ -373,8 +373,7 @@ def _report(board: _Board) -> dict:
     from grader.metrics import MeanDice
 
     title, phase, reveal, truth, rows = board.title, board.phase, board.reveal, board.truth, board.rows
-    subs, selected, labels, notes, n_boot, seed = (board.subs, board.selected, board.labels, board.notes,
-                                                    board.n_boot, board.seed)
+    notes = board.notes
     n_pub, n_priv = int(truth.public.sum()), int((~truth.public).sum())
     if reveal:
         subtitle = (f"Final (private) leaderboard: ranked on the {n_priv} private test cases; "
@@ -383,10 +382,40 @@ def _report(board: _Board) -> dict:
         subtitle = (f"Public leaderboard: scored on the {n_pub} public test cases; the {n_priv} private cases "
                     "decide the final ranking at the reveal.")
     score_label = f"Dice ({phase} cases)"
-    chosen = {id(sel.submission) for sel in selected.values()}
+    histories, problems, history_plot, all_scores = _histories(board)
+    grades = _grades(board)
+    selected_scores = [r["dice"] for r in rows if r["kind"] == "team"]
+    base_marks = [(r["label"], r["dice"]) for r in rows if r["kind"] == "baseline"]
+    method = _method(board, n_priv if reveal else n_pub)
+    return {
+        "title": title + (" (final)" if reveal else " (public)"),
+        "subtitle": subtitle,
+        "phase": phase,
+        "revealed": reveal,
+        "decimals": MeanDice.precision,
+        "rows": rows,
+        "grades": grades,
+        "histories": histories,
+        "problems": problems,
+        "notes": notes,
+        "method": method,
+        "figures": {
+            "whiskers": figures.whiskers_png(
+                [{"label": r["label"] + (" (baseline)" if r["kind"] == "baseline" else ""), "kind": r["kind"],
+                  "dice": r["dice"], "dice_lo": r["dice_lo"], "dice_hi": r["dice_hi"]} for r in rows], score_label),
+            "history": figures.history_png(history_plot, score_label),
+            "distribution": figures.distribution_png(all_scores, selected_scores, base_marks, score_label),
+        },
+    }
+
+
+def _histories(board: _Board) -> tuple:
+    """Each team's submissions as shown (scores of valid ones only), the invalid ones, the history figure's data."""
+    phase, reveal, labels = board.phase, board.reveal, board.labels
+    chosen = {id(sel.submission) for sel in board.selected.values()}
     histories, problems, history_plot, all_scores = [], [], [], []
     for team in sorted(labels):
-        team_subs = [s for s in subs if s.team == team]
+        team_subs = [s for s in board.subs if s.team == team]
         items, times, scores, sel_index = [], [], [], None
         for s in team_subs:
             shown = s.valid  # an over-quota score is never shown: that is what the quota is for
@@ -408,50 +437,38 @@ def _report(board: _Board) -> dict:
         histories.append({"label": labels[team], "submissions": items})
         history_plot.append((times, scores, sel_index))
         all_scores += scores
+    return histories, problems, history_plot, all_scores
+
+
+def _grades(board: _Board) -> list:
+    """One row per team for ``grades.csv``: its selected submission's scores and ranks (private ones once revealed)."""
     grades = []
-    board = {id(r["sub"]): r for r in rows if r["kind"] == "team"}
-    for team in sorted(labels):
-        sel = selected.get(team)
+    by_sub = {id(r["sub"]): r for r in board.rows if r["kind"] == "team"}
+    for team in sorted(board.labels):
+        sel = board.selected.get(team)
         if sel is None:
-            grades.append({"label": labels[team], "status": "no valid submission"})
+            grades.append({"label": board.labels[team], "status": "no valid submission"})
             continue
-        r = board[id(sel.submission)]
+        r = by_sub[id(sel.submission)]
         s = sel.submission.scores
-        g = {"label": labels[team], "status": "ranked", "submission": r["submission"],
+        g = {"label": board.labels[team], "status": "ranked", "submission": r["submission"],
              "submitted_at": r["submitted_at"], "public_dice": s["public"]["dice"], "public_f1": s["public"]["f1"]}
-        if reveal:
+        if board.reveal:
             g.update(public_rank=r["public_rank"], dice=r["dice"], f1=r["f1"], rank=r["rank"], move=r["move"])
         else:
             g["public_rank"] = r["rank"]
         grades.append(g)
-    selected_scores = [r["dice"] for r in rows if r["kind"] == "team"]
-    base_marks = [(r["label"], r["dice"]) for r in rows if r["kind"] == "baseline"]
-    n_teams = sum(1 for r in rows if r["kind"] == "team")
-    shown_seed = seed if truth.has_flags else "withheld (it also drew the public cases)"
-    method = METHOD_NOTE.format(b=n_boot, n=n_priv if reveal else n_pub, phase=phase, seed=shown_seed,
+    return grades
+
+
+def _method(board: _Board, n_cases: int) -> str:
+    """The page's note on the score, the selection rule, the intervals and the ties."""
+    n_teams = sum(1 for r in board.rows if r["kind"] == "team")
+    shown_seed = board.seed if board.truth.has_flags else "withheld (it also drew the public cases)"
+    method = METHOD_NOTE.format(b=board.n_boot, n=n_cases, phase=board.phase, seed=shown_seed,
                                 m=max(0, n_teams - 1))
-    if n_boot == 0:
+    if board.n_boot == 0:
         method = "No bootstrap intervals (--bootstrap 0). " + method.split("Ties (=): ", 1)[1]
-    method = ("Score: mean over test cases of per-case Dice (both masks empty: 1, one empty: 0); pixel F1 pooled "
-              "over all pixels. Selection: the team's final submissions when named (the best public score among "
-              "them), otherwise its best public score; ties go to the earlier submission. ") + method
-    return {
-        "title": title + (" (final)" if reveal else " (public)"),
-        "subtitle": subtitle,
-        "phase": phase,
-        "revealed": reveal,
-        "decimals": MeanDice.precision,
-        "rows": rows,
-        "grades": grades,
-        "histories": histories,
-        "problems": problems,
-        "notes": notes,
-        "method": method,
-        "figures": {
-            "whiskers": figures.whiskers_png(
-                [{"label": r["label"] + (" (baseline)" if r["kind"] == "baseline" else ""), "kind": r["kind"],
-                  "dice": r["dice"], "dice_lo": r["dice_lo"], "dice_hi": r["dice_hi"]} for r in rows], score_label),
-            "history": figures.history_png(history_plot, score_label),
-            "distribution": figures.distribution_png(all_scores, selected_scores, base_marks, score_label),
-        },
-    }
+    return ("Score: mean over test cases of per-case Dice (both masks empty: 1, one empty: 0); pixel F1 pooled "
+            "over all pixels. Selection: the team's final submissions when named (the best public score among "
+            "them), otherwise its best public score; ties go to the earlier submission. ") + method
