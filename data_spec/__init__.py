@@ -15,6 +15,7 @@ from .errors import (
     LayoutError,
     MissingFileError,
     NoPhaseFlagsError,
+    OverwriteError,
     check_choice,
     check_range,
 )

@@ -95,6 +95,12 @@ class ArrayContractError(KitError, ValueError):
     code = "bad_array"
 
 
+class OverwriteError(KitError):
+    """Writing would replace a file the command did not create for the same purpose, or touch ``private/``."""
+
+    code = "would_overwrite"
+
+
 class BadArgumentError(KitError, ValueError):
     """A function or command argument out of its range or not among its choices.
 

@@ -39,7 +39,7 @@ from .constants import (
     case_ids,
 )
 from .course import read_course_array, write_course_array
-from .errors import BadArgumentError, KitError, LayoutError, MissingFileError
+from .errors import BadArgumentError, KitError, LayoutError, MissingFileError, OverwriteError  # noqa: F401
 from .hdf5 import is_hdf5, read_split_h5, sha256_file, write_split_h5
 
 COURSE = "course"
@@ -51,12 +51,6 @@ LAYOUTS = (COURSE, HDF5)
 CONTRACT_FILES = frozenset(
     list(H5_FILES.values()) + list(COURSE_X.values()) + list(COURSE_Y.values()) + [TRUTH_H5, MANIFEST_FILE]
 )
-
-
-class OverwriteError(KitError):
-    """Writing would replace a file the command did not create for the same purpose, or touch ``private/``."""
-
-    code = "would_overwrite"
 
 
 @dataclass

@@ -10,6 +10,8 @@ import numpy as np
 
 from plumbing.atomic import atomic_path, write_text
 from data_spec.constants import MODALITIES
+from data_spec.errors import OverwriteError
+from data_spec.layout import private_folder
 
 from .metrics import dice_per_slice
 
@@ -127,6 +129,9 @@ def write_report(
         ``csv`` and ``png`` paths (str), ``inputs`` (bool: whether the montage shows them), ``note``.
     """
     report_dir = Path(report_dir)
+    if private_folder(report_dir) is not None:
+        raise OverwriteError("a report is never written into a competition's private/ folder", path=report_dir,
+                             hint="write it beside the submission, e.g. --report report")
     report_dir.mkdir(parents=True, exist_ok=True)
     tp, fp, fn = counts.tp, counts.fp, counts.fn
     dice = counts.dice()

@@ -415,3 +415,26 @@ def test_an_unreadable_submission_is_unsafe_file_with_json(unreadable, comp, com
     assert verdict["status"] == "invalid" and verdict["errors"][0]["code"] == "unsafe_file"
     human = run(command, unreadable, *args)
     assert human.exit_code == 1 and "unsafe_file" in human.output
+
+
+def test_score_report_is_never_written_into_private(tmp_path):
+    """`score --report` into the competition's private/ folder is refused (exit 1), nothing written there."""
+    import numpy as np
+    from click.testing import CliRunner
+
+    from brats_kit.cli import main
+    from cohorts.synth import write_synthetic_competition
+    from data_spec.submission import write_submission
+
+    comp = tmp_path / "comp"
+    write_synthetic_competition(comp, n_train=2, n_test=3, seed=0)
+    sub = write_submission(tmp_path / "test_data_ypred.dat", np.zeros((3, 240, 240), np.uint8))
+    before = sorted(p.name for p in (comp / "private").iterdir())
+    result = CliRunner().invoke(main, ["score", str(sub), "--truth", str(comp / "private"),
+                                       "--report", str(comp / "private" / "report")])
+    assert result.exit_code == 1 and "never written into a competition's private/ folder" in result.output
+    assert sorted(p.name for p in (comp / "private").iterdir()) == before
+    ok = CliRunner().invoke(main, ["score", str(sub), "--truth", str(comp / "private"),
+                                   "--report", str(tmp_path / "report")])
+    assert ok.exit_code == 0, ok.output
+    assert (tmp_path / "report" / "per_slice.csv").is_file()
