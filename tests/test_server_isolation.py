@@ -59,3 +59,34 @@ def test_timeout_crash_and_memory_become_invalid_verdicts(competition, tmp_path,
     assert verdict.status == "invalid"
     assert [e.code for e in verdict.errors] == [code]
     assert verdict.counts is None
+
+
+def _hanging_hdf5(path, truth) -> None:
+    """A valid HDF5 submission whose variable-length ``case_id`` has its first global-heap object's size
+    set to 1: libhdf5 then loops forever reading the ids (checked: ``h5py`` never returns)."""
+    import struct
+
+    import h5py
+
+    with h5py.File(path, "w") as f:
+        f["y_pred"] = truth.y
+        f.create_dataset("case_id", data=np.array(list(truth.case_id), dtype=object), dtype=h5py.string_dtype())
+    data = bytearray(path.read_bytes())
+    heap = data.find(b"GCOL")  # collection header: signature, version, 3 reserved, size (8 bytes)
+    assert heap > 0
+    first_object = heap + 16  # index (2), reference count (2), reserved (4), size (8), data
+    data[first_object + 8:first_object + 16] = struct.pack("<Q", 1)
+    path.write_bytes(bytes(data))
+
+
+def test_a_file_that_hangs_libhdf5_times_out(competition, tmp_path):
+    truth = load_truth(competition / "private")
+    path = tmp_path / "hang.h5"
+    _hanging_hdf5(path, truth)
+    with IsolatedScorer(competition / "private", workers=1, timeout=3) as scorer:
+        verdict = scorer.score(path)
+        assert [e.code for e in verdict.errors] == ["timeout"]
+        # The pool replaced the killed worker: the next file is scored.
+        good = tmp_path / "good.npy"
+        write_submission(good, truth.y)
+        assert scorer.score(good).status == "scored"
