@@ -167,7 +167,8 @@ def startup_checks(course: Course) -> list:
     return removed
 
 
-def create_app(course, *, clock: Callable[[], datetime] = utc_now, scorer=None, limiter=None) -> FastAPI:
+def create_app(course, *, clock: Callable[[], datetime] = utc_now, scorer=None, limiter=None,
+               board_interval_s: Optional[float] = None) -> FastAPI:
     """The server's application for a course folder (or an opened :class:`~.course.Course`).
 
     Parameters
@@ -178,6 +179,9 @@ def create_app(course, *, clock: Callable[[], datetime] = utc_now, scorer=None, 
     scorer : IsolatedScorer, optional
         Shared workers (tests); by default the app starts its own and stops them on shutdown.
     limiter : FailureLimiter, optional
+    board_interval_s : float, optional
+        Seconds between two rebuilds of the live board at most (default: the course's
+        ``extra.board_interval_s``, else 10; 0: no live board). See :mod:`.board`.
     """
 
     @contextlib.asynccontextmanager
@@ -187,9 +191,14 @@ def create_app(course, *, clock: Callable[[], datetime] = utc_now, scorer=None, 
         app.state.service = CourseService(opened, clock=clock, limiter=limiter)
         own = scorer is None
         app.state.scorer = make_scorer(opened.config) if own else scorer
+        from .board import start_live_board
+
+        app.state.board = start_live_board(opened, interval_s=board_interval_s)
         try:
             yield
         finally:
+            if app.state.board is not None:
+                await run_in_threadpool(app.state.board.close)
             if own:
                 app.state.scorer.close()
             if not isinstance(course, Course):

@@ -371,11 +371,47 @@ async def team_file(request: Request, sub_id: int):
 
 
 # -- the board ------------------------------------------------------------------------------------------
+#: The live board's files a visitor may read, and their media types.
+BOARD_FILES = {"index.html": "text/html; charset=utf-8", "leaderboard.csv": "text/csv; charset=utf-8",
+               "grades.csv": "text/csv; charset=utf-8", "leaderboard.md": "text/markdown; charset=utf-8"}
+
+
+def _site_response(body: bytes, name: str) -> Response:
+    """A file of the engine's site, with the engine's own policy (plus what only a header can say)."""
+    from grader.leaderboard.render import content_security_policy
+
+    headers = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY",
+               "Cache-Control": "no-cache"}
+    if name == "index.html":
+        headers["Content-Security-Policy"] = (content_security_policy()
+                                              + "; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+    else:
+        headers["Content-Disposition"] = f'inline; filename="{name}"'
+    return Response(body, media_type=BOARD_FILES[name], headers=headers)
+
+
 @router.get("/leaderboard")
 async def board_page(request: Request):
+    """The live board: the leaderboard engine's page (see :mod:`.board`); a plain table until its first build."""
+    board = getattr(request.app.state, "board", None)
+    body = await run_in_threadpool(board.read, "index.html") if board is not None else None
+    if body is not None:
+        return _site_response(body, "index.html")
     data = await run_in_threadpool(read_session, request)
-    board = await run_in_threadpool(request.app.state.service.leaderboard)
-    return render(request, "leaderboard.html", session=data, board=board)
+    plain = await run_in_threadpool(request.app.state.service.leaderboard)
+    return render(request, "leaderboard.html", session=data, board=plain, building=board is not None)
+
+
+@router.get("/leaderboard/{name}")
+async def board_file(request: Request, name: str):
+    """A file of the live board (``leaderboard.csv``...): read-only, 404 before the first build."""
+    board = getattr(request.app.state, "board", None)
+    body = None
+    if board is not None and name in BOARD_FILES:
+        body = await run_in_threadpool(board.read, name)
+    if body is None:
+        return _refused(request, Refusal(404, "not_found", "no such file on the board (yet)"))
+    return _site_response(body, name)
 
 
 # -- the instructor's dashboard ---------------------------------------------------------------------------

@@ -310,10 +310,19 @@ def _history_html(report) -> list:
     return out
 
 
+def content_security_policy() -> str:
+    """The page's policy: its inline style, ``data:`` figures and its one script (by hash); nothing else.
+
+    A server that serves the page sends it as a header too (adding ``frame-ancestors``,
+    which a ``<meta>`` policy cannot carry).
+    """
+    script_hash = base64.b64encode(hashlib.sha256(_SCRIPT.encode("utf-8")).digest()).decode("ascii")
+    return f"default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'sha256-{script_hash}'"
+
+
 def index_html(report) -> str:
     """The one self-contained page."""
-    script_hash = base64.b64encode(hashlib.sha256(_SCRIPT.encode("utf-8")).digest()).decode("ascii")
-    csp = f"default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'sha256-{script_hash}'"
+    csp = content_security_policy()
     cols = _board_headers(report)
     numeric = {"rank", "tied", "move", "public_rank", "dice", "ci", "rank_ci", "f1", "public_dice", "n"}
     out = [

@@ -1,0 +1,250 @@
+"""The live public board: the offline leaderboard's site, rebuilt from the server's own data.
+
+After the course changes (an accepted or invalid submission, a finals choice, the
+reveal: anything that appends to the audit log) a background thread exports the
+submissions into ``COURSE/private/board/submissions`` (hard links into the store,
+a copy where links are impossible, and a ``manifest.csv`` with the server's times
+and finals) and runs :func:`grader.leaderboard.build_leaderboard` on it, so the
+page a student reads is the engine's: intervals, ties, history, invalid files.
+The public phase is built until the reveal, the private one after it; nothing
+private is written to the site before (the engine's own guarantee). Team folders
+are the roster's team names, so the page shows display names only.
+
+Rebuilds are throttled: at most one per ``interval_s`` seconds, and a burst of
+uploads between two rebuilds is coalesced into one. An upload never waits for a
+rebuild: the thread polls the audit log's length (one cheap query), which also
+sees changes made by another process (``brats-kit server reveal``). The build
+runs with one job (no worker pool), scores through its own cache under
+``private/board/cache``, and is interrupted at its next file when the server
+stops. The site is swapped in whole by the engine (``atomic_dir``).
+
+The course configuration may set ``extra.board_interval_s`` (seconds, default
+:data:`DEFAULT_INTERVAL_S`; 0 turns the live board off) and ``extra.baselines`` (a
+folder of reference submissions shown as reference rows; ``server init
+--baselines`` copies them to ``private/baselines``).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import threading
+import time
+from pathlib import Path
+from typing import Optional
+
+from sqlalchemy import func, select
+
+from data_spec.errors import KitError
+from data_spec.manifest import MANIFEST_CSV, write_manifest
+from plumbing.atomic import atomic_dir
+
+from .course import Course
+from .db import AuditEvent, Submission, Team, get_meta
+from .service import export_name
+
+log = logging.getLogger("brats_kit.server.board")
+
+BOARD_DIR = "board"
+BASELINES_DIR = "baselines"
+#: Seconds between two rebuilds at most once (bursts of uploads coalesce into one rebuild).
+DEFAULT_INTERVAL_S = 10.0
+#: How often the thread looks at the audit log between rebuilds.
+POLL_S = 1.0
+TITLE = "Leaderboard"
+
+
+class _Stopped(Exception):
+    """The server is stopping: the rebuild in progress is abandoned (the previous site stays)."""
+
+
+def course_version(course: Course) -> int:
+    """The audit log's last sequence number: it grows with every change the board shows."""
+    with course.sessions() as s:
+        return int(s.scalar(select(func.max(AuditEvent.seq))) or 0)
+
+
+def baselines_of(course: Course) -> Optional[Path]:
+    """The course's reference submissions: ``extra.baselines`` or ``private/baselines``, if any."""
+    given = (course.config.extra or {}).get("baselines")
+    path = Path(given) if given else course.private / BASELINES_DIR
+    if not path.is_absolute():
+        path = course.root / path
+    return path if path.is_dir() and any(path.iterdir()) else None
+
+
+def _link(src: Path, dest: Path) -> None:
+    try:
+        os.link(src, dest)
+    except OSError:  # another file system, or links not allowed: a copy (owner-only, like the store)
+        shutil.copyfile(src, dest)
+        os.chmod(dest, 0o600)
+
+
+def export_for_board(course: Course, out: Path) -> dict:
+    """The submissions folder the engine reads, written whole; returns its ``version`` and ``revealed``.
+
+    Read in one database session, so the version, the reveal and the rows agree.
+    """
+    with course.sessions() as s:
+        version = int(s.scalar(select(func.max(AuditEvent.seq))) or 0)
+        revealed = get_meta(s, "revealed") == "yes"
+        rows = s.execute(select(Submission, Team.name).join(Team, Team.id == Submission.team_id)
+                         .order_by(Submission.id)).all()
+    manifest = []
+    with atomic_dir(out) as tmp:
+        os.chmod(tmp, 0o700)
+        for sub, team in rows:
+            src = course.store.path(sub.sha256)
+            if not src.is_file():
+                continue  # the engine lists the manifest row as a missing file; the audit says why
+            folder = tmp / team
+            folder.mkdir(mode=0o700, exist_ok=True)
+            _link(src, folder / export_name(sub))
+            manifest.append((team, export_name(sub), sub.submitted_at, True if sub.final else None))
+        write_manifest(tmp / MANIFEST_CSV, manifest)
+        os.chmod(tmp / MANIFEST_CSV, 0o600)
+    os.chmod(out, 0o700)
+    return {"version": version, "revealed": revealed, "submissions": len(rows)}
+
+
+def _owner_only(root: Path) -> None:
+    """The site lives under ``private/``: keep it owner-only (the server's startup check expects that)."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        os.chmod(dirpath, 0o700)
+        for name in filenames:
+            os.chmod(os.path.join(dirpath, name), 0o600)
+
+
+def build_board(course: Course, *, bootstrap: int = 2000, seed: int = 0, should_stop=lambda: False) -> dict:
+    """Export and build the site once, in the calling thread; return ``version``, ``revealed`` and the summary."""
+    from grader.leaderboard import build_leaderboard
+
+    work = course.private / BOARD_DIR
+    work.mkdir(mode=0o700, exist_ok=True)
+    exported = export_for_board(course, work / "submissions")
+
+    def progress(items, label: str = "", length: Optional[int] = None):
+        for item in items:
+            if should_stop():
+                raise _Stopped()
+            yield item
+
+    summary = build_leaderboard(work / "submissions", course.config.truth, work / "site",
+                                reveal=exported["revealed"], bootstrap=bootstrap, seed=seed, jobs=1,
+                                baselines=baselines_of(course), cache=work / "cache", title=TITLE,
+                                progress=progress)
+    for folder in ("site", "cache"):
+        _owner_only(work / folder)
+    return {**exported, "summary": summary}
+
+
+class LiveBoard:
+    """The background thread that keeps ``private/board/site`` up to date.
+
+    Parameters
+    ----------
+    course : Course
+    interval_s : float
+        At most one rebuild per this many seconds (the first one too, counted from start).
+    poll_s : float
+        How often the audit log is looked at.
+    bootstrap : int
+        The engine's bootstrap resamples.
+    """
+
+    def __init__(self, course: Course, *, interval_s: float = DEFAULT_INTERVAL_S, poll_s: float = POLL_S,
+                 bootstrap: int = 2000):
+        self.course = course
+        self.interval_s = float(interval_s)
+        self.poll_s = min(float(poll_s), max(self.interval_s, 0.05))
+        self.bootstrap = bootstrap
+        self.site = course.private / BOARD_DIR / "site"
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._built = threading.Condition()
+        self.built_version: Optional[int] = None
+        self.built_revealed: Optional[bool] = None
+        self.rebuilds = 0
+        self.last_error: Optional[str] = None
+        self._thread = threading.Thread(target=self._run, name="brats-kit-live-board", daemon=True)
+
+    # -- the thread ----------------------------------------------------------------------------
+    def start(self) -> "LiveBoard":
+        self._thread.start()
+        return self
+
+    def notify(self) -> None:
+        """Look at the audit log now rather than at the next poll (the throttle still applies)."""
+        self._wake.set()
+
+    def close(self, timeout: float = 60.0) -> None:
+        """Stop the thread: a rebuild in progress stops at its next file; the last site stays."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        # The first rebuild waits one interval too: a short-lived server (a test) builds nothing.
+        next_at = time.monotonic() + self.interval_s
+        while True:
+            self._wake.wait(self.poll_s)
+            self._wake.clear()
+            if self._stop.is_set() or self._stop.wait(max(0.0, next_at - time.monotonic())):
+                break
+            try:
+                if course_version(self.course) == self.built_version:
+                    continue
+                next_at = time.monotonic() + self.interval_s
+                self._rebuild()
+            except _Stopped:
+                break
+            except KitError as exc:  # a bad baseline or truth: said in the log, the last good site stays
+                self.last_error = f"{exc.code}: {exc}"
+                log.error("the live board was not rebuilt: %s", self.last_error)
+            except Exception as exc:  # noqa: BLE001 - the thread must outlive one failed rebuild
+                self.last_error = repr(exc)
+                log.exception("the live board was not rebuilt")
+
+    def _rebuild(self) -> None:
+        done = build_board(self.course, bootstrap=self.bootstrap, should_stop=self._stop.is_set)
+        with self._built:
+            self.built_version, self.built_revealed = done["version"], done["revealed"]
+            self.rebuilds += 1
+            self.last_error = None
+            self._built.notify_all()
+
+    def wait_current(self, timeout: float = 60.0) -> bool:
+        """Block until a site as recent as the course's present state is in place (tests, the demo)."""
+        target = course_version(self.course)
+        deadline = time.monotonic() + timeout
+        self.notify()
+        with self._built:
+            while self.built_version is None or self.built_version < target:
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._thread.is_alive():
+                    return False
+                self._built.wait(min(left, 0.5))
+        return True
+
+    # -- what the routes serve ------------------------------------------------------------------
+    def read(self, name: str) -> Optional[bytes]:
+        """A file of the current site (``index.html``, ``leaderboard.csv``...), or None before the first build."""
+        from grader.leaderboard.build import SITE_FILES
+
+        if name not in SITE_FILES:
+            return None
+        try:
+            return (self.site / name).read_bytes()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
+
+def start_live_board(course: Course, *, interval_s: Optional[float] = None) -> Optional[LiveBoard]:
+    """The course's live board, started (None when ``extra.board_interval_s`` is 0)."""
+    if interval_s is None:
+        interval_s = float((course.config.extra or {}).get("board_interval_s", DEFAULT_INTERVAL_S))
+    if interval_s <= 0:
+        return None
+    return LiveBoard(course, interval_s=interval_s).start()

@@ -1,0 +1,210 @@
+"""The live public board: the leaderboard engine's site, rebuilt by the server from its own data.
+
+A submission accepted by the server shows on ``/leaderboard`` once the throttled
+rebuild ran (its page, its CSV, its policy headers); nothing private before the
+reveal (two courses whose private truth differs give byte-identical boards); the
+private board after it; bursts coalesce; the thread and its files are gone once
+the server stopped.
+"""
+from __future__ import annotations
+
+import os
+import threading
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from brats_kit.server.app import create_app
+from brats_kit.server.board import LiveBoard, build_board, export_for_board
+from brats_kit.server.course import Course, check_permissions
+from brats_kit.server.db import Team
+from brats_kit.server.service import CourseService, Principal
+from conftest import make_slices
+from data_spec import case_ids, load_truth, public_mask, write_competition
+from data_spec.submission import write_submission
+from grader.isolation import IsolatedScorer
+from test_server_support import Clock, make_course, shifted
+
+API = "/api/v1"
+
+
+@pytest.fixture(scope="module")
+def scorer(competition):
+    with IsolatedScorer(competition / "private", workers=1, timeout=30) as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def twin(tmp_path_factory, competition):
+    """The same competition with other private test masks (the public ones and every input unchanged)."""
+    out = tmp_path_factory.mktemp("twin-competition")
+    xtr, ytr = make_slices(12, seed=1)
+    xte, yte = make_slices(6, seed=2)
+    public = public_mask(6, 0)
+    other = yte.copy()
+    other[~public] = np.roll(yte[~public], 9, axis=2)
+    other[~public, 20:40, 20:40] = 1
+    write_competition(
+        out,
+        train={"x": xtr, "y": ytr, "case_id": case_ids("train", 12)},
+        test={"x": xte, "y": other, "case_id": case_ids("test", 6), "public": public},
+        attrs={"generator": "tests.conftest", "seed": 0},
+        manifest={"generator": "tests.conftest"},
+    )
+    assert (load_truth(out / "private").y != load_truth(competition / "private").y).any()
+    return out
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory, competition):
+    truth = load_truth(competition / "private")
+    d = tmp_path_factory.mktemp("board-subs")
+    write_submission(d / "good.npy", shifted(truth.y, 2))
+    write_submission(d / "worse.npy", shifted(truth.y, 6))
+    np.save(d / "bad255.npy", truth.y * np.uint8(255))
+    return {"good": d / "good.npy", "worse": d / "worse.npy", "bad": d / "bad255.npy"}
+
+
+def hand_in(c, token, path):
+    r = c.post(f"{API}/submissions", headers={"Authorization": f"Bearer {token}"},
+               files={"file": (path.name, path.read_bytes())})
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def open_fds_under(root) -> list:
+    out = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith(str(root.resolve())):
+            out.append(target)
+    return out
+
+
+def test_an_accepted_submission_shows_on_the_engines_page_after_the_rebuild(tmp_path, competition, scorer, files):
+    root, tok, admin = make_course(tmp_path, competition, teams=("alpha", "beta", "<b>gamma"))
+    app = create_app(root, clock=Clock(), scorer=scorer, board_interval_s=0.05)
+    with TestClient(app) as c:
+        hand_in(c, tok["alpha"], files["good"])
+        hand_in(c, tok["<b>gamma"], files["worse"])
+        c.post(f"{API}/submissions", headers={"Authorization": f"Bearer {tok['beta']}"},
+               files={"file": ("bad255.npy", files["bad"].read_bytes())})
+        assert app.state.board.wait_current(timeout=120), app.state.board.last_error
+        page = c.get("/leaderboard")
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        text = page.text
+        assert 'id="board"' in text and 'data-phase="public"' in text and "Submission history" in text
+        assert "alpha" in text and "&lt;b&gt;gamma" in text and "<b>gamma" not in text
+        assert "bad_values" in text  # the engine lists the invalid file with its error
+        assert "@example.org" not in text and "Student" not in text  # display names only
+        # The engine's own policy, plus what only a header can say; nothing more is allowed.
+        csp = page.headers["content-security-policy"]
+        assert "script-src 'sha256-" in csp and "img-src data:" in csp and "default-src 'none'" in csp
+        assert "frame-ancestors 'none'" in csp and "'unsafe-eval'" not in csp and "connect-src" not in csp
+        assert page.headers["x-content-type-options"] == "nosniff"
+        csv = c.get("/leaderboard/leaderboard.csv")
+        assert csv.status_code == 200 and csv.headers["content-type"].startswith("text/csv")
+        rows = csv.text.splitlines()
+        assert rows[0].startswith("rank,") and "public_dice" in rows[0] and "private" not in csv.text
+        assert rows[1].split(",")[3] == "alpha"  # best first
+        assert c.get("/leaderboard/../private/course.json").status_code == 404
+        assert c.get("/leaderboard/.brats-kit-leaderboard").status_code == 404
+        assert c.post("/leaderboard/leaderboard.csv").status_code == 405
+        # The JSON board stays as it was.
+        assert c.get(f"{API}/leaderboard").json()["rows"][0]["team"] == "alpha"
+        # After the reveal: the private board.
+        assert c.post(f"{API}/admin/reveal", headers={"Authorization": f"Bearer {admin}"}).status_code == 200
+        assert app.state.board.wait_current(timeout=120)
+        final = c.get("/leaderboard").text
+        assert 'data-phase="private"' in final and "Dice (private)" in final
+    board = app.state.board
+    assert not any(t.name == "brats-kit-live-board" for t in threading.enumerate())
+    assert board.rebuilds >= 2 and not open_fds_under(root)
+
+
+def test_nothing_private_before_the_reveal_two_truths_give_identical_boards(tmp_path, competition, twin, files):
+    pages = []
+    for comp in (competition, twin):
+        root, tok, admin = make_course(tmp_path, comp, teams=("alpha", "beta"))
+        clock = Clock()
+        with IsolatedScorer(comp / "private", workers=1, timeout=30) as scorer:
+            app = create_app(root, clock=clock, scorer=scorer, board_interval_s=0.05)
+            with TestClient(app) as c:
+                hand_in(c, tok["alpha"], files["good"])
+                clock.advance(minutes=5)
+                hand_in(c, tok["beta"], files["worse"])
+                clock.advance(minutes=5)
+                hand_in(c, tok["beta"], files["good"])
+                assert app.state.board.wait_current(timeout=120)
+                pages.append({name: c.get(f"/leaderboard/{name}").content
+                              for name in ("index.html", "leaderboard.csv", "grades.csv", "leaderboard.md")})
+                assert pages[-1]["index.html"] == c.get("/leaderboard").content
+                # The test can fail: once revealed, the two boards differ.
+                assert c.post(f"{API}/admin/reveal", headers={"Authorization": f"Bearer {admin}"}).status_code == 200
+                assert app.state.board.wait_current(timeout=120)
+                pages[-1]["revealed"] = c.get("/leaderboard/leaderboard.csv").content
+    assert {k: v for k, v in pages[0].items() if k != "revealed"} == {k: v for k, v in pages[1].items()
+                                                                       if k != "revealed"}
+    assert pages[0]["revealed"] != pages[1]["revealed"]
+
+
+def _record(service: CourseService, course: Course, team: str, path, scorer) -> None:
+    """One submission recorded without HTTP, through the server's own calls."""
+    with course.sessions() as s:
+        team_id = s.scalars(select(Team.id).where(Team.name == team)).one()
+    upload = course.store.upload(10**9)
+    upload.write(path.read_bytes())
+    sha = upload.finish()
+    try:
+        verdict = scorer.submit(upload.path).result()
+        service.record(Principal(team_id, team), sha256=sha, size=upload.size, verdict=verdict,
+                       commit_file=lambda: course.store.commit(upload, sha))
+    finally:
+        upload.discard()
+
+
+def test_a_burst_is_one_rebuild_and_the_throttle_holds_the_next(tmp_path, competition, scorer, files):
+    root, tok, admin = make_course(tmp_path, competition, teams=("alpha", "beta"))
+    with Course(root) as course:
+        service = CourseService(course, clock=Clock())
+        for team, name in (("alpha", "good"), ("beta", "worse"), ("alpha", "worse")):
+            _record(service, course, team, files[name], scorer)
+        board = LiveBoard(course, interval_s=0.05, poll_s=0.05, bootstrap=50).start()
+        try:
+            assert board.wait_current(timeout=120)
+            assert board.rebuilds == 1  # three submissions before the build: one rebuild
+        finally:
+            board.close()
+        assert not board._thread.is_alive()
+        assert b"beta" in board.read("leaderboard.csv") and board.read("course.json") is None
+        # At most one rebuild per interval: an hour-long one holds the next (the first one too).
+        _record(service, course, "beta", files["good"], scorer)
+        slow = LiveBoard(course, interval_s=3600, poll_s=0.05, bootstrap=50).start()
+        try:
+            assert not slow.wait_current(timeout=1.0) and slow.rebuilds == 0
+        finally:
+            slow.close()
+        assert not slow._thread.is_alive()
+
+
+def test_the_export_links_the_stored_files_and_keeps_them_owner_only(tmp_path, competition, scorer, files):
+    root, tok, admin = make_course(tmp_path, competition, teams=("alpha", "beta"))
+    with Course(root) as course:
+        service = CourseService(course, clock=Clock())
+        _record(service, course, "alpha", files["good"], scorer)
+        out = course.private / "board" / "submissions"
+        (course.private / "board").mkdir(mode=0o700)
+        done = export_for_board(course, out)
+        assert done["submissions"] == 1 and not done["revealed"]
+        (exported,) = (out / "alpha").iterdir()
+        stored = next(p for p in course.store.root.rglob("*") if p.is_file() and p.stat().st_nlink == 2)
+        assert exported.stat().st_ino == stored.stat().st_ino
+        assert oct(exported.stat().st_mode & 0o777) == "0o600"
+        built = build_board(course, bootstrap=0)
+        assert built["summary"].teams_ranked == 1
+        assert check_permissions(root, fix=False) == []  # the site under private/ is owner-only
