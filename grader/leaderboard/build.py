@@ -403,7 +403,7 @@ def _report(board: _Board) -> dict:
             "whiskers": figures.whiskers_png(
                 [{"label": r["label"] + (" (baseline)" if r["kind"] == "baseline" else ""), "kind": r["kind"],
                   "dice": r["dice"], "dice_lo": r["dice_lo"], "dice_hi": r["dice_hi"]} for r in rows], score_label),
-            "history": figures.history_png(history_plot, score_label),
+            "history": figures.history_png(history_plot, score_label, [h["label"] for h in histories]),
             "distribution": figures.distribution_png(all_scores, selected_scores, base_marks, score_label),
         },
     }

@@ -76,37 +76,100 @@ def whiskers_png(rows, score_label: str) -> bytes:
     return _png(fig)
 
 
-def history_png(histories, score_label: str) -> bytes:
-    """Every team's valid submissions over time: one thin line per team, its selection starred.
+#: Teams drawn each in its own colour and line style, with a legend; a larger class shows its top ones so.
+MAX_NAMED = 20
+TOP_K = 10
+OTHER_COLOUR = "#c8c8c8"
+_STYLES = ("-", "--", ":", "-.")
 
-    ``histories``: list of ``(times, scores, selected_index or None)`` per team, times as
-    aware datetimes.
+
+def team_styles(n: int) -> list:
+    """``(colour, line style)`` of the ``n`` named teams: a qualitative palette, then the next line style."""
+    from matplotlib import colormaps
+
+    palette = colormaps["tab10"].colors
+    return [(palette[i % len(palette)], _STYLES[(i // len(palette)) % len(_STYLES)]) for i in range(n)]
+
+
+def _board_order(histories) -> list:
+    """Team indices best first: by the score on the board (the starred one), else the best; none last."""
+    def key(i):
+        _, scores, selected = histories[i]
+        if not len(scores):
+            return (1, 0.0, i)
+        return (0, -(scores[selected] if selected is not None else max(scores)), i)
+
+    return sorted(range(len(histories)), key=key)
+
+
+def history_png(histories, score_label: str, labels=None, *, max_named: int = MAX_NAMED, top_k: int = TOP_K) -> bytes:
+    """Every team's valid submissions over time, one line per team that a reader can follow.
+
+    Up to ``max_named`` teams each get a colour of a qualitative palette (cycling
+    through line styles past ten) and a legend entry, best first; in a larger class
+    the ``top_k`` best teams are drawn so and the others in light grey behind them.
+    Each team's submission on the board is a star of its colour.
+
+    Parameters
+    ----------
+    histories : list of (times, scores, selected index or None)
+        Per team, times as aware datetimes.
+    score_label : str
+    labels : list of str, optional
+        The teams' display names, in the order of ``histories`` (no legend without them).
     """
     import matplotlib.dates as mdates
 
-    fig = _figure(7.5, 3.6)
+    order = [i for i in _board_order(histories) if len(histories[i][0])]
+    named = order if len(order) <= max_named else order[:top_k]
+    others = [i for i in order if i not in set(named)]
+    legend_rows = 0
+    if labels is not None and named:
+        ncol = 4
+        legend_rows = -(-(len(named) + (1 if others else 0)) // ncol)
+    bottom = 0.55 + (0.2 + 0.17 * legend_rows if legend_rows else 0)
+    height = 3.6 + bottom - 0.55
+    fig = _figure(7.5, height, bottom=bottom)
     ax = fig.add_subplot()
-    # One line for all teams (NaN breaks it between teams): 200 teams draw as fast as one.
-    xs, ys, star_x, star_y = [], [], [], []
-    for times, scores, selected in histories:
-        if not len(times):
-            continue
+    if others:
+        # One line for all the others (NaN breaks it between teams): 300 teams draw as fast as one.
+        xs, ys, star_x, star_y = [], [], [], []
+        for i in others:
+            times, scores, selected = histories[i]
+            x = mdates.date2num(times)
+            xs += [*x, np.nan]
+            ys += [*scores, np.nan]
+            if selected is not None:
+                star_x.append(x[selected])
+                star_y.append(scores[selected])
+        ax.plot(xs, ys, color=OTHER_COLOUR, lw=0.8, marker="o", ms=2, zorder=1,
+                label=f"{len(others)} other teams")
+        ax.plot(star_x, star_y, color=OTHER_COLOUR, marker="*", ms=8, ls="none", zorder=1)
+    for rank, (i, (colour, style)) in enumerate(zip(named, team_styles(len(named))), start=1):
+        times, scores, selected = histories[i]
         x = mdates.date2num(times)
-        xs += [*x, np.nan]
-        ys += [*scores, np.nan]
+        label = f"{rank}. {_short(labels[i], 22)}" if labels is not None else None
+        ax.plot(x, scores, color=colour, ls=style, lw=1.3, marker="o", ms=3, label=label, zorder=3)
         if selected is not None:
-            star_x.append(x[selected])
-            star_y.append(scores[selected])
-    if xs:
-        ax.plot(xs, ys, color=TEAM_COLOUR, lw=0.8, alpha=0.35, marker="o", ms=2.5)
-        ax.plot(star_x, star_y, color=SELECTED_COLOUR, marker="*", ms=9, ls="none")
+            ax.plot([x[selected]], [scores[selected]], color=colour, marker="*", ms=11, mec="black", mew=0.6,
+                    ls="none", zorder=4)
     locator = mdates.AutoDateLocator()
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
     ax.set_ylim(*_span([v for _, scores, _ in histories for v in scores]))
-    ax.set_xlabel("submitted (UTC); red star: the submission on the board")
+    ax.set_xlabel("submitted (UTC); star: the submission on the board")
     ax.set_ylabel(score_label)
     ax.grid(alpha=0.3)
+    if legend_rows:
+        handles, texts = ax.get_legend_handles_labels()
+        if others:  # the grey teams last, after the named ones in board order
+            handles, texts = handles[1:] + handles[:1], texts[1:] + texts[:1]
+        legend = ax.legend(handles, texts, loc="upper left", ncol=4,
+                           bbox_to_anchor=(-0.7 / (7.5 - 0.8 - 0.25), -0.5 / (height - bottom - 0.15)),
+                           fontsize=7, frameon=False, handlelength=2.6, columnspacing=1.0,
+                           bbox_transform=ax.transAxes)
+        for text in legend.get_texts():
+            text.set_parse_math(False)  # a team called "$\\frac{" is text
     return _png(fig)
 
 

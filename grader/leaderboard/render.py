@@ -264,9 +264,14 @@ td.time { white-space: nowrap; }
 #board th[aria-sort="descending"]::after { content: " \\25BC"; }
 tr.baseline td { color: #666; font-style: italic; }
 td.team { min-width: 9em; max-width: 18em; overflow-wrap: anywhere; }
-.scroll { overflow-x: auto; }
+.scroll { overflow-x: auto; max-width: 100%; }
 .notes li, .phase { color: #444; }
-img { max-width: 100%; height: auto; }
+img { display: block; max-width: 100%; height: auto; }
+h1, h2, p, li, summary { overflow-wrap: anywhere; }
+@media (max-width: 40em) {
+  body { margin: 1em auto; padding: 0 0.6em; }
+  table { font-size: 0.85em; }
+}
 details { margin: 0.2em 0; }
 footer { margin-top: 2em; font-size: 0.85em; color: #555; border-top: 1px solid #ddd; padding-top: 0.5em; }
 """
@@ -298,7 +303,8 @@ def _history_html(report) -> list:
         n = len(team["submissions"])
         out.append(f"<details><summary>{h(team['label'])} ({n} submission{'s' if n != 1 else ''})</summary>")
         heads = ["Submitted (UTC)", "Submission", "Status", "Dice (public)"] + (["Dice (private)"] if revealed else [])
-        out.append("<table><thead><tr>" + "".join(f"<th>{x}</th>" for x in heads) + "</tr></thead><tbody>")
+        out.append('<div class="scroll"><table><thead><tr>' + "".join(f"<th>{x}</th>" for x in heads)
+                   + "</tr></thead><tbody>")
         for s in team["submissions"]:
             status = s["status"] + (" \u2605 on the board" if s["selected"] else "")
             cells = [h(s["submitted_at"]), h(s["submission"]), h(status)]
@@ -306,7 +312,7 @@ def _history_html(report) -> list:
             if revealed:
                 cells.append(h(fmt(s.get("private"), d)))
             out.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-        out.append("</tbody></table></details>")
+        out.append("</tbody></table></div></details>")
     return out
 
 
@@ -370,12 +376,12 @@ def index_html(report) -> str:
     out += ["<h2>Score distribution</h2>", _img(figs["distribution"], "distribution of scores")]
     if report["problems"]:
         out.append("<h2>Invalid and ignored submissions</h2>")
-        out.append("<table><thead><tr><th>Team</th><th>Submission</th><th>Submitted (UTC)</th><th>Status</th>"
-                   "<th>Error</th></tr></thead><tbody>")
+        out.append('<div class="scroll"><table><thead><tr><th>Team</th><th>Submission</th><th>Submitted (UTC)</th>'
+                   "<th>Status</th><th>Error</th></tr></thead><tbody>")
         for p in report["problems"]:
             out.append("<tr>" + "".join(f"<td>{h(p[k])}</td>" for k in
                                         ("label", "submission", "submitted_at", "status", "message")) + "</tr>")
-        out.append("</tbody></table>")
+        out.append("</tbody></table></div>")
     out.append(f"<footer><p>{h(report['method'])}</p></footer>")
     out.append(f"<script>{_SCRIPT}</script>")
     out.append("</body>")
