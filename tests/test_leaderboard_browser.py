@@ -113,3 +113,106 @@ def test_table_sorts_in_the_browser(page, tmp_path, key, column, descending):
         assert names == sorted(names)
         order = [int(re.sub(r"\D", "", r[0][1]) or 0) for r in board.rows]
         assert order != sorted(order)  # really reordered, not the board order
+
+
+# -- phone width and the live board, through Selenium (the CDP sets a 390 px phone viewport) ----------------
+try:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+except ImportError:  # pragma: no cover - selenium is a test dependency
+    webdriver = None
+DRIVER = next((p for p in ("/usr/bin/chromedriver", shutil.which("chromedriver") or "") if p and os.path.exists(p)),
+              None)
+needs_driver = pytest.mark.skipif(webdriver is None or DRIVER is None,
+                                  reason="selenium or chromedriver is not installed (apt-get install chromium-driver)")
+PHONE = {"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": True}
+
+
+@pytest.fixture
+def phone(tmp_path):
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+                 f"--user-data-dir={tmp_path / 'selenium-profile'}"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+    driver.set_page_load_timeout(60)
+    try:
+        # A phone's viewport (headless windows are at least 500 px wide; the page's viewport meta applies).
+        driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", PHONE)
+        yield driver
+    finally:
+        driver.quit()
+
+
+def fits_a_phone(driver) -> tuple:
+    """``(page width, what sticks out)``: the page's scroll width and elements past the viewport (outside a scroller)."""
+    return driver.execute_script(
+        "const w = document.documentElement.clientWidth;"
+        "return [document.documentElement.scrollWidth, [...document.querySelectorAll('body *')]"
+        ".filter(e => e.getBoundingClientRect().right > w + 1 && !e.closest('.scroll'))"
+        ".map(e => e.tagName + '.' + e.className).slice(0, 5)]")
+
+
+def keep_screenshot(driver, name: str) -> None:
+    keep = Path(os.environ.get("BRATS_KIT_ARTIFACTS", Path(__file__).resolve().parents[1] / "test-artifacts"))
+    keep.mkdir(parents=True, exist_ok=True)
+    driver.save_screenshot(str(keep / name))
+
+
+@needs_driver
+def test_the_page_fits_a_390_px_phone_tables_scroll_in_their_box_figures_scale(page, phone):
+    phone.get(page.as_uri())
+    assert phone.execute_script("return window.innerWidth") == 390
+    width, wide = fits_a_phone(phone)
+    assert width <= 390 and not wide, (width, wide)
+    # The board keeps every column: it scrolls inside its own box rather than the page.
+    box = phone.execute_script("const s = document.querySelector('#board').closest('.scroll');"
+                               "return [s.scrollWidth, s.clientWidth, getComputedStyle(s).overflowX]")
+    assert box[0] > box[1] and box[2] == "auto"
+    figures = phone.execute_script("return [...document.images].map(i => [i.getBoundingClientRect().width,"
+                                   " i.naturalWidth, i.getBoundingClientRect().height / i.naturalHeight])")
+    assert len(figures) == 3 and all(w <= 390 and w < natural for w, natural, _ in figures)
+    assert all(abs(ratio - w / natural) < 0.02 for w, natural, ratio in figures)  # scaled, not squeezed
+    assert not [e for e in phone.get_log("browser") if e.get("level") == "SEVERE"]
+    keep_screenshot(phone, "leaderboard_phone.png")
+
+
+@needs_driver
+def test_the_live_board_served_by_the_course_server_runs_under_its_headers(tmp_path, competition, phone):
+    import json
+
+    import httpx
+
+    from brats_kit.server.run import ServerThread
+    from data_spec import load_truth
+    from data_spec.submission import write_submission
+    from grader.isolation import IsolatedScorer
+    from test_server_support import Clock, make_course, shifted
+
+    root, tok, admin = make_course(tmp_path, competition, teams=("alpha", "beta", "Team Öst"))
+    config = root / "private" / "course.json"
+    data = json.loads(config.read_text())
+    data["extra"] = {"board_interval_s": 0.05}  # the course's own key: rebuild as soon as anything changes
+    config.write_text(json.dumps(data))
+    truth = load_truth(competition / "private")
+    for i, team in enumerate(tok):
+        write_submission(tmp_path / f"{i}.npy", shifted(truth.y, 2 + 2 * i))
+    with IsolatedScorer(competition / "private", workers=1, timeout=30) as scorer, \
+            ServerThread(root, clock=Clock(), scorer=scorer) as server:
+        for i, team in enumerate(tok):
+            r = httpx.post(f"{server.url}/api/v1/submissions", headers={"Authorization": f"Bearer {tok[team]}"},
+                           files={"file": (f"{i}.npy", (tmp_path / f"{i}.npy").read_bytes())}, timeout=60)
+            assert r.status_code == 201, r.text
+        assert server.app.state.board.wait_current(timeout=120), server.app.state.board.last_error
+        phone.get(server.url + "/leaderboard")
+        # The page's one script ran (its hash is allowed) and its inline style applied, with no CSP report.
+        assert phone.find_element("tag name", "body").get_attribute("data-sortable") == "ready"
+        assert "Team Öst" in phone.find_element("id", "board").text
+        assert phone.execute_script("return getComputedStyle(document.querySelector('.scroll')).overflowX") == "auto"
+        assert not [e for e in phone.get_log("browser") if e.get("level") == "SEVERE"]
+        width, wide = fits_a_phone(phone)
+        assert width <= 390 and not wide, (width, wide)
+        keep_screenshot(phone, "live_board_phone.png")
