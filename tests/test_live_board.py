@@ -208,3 +208,43 @@ def test_the_export_links_the_stored_files_and_keeps_them_owner_only(tmp_path, c
         built = build_board(course, bootstrap=0)
         assert built["summary"].teams_ranked == 1
         assert check_permissions(root, fix=False) == []  # the site under private/ is owner-only
+
+
+def test_course_baselines_are_reference_rows_and_the_dashboards_default_scale(tmp_path, competition, scorer, files):
+    import html
+    import re
+
+    from brats_kit.server.baselines import attach_baselines
+    from data_spec.errors import KitError
+
+    truth = load_truth(competition / "private")
+    refs = tmp_path / "refs"
+    (refs / "flair-threshold").mkdir(parents=True)
+    write_submission(refs / "flair-threshold" / "pred.npy", shifted(truth.y, 12))
+    write_submission(refs / "unet.npy", shifted(truth.y, 1))
+    bad = tmp_path / "bad-refs"
+    bad.mkdir()
+    np.save(bad / "broken.npy", truth.y * np.uint8(255))
+    root, tok, admin = make_course(tmp_path, competition, teams=("alpha", "beta"))
+    with Course(root) as course:
+        with pytest.raises(KitError) as refused:
+            attach_baselines(course, bad)
+        assert refused.value.code == "invalid_baseline" and not (course.private / "baselines").exists()
+        done = attach_baselines(course, refs)
+        assert sorted(done["baselines"]) == ["flair-threshold", "unet"]
+        assert done["baselines"]["unet"] > done["baselines"]["flair-threshold"]
+        assert check_permissions(root, fix=False) == []
+        attach_baselines(course, refs)  # its own folder: replaced
+    app = create_app(root, clock=Clock(), scorer=scorer, board_interval_s=0.05)
+    with TestClient(app) as c:
+        hand_in(c, tok["alpha"], files["good"])
+        assert app.state.board.wait_current(timeout=120), app.state.board.last_error
+        page = c.get("/leaderboard").text
+        assert page.count('<tr class="baseline"') == 2 and "flair-threshold (baseline)" in page
+        assert c.post(f"{API}/admin/reveal", headers={"Authorization": f"Bearer {admin}"}).status_code == 200
+        csrf = html.unescape(re.search(r'name="csrf" value="([^"]+)"', c.get("/").text).group(1))
+        c.post("/signin", data={"csrf": csrf, "token": admin, "role": "instructor"})
+        book = c.get("/admin/grades.csv", params={"format": "csv"})  # the default scale: between the baselines
+        assert book.status_code == 200, book.text
+        readme = c.get("/admin/grades-readme.txt", params={"format": "csv"}).text
+        assert "flair-threshold" in readme and "unet" in readme

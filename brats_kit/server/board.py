@@ -20,8 +20,8 @@ stops. The site is swapped in whole by the engine (``atomic_dir``).
 
 The course configuration may set ``extra.board_interval_s`` (seconds, default
 :data:`DEFAULT_INTERVAL_S`; 0 turns the live board off) and ``extra.baselines`` (a
-folder of reference submissions shown as reference rows; ``server init
---baselines`` copies them to ``private/baselines``).
+folder of reference submissions shown as reference rows; by default
+``private/baselines``, see :mod:`.baselines`).
 """
 from __future__ import annotations
 
@@ -39,6 +39,7 @@ from data_spec.errors import KitError
 from data_spec.manifest import MANIFEST_CSV, write_manifest
 from plumbing.atomic import atomic_dir
 
+from .baselines import baselines_of
 from .course import Course
 from .db import AuditEvent, Submission, Team, get_meta
 from .service import export_name
@@ -46,7 +47,6 @@ from .service import export_name
 log = logging.getLogger("brats_kit.server.board")
 
 BOARD_DIR = "board"
-BASELINES_DIR = "baselines"
 #: Seconds between two rebuilds at most once (bursts of uploads coalesce into one rebuild).
 DEFAULT_INTERVAL_S = 10.0
 #: How often the thread looks at the audit log between rebuilds.
@@ -62,15 +62,6 @@ def course_version(course: Course) -> int:
     """The audit log's last sequence number: it grows with every change the board shows."""
     with course.sessions() as s:
         return int(s.scalar(select(func.max(AuditEvent.seq))) or 0)
-
-
-def baselines_of(course: Course) -> Optional[Path]:
-    """The course's reference submissions: ``extra.baselines`` or ``private/baselines``, if any."""
-    given = (course.config.extra or {}).get("baselines")
-    path = Path(given) if given else course.private / BASELINES_DIR
-    if not path.is_absolute():
-        path = course.root / path
-    return path if path.is_dir() and any(path.iterdir()) else None
 
 
 def _link(src: Path, dest: Path) -> None:

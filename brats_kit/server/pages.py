@@ -519,8 +519,11 @@ def _gradebook(service: CourseService, fmt: str, scale: Optional[str]):
     """The gradebook the ``server grades`` command writes (same functions), as text for a download."""
     if fmt not in FORMATS:
         raise KitError(f"unknown gradebook format {fmt!r}", code="bad_option", expected=" or ".join(FORMATS))
+    from .baselines import baselines_of
+
     roster = read_roster(service.course.private / ROSTER_CSV)
-    return make_gradebook(roster, course_scores(service), parse_scale(scale or None))
+    # The default scale's reference points are the course's baselines, when it has them.
+    return make_gradebook(roster, course_scores(service, baselines_of(service.course)), parse_scale(scale or None))
 
 
 async def _grades(request: Request, fmt: str, scale: Optional[str], readme: bool):

@@ -1,0 +1,93 @@
+"""A course's reference submissions (baselines): where the server finds them, and how they get there.
+
+The dashboard's gradebook places marks linearly between two baselines by default
+(``flair-threshold`` = 0, the best = full marks), and the live board shows them
+as reference rows; both need the server to know them. They are read from the
+course configuration's ``extra.baselines`` (a folder, relative to the course or
+absolute) or, by default, from ``COURSE/private/baselines``, which
+:func:`attach_baselines` fills (``server init --baselines DIR`` is meant to call it).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Optional
+
+from data_spec.errors import KitError, LayoutError
+from plumbing.atomic import atomic_dir, write_bytes
+
+from .course import Course
+
+BASELINES_DIR = "baselines"
+#: Written into the folder :func:`attach_baselines` made, so that it replaces only its own output.
+MARKER = ".brats-kit-baselines"
+
+
+def baselines_of(course: Course) -> Optional[Path]:
+    """The course's baselines folder (``extra.baselines``, else ``private/baselines``), or None when it has none."""
+    given = (course.config.extra or {}).get("baselines")
+    path = Path(given) if given else course.private / BASELINES_DIR
+    if not path.is_absolute():
+        path = course.root / path
+    if not path.is_dir():
+        return None
+    return path if any(not p.name.startswith(".") for p in path.iterdir()) else None
+
+
+def attach_baselines(course: Course, source) -> dict:
+    """Score the reference submissions in ``source`` and copy them to ``COURSE/private/baselines``.
+
+    ``source`` is laid out as the leaderboard's ``--baselines``: ``DIR/<baseline>/<file>``
+    or ``DIR/<baseline>.<ext>``. Every baseline must be valid (scored against the
+    course's truth); the copy is owner-only and replaces only a folder this function made.
+
+    Returns
+    -------
+    dict
+        ``baselines`` (name -> public Dice), ``folder``.
+
+    Raises
+    ------
+    KitError
+        No baseline in ``source``, an invalid one (``invalid_baseline``), or a
+        ``private/baselines`` this function did not create.
+    """
+    from grader.leaderboard.cache import ScoreCache
+    from grader.leaderboard.collect import collect_baselines, load_board_truth
+    from grader.leaderboard.scoring import score_submissions
+    from grader.metrics import scores_from_counts
+
+    source = Path(source)
+    out = course.private / BASELINES_DIR
+    if out.exists() and any(out.iterdir()) and not (out / MARKER).is_file():
+        raise LayoutError("the course's baselines folder was not made by brats-kit", path=out,
+                          hint="move it away, or name it in course.json as extra.baselines")
+    bases = collect_baselines(source)
+    truth = load_board_truth(course.config.truth)
+    cache_dir = course.private / "board" / "cache"
+    cache_dir.parent.mkdir(mode=0o700, exist_ok=True)
+    cache = ScoreCache(cache_dir)
+    score_submissions(bases, truth, cache)
+    cache.save()
+    for dirpath, _, filenames in os.walk(cache_dir):  # private/ stays owner-only (the startup check)
+        os.chmod(dirpath, 0o700)
+        for name in filenames:
+            os.chmod(os.path.join(dirpath, name), 0o600)
+    scores = {}
+    for b in bases:
+        if not b.valid:
+            raise KitError(f"baseline {b.team!r} is invalid: {b.errors[0]['message']}", code="invalid_baseline",
+                           path=b.path, hint=b.errors[0].get("hint"))
+        c, public = b.counts, truth.public
+        scores[b.team] = float(scores_from_counts(c.tp[None, public], c.fp[None, public], c.fn[None, public])["dice"][0])
+    with atomic_dir(out) as tmp:
+        for b in bases:
+            dest = tmp / b.name
+            dest.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            shutil.copyfile(b.path, dest)
+            os.chmod(dest, 0o600)
+        write_bytes(tmp / MARKER, b"reference submissions of this course, copied by brats-kit\n")
+        os.chmod(tmp / MARKER, 0o600)
+    os.chmod(out, 0o700)
+    return {"baselines": scores, "folder": out}
