@@ -330,3 +330,22 @@ def test_oedema_is_faint_at_its_infiltrative_margin():
     assert density[whole > 0.99].min() > 0.9
     _, _, _, flat = focus.memberships(q, wm, margin=0.0)
     assert (flat[whole > 1e-3] == 1).all()
+
+
+def test_data_synth_command_says_where_the_secret_seed_is_and_warns_on_an_explicit_one(tmp_path):
+    from click.testing import CliRunner
+
+    from brats_kit.cli import main as cli
+
+    result = CliRunner().invoke(cli, ["data", "synth", "--out", str(tmp_path / "a"), "--train", "1", "--test", "1"])
+    assert result.exit_code == 0, result.output
+    assert "secret 128-bit seed" in result.stdout and "private/manifest.json" in result.stdout
+    assert "warning" not in result.stderr
+    manifest = json.loads((tmp_path / "a" / PRIVATE_DIR / MANIFEST_FILE).read_text())
+    assert manifest["seed_source"].startswith("secret")
+    result = CliRunner().invoke(
+        cli, ["data", "synth", "--out", str(tmp_path / "b"), "--train", "1", "--test", "1", "--seed", "3"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "can regenerate the test truth" in result.stderr and "secret" not in result.stdout
+    assert json.loads((tmp_path / "b" / PRIVATE_DIR / MANIFEST_FILE).read_text())["seed"] == 3

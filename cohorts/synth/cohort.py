@@ -19,7 +19,7 @@ from .patient import Patient
 
 GENERATOR = "cohorts.synth"
 #: Bumped whenever the same seed would give different data.
-GENERATOR_VERSION = "2.1"
+GENERATOR_VERSION = "3.0"
 #: One patient in this many has its slice away from the tumour (tumour-free, as a few
 #: course slices are). Exactly one per block of consecutive patients: a random
 #: share would make small test sets swing (each empty slice moves mean Dice by 1/N).
@@ -102,6 +102,18 @@ def _parameters() -> dict:
         f"{_patient.FAINT[0]}-{_patient.FAINT[1]} of its full value (infiltrative margin)"
     )
     out["slice_away_from_tumour"] = f"one patient in {AWAY_EVERY}"
+    from . import lesion as _lesion
+
+    out["ranges"] = {
+        "head_scale": list(_patient.HEAD_SCALE),
+        "oedema_gain": list(_patient.OEDEMA_GAIN),
+        "heterogeneity": list(_patient.HETEROGENEITY),
+        "noise_gain": list(_patient.NOISE_GAIN),
+        "tumour_radius_mm": list(_lesion.RADIUS_MM),
+        "multifocal_share": _lesion.MULTIFOCAL,
+        "white_matter_hyperintensities_mean": _lesion.WMH_COUNT,
+    }
+    out["background"] = "raw signal 0 (tissue is at least MIN_SIGNAL), z-scored with the brain: each modality's slice minimum"
     out["volume_statistics"] = f"coarse lattice over the head, {_patient.STATS_SPACING:g} mm spacing"
     return out
 

@@ -28,6 +28,15 @@ from scipy.special import expit
 
 from .fields import SmoothField
 
+#: Whole-tumour equivalent radius of the main focus (mm), log-uniform. BraTS whole-tumour
+#: volumes span about 10 to 250 ml (equivalent radii 13 to 39 mm); the course's slices cut
+#: through the larger ones (11-12% of the foreground is tumour).
+RADIUS_MM = (17.5, 40.0)
+#: Share of patients with a second focus.
+MULTIFOCAL = 0.15
+#: Mean number of white-matter hyperintensities per patient (Poisson).
+WMH_COUNT = 5.0
+
 
 @dataclass
 class Focus:
@@ -154,10 +163,9 @@ def draw_tumour(rng, anatomy) -> Tumour:
     """A random tumour: 3/4 high grade (necrosis, enhancing rim), some multifocal."""
     high_grade = bool(rng.random() < 0.75)
     centre = anatomy.tumour_sites[rng.integers(len(anatomy.tumour_sites))]
-    # BraTS whole-tumour volumes span about 10 to 250 ml: equivalent radii 13 to 39 mm.
-    radius = float(np.exp(rng.uniform(np.log(14.0), np.log(34.0))))
+    radius = float(np.exp(rng.uniform(*np.log(RADIUS_MM))))
     foci = [draw_focus(rng, centre, radius, high_grade)]
-    if rng.random() < 0.15:
+    if rng.random() < MULTIFOCAL:
         direction = rng.normal(size=3)
         direction /= np.linalg.norm(direction)
         second = _nearest(anatomy.tumour_sites, centre + direction * radius * rng.uniform(1.3, 2.2))
@@ -242,7 +250,7 @@ def _blobs(q, centres, radii) -> np.ndarray:
 
 def draw_mimics(rng, anatomy) -> Mimics:
     """Random mimics: their number and strength vary from patient to patient."""
-    n_wmh = int(rng.poisson(4.0))
+    n_wmh = int(rng.poisson(WMH_COUNT))
     n_vessels = int(rng.integers(25, 60))
     posterior = anatomy.ventricle_sites[anatomy.ventricle_sites[:, 1] < -25]
     n_choroid = int(rng.integers(2, 5))

@@ -37,21 +37,27 @@ CSF = np.array([0.0, 0.0, 2.9, 0.35], dtype=np.float32)
 OEDEMA = np.array([-0.13, -0.13, 0.85, 0.8], dtype=np.float32)
 #: High grade: enhancing rim and necrotic centre replace the tissue.
 ENHANCING = np.array([0.72, 1.75, 1.45, 1.45], dtype=np.float32)
-NECROSIS = np.array([0.42, 0.38, 2.3, 1.05], dtype=np.float32)
+NECROSIS = np.array([0.42, 0.38, 2.3, 0.55], dtype=np.float32)
 #: Low grade: a non-enhancing core.
 NONENHANCING = np.array([0.62, 0.64, 1.95, 1.65], dtype=np.float32)
 #: Mimics, added to the healthy tissue where present.
-HALO = np.array([-0.04, -0.04, 0.4, 0.65], dtype=np.float32)
+HALO = np.array([-0.03, -0.03, 0.3, 0.45], dtype=np.float32)
 WMH = np.array([-0.06, -0.06, 0.7, 0.75], dtype=np.float32)
 VESSEL = np.array([0.05, 0.95, -0.5, 0.05], dtype=np.float32)
 CHOROID = np.array([0.4, 1.3, -1.2, 0.45], dtype=np.float32)
 #: Thin bright bands (brain-edge rim, ventricle lining) hold free water, as oedema does:
 #: the tissue there turns into oedematous white matter, scaled by this (per patient).
-BAND = (0.9, 1.25)
+BAND = (0.45, 0.8)
 #: The oedema's infiltrative margin: over its outer MARGIN_MM (mm), the oedema's contrast
 #: falls to FAINT of its full value at the label's boundary (per patient, uniform ranges).
-MARGIN_MM = (1.5, 3.0)
-FAINT = (0.7, 0.9)
+MARGIN_MM = (1.5, 3.5)
+FAINT = (0.45, 0.75)
+#: Per-patient ranges (uniform): head size relative to the template, the oedema's contrast
+#: (a gain on OEDEMA), the tumour's texture (relative), the noise (a gain on NOISE).
+HEAD_SCALE = (0.87, 1.07)
+OEDEMA_GAIN = (0.6, 1.6)
+HETEROGENEITY = (0.05, 0.18)
+NOISE_GAIN = (0.7, 1.1)
 #: The faintest tissue signal (white-matter units): brain pixels stay above the background's 0.
 MIN_SIGNAL = 1e-3
 #: Per-pixel noise, in white-matter units.
@@ -99,7 +105,7 @@ class Patient:
         ``away`` places the slice beyond the main focus: usually tumour-free.
         """
         angles = rng.normal(0, 1, size=3) * np.array([5.0, 3.0, 7.0])  # pitch, roll, in-plane (deg)
-        scale = rng.uniform(0.9, 1.1) * np.exp(rng.normal(0, 0.03, size=3))
+        scale = rng.uniform(*HEAD_SCALE) * np.exp(rng.normal(0, 0.03, size=3))
         # Patient -> template: undo the patient's size, then its head rotation.
         linear = (Rotation.from_euler("xyz", angles, degrees=True).as_matrix() @ np.diag(1 / scale)).astype(np.float32)
         shift = np.array([*rng.normal(0, 4.0, size=2), 0.0], dtype=np.float32)
@@ -113,16 +119,16 @@ class Patient:
             "t1ce_gamma": float(rng.uniform(0.7, 1.15)),
             "gm": _jitter(rng, GM, 0.05),
             "csf": _jitter(rng, CSF, 0.1),
-            "oedema": _jitter(rng, OEDEMA, 0.15) * np.float32(rng.uniform(0.6, 1.25)),
+            "oedema": _jitter(rng, OEDEMA, 0.15) * np.float32(rng.uniform(*OEDEMA_GAIN)),
             "enhancing": _jitter(rng, ENHANCING, 0.1),
             "necrosis": _jitter(rng, NECROSIS, 0.1),
             "nonenhancing": _jitter(rng, NONENHANCING, 0.1),
-            "heterogeneity": float(rng.uniform(0.05, 0.18)),
+            "heterogeneity": float(rng.uniform(*HETEROGENEITY)),
             "halo": _jitter(rng, HALO, 0.1) * np.float32(mimics.halo),
             "wmh": _jitter(rng, WMH, 0.15),
             "vessel": _jitter(rng, VESSEL, 0.15),
             "choroid": _jitter(rng, CHOROID, 0.1),
-            "noise": _jitter(rng, NOISE, 0.15) * np.float32(rng.uniform(0.8, 1.25)),
+            "noise": _jitter(rng, NOISE, 0.15) * np.float32(rng.uniform(*NOISE_GAIN)),
         }
         contrast["band"] = 1 + contrast["oedema"] * np.float32(rng.uniform(*BAND))
         # The slice: through the main focus, or (rarely) well away from it.
