@@ -295,19 +295,23 @@ def test_audit_names_edited_and_deleted_rows_and_missing_files(tmp_path, competi
 
 def test_quota_is_exact_under_concurrent_uploads(tmp_path, competition, scorer, files, db):
     root, tok, admin = make_course(tmp_path, competition, per_day=3, db=db)
-    data = files["shift3"].read_bytes()
+    datas = [files[k].read_bytes() for k in ("shift3", "shift5", "shift8", "perfect")]
     with ServerThread(root, scorer=scorer, clock=Clock()) as server:
-        def one(_):
+        def one(i):
             with httpx.Client(base_url=server.url, timeout=60) as client:
-                return client.post(f"{API}/submissions", content=data,
+                return client.post(f"{API}/submissions", content=datas[i % 4],
                                    headers={"Authorization": f"Bearer {tok['gamma']}"}).status_code
 
         with concurrent.futures.ThreadPoolExecutor(10) as pool:
             codes = list(pool.map(one, range(10)))
     assert sorted(codes) == [201] * 3 + [429] * 7
     with Course(root) as course, course.sessions() as s:
-        assert len(s.scalars(select(Submission)).all()) == 3
+        rows = s.scalars(select(Submission)).all()
+        assert len(rows) == 3
         assert audit_course(course)["ok"]
+        # The files of the refused uploads went again; the accepted ones stay.
+        assert set(course.store.files()) == {r.sha256 for r in rows}
+        assert course.store.temporary_files() == []
 
 
 def test_export_reproduces_the_servers_board(tmp_path, competition, scorer, files):

@@ -170,31 +170,37 @@ class CourseService:
     def record(self, who: Principal, *, sha256: str, size: int, verdict, commit_file: Callable[[], None]) -> dict:
         """Check the quota and record a scored or invalid submission in one transaction; return the receipt.
 
-        ``commit_file`` moves the fsynced upload into the store; it runs inside the
-        transaction, after the checks and before the commit, so a refused upload is
-        never stored and an acknowledged one always is.
+        ``commit_file`` moves the fsynced upload into the store; it runs before the
+        transaction (which then holds the write lock for the database alone), so an
+        acknowledged upload always has its file; a refused one's file is removed
+        again (see :meth:`~.store.Store.staged`).
         """
         fields = verdict_fields(verdict)
         kind = fields["status"]
-        with write_transaction(self.course.sessions) as s:
-            now = self.now()
-            day, resets_at = self.day(now)
-            closed = self._closed(now, s)
-            if closed:
-                raise closed
-            used = self._used(s, who.team_id, day)
-            cap = self.config.per_day if kind == "scored" else self.config.max_invalid_per_day
-            if used[kind] >= cap:
-                raise self._quota_refusal(kind, resets_at)
+        with self.course.store.staged(sha256, self._referenced):
             commit_file()
-            sub = Submission(team_id=who.team_id, sha256=sha256, bytes=size, submitted_at=now, day=day,
-                             final=False, **fields)
-            s.add(sub)
-            s.flush()
-            event = audit.ACCEPTED if kind == "scored" else audit.INVALID
-            audit.append(s, now, event, who.team, {"id": sub.id, "sha256": sha256, "bytes": size, "status": kind})
-            used[kind] += 1
+            with write_transaction(self.course.sessions) as s:
+                now = self.now()
+                day, resets_at = self.day(now)
+                closed = self._closed(now, s)
+                if closed:
+                    raise closed
+                used = self._used(s, who.team_id, day)
+                cap = self.config.per_day if kind == "scored" else self.config.max_invalid_per_day
+                if used[kind] >= cap:
+                    raise self._quota_refusal(kind, resets_at)
+                sub = Submission(team_id=who.team_id, sha256=sha256, bytes=size, submitted_at=now, day=day,
+                                 final=False, **fields)
+                s.add(sub)
+                s.flush()
+                event = audit.ACCEPTED if kind == "scored" else audit.INVALID
+                audit.append(s, now, event, who.team, {"id": sub.id, "sha256": sha256, "bytes": size, "status": kind})
+                used[kind] += 1
         return self.receipt(sub, who.team, used=used, resets_at=resets_at, revealed=False)
+
+    def _referenced(self, sha256: str) -> bool:
+        with self.course.sessions() as s:
+            return s.scalar(select(func.count()).select_from(Submission).where(Submission.sha256 == sha256)) > 0
 
     def receipt(self, sub: Submission, team: str, *, used: Optional[dict] = None, resets_at=None,
                 revealed: Optional[bool] = None) -> dict:

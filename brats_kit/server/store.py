@@ -1,21 +1,24 @@
 """The content-addressed submission store: ``store/<sha256[:2]>/<sha256>``, written durably.
 
 An upload is streamed into ``store/tmp/`` while its sha256 is computed and the
-size cap enforced, fsynced, and moved to its address only once it is accepted;
-the directory is fsynced after the rename. The database row is committed after
-that, so an acknowledged submission always has its file. A server killed
-mid-upload leaves at most a temporary file (and, if killed between the rename
-and the commit, an unreferenced stored file): :meth:`Store.recover` removes both
-at startup.
+size cap enforced, fsynced, scored, and moved to its address (the directory is
+fsynced after the rename); the database row is committed after that, so an
+acknowledged submission always has its file. A refused upload's file is removed
+again (:meth:`Store.staged`). A server killed mid-upload leaves at most a
+temporary file (and, if killed between the rename and the commit, an
+unreferenced stored file): :meth:`Store.recover` removes both at startup.
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import hashlib
 import os
 import re
 import tempfile
+import threading
 from pathlib import Path
+from typing import Callable
 
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 
@@ -70,6 +73,33 @@ class Store:
     def __init__(self, root):
         self.root = Path(root)
         self.tmp = self.root / "tmp"
+        self._lock = threading.Lock()
+        self._inflight: collections.Counter = collections.Counter()
+
+    @contextlib.contextmanager
+    def staged(self, sha256: str, is_referenced: Callable[[str], bool]):
+        """While a file is moved into the store and its row committed, outside the database lock.
+
+        The file goes in before the transaction, so the course's write lock is held for
+        the database alone (not for a rename and a directory fsync). If the block fails
+        (a quota refusal found in the transaction, an error), the file is removed again
+        unless a row or another upload in progress in this process has the same content.
+        A crash in between leaves an unreferenced file, which :meth:`recover` removes.
+        """
+        with self._lock:
+            self._inflight[sha256] += 1
+        kept = False
+        try:
+            yield
+            kept = True
+        finally:
+            with self._lock:
+                self._inflight[sha256] -= 1
+                if not self._inflight[sha256]:
+                    del self._inflight[sha256]
+                    if not kept and not is_referenced(sha256):
+                        with contextlib.suppress(FileNotFoundError):
+                            self.path(sha256).unlink()
 
     def create(self) -> None:
         self.tmp.mkdir(parents=True, exist_ok=True, mode=0o700)
