@@ -10,8 +10,10 @@ The public phase is built until the reveal, the private one after it; nothing
 private is written to the site before (the engine's own guarantee). Team folders
 are the roster's team names, so the page shows display names only.
 
-Rebuilds are throttled: at most one per ``interval_s`` seconds, and a burst of
-uploads between two rebuilds is coalesced into one. An upload never waits for a
+Rebuilds are throttled: at most one per ``interval_s`` seconds (and the thread
+rests three times as long as its last rebuild took: 200 teams' 1,000 files take
+about 7 s on a loaded 2-core machine, see ``benchmarks/live_board.py``), and a
+burst of uploads between two rebuilds is coalesced into one. An upload never waits for a
 rebuild: the thread polls the audit log's length (one cheap query), which also
 sees changes made by another process (``brats-kit server reveal``). The build
 runs with one job (no worker pool), scores through its own cache under
@@ -49,6 +51,8 @@ log = logging.getLogger("brats_kit.server.board")
 BOARD_DIR = "board"
 #: Seconds between two rebuilds at most once (bursts of uploads coalesce into one rebuild).
 DEFAULT_INTERVAL_S = 10.0
+#: After a rebuild the thread waits at least this many times its duration (at most a quarter of a core).
+IDLE_RATIO = 3.0
 #: How often the thread looks at the audit log between rebuilds.
 POLL_S = 1.0
 TITLE = "Leaderboard"
@@ -187,8 +191,13 @@ class LiveBoard:
             try:
                 if course_version(self.course) == self.built_version:
                     continue
-                next_at = time.monotonic() + self.interval_s
+                began = time.monotonic()
+                next_at = began + self.interval_s
                 self._rebuild()
+                # A big class's rebuild takes seconds: keep the thread idle IDLE_RATIO times as long,
+                # so that the board never takes more than a fraction of a core from the scoring workers.
+                ended = time.monotonic()
+                next_at = max(next_at, ended + IDLE_RATIO * (ended - began))
             except _Stopped:
                 break
             except KitError as exc:  # a bad baseline or truth: said in the log, the last good site stays
