@@ -248,3 +248,20 @@ def test_course_baselines_are_reference_rows_and_the_dashboards_default_scale(tm
         assert book.status_code == 200, book.text
         readme = c.get("/admin/grades-readme.txt", params={"format": "csv"}).text
         assert "flair-threshold" in readme and "unet" in readme
+
+
+def test_a_rebuild_stopped_by_the_shutdown_leaves_the_last_site_whole(tmp_path, competition, scorer, files):
+    from brats_kit.server.board import _Stopped
+
+    root, tok, admin = make_course(tmp_path, competition, teams=("alpha", "beta"))
+    with Course(root) as course:
+        service = CourseService(course, clock=Clock())
+        _record(service, course, "alpha", files["good"], scorer)
+        build_board(course, bootstrap=0)
+        site = course.private / "board" / "site"
+        before = {p.name: p.read_bytes() for p in site.iterdir()}
+        _record(service, course, "beta", files["worse"], scorer)
+        with pytest.raises(_Stopped):
+            build_board(course, bootstrap=0, should_stop=lambda: True)
+        assert {p.name: p.read_bytes() for p in site.iterdir()} == before
+        assert sorted(p.name for p in site.parent.iterdir()) == ["cache", "site", "submissions"]  # no temporary left
