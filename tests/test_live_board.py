@@ -214,7 +214,7 @@ def test_course_baselines_are_reference_rows_and_the_dashboards_default_scale(tm
     import html
     import re
 
-    from brats_kit.server.baselines import attach_baselines
+    from brats_kit.server.baselines import attach_baselines, check_baselines
     from data_spec.errors import KitError
 
     truth = load_truth(competition / "private")
@@ -225,6 +225,9 @@ def test_course_baselines_are_reference_rows_and_the_dashboards_default_scale(tm
     bad = tmp_path / "bad-refs"
     bad.mkdir()
     np.save(bad / "broken.npy", truth.y * np.uint8(255))
+    with pytest.raises(KitError) as early:  # before a course exists (what `server init --baselines` needs)
+        check_baselines(competition, bad)
+    assert early.value.code == "invalid_baseline"
     root, tok, admin = make_course(tmp_path, competition, teams=("alpha", "beta"))
     with Course(root) as course:
         with pytest.raises(KitError) as refused:
@@ -233,6 +236,7 @@ def test_course_baselines_are_reference_rows_and_the_dashboards_default_scale(tm
         done = attach_baselines(course, refs)
         assert sorted(done["baselines"]) == ["flair-threshold", "unet"]
         assert done["baselines"]["unet"] > done["baselines"]["flair-threshold"]
+        assert check_baselines(competition, refs) == done["baselines"]
         assert check_permissions(root, fix=False) == []
         attach_baselines(course, refs)  # its own folder: replaced
     app = create_app(root, clock=Clock(), scorer=scorer, board_interval_s=0.05)

@@ -5,12 +5,14 @@ The dashboard's gradebook places marks linearly between two baselines by default
 as reference rows; both need the server to know them. They are read from the
 course configuration's ``extra.baselines`` (a folder, relative to the course or
 absolute) or, by default, from ``COURSE/private/baselines``, which
-:func:`attach_baselines` fills (``server init --baselines DIR`` is meant to call it).
+:func:`attach_baselines` fills (``server init --baselines DIR`` is meant to call
+:func:`check_baselines` before creating the course and :func:`attach_baselines` after).
 """
 from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Optional
 
@@ -35,6 +37,57 @@ def baselines_of(course: Course) -> Optional[Path]:
     return path if any(not p.name.startswith(".") for p in path.iterdir()) else None
 
 
+def score_baselines(truth, source, cache_dir) -> tuple:
+    """Every reference submission in ``source``, scored against ``truth``; refuse an invalid one.
+
+    Parameters
+    ----------
+    truth : path-like
+        The test truth (a file, a competition's ``private/`` or the competition directory).
+    source : path-like
+        ``DIR/<baseline>/<file>`` or ``DIR/<baseline>.<ext>``.
+    cache_dir : path-like
+        The score cache (it holds private counts: keep it with the private files).
+
+    Returns
+    -------
+    (list of Submission, dict)
+        The baselines, and their public Dice by name.
+    """
+    from grader.leaderboard.cache import ScoreCache
+    from grader.leaderboard.collect import collect_baselines, load_board_truth
+    from grader.leaderboard.scoring import score_submissions
+    from grader.metrics import scores_from_counts
+
+    bases = collect_baselines(Path(source))
+    board_truth = load_board_truth(truth)
+    cache = ScoreCache(Path(cache_dir))
+    score_submissions(bases, board_truth, cache)
+    cache.save()
+    for dirpath, _, filenames in os.walk(cache_dir):  # private/ stays owner-only (the startup check)
+        os.chmod(dirpath, 0o700)
+        for name in filenames:
+            os.chmod(os.path.join(dirpath, name), 0o600)
+    scores, public = {}, board_truth.public
+    for b in bases:
+        if not b.valid:
+            raise KitError(f"baseline {b.team!r} is invalid: {b.errors[0]['message']}", code="invalid_baseline",
+                           path=b.path, hint=b.errors[0].get("hint"))
+        c = b.counts
+        scores[b.team] = float(scores_from_counts(c.tp[None, public], c.fp[None, public], c.fn[None, public])["dice"][0])
+    return bases, scores
+
+
+def check_baselines(competition, source) -> dict:
+    """Refuse invalid reference submissions before a course exists (``server init --baselines``).
+
+    Scores them against the competition's truth with a throw-away cache; returns their public Dice.
+    """
+    with tempfile.TemporaryDirectory(prefix="brats-kit-baselines-") as tmp:
+        os.chmod(tmp, 0o700)
+        return score_baselines(competition, source, Path(tmp) / "cache")[1]
+
+
 def attach_baselines(course: Course, source) -> dict:
     """Score the reference submissions in ``source`` and copy them to ``COURSE/private/baselines``.
 
@@ -53,34 +106,12 @@ def attach_baselines(course: Course, source) -> dict:
         No baseline in ``source``, an invalid one (``invalid_baseline``), or a
         ``private/baselines`` this function did not create.
     """
-    from grader.leaderboard.cache import ScoreCache
-    from grader.leaderboard.collect import collect_baselines, load_board_truth
-    from grader.leaderboard.scoring import score_submissions
-    from grader.metrics import scores_from_counts
-
-    source = Path(source)
     out = course.private / BASELINES_DIR
     if out.exists() and any(out.iterdir()) and not (out / MARKER).is_file():
         raise LayoutError("the course's baselines folder was not made by brats-kit", path=out,
                           hint="move it away, or name it in course.json as extra.baselines")
-    bases = collect_baselines(source)
-    truth = load_board_truth(course.config.truth)
-    cache_dir = course.private / "board" / "cache"
-    cache_dir.parent.mkdir(mode=0o700, exist_ok=True)
-    cache = ScoreCache(cache_dir)
-    score_submissions(bases, truth, cache)
-    cache.save()
-    for dirpath, _, filenames in os.walk(cache_dir):  # private/ stays owner-only (the startup check)
-        os.chmod(dirpath, 0o700)
-        for name in filenames:
-            os.chmod(os.path.join(dirpath, name), 0o600)
-    scores = {}
-    for b in bases:
-        if not b.valid:
-            raise KitError(f"baseline {b.team!r} is invalid: {b.errors[0]['message']}", code="invalid_baseline",
-                           path=b.path, hint=b.errors[0].get("hint"))
-        c, public = b.counts, truth.public
-        scores[b.team] = float(scores_from_counts(c.tp[None, public], c.fp[None, public], c.fn[None, public])["dice"][0])
+    (course.private / "board").mkdir(mode=0o700, exist_ok=True)
+    bases, scores = score_baselines(course.config.truth, source, course.private / "board" / "cache")
     with atomic_dir(out) as tmp:
         for b in bases:
             dest = tmp / b.name
