@@ -88,12 +88,15 @@ def open_fds_under(root) -> list:
 
 def test_an_accepted_submission_shows_on_the_engines_page_after_the_rebuild(tmp_path, competition, scorer, files):
     root, tok, admin = make_course(tmp_path, competition, teams=("alpha", "beta", "<b>gamma"))
-    app = create_app(root, clock=Clock(), scorer=scorer, board_interval_s=0.05)
+    clock = Clock()
+    app = create_app(root, clock=clock, scorer=scorer, board_interval_s=0.05)
     with TestClient(app) as c:
-        hand_in(c, tok["alpha"], files["good"])
+        sha = hand_in(c, tok["alpha"], files["good"])["sha256"]
+        clock.advance(minutes=1)
         hand_in(c, tok["<b>gamma"], files["worse"])
         c.post(f"{API}/submissions", headers={"Authorization": f"Bearer {tok['beta']}"},
                files={"file": ("bad255.npy", files["bad"].read_bytes())})
+        hand_in(c, tok["<b>gamma"], files["good"])  # alpha's file again: only the dashboard may say so
         assert app.state.board.wait_current(timeout=120), app.state.board.last_error
         page = c.get("/leaderboard")
         assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
@@ -102,6 +105,7 @@ def test_an_accepted_submission_shows_on_the_engines_page_after_the_rebuild(tmp_
         assert "alpha" in text and "&lt;b&gt;gamma" in text and "<b>gamma" not in text
         assert "bad_values" in text  # the engine lists the invalid file with its error
         assert "@example.org" not in text and "Student" not in text  # display names only
+        assert sha[:8] not in text and "duplicate" not in text
         # The engine's own policy, plus what only a header can say; nothing more is allowed.
         csp = page.headers["content-security-policy"]
         assert "script-src 'sha256-" in csp and "img-src data:" in csp and "default-src 'none'" in csp

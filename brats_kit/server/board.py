@@ -44,7 +44,7 @@ from plumbing.atomic import atomic_dir
 from .baselines import baselines_of
 from .course import Course
 from .db import AuditEvent, Submission, Team, get_meta
-from .service import export_name
+from .service import EXTENSIONS
 
 log = logging.getLogger("brats_kit.server.board")
 
@@ -66,6 +66,15 @@ def course_version(course: Course) -> int:
     """The audit log's last sequence number: it grows with every change the board shows."""
     with course.sessions() as s:
         return int(s.scalar(select(func.max(AuditEvent.seq))) or 0)
+
+
+def board_name(sub: Submission) -> str:
+    """A submission's file name on the public board: its id only.
+
+    Not :func:`~.service.export_name`: a hash prefix on a public page would show two
+    teams handing in the same file, which only the instructor's dashboard may tell.
+    """
+    return f"{sub.id:06d}.{EXTENSIONS.get(sub.format, 'bin')}"
 
 
 def _link(src: Path, dest: Path) -> None:
@@ -95,8 +104,8 @@ def export_for_board(course: Course, out: Path) -> dict:
                 continue  # the engine lists the manifest row as a missing file; the audit says why
             folder = tmp / team
             folder.mkdir(mode=0o700, exist_ok=True)
-            _link(src, folder / export_name(sub))
-            manifest.append((team, export_name(sub), sub.submitted_at, True if sub.final else None))
+            _link(src, folder / board_name(sub))
+            manifest.append((team, board_name(sub), sub.submitted_at, True if sub.final else None))
         write_manifest(tmp / MANIFEST_CSV, manifest)
         os.chmod(tmp / MANIFEST_CSV, 0o600)
     os.chmod(out, 0o700)
