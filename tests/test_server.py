@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import concurrent.futures
 import csv
-import io
 import os
 import stat
+import warnings
 
 import httpx
 import numpy as np
@@ -53,13 +53,12 @@ def files(tmp_path_factory, truth):
     return out
 
 
-_PG = {}
-
-
 @pytest.fixture(scope="session")
 def pg_cluster():
     cluster, reason = pg_cluster_or_reason()
     if cluster is None:
+        # A warning is in pytest's summary by default (a skip reason only with -rs): never silent.
+        warnings.warn(reason, pytest.PytestWarning, stacklevel=1)
         pytest.skip(reason)
     yield cluster
     cluster.stop()
