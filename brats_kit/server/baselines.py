@@ -26,6 +26,14 @@ BASELINES_DIR = "baselines"
 MARKER = ".brats-kit-baselines"
 
 
+def owner_only(root: Path) -> None:
+    """Make a folder under ``private/`` owner-only, as the server's startup check expects."""
+    for dirpath, _, filenames in os.walk(root):
+        os.chmod(dirpath, 0o700)
+        for name in filenames:
+            os.chmod(os.path.join(dirpath, name), 0o600)
+
+
 def baselines_of(course: Course) -> Optional[Path]:
     """The course's baselines folder (``extra.baselines``, else ``private/baselines``), or None when it has none."""
     given = (course.config.extra or {}).get("baselines")
@@ -64,10 +72,7 @@ def score_baselines(truth, source, cache_dir) -> tuple:
     cache = ScoreCache(Path(cache_dir))
     score_submissions(bases, board_truth, cache)
     cache.save()
-    for dirpath, _, filenames in os.walk(cache_dir):  # private/ stays owner-only (the startup check)
-        os.chmod(dirpath, 0o700)
-        for name in filenames:
-            os.chmod(os.path.join(dirpath, name), 0o600)
+    owner_only(Path(cache_dir))
     scores, public = {}, board_truth.public
     for b in bases:
         if not b.valid:

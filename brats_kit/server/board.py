@@ -41,7 +41,7 @@ from data_spec.errors import KitError
 from data_spec.manifest import MANIFEST_CSV, write_manifest
 from plumbing.atomic import atomic_dir
 
-from .baselines import baselines_of
+from .baselines import baselines_of, owner_only
 from .course import Course
 from .db import AuditEvent, Submission, Team, get_meta
 from .service import EXTENSIONS
@@ -100,24 +100,15 @@ def export_for_board(course: Course, out: Path) -> dict:
         os.chmod(tmp, 0o700)
         for sub, team in rows:
             src = course.store.path(sub.sha256)
-            if not src.is_file():
-                continue  # the engine lists the manifest row as a missing file; the audit says why
-            folder = tmp / team
-            folder.mkdir(mode=0o700, exist_ok=True)
-            _link(src, folder / board_name(sub))
+            if src.is_file():  # else the engine lists the manifest row as a missing file (`server audit` says why)
+                folder = tmp / team
+                folder.mkdir(mode=0o700, exist_ok=True)
+                _link(src, folder / board_name(sub))
             manifest.append((team, board_name(sub), sub.submitted_at, True if sub.final else None))
         write_manifest(tmp / MANIFEST_CSV, manifest)
         os.chmod(tmp / MANIFEST_CSV, 0o600)
     os.chmod(out, 0o700)
     return {"version": version, "revealed": revealed, "submissions": len(rows)}
-
-
-def _owner_only(root: Path) -> None:
-    """The site lives under ``private/``: keep it owner-only (the server's startup check expects that)."""
-    for dirpath, dirnames, filenames in os.walk(root):
-        os.chmod(dirpath, 0o700)
-        for name in filenames:
-            os.chmod(os.path.join(dirpath, name), 0o600)
 
 
 def build_board(course: Course, *, bootstrap: int = 2000, seed: int = 0, should_stop=lambda: False) -> dict:
@@ -139,7 +130,7 @@ def build_board(course: Course, *, bootstrap: int = 2000, seed: int = 0, should_
                                 baselines=baselines_of(course), cache=work / "cache", title=TITLE,
                                 progress=progress)
     for folder in ("site", "cache"):
-        _owner_only(work / folder)
+        owner_only(work / folder)  # the site lives under private/, which the startup check keeps owner-only
     return {**exported, "summary": summary}
 
 
