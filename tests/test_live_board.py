@@ -273,3 +273,19 @@ def test_a_rebuild_stopped_by_the_shutdown_leaves_the_last_site_whole(tmp_path, 
             build_board(course, bootstrap=0, should_stop=lambda: True)
         assert {p.name: p.read_bytes() for p in site.iterdir()} == before
         assert sorted(p.name for p in site.parent.iterdir()) == ["cache", "site", "submissions"]  # no temporary left
+
+
+@pytest.mark.parametrize("interval, building", [(3600.0, True), (0, False)])
+def test_before_the_first_build_or_without_a_live_board_the_plain_table(tmp_path, competition, scorer, files,
+                                                                        interval, building):
+    root, tok, admin = make_course(tmp_path, competition, teams=("alpha", "beta"))
+    app = create_app(root, clock=Clock(), scorer=scorer, board_interval_s=interval)
+    with TestClient(app) as c:
+        hand_in(c, tok["alpha"], files["good"])
+        page = c.get("/leaderboard")
+        assert page.status_code == 200 and 'id="board"' in page.text and "alpha" in page.text
+        assert ("being built" in page.text) is building and "data-phase" not in page.text
+        assert "'nonce-" in page.headers["content-security-policy"]  # the pages' own policy
+        assert c.get("/leaderboard/leaderboard.csv").status_code == 404
+        assert (app.state.board is None) is (not building)
+    assert not (root / "private" / "board").exists()  # nothing built, nothing written
