@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import shutil
 import time
+import warnings
 from dataclasses import dataclass, fields
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
-from plumbing.progress import no_progress
 from cohorts.classroom import MISTAKES, write_mistake
+from cohorts.synth import ReproducibleSeedWarning
 from data_spec import PRIVATE_DIR, SUBMISSION_FILE, TEST, TRUTH_H5, load_truth, open_split
-from data_spec.manifest import MANIFEST_CSV, write_manifest
+from plumbing.atomic import write_text
+from plumbing.progress import no_progress
 
 #: Reference baselines trained by the demo: the floor, clustering, an SVM, pixel and window MLPs, the strongest.
 DEMO_BASELINES = ("flair-threshold", "gmm", "svm-pixel", "mlp-pixel", "mlp-window3", "mlp-multiscale")
@@ -33,6 +37,10 @@ TEAMS = (
     ("context-is-king", "mlp-multiscale", 0),
     ("late-night-gmm", "gmm", 0),
 )
+#: When the simulated class starts handing in (its days follow).
+CLASS_START = datetime(2026, 11, 2, 9, 0, tzinfo=timezone.utc)
+
+
 def team_models(names, seed: int = 0) -> dict:
     """Which trained model each team starts from: ``team -> (baseline, seed)``.
 
@@ -47,28 +55,38 @@ def team_models(names, seed: int = 0) -> dict:
     return out
 
 
-def simulate_class(models: dict, x_test, out: Path, *, seed: int = 0, days: int = 5) -> dict:
-    """Submissions of a simulated class, spread over ``days`` days, with a manifest.
+@dataclass(frozen=True)
+class HandIn:
+    """One file a simulated team hands in: when, whether it names it final, whether it is a deliberate mistake."""
+
+    team: str
+    path: Path
+    submitted_at: datetime
+    final: bool = False
+    mistake: bool = False
+
+
+def simulate_class(models: dict, x_test, out: Path, *, seed: int = 0, days: int = 5) -> list:
+    """The files a simulated class hands in over ``days`` days, written under ``out/<team>/``.
 
     Each team starts from a trained model (``models[team]``: the result of
     :func:`baselines.train.train_baseline`) and tries post-processing settings
     around the tuned ones (threshold, minimum component size, hole filling)
     on its probability maps, about one submission a day, ending with the
     tuned settings; every other team first hands in one of the usual invalid
-    files. One team names its final submission in the manifest.
+    files (:data:`cohorts.classroom.MISTAKES`). One team names a submission final.
 
     Returns
     -------
-    dict
-        ``submissions`` (the folder), ``manifest`` (its manifest.csv), ``files``.
+    list of HandIn
+        In the order they are handed in (time, team, file).
     """
     from baselines.postprocess import postprocess
     from data_spec.submission import write_submission
 
     rng = np.random.default_rng([seed, 0xC1A55])
     maps = {}
-    rows = []
-    files = []
+    hand_ins = []
     for t, (team, _, _) in enumerate(TEAMS):
         trained = models[team]
         key = id(trained["estimator"])
@@ -80,7 +98,7 @@ def simulate_class(models: dict, x_test, out: Path, *, seed: int = 0, days: int 
         day0 = int(rng.integers(0, 2))
         for k in range(n_subs):
             day = min(day0 + k + int(rng.integers(0, 2)), days - 1)
-            stamp = f"2026-11-{2 + day:02d}T{9 + int(rng.integers(0, 12)):02d}:{int(rng.integers(0, 60)):02d}:00Z"
+            when = CLASS_START + timedelta(days=day, hours=int(rng.integers(0, 12)), minutes=int(rng.integers(0, 60)))
             settings = dict(tuned) if k == n_subs - 1 else {
                 "threshold": float(np.clip(tuned["threshold"] + rng.normal(0, 0.15), 0.05, 0.95)),
                 "min_size": int(rng.choice([0, 10, 30, 80])),
@@ -88,15 +106,89 @@ def simulate_class(models: dict, x_test, out: Path, *, seed: int = 0, days: int 
             }
             y_pred = postprocess(proba, fg, **settings).astype(np.uint8)
             path = out / team / f"sub{k + 1}_{SUBMISSION_FILE}"
-            if k == 0 and t % 2 == 1:
+            mistake = k == 0 and t % 2 == 1
+            if mistake:
                 path = write_mistake(path, MISTAKES[(t // 2) % len(MISTAKES)], y_pred, proba)
             else:
                 write_submission(path, y_pred)
-            final = True if (t == 3 and k == 1) else None
-            rows.append((team, path.name, stamp, final))
-            files.append(path)
-    manifest = write_manifest(out / MANIFEST_CSV, sorted(rows, key=lambda r: (r[2], r[0], r[1])))
-    return {"submissions": out, "manifest": manifest, "files": files}
+            hand_ins.append(HandIn(team, path, when, final=(t == 3 and k == 1), mistake=mistake))
+    return sorted(hand_ins, key=lambda h: (h.submitted_at, h.team, h.path.name))
+
+
+class SimulatedClock:
+    """The server's clock in the demo: the time of the hand-in being played (aware UTC)."""
+
+    def __init__(self, now: datetime):
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def write_roster(path: Path, teams, members: int = 2) -> Path:
+    """A made-up roster (``student_id,name,email,team``): ``members`` students per team."""
+    rows = []
+    for t, team in enumerate(teams):
+        for m in range(members):
+            n = t * members + m + 1
+            rows.append((f"s{n:04d}", f"Student {n}", f"student{n:04d}@course.example", team))
+    return write_text(path, "student_id,name,email,team\n" + "".join(",".join(r) + "\n" for r in rows))
+
+
+def play_class_through_server(hand_ins, competition: Path, course: Path, *, log=print) -> dict:
+    """Hand in every file through a submission server on loopback, as the teams would; reveal; export.
+
+    A course is created under ``course`` (roster of the simulated teams, 5 valid
+    submissions per team and day, a deadline after the last hand-in). A server
+    runs in a background thread on a free loopback port with a simulated clock set
+    to each hand-in's time; every team submits with :func:`brats_kit.server.submit`
+    (the ``brats-kit submit`` client: a valid file is validated locally first; the
+    deliberate mistakes are sent as they are, so the server's verdict applies), names
+    its finals through the API, and the instructor reveals after the deadline.
+
+    Returns
+    -------
+    dict
+        ``course``, ``receipts`` (per team: status and public Dice of each hand-in),
+        ``accepted``, ``invalid``, ``audit`` (the audit verification).
+    """
+    from brats_kit.server import CourseService, audit_course, choose_finals, init_course, start_server, submit
+    from brats_kit.server.course import Course, read_tokens
+
+    clock = SimulatedClock(CLASS_START)
+    deadline = max(h.submitted_at for h in hand_ins) + timedelta(days=1)
+    roster = write_roster(course.parent / f"{course.name}-roster.csv", [team for team, _, _ in TEAMS])
+    info = init_course(course, competition=competition, roster=roster, per_day=5, deadline=deadline.isoformat(),
+                       finals=2, workers=1, clock=clock)
+    tokens = read_tokens(info["tokens"])
+    receipts: dict = {}
+    with start_server(course, clock=clock) as server:
+        for h in hand_ins:
+            clock.now = h.submitted_at
+            receipt = submit(h.path, server.url, tokens[h.team], validate=not h.mistake)
+            receipts.setdefault(h.team, []).append(receipt)
+            if h.final:
+                choose_finals(server.url, tokens[h.team], [receipt.id])
+    clock.now = deadline + timedelta(hours=1)
+    with Course(course) as opened:
+        CourseService(opened, clock=clock).reveal()
+        audit = audit_course(opened)
+    accepted = sum(r.status == "scored" for rs in receipts.values() for r in rs)
+    invalid = sum(r.status == "invalid" for rs in receipts.values() for r in rs)
+    log(f"    {accepted} submissions scored on arrival, {invalid} refused as invalid (each with its hints); "
+        "results revealed after the deadline")
+    return {"course": course, "receipts": {team: [{"id": r.id, "status": r.status, "public": r.public}
+                                                 for r in rs] for team, rs in receipts.items()},
+            "accepted": accepted, "invalid": invalid, "audit": audit}
+
+
+def export_class(course: Path, out: Path) -> Path:
+    """``brats-kit server export``: the course's submissions as ``SUBMISSIONS/<team>/<file>`` and a manifest."""
+    from brats_kit.server import export_submissions
+    from brats_kit.server.course import Course
+
+    with Course(course) as opened:
+        return export_submissions(opened, out)["out"]
 
 
 @dataclass
@@ -112,7 +204,9 @@ class DemoResult:
         name -> ``validation`` scores, ``submission`` path, ``fit_seconds``.
     best_baseline : str
     submissions : Path
-        The class's submissions folder.
+        The class's submissions, as the server exported them.
+    course : Path
+        The submission server's course folder.
     site, site_final : Path
         The public and the revealed leaderboard sites.
     leaderboard, leaderboard_final : LeaderboardSummary
@@ -127,6 +221,7 @@ class DemoResult:
     baselines: dict
     best_baseline: str
     submissions: Path
+    course: Path
     site: Path
     site_final: Path
     leaderboard: object
@@ -141,7 +236,8 @@ class DemoResult:
         return out
 
 
-def run_demo(out="demo-out", *, quick: bool = False, seed: int = 0, progress=no_progress, log=print) -> DemoResult:
+def run_demo(out="demo-out", *, quick: bool = False, seed: Optional[int] = None, progress=no_progress,
+             log=print) -> DemoResult:
     """Play the whole course on the synthetic cohort; return where everything is.
 
     Parameters
@@ -151,8 +247,11 @@ def run_demo(out="demo-out", *, quick: bool = False, seed: int = 0, progress=no_
     quick : bool
         A small cohort (40 train, 10 test slices), three baselines and fewer
         bootstrap resamples: about a minute, and what the tests run.
-    seed : int
-        Seeds the cohort, the training, the class and the bootstrap.
+    seed : int, optional
+        Seeds the cohort, the training, the class and the bootstrap: the same
+        seed gives byte-identical data, sites and reports. Default: a secret seed
+        for the cohort (recorded only under ``competition/private/``, so nobody can
+        regenerate its truth) and 0 for the rest.
     progress : callable
         Wraps long loops (see :mod:`plumbing.progress`).
     log : callable
@@ -168,16 +267,22 @@ def run_demo(out="demo-out", *, quick: bool = False, seed: int = 0, progress=no_
     t_start = time.perf_counter()
     out = Path(out)
     # A rerun into the same folder must not grade files left by an earlier run.
-    for stale in (out / "baselines", out / "submissions"):
+    for stale in (out / "baselines", out / "submissions", out / "handed-in", out / "course"):
         shutil.rmtree(stale, ignore_errors=True)
+    data_seed, seed = seed, 0 if seed is None else seed
     n_train, n_test = (40, 10) if quick else (256, 29)
     names = QUICK_BASELINES if quick else DEMO_BASELINES
     competition = out / "competition"
     truth = competition / PRIVATE_DIR / TRUTH_H5
 
-    log(f"1/5 building the synthetic cohort: {n_train} train + {n_test} test slices (seed {seed})")
+    shown_seed = "a secret seed" if data_seed is None else f"seed {data_seed}"
+    log(f"1/5 building the synthetic cohort: {n_train} train + {n_test} test slices ({shown_seed})")
     # force: the demo's own competition, rebuilt on every run (a rerun must not stop on the previous one)
-    write_synthetic_competition(competition, n_train=n_train, n_test=n_test, seed=seed, progress=progress, force=True)
+    with warnings.catch_warnings():
+        # An explicit --seed is the demo's reproducibility, not a course's competition.
+        warnings.simplefilter("ignore", ReproducibleSeedWarning)
+        write_synthetic_competition(competition, n_train=n_train, n_test=n_test, seed=data_seed, progress=progress,
+                                    force=True)
     summary = describe(competition)
     test = open_split(competition, TEST)
     x_test = np.asarray(test.x)
@@ -187,14 +292,17 @@ def run_demo(out="demo-out", *, quick: bool = False, seed: int = 0, progress=no_
 
     assignment = team_models(names, seed)
     extra = sorted({m for m in assignment.values() if m[1] != seed})
-    log(f"3/5 a class of {len(TEAMS)} teams submits over 5 days (some files deliberately invalid); "
-        f"{len(extra)} of them retrain a baseline with their own seed")
+    log(f"3/5 a class of {len(TEAMS)} teams hands in over 5 days through the submission server on loopback "
+        f"(some files deliberately invalid); {len(extra)} of them retrain a baseline with their own seed")
     models = {(name, seed): result for name, result in trained.items()}
     for name, team_seed in extra:
         models[(name, team_seed)] = _train(name, competition, team_seed, progress)
-    klass = simulate_class({team: models[m] for team, m in assignment.items()}, x_test, out / "submissions", seed=seed)
+    hand_ins = simulate_class({team: models[m] for team, m in assignment.items()}, x_test, out / "handed-in",
+                              seed=seed)
+    klass = play_class_through_server(hand_ins, competition, out / "course", log=log)
+    submissions = export_class(out / "course", out / "submissions")
 
-    log("4/5 grading and publishing the leaderboard: public phase, then the reveal")
+    log("4/5 publishing the leaderboard from the server's export: public phase, then the reveal")
     board, board_final = _publish_boards(out, truth, n_boot=200 if quick else 1000, seed=seed, progress=progress)
 
     log("5/5 the per-case report of the best baseline, and the figures")
@@ -203,7 +311,7 @@ def run_demo(out="demo-out", *, quick: bool = False, seed: int = 0, progress=no_
                                           best, predictions[best])
     return DemoResult(
         competition=competition, summary=summary, baselines=baseline_rows, best_baseline=best,
-        submissions=klass["submissions"], site=out / "site", site_final=out / "site-final",
+        submissions=submissions, course=klass["course"], site=out / "site", site_final=out / "site-final",
         leaderboard=board, leaderboard_final=board_final, report=report, figures=figures,
         seconds=time.perf_counter() - t_start,
     )

@@ -8,11 +8,11 @@ Library entry points (the ``brats-kit server`` and ``brats-kit submit`` commands
 - :func:`submit`: the client (validate locally, upload, :class:`Receipt`).
 - :func:`export_submissions`, :func:`audit_course`, :class:`CourseService` (status, reveal, tokens).
 """
-from .client import Receipt, ServerUnreachable, SubmissionRefused, competition_info, submit
+from .client import Receipt, ServerUnreachable, SubmissionRefused, choose_finals, competition_info, submit
 from .course import Course, CourseConfig, init_course
 
 __all__ = ["Course", "CourseConfig", "init_course", "submit", "Receipt", "ServerUnreachable", "SubmissionRefused",
-           "competition_info", "create_app", "serve", "start_server", "ServerThread", "export_submissions",
+           "competition_info", "choose_finals", "create_app", "serve", "start_server", "ServerThread", "export_submissions",
            "audit_course", "CourseService"]
 
 

@@ -143,3 +143,30 @@ def submit(file, server: str, token: Optional[str] = None, *, timeout: float = 1
     if r.status_code != 201:
         raise SubmissionRefused(r.status_code, _json(r))
     return Receipt.from_json(r.json())
+
+
+def choose_finals(server: str, token: Optional[str], ids, *, timeout: float = 30.0) -> dict:
+    """Name up to the course's number of the team's own scored submissions as its finals (``PUT /finals``).
+
+    An empty ``ids`` goes back to the default: the best public score counts.
+
+    Raises
+    ------
+    SubmissionRefused
+        The server refused (``.status``: 401, 403 after the deadline, 404 another team's id,
+        422 too many or not scored).
+    ServerUnreachable
+        No connection.
+    """
+    token = token or os.environ.get(TOKEN_ENV)
+    if not token:
+        raise KitError("no token", code="no_token", hint=f"pass --token or set ${TOKEN_ENV}")
+    try:
+        with httpx.Client(base_url=server.rstrip("/"), timeout=timeout,
+                          headers={"Authorization": f"Bearer {token}"}) as client:
+            r = client.put(f"{API}/finals", json={"ids": [int(i) for i in ids]})
+    except httpx.TransportError as exc:
+        raise ServerUnreachable(f"cannot reach {server} ({type(exc).__name__})") from None
+    if r.status_code != 200:
+        raise SubmissionRefused(r.status_code, _json(r))
+    return r.json()
