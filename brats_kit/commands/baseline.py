@@ -59,7 +59,8 @@ def list_(as_json):
               help="Model file to write (a skops archive; an existing file is replaced only if it is a model file).")
 @click.option("--val-fraction", default=0.2, show_default=True, type=click.FloatRange(0, 1, min_open=True, max_open=True),
               help="Share of training patients held out to tune and score.")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seeds the split, the sample and the model.")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**32 - 1),
+              help="Seeds the split, the sample and the model.")
 @_force("a model file")
 @_JSON
 def train(name, data, out, val_fraction, seed, force, as_json):
@@ -161,7 +162,7 @@ def predict(model, data, out, force, as_json):
               help="Test truth (private/test_truth.h5, test_data_y.dat, or the competition directory): adds test scores.")
 @click.option("--only", "names", multiple=True, help="A baseline to include (repeat); default all.")
 @click.option("--val-fraction", default=0.2, show_default=True, type=click.FloatRange(0, 1, min_open=True, max_open=True))
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**32 - 1))
 @click.option("--in-process", is_flag=True, help="Do not spawn one process per baseline (faster, no peak memory).")
 @_JSON
 def compare(data, truth, names, val_fraction, seed, in_process, as_json):

@@ -36,11 +36,13 @@ def server():
               help="The competition directory (with private/: the test truth).")
 @click.option("--roster", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="CSV with student_id,name,email,team (team = display name on the board).")
-@click.option("--per-day", default=5, show_default=True, type=int, help="Valid submissions per team and day.")
-@click.option("--max-invalid-per-day", default=20, show_default=True, type=int,
+@click.option("--per-day", default=5, show_default=True, type=click.IntRange(1, 10_000),
+              help="Valid submissions per team and day.")
+@click.option("--max-invalid-per-day", default=20, show_default=True, type=click.IntRange(0, 10_000),
               help="Invalid submissions per team and day (they never count against --per-day).")
 @click.option("--deadline", default=None, help="ISO 8601 with its offset, e.g. 2026-12-15T23:59:00+01:00.")
-@click.option("--finals", default=2, show_default=True, type=int, help="Final submissions a team may choose.")
+@click.option("--finals", default=2, show_default=True, type=click.IntRange(1, 100),
+              help="Final submissions a team may choose.")
 @click.option("--db", default=None, help="Database URL (default: SQLite in the course folder; "
                                          "or postgresql+psycopg://USER@/DB?host=/run/postgresql).")
 @click.option("--timezone", "timezone_name", default="UTC", show_default=True,
@@ -66,7 +68,7 @@ def init(course, competition, roster, per_day, max_invalid_per_day, deadline, fi
 @server.command()
 @_COURSE
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (loopback unless told).")
-@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
 def run(course, host, port):
     """Serve the API of COURSE (OpenAPI page at /docs) until interrupted."""
     from brats_kit.server.course import Course
