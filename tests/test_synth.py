@@ -349,3 +349,34 @@ def test_data_synth_command_says_where_the_secret_seed_is_and_warns_on_an_explic
     assert result.exit_code == 0, result.output
     assert "can regenerate the test truth" in result.stderr and "secret" not in result.stdout
     assert json.loads((tmp_path / "b" / PRIVATE_DIR / MANIFEST_FILE).read_text())["seed"] == 3
+
+
+def test_plaques_are_oedema_like_patches_off_the_tumour_that_survive_an_opening():
+    # Confluent white-matter lesions give the pixel classifiers contiguous false positives
+    # (as the course's periventricular and blob-like mimics do): near the slice, outside
+    # the label, bright on T2 and FLAIR like oedema, and wider than a 5 x 5-cross opening.
+    from scipy import ndimage as ndi
+
+    from cohorts.synth import load_anatomy
+    from cohorts.synth.patient import PLANE_XY, Patient
+
+    cross = ndi.iterate_structure(ndi.generate_binary_structure(2, 1), 2)
+    counts, survived = [], 0
+    for i in range(8):
+        patient = Patient.draw(patient_rng(SEED, "train", i), load_anatomy())
+        counts.append(len(patient.mimics.plaque_centres))
+        if not counts[-1]:
+            continue
+        p = np.empty((len(PLANE_XY), 3), dtype=np.float32)
+        p[:, :2], p[:, 2] = PLANE_XY, patient.slice_z
+        raw, brain, label = patient.render(p)
+        plaque = (patient.mimics.plaques(patient.tumour.displace(patient.to_template(p))) > 0.5) & brain
+        assert plaque.any(), f"patient {i}: its plaques miss the slice"
+        assert not (plaque & label).any(), f"patient {i}: a plaque inside the tumour label"
+        healthy = brain & ~label & ~plaque
+        # Brighter than the healthy brain on T2 (which includes bright fluid) and clearly on FLAIR.
+        gap = np.median(raw[plaque, 2:], axis=0) - np.median(raw[healthy, 2:], axis=0)
+        assert gap[0] > 0 and gap[1] > 0.3, f"patient {i}: T2, FLAIR above the healthy brain by {gap}"
+        survived += ndi.binary_opening(plaque.reshape(240, 240), structure=cross).any()
+    assert len(set(counts)) > 1, "the number of plaques must vary from patient to patient"
+    assert survived >= 2

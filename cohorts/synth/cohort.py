@@ -19,7 +19,7 @@ from .patient import Patient
 
 GENERATOR = "cohorts.synth"
 #: Bumped whenever the same seed would give different data.
-GENERATOR_VERSION = "3.0"
+GENERATOR_VERSION = "3.1"
 #: One patient in this many has its slice away from the tumour (tumour-free, as a few
 #: course slices are). Exactly one per block of consecutive patients: a random
 #: share would make small test sets swing (each empty slice moves mean Dice by 1/N).
@@ -89,7 +89,8 @@ def simulate_case(seed: int, split: str, index: int):
 def _parameters() -> dict:
     """The simulation's fixed parameters, for the manifest."""
     tables = (
-        "GM", "CSF", "OEDEMA", "ENHANCING", "NECROSIS", "NONENHANCING", "HALO", "WMH", "VESSEL", "CHOROID", "NOISE",
+        "GM", "CSF", "OEDEMA", "ENHANCING", "NECROSIS", "NONENHANCING", "HALO", "WMH", "PLAQUE", "VESSEL", "CHOROID",
+        "NOISE",
     )
     out = {name.lower(): np.round(getattr(_patient, name).astype(np.float64), 4).tolist() for name in tables}
     out["intensity_units"] = "healthy white matter = 1 in every modality, (t1, t1ce, t2, flair)"
@@ -100,6 +101,10 @@ def _parameters() -> dict:
     out["oedema_margin"] = (
         f"over its outer {_patient.MARGIN_MM[0]}-{_patient.MARGIN_MM[1]} mm the oedema's contrast falls to "
         f"{_patient.FAINT[0]}-{_patient.FAINT[1]} of its full value (infiltrative margin)"
+    )
+    out["plaques"] = (
+        "confluent white-matter lesions with oedema's look, centred within half their radius of the slice "
+        "and away from the tumour: large enough to survive a 5 x 5-cross opening"
     )
     out["slice_away_from_tumour"] = f"one patient in {AWAY_EVERY}"
     from . import lesion as _lesion
@@ -112,6 +117,11 @@ def _parameters() -> dict:
         "tumour_radius_mm": list(_lesion.RADIUS_MM),
         "multifocal_share": _lesion.MULTIFOCAL,
         "white_matter_hyperintensities_mean": _lesion.WMH_COUNT,
+        "plaques_mean": _lesion.PLAQUE_COUNT,
+        "plaque_radius_mm": list(_lesion.PLAQUE_RADIUS_MM),
+        "plaque_gain": list(_patient.PLAQUE_GAIN),
+        "oedema_margin_mm": list(_patient.MARGIN_MM),
+        "oedema_margin_faint": list(_patient.FAINT),
     }
     out["background"] = "raw signal 0 (tissue is at least MIN_SIGNAL), z-scored with the brain: each modality's slice minimum"
     out["volume_statistics"] = f"coarse lattice over the head, {_patient.STATS_SPACING:g} mm spacing"

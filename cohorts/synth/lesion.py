@@ -31,11 +31,16 @@ from .fields import SmoothField
 #: Whole-tumour equivalent radius of the main focus (mm), log-uniform. BraTS whole-tumour
 #: volumes span about 10 to 250 ml (equivalent radii 13 to 39 mm); the course's slices cut
 #: through the larger ones (11-12% of the foreground is tumour).
-RADIUS_MM = (17.5, 40.0)
+RADIUS_MM = (18.0, 41.0)
 #: Share of patients with a second focus.
 MULTIFOCAL = 0.15
 #: Mean number of white-matter hyperintensities per patient (Poisson).
 WMH_COUNT = 5.0
+#: Confluent white-matter lesions (plaques): oedema-like patches large enough to survive a
+#: 5 x 5-cross opening. Mean number crossing the slice per patient (Poisson) and their radius
+#: (mm, uniform). They are placed near the slice, away from the tumour.
+PLAQUE_COUNT = 1.6
+PLAQUE_RADIUS_MM = (4.5, 9.0)
 
 
 @dataclass
@@ -196,6 +201,9 @@ class Mimics:
     rim_width: float
     lining: float
     patches: SmoothField = field(repr=False)
+    plaque_centres: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.float32))
+    plaque_radii: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    plaque_shapes: np.ndarray = field(default_factory=lambda: np.zeros((0, 3, 3), np.float32))
     _tree: cKDTree = field(init=False, repr=False)
     _tree_radius: np.ndarray = field(init=False, repr=False)
 
@@ -218,6 +226,15 @@ class Mimics:
         """Choroid plexus in the ventricles' atria (0..1), before masking by fluid."""
         return _blobs(q, self.choroid_centres, self.choroid_radii)
 
+    def plaques(self, q: np.ndarray) -> np.ndarray:
+        """Confluent white-matter lesions: flat-topped ellipsoids with a soft 1 mm border (0..1)."""
+        out = np.zeros(len(q), dtype=np.float32)
+        for centre, radius, shape in zip(self.plaque_centres, self.plaque_radii, self.plaque_shapes):
+            r = np.linalg.norm((q - centre) @ shape.T, axis=1)
+            near = np.flatnonzero(r < 1 + 8.0 / radius)
+            out[near] = np.maximum(out[near], expit((1 - r[near]) * radius / 1.0))
+        return out
+
     def vessels(self, q: np.ndarray) -> np.ndarray:
         """Thin tubes along random segments (0..1)."""
         if len(self.vessel_starts) == 0:
@@ -234,6 +251,8 @@ class Mimics:
             "edge_rim": round(float(self.rim), 3),
             "edge_rim_width_mm": round(float(self.rim_width), 2),
             "ventricle_lining": round(float(self.lining), 3),
+            "plaques": int(len(self.plaque_centres)),
+            "plaque_radii_mm": np.round(self.plaque_radii.astype(np.float64), 1).tolist(),
         }
 
     def bands(self, q: np.ndarray) -> np.ndarray:
@@ -273,3 +292,34 @@ def draw_mimics(rng, anatomy) -> Mimics:
         # Long patches: the bands run for centimetres, then fade.
         patches=SmoothField(rng, n_out=2, n_modes=12, wavelength=(25.0, 90.0), amplitude=0.6),
     )
+
+
+def draw_plaques(rng, mimics: Mimics, sites: np.ndarray, near_slice: np.ndarray, tumour: Tumour) -> Mimics:
+    """Add confluent white-matter lesions (plaques) to ``mimics``; returns it.
+
+    ``sites`` are candidate centres (world mm) and ``near_slice`` their signed
+    distance (mm) to the slice's plane: a plaque is centred within half its
+    radius of the slice, so that the slice shows it, and at least its radius
+    plus 1.5 tumour radii from every focus, so that it is not part of the tumour.
+    """
+    n = int(rng.poisson(PLAQUE_COUNT))
+    radii = rng.uniform(*PLAQUE_RADIUS_MM, size=n).astype(np.float32)
+    centres, kept, shapes = [], [], []
+    for radius in radii:
+        free = np.abs(near_slice) < 0.5 * radius
+        for focus in tumour.foci:
+            free &= np.linalg.norm(sites - focus.centre, axis=1) > 1.5 * focus.radius + radius
+        axes = rng.uniform(0.7, 1.4, size=3)
+        orient = Rotation.random(random_state=rng).as_matrix()
+        pick = rng.integers(1 << 30)
+        if not free.any():
+            continue
+        candidates = np.flatnonzero(free)
+        centres.append(sites[candidates[pick % len(candidates)]])
+        kept.append(radius)
+        shapes.append(np.diag(1.0 / (radius * axes)) @ orient.T)
+    if kept:
+        mimics.plaque_centres = np.asarray(centres, np.float32)
+        mimics.plaque_radii = np.asarray(kept, np.float32)
+        mimics.plaque_shapes = np.asarray(shapes, np.float32)
+    return mimics

@@ -26,7 +26,7 @@ from scipy.spatial.transform import Rotation
 from data_spec.constants import HEIGHT, N_MODALITIES, WIDTH, X_DTYPE, Y_DTYPE
 from .anatomy import Anatomy
 from .fields import SmoothField
-from .lesion import Mimics, Tumour, draw_mimics, draw_tumour
+from .lesion import Mimics, Tumour, draw_mimics, draw_plaques, draw_tumour
 
 # Healthy tissue and lesion compartments, (t1, t1ce, t2, flair), white matter = 1.
 # T1 and T1ce take their healthy values from the T1 template itself; the GM and
@@ -43,6 +43,9 @@ NONENHANCING = np.array([0.62, 0.64, 1.95, 1.65], dtype=np.float32)
 #: Mimics, added to the healthy tissue where present.
 HALO = np.array([-0.03, -0.03, 0.3, 0.45], dtype=np.float32)
 WMH = np.array([-0.06, -0.06, 0.7, 0.75], dtype=np.float32)
+#: Confluent white-matter lesions (plaques): oedema's look, scaled per patient by PLAQUE_GAIN.
+PLAQUE = np.array([-0.12, -0.12, 0.8, 0.8], dtype=np.float32)
+PLAQUE_GAIN = (0.9, 1.5)
 VESSEL = np.array([0.05, 0.95, -0.5, 0.05], dtype=np.float32)
 CHOROID = np.array([0.4, 1.3, -1.2, 0.45], dtype=np.float32)
 #: Thin bright bands (brain-edge rim, ventricle lining) hold free water, as oedema does:
@@ -50,14 +53,14 @@ CHOROID = np.array([0.4, 1.3, -1.2, 0.45], dtype=np.float32)
 BAND = (0.45, 0.8)
 #: The oedema's infiltrative margin: over its outer MARGIN_MM (mm), the oedema's contrast
 #: falls to FAINT of its full value at the label's boundary (per patient, uniform ranges).
-MARGIN_MM = (1.5, 3.5)
-FAINT = (0.45, 0.75)
+MARGIN_MM = (1.0, 3.0)
+FAINT = (0.65, 0.9)
 #: Per-patient ranges (uniform): head size relative to the template, the oedema's contrast
 #: (a gain on OEDEMA), the tumour's texture (relative), the noise (a gain on NOISE).
-HEAD_SCALE = (0.87, 1.07)
-OEDEMA_GAIN = (0.6, 1.6)
+HEAD_SCALE = (0.9, 1.01)
+OEDEMA_GAIN = (0.9, 1.6)
 HETEROGENEITY = (0.05, 0.18)
-NOISE_GAIN = (0.7, 1.1)
+NOISE_GAIN = (0.55, 0.9)
 #: The faintest tissue signal (white-matter units): brain pixels stay above the background's 0.
 MIN_SIGNAL = 1e-3
 #: Per-pixel noise, in white-matter units.
@@ -147,6 +150,11 @@ class Patient:
         # slice, so that every earlier draw keeps its place in the patient's stream).
         contrast["margin_mm"] = float(rng.uniform(*MARGIN_MM))
         contrast["faint"] = float(rng.uniform(*FAINT))
+        # Plaques: near the slice (the affine's inverse; the elastic field moves a few mm).
+        sites = anatomy.wm_sites
+        patient_z = np.linalg.solve(linear, (sites - anatomy.centre).T)[2] + shift[2]
+        mimics = draw_plaques(rng, mimics, sites, patient_z - slice_z, tumour)
+        contrast["plaque"] = _jitter(rng, PLAQUE, 0.1) * np.float32(rng.uniform(*PLAQUE_GAIN))
         params = {
             "rotation_deg": _r(angles, 2),
             "scale": _r(scale, 3),
@@ -161,6 +169,7 @@ class Patient:
             "oedema_contrast": _r(contrast["oedema"], 3),
             "oedema_margin_mm": _r(contrast["margin_mm"], 2),
             "oedema_margin_faint": _r(contrast["faint"], 3),
+            "plaque_contrast": _r(contrast["plaque"], 3),
             "noise": _r(contrast["noise"], 4),
         }
         return cls(anatomy, linear, shift, elastic, bias, tumour, mimics, contrast, slice_z, away, params)
@@ -225,6 +234,8 @@ class Patient:
             outside_wm = np.flatnonzero(wm < 0.97)
             value[outside_wm] += (m.vessels(qa[outside_wm]) * (1 - wm[outside_wm]))[:, None] * c["vessel"]
             value += (m.choroid(qa) * csf)[:, None] * c["choroid"]
+            if len(m.plaque_centres):
+                value += (m.plaques(qa) * np.clip(wm + 0.5 * gm, 0, 1))[:, None] * c["plaque"]
 
         # Thin bright bands, a few % of the brain: always rendered, statistics included.
         # The rim: the outermost millimetre or two of the brain. The lining: where tissue
