@@ -83,8 +83,8 @@ def post(client, token, path, *, raw=False):
     return client.post(f"{API}/submissions", files={"file": ("../../etc/passwd", data)}, headers=headers)
 
 
-def test_init_stores_only_hashes_and_refuses_to_overwrite(tmp_path, competition):
-    root, tokens, admin = make_course(tmp_path, competition)
+def test_init_stores_only_hashes_and_refuses_to_overwrite(tmp_path, competition, db):
+    root, tokens, admin = make_course(tmp_path, competition, db=db)
     assert set(tokens) == {"alpha", "beta", "gamma"}
     assert all(len(t) >= 43 for t in tokens.values())  # 256 random bits, url-safe base64
     assert stat.S_IMODE((root / "private" / "tokens.csv").stat().st_mode) == 0o600
@@ -98,8 +98,8 @@ def test_init_stores_only_hashes_and_refuses_to_overwrite(tmp_path, competition)
         init_course(root, competition=competition, roster=tmp_path / "x.csv")
 
 
-def test_newer_schema_is_refused(tmp_path, competition):
-    root, _, _ = make_course(tmp_path, competition)
+def test_newer_schema_is_refused(tmp_path, competition, db):
+    root, _, _ = make_course(tmp_path, competition, db=db)
     with Course(root) as c, c.sessions() as s, s.begin():
         s.execute(update(Meta).where(Meta.key == "schema_version").values(value="99"))
     with pytest.raises(KitError, match="newer"):
@@ -162,8 +162,8 @@ def test_receipts_quotas_days_finals_and_audit(tmp_path, competition, scorer, fi
         assert result["submissions"] == 5 and result["events"] == 1 + 5 + 1
 
 
-def test_authentication_is_rate_limited_and_headers_are_set(tmp_path, competition, scorer, files):
-    root, tok, admin = make_course(tmp_path, competition)
+def test_authentication_is_rate_limited_and_headers_are_set(tmp_path, competition, scorer, files, db):
+    root, tok, admin = make_course(tmp_path, competition, db=db)
     with _client(root, scorer, Clock()) as c:
         assert c.post(f"{API}/submissions", content=b"x").status_code == 401
         r = c.get(f"{API}/submissions", headers={"Authorization": "Bearer nope"})
@@ -181,8 +181,8 @@ def test_authentication_is_rate_limited_and_headers_are_set(tmp_path, competitio
         assert c.get("/openapi.json").status_code == 200
 
 
-def test_size_cap_and_malformed_requests(tmp_path, competition, scorer, files):
-    root, tok, admin = make_course(tmp_path, competition)
+def test_size_cap_and_malformed_requests(tmp_path, competition, scorer, files, db):
+    root, tok, admin = make_course(tmp_path, competition, db=db)
     h = {"Authorization": f"Bearer {tok['alpha']}"}
     with _client(root, scorer, Clock()) as c:
         cap = c.get(f"{API}/competition").json()["max_bytes"]
@@ -207,9 +207,9 @@ def test_size_cap_and_malformed_requests(tmp_path, competition, scorer, files):
     course.close()
 
 
-def test_deadline_and_reveal(tmp_path, competition, scorer, files):
+def test_deadline_and_reveal(tmp_path, competition, scorer, files, db):
     clock = Clock()
-    root, tok, admin = make_course(tmp_path, competition, deadline="2026-11-02T10:00:00+01:00")  # 09:00 UTC
+    root, tok, admin = make_course(tmp_path, competition, deadline="2026-11-02T10:00:00+01:00", db=db)  # 09:00 UTC
     with _client(root, scorer, clock) as c:
         clock.advance(minutes=-1)
         assert post(c, tok["alpha"], files["shift3"]).status_code == 201
@@ -313,11 +313,11 @@ def test_quota_is_exact_under_concurrent_uploads(tmp_path, competition, scorer, 
         assert course.store.temporary_files() == []
 
 
-def test_export_reproduces_the_servers_board(tmp_path, competition, scorer, files):
+def test_export_reproduces_the_servers_board(tmp_path, competition, scorer, files, db):
     from grader.leaderboard import build_leaderboard
 
     clock = Clock()
-    root, tok, admin = make_course(tmp_path, competition, per_day=5, finals=1)
+    root, tok, admin = make_course(tmp_path, competition, per_day=5, finals=1, db=db)
     with _client(root, scorer, clock) as c:
         for team, names in (("alpha", ["shift8", "shift3", "bad255"]), ("beta", ["shift5", "perfect"]),
                             ("gamma", ["shift3", "shift8"])):
