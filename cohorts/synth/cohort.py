@@ -118,6 +118,7 @@ def _parameters() -> dict:
         "multifocal_share": _lesion.MULTIFOCAL,
         "white_matter_hyperintensities_mean": _lesion.WMH_COUNT,
         "plaques_mean": _lesion.PLAQUE_COUNT,
+        "plaques_max": _lesion.PLAQUE_MAX,
         "plaque_radius_mm": list(_lesion.PLAQUE_RADIUS_MM),
         "plaque_gain": list(_patient.PLAQUE_GAIN),
         "oedema_margin_mm": list(_patient.MARGIN_MM),

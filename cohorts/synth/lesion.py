@@ -38,8 +38,10 @@ MULTIFOCAL = 0.15
 WMH_COUNT = 5.0
 #: Confluent white-matter lesions (plaques): oedema-like patches large enough to survive a
 #: 5 x 5-cross opening. Mean number crossing the slice per patient (Poisson) and their radius
-#: (mm, uniform). They are placed near the slice, away from the tumour.
-PLAQUE_COUNT = 1.6
+#: (mm, uniform). They are placed near the slice, away from the tumour. At most PLAQUE_MAX:
+#: a slice full of plaques would make one patient swing a 10-slice validation set.
+PLAQUE_COUNT = 1.8
+PLAQUE_MAX = 3
 PLAQUE_RADIUS_MM = (4.5, 9.0)
 
 
@@ -302,7 +304,7 @@ def draw_plaques(rng, mimics: Mimics, sites: np.ndarray, near_slice: np.ndarray,
     radius of the slice, so that the slice shows it, and at least its radius
     plus 1.5 tumour radii from every focus, so that it is not part of the tumour.
     """
-    n = int(rng.poisson(PLAQUE_COUNT))
+    n = min(int(rng.poisson(PLAQUE_COUNT)), PLAQUE_MAX)
     radii = rng.uniform(*PLAQUE_RADIUS_MM, size=n).astype(np.float32)
     centres, kept, shapes = [], [], []
     for radius in radii:

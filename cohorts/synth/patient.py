@@ -37,7 +37,7 @@ CSF = np.array([0.0, 0.0, 2.9, 0.35], dtype=np.float32)
 OEDEMA = np.array([-0.13, -0.13, 0.85, 0.8], dtype=np.float32)
 #: High grade: enhancing rim and necrotic centre replace the tissue.
 ENHANCING = np.array([0.72, 1.75, 1.45, 1.45], dtype=np.float32)
-NECROSIS = np.array([0.42, 0.38, 2.3, 0.55], dtype=np.float32)
+NECROSIS = np.array([0.42, 0.38, 2.3, 0.95], dtype=np.float32)
 #: Low grade: a non-enhancing core.
 NONENHANCING = np.array([0.62, 0.64, 1.95, 1.65], dtype=np.float32)
 #: Mimics, added to the healthy tissue where present.
@@ -53,14 +53,14 @@ CHOROID = np.array([0.4, 1.3, -1.2, 0.45], dtype=np.float32)
 BAND = (0.45, 0.8)
 #: The oedema's infiltrative margin: over its outer MARGIN_MM (mm), the oedema's contrast
 #: falls to FAINT of its full value at the label's boundary (per patient, uniform ranges).
-MARGIN_MM = (1.0, 3.0)
-FAINT = (0.65, 0.9)
+MARGIN_MM = (1.0, 2.5)
+FAINT = (0.75, 0.95)
 #: Per-patient ranges (uniform): head size relative to the template, the oedema's contrast
 #: (a gain on OEDEMA), the tumour's texture (relative), the noise (a gain on NOISE).
 HEAD_SCALE = (0.9, 1.01)
 OEDEMA_GAIN = (0.9, 1.6)
 HETEROGENEITY = (0.05, 0.18)
-NOISE_GAIN = (0.55, 0.9)
+NOISE_GAIN = (0.45, 0.8)
 #: The faintest tissue signal (white-matter units): brain pixels stay above the background's 0.
 MIN_SIGNAL = 1e-3
 #: Per-pixel noise, in white-matter units.
