@@ -8,7 +8,6 @@ that every route (and every page) uses; the dependencies :func:`team_auth` and
 """
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from datetime import datetime
@@ -26,7 +25,7 @@ from .course import Course, check_permissions
 from .db import Submission
 from .grading import make_scorer
 from .service import CourseService, Principal, Refusal, utc_now
-from .upload import MULTIPART_SLACK, receive_upload  # noqa: F401 - MULTIPART_SLACK is part of the API
+from .upload import MULTIPART_SLACK, receive_upload, score_and_record  # noqa: F401 - MULTIPART_SLACK, receive_upload: part of the API
 
 log = logging.getLogger("brats_kit.server")
 API = "/api/v1"
@@ -110,13 +109,7 @@ async def competition(request: Request):
 async def post_submission(request: Request):
     service = service_of(request)
     who = await run_in_threadpool(service.authenticate_upload, _bearer(request), _address(request))
-    upload, sha = await receive_upload(request, service)
-    try:
-        verdict = await asyncio.wrap_future(request.app.state.scorer.submit(upload.path))
-        return await run_in_threadpool(service.record, who, sha256=sha, size=upload.size, verdict=verdict,
-                                       commit_file=lambda: service.course.store.commit(upload, sha))
-    finally:
-        upload.discard()  # a no-op once the file is in the store
+    return await score_and_record(request, service, who)
 
 
 @router.get("/submissions", summary="The team's own submissions")

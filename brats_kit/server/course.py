@@ -117,35 +117,18 @@ def _check_team_name(team: str, line: int, path) -> None:
 
 
 def read_roster(path) -> dict:
-    """``team -> [(student_id, name, email), ...]`` from ``student_id,name,email,team``."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise MissingFileError("no roster file", path=path, expected=",".join(ROSTER_COLUMNS)) from None
-    except UnicodeDecodeError:
-        raise LayoutError("the roster is not UTF-8 text", path=path, hint="export it as CSV UTF-8") from None
-    reader = csv.DictReader(io.StringIO(text))
-    missing = [c for c in ROSTER_COLUMNS if c not in (reader.fieldnames or [])]
-    if missing:
-        raise LayoutError(f"the roster lacks the column(s) {', '.join(missing)}", path=path,
-                          expected=",".join(ROSTER_COLUMNS))
+    """``team -> [(student_id, name, email), ...]`` from ``student_id,name,email,team``.
+
+    The roster is read (and its errors named, with their line) by the gradebook's own
+    :func:`grader.leaderboard.gradebook.read_roster`; each team name must also make a
+    folder of the export.
+    """
+    from grader.leaderboard.gradebook import read_roster as read_students
+
     teams: dict = {}
-    seen = set()
-    for line, row in enumerate(reader, start=2):
-        values = {c: (row.get(c) or "").strip() for c in ROSTER_COLUMNS}
-        if not any(values.values()):
-            continue
-        empty = [c for c, v in values.items() if not v]
-        if empty:
-            raise LayoutError(f"empty {', '.join(empty)}", path=path, where=f"line {line}")
-        if values["student_id"] in seen:
-            raise LayoutError(f"student {values['student_id']!r} is listed twice", path=path, where=f"line {line}")
-        seen.add(values["student_id"])
-        _check_team_name(row["team"].strip(), line, path)
-        teams.setdefault(values["team"], []).append((values["student_id"], values["name"], values["email"]))
-    if not teams:
-        raise LayoutError("the roster lists no student", path=path, expected=",".join(ROSTER_COLUMNS))
+    for student in read_students(path):
+        _check_team_name(student.team, student.line, path)
+        teams.setdefault(student.team, []).append((student.student_id, student.name, student.email))
     return teams
 
 

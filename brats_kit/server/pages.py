@@ -14,7 +14,6 @@ sheet; the Content-Security-Policy allows nothing else.
 """
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import os
@@ -43,7 +42,7 @@ from .course import ROSTER_CSV
 from .db import Member, Submission, Team
 from .gradebook import course_scores
 from .integrity import integrity_of_course
-from .upload import receive_upload
+from .upload import score_and_record
 from .service import CourseService, Principal, Refusal, iso
 from .verify import audit_course
 
@@ -315,13 +314,7 @@ async def hand_in(request: Request, who: Principal) -> dict:
     """What ``POST /api/v1/submissions`` does once the team is known: the same calls in the same order."""
     service: CourseService = request.app.state.service
     await run_in_threadpool(service.precheck, who)
-    upload, sha = await receive_upload(request, service)
-    try:
-        verdict = await asyncio.wrap_future(request.app.state.scorer.submit(upload.path))
-        return await run_in_threadpool(service.record, who, sha256=sha, size=upload.size, verdict=verdict,
-                                       commit_file=lambda: service.course.store.commit(upload, sha))
-    finally:
-        upload.discard()  # a no-op once the file is in the store
+    return await score_and_record(request, service, who)
 
 
 def refusal_status(error: Optional[dict]) -> int:

@@ -4,6 +4,8 @@ Shared by the API's ``POST /api/v1/submissions`` and the team page's upload form
 """
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import Request
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
@@ -98,3 +100,18 @@ async def receive_upload(request: Request, service: CourseService):
         upload.discard()
         raise
     return upload, sha
+
+
+async def score_and_record(request: Request, service: CourseService, who) -> dict:
+    """Receive the body, score it in the isolated worker, store and record it: the receipt.
+
+    The one path of an upload, for the API (``POST /api/v1/submissions``) and the team
+    page alike, once the team is known and its deadline and quotas prechecked.
+    """
+    upload, sha = await receive_upload(request, service)
+    try:
+        verdict = await asyncio.wrap_future(request.app.state.scorer.submit(upload.path))
+        return await run_in_threadpool(service.record, who, sha256=sha, size=upload.size, verdict=verdict,
+                                       commit_file=lambda: service.course.store.commit(upload, sha))
+    finally:
+        upload.discard()  # a no-op once the file is in the store
