@@ -383,3 +383,32 @@ def test_library_client_on_a_background_server_with_a_simulated_clock(tmp_path, 
         assert bad_token.value.status == 401
     finally:
         server.stop()
+
+
+def test_init_with_baselines_attaches_valid_ones_and_refuses_an_invalid_one(tmp_path, competition, truth):
+    """`server init --baselines`: valid references are scored and kept under private/; an invalid one
+    stops the command before any course folder exists (exit 1)."""
+    import json
+
+    from click.testing import CliRunner
+
+    from brats_kit.cli import main
+    from test_server_support import write_roster
+
+    roster = write_roster(tmp_path / "roster.csv")
+    good = tmp_path / "good"
+    write_submission(good / "all-empty" / "test_data_ypred.dat", np.zeros_like(truth.y))
+    write_submission(good / "perfect" / "test_data_ypred.dat", truth.y)
+    args = ["server", "init", "--competition", str(competition), "--roster", str(roster)]
+    ok = CliRunner().invoke(main, args + [str(tmp_path / "course"), "--baselines", str(good), "--json"])
+    assert ok.exit_code == 0, ok.output
+    attached = json.loads(ok.stdout)["baselines"]
+    assert set(attached) == {"all-empty", "perfect"} and attached["perfect"] == 1.0 and attached["all-empty"] < 1.0
+    assert (tmp_path / "course" / "private" / "baselines").is_dir()
+
+    bad = tmp_path / "bad"
+    (bad / "broken").mkdir(parents=True)
+    (bad / "broken" / "test_data_ypred.dat").write_bytes(b"\x01" * 1000)
+    refused = CliRunner().invoke(main, args + [str(tmp_path / "course2"), "--baselines", str(bad)])
+    assert refused.exit_code == 1 and "broken" in refused.output
+    assert not (tmp_path / "course2").exists()

@@ -47,14 +47,24 @@ def server():
                                          "or postgresql+psycopg://USER@/DB?host=/run/postgresql).")
 @click.option("--timezone", "timezone_name", default="UTC", show_default=True,
               help="Time zone of the quota day (it resets at local midnight).")
+@click.option("--baselines", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Reference submissions (DIR/<baseline>/<file>): reference rows on the live board, and the "
+                   "gradebook's default scale (flair-threshold = 0, the best baseline = full marks).")
 @click.option("--json", "as_json", is_flag=True)
-def init(course, competition, roster, per_day, max_invalid_per_day, deadline, finals, db, timezone_name, as_json):
+def init(course, competition, roster, per_day, max_invalid_per_day, deadline, finals, db, timezone_name, baselines,
+         as_json):
     """Create the course folder COURSE: configuration, database, store, one token per team."""
-    from brats_kit.server.course import init_course
+    from brats_kit.server.baselines import attach_baselines, check_baselines
+    from brats_kit.server.course import Course, init_course
 
+    if baselines is not None:
+        check_baselines(competition, baselines)  # an invalid baseline is refused before the course exists
     info = init_course(course, competition=competition, roster=roster, per_day=per_day,
                        max_invalid_per_day=max_invalid_per_day, deadline=deadline, finals=finals, db=db,
                        timezone_name=timezone_name)
+    if baselines is not None:
+        with Course(course) as opened:
+            info["baselines"] = attach_baselines(opened, baselines)["baselines"]
     if as_json:
         _echo_json(info)
         return
