@@ -36,13 +36,13 @@ class ServerThread:
     """
 
     def __init__(self, course, *, clock: Callable[[], datetime] = utc_now, scorer=None, host: str = "127.0.0.1",
-                 log_level: str = "warning"):
+                 log_level: str = "warning", board_interval_s: Optional[float] = None):
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind((host, 0))
         self.port = self._sock.getsockname()[1]
         self.url = f"http://{host}:{self.port}"
-        self.app = create_app(course, clock=clock, scorer=scorer)
+        self.app = create_app(course, clock=clock, scorer=scorer, board_interval_s=board_interval_s)
         config = uvicorn.Config(self.app, log_level=log_level, server_header=False, lifespan="on",
                                 timeout_graceful_shutdown=5)
         self._server = uvicorn.Server(config)
@@ -80,6 +80,10 @@ class ServerThread:
         self.stop()
 
 
-def start_server(course, *, clock: Callable[[], datetime] = utc_now, scorer=None) -> ServerThread:
-    """Start :class:`ServerThread` for ``course`` and return it (call ``.stop()``, or use it as a context manager)."""
-    return ServerThread(course, clock=clock, scorer=scorer).start()
+def start_server(course, *, clock: Callable[[], datetime] = utc_now, scorer=None,
+                 board_interval_s: Optional[float] = None) -> ServerThread:
+    """Start :class:`ServerThread` for ``course`` and return it (call ``.stop()``, or use it as a context manager).
+
+    ``board_interval_s``: as for :func:`~brats_kit.server.app.create_app` (0: no live board).
+    """
+    return ServerThread(course, clock=clock, scorer=scorer, board_interval_s=board_interval_s).start()
