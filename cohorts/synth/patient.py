@@ -184,7 +184,7 @@ class Patient:
         ``mimics=False`` leaves out the small mimics (vessels, white-matter
         hyperintensities, choroid plexus): under 1% of the brain, they do not
         move the volume statistics. The thin bands (brain-edge rim, ventricle
-        lining) are always rendered: they are not small.
+        lining) and the plaques are always rendered: they are not small.
 
         Returns
         -------
@@ -234,8 +234,9 @@ class Patient:
             outside_wm = np.flatnonzero(wm < 0.97)
             value[outside_wm] += (m.vessels(qa[outside_wm]) * (1 - wm[outside_wm]))[:, None] * c["vessel"]
             value += (m.choroid(qa) * csf)[:, None] * c["choroid"]
-            if len(m.plaque_centres):
-                value += (m.plaques(qa) * np.clip(wm + 0.5 * gm, 0, 1))[:, None] * c["plaque"]
+        # Plaques, up to 3 ml each: enough to move the volume's FLAIR spread, so always rendered.
+        if len(self.mimics.plaque_centres):
+            value += (self.mimics.plaques(qa) * np.clip(wm + 0.5 * gm, 0, 1))[:, None] * c["plaque"]
 
         # Thin bright bands, a few % of the brain: always rendered, statistics included.
         # The rim: the outermost millimetre or two of the brain. The lining: where tissue
