@@ -17,7 +17,8 @@ results on the real 256 training slices of the course. Its protocol:
 Every figure is the mean over ``--draws`` random 10/10 draws (3 by default).
 Two checks keep the task a teaching one: the MLP on 3 x 3 windows (the
 notebook's section 8) must beat the pixel MLP, and the cohort's lesions must
-stay varied (sizes, faint and strong oedema, multifocal cases).
+stay varied (sizes, faint and strong oedema, multifocal cases, mimics: the
+share of patients with confluent plaques is printed).
 
     python benchmarks/course_protocol.py [--seed 0 1 2] [--train 256] [--draws 3]
 
@@ -113,6 +114,8 @@ def lesion_variety(data: dict) -> dict:
         "oedema_flair_p10_p90": (float(np.percentile(flair, 10)), float(np.percentile(flair, 90))),
         "multifocal_share": float(np.mean([c["tumour"]["n_foci"] > 1 for c in cases])),
         "low_grade_share": float(np.mean([c["tumour"]["grade"] == "low" for c in cases])),
+        # Confluent white-matter plaques: the mimics that survive the opening (generator 3.1).
+        "plaque_share": float(np.mean([c["mimics"].get("plaques", 0) > 0 for c in cases])),
     }
 
 
@@ -177,7 +180,8 @@ def main(argv=None) -> int:
         v = r["variety"]
         print(f"  lesions: radius p10-p90 {v['radius_mm_p10_p90'][0]:.0f}-{v['radius_mm_p10_p90'][1]:.0f} mm, "
               f"FLAIR oedema contrast p10-p90 {v['oedema_flair_p10_p90'][0]:.2f}-{v['oedema_flair_p10_p90'][1]:.2f}, "
-              f"{100 * v['multifocal_share']:.0f}% multifocal, {100 * v['low_grade_share']:.0f}% low grade")
+              f"{100 * v['multifocal_share']:.0f}% multifocal, {100 * v['low_grade_share']:.0f}% low grade, "
+              f"{100 * v['plaque_share']:.0f}% with plaques")
     print("all figures within tolerance" if ok else "some figures MISSED")
     return 0 if ok else 1
 
