@@ -36,9 +36,9 @@ def server():
               help="The competition directory (with private/: the test truth).")
 @click.option("--roster", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="CSV with student_id,name,email,team (team = display name on the board).")
-@click.option("--per-day", default=5, show_default=True, type=click.IntRange(1, 10_000),
+@click.option("--per-day", default=5, show_default=True, type=click.IntRange(1, 1_000_000),
               help="Valid submissions per team and day.")
-@click.option("--max-invalid-per-day", default=20, show_default=True, type=click.IntRange(0, 10_000),
+@click.option("--max-invalid-per-day", default=20, show_default=True, type=click.IntRange(0, 1_000_000),
               help="Invalid submissions per team and day (they never count against --per-day).")
 @click.option("--deadline", default=None, help="ISO 8601 with its offset, e.g. 2026-12-15T23:59:00+01:00.")
 @click.option("--finals", default=2, show_default=True, type=click.IntRange(1, 100),
