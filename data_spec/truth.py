@@ -6,6 +6,7 @@ server alike, so the truth is checked the same way everywhere.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -38,7 +39,8 @@ class Truth:
         ``"truth"`` when the file holds the flags, else how they were derived.
     sha256 : str
         Hash of the truth file's bytes (of the masks, for an in-memory truth). Part
-        of every score cache key; never written to a public file.
+        of every score cache key; never written to a public file. Computed when
+        first asked for (scoring one file against a truth with flags never needs it).
     path : Path or None
         The truth file (None for an in-memory truth).
     """
@@ -47,8 +49,14 @@ class Truth:
     case_id: np.ndarray
     public: np.ndarray
     public_source: str
-    sha256: str
+    digest: Optional[str]
     path: Optional[Path] = None
+
+    @functools.cached_property
+    def sha256(self) -> str:
+        if self.digest is not None:
+            return self.digest
+        return sha256_file(self.path) if self.path is not None else sha256_array(self.y)
 
     def __len__(self) -> int:
         return len(self.case_id)
@@ -132,11 +140,12 @@ def load_truth(truth, *, seed: int = 0) -> Truth:
         raise BadTruthError("truth masks hold values other than 0 and 1", path=path, expected="0 or 1",
                             hint="a BraTS label map? The whole tumour is (labels > 0)")
     y = np.ascontiguousarray(y, dtype=Y_DTYPE)
-    digest = sha256_file(path) if path is not None else sha256_array(y)
     n = len(y)
+    digest = None
     if split.public is not None:
         public, source = np.asarray(split.public, dtype=bool), FLAGS_FROM_TRUTH
     else:
+        digest = sha256_file(path) if path is not None else sha256_array(y)
         public = public_mask(n, seed + int(digest[:16], 16))
         source = (f"derived with data_spec.public_mask({n}, seed={seed} + the truth's sha256): "
                   "the truth file has no public flags")
