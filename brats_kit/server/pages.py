@@ -102,8 +102,8 @@ def _current_binding(request: Request, data: dict) -> Optional[str]:
     return None if not digest else _binding(request, digest)
 
 
-def read_session(request: Request) -> Optional[dict]:
-    """The valid session of the request (signature, age and token binding checked), or None."""
+def _cookie(request: Request) -> Optional[dict]:
+    """The session cookie's content when its signature and age check out (anonymous or not), else None."""
     raw = request.cookies.get(COOKIE)
     if not raw:
         return None
@@ -111,7 +111,13 @@ def read_session(request: Request) -> Optional[dict]:
         data = _serializer(request).loads(raw, max_age=SESSION_MAX_AGE_S)
     except BadSignature:
         return None
-    if not isinstance(data, dict) or "csrf" not in data or data.get("anon"):
+    return data if isinstance(data, dict) else None
+
+
+def read_session(request: Request) -> Optional[dict]:
+    """The valid session of the request (signature, age and token binding checked), or None."""
+    data = _cookie(request)
+    if data is None or "csrf" not in data or data.get("anon"):
         return None  # an anonymous cookie only carries the sign-in form's CSRF token
     bound = _current_binding(request, data)
     if bound is None or not hmac.compare_digest(bound, str(data.get("bind", ""))):
@@ -191,14 +197,8 @@ async def home(request: Request):
 
 
 def _anon_csrf(request: Request) -> Optional[str]:
-    raw = request.cookies.get(COOKIE)
-    if not raw:
-        return None
-    try:
-        data = _serializer(request).loads(raw, max_age=SESSION_MAX_AGE_S)
-    except BadSignature:
-        return None
-    return data.get("csrf") if isinstance(data, dict) else None
+    data = _cookie(request)
+    return data.get("csrf") if data is not None else None
 
 
 @router.post("/signin")
