@@ -17,7 +17,7 @@ from data_spec.truth import Truth
 from .checks import as_mask
 from .counts import Counts, count
 from .errors import RecordedError, UnreadableError  # noqa: F401  (UnreadableError: part of this path's face)
-from .validate import Validation, validate_array, validate_submission
+from .validate import Validation, validate_array, validate_bytes, validate_submission
 
 SCORED, INVALID = "scored", "invalid"
 #: Error codes whose verdict depends on more than the file's bytes (which file it is, the run
@@ -120,19 +120,33 @@ def evaluate(submission, truth: Truth, *, max_bytes: Optional[int] = None) -> Ve
         fails unexpectedly is an invalid verdict with code ``unreadable``.
     """
     if isinstance(submission, (str, bytes, os.PathLike)):
-        shown = os.fsdecode(submission)
-        try:
-            validation = validate_submission(submission, n_slices=len(truth), case_ids=truth.case_id,
-                                              truth_path=truth.files(), max_bytes=max_bytes)
-        except Exception as exc:  # noqa: BLE001 - a hostile file must never stop a run
-            error = UnreadableError(f"the file could not be read ({type(exc).__name__}: {exc})", path=shown,
-                                    hint="save the predictions again with numpy (np.save) or as raw uint8 bytes")
-            return Verdict(INVALID, (error,), None, None, None, shown)
-    else:
-        errors = validate_array(submission, n_slices=len(truth))
-        y_pred = None if errors else as_mask(np.asarray(submission))
-        validation = Validation(not errors, errors, y_pred, None, None, len(truth))
-    return verdict_of(validation, truth)
+        return _contained(lambda: validate_submission(submission, n_slices=len(truth), case_ids=truth.case_id,
+                                                      truth_path=truth.files(), max_bytes=max_bytes),
+                          truth, os.fsdecode(submission))
+    errors = validate_array(submission, n_slices=len(truth))
+    y_pred = None if errors else as_mask(np.asarray(submission))
+    return verdict_of(Validation(not errors, errors, y_pred, None, None, len(truth)), truth)
+
+
+def evaluate_bytes(data: bytes, truth: Truth, *, path=None) -> Verdict:
+    """:func:`evaluate` of a submission already read into memory (the leaderboard reads each file once).
+
+    ``path`` only names the file in messages; the bytes are validated by
+    :func:`grader.validate.validate_bytes`, exactly as the file would be.
+    """
+    shown = None if path is None else os.fsdecode(path)
+    return _contained(lambda: validate_bytes(data, n_slices=len(truth), case_ids=truth.case_id, path=shown),
+                      truth, shown)
+
+
+def _contained(validate, truth: Truth, shown) -> Verdict:
+    """Run ``validate()`` and count; a validator that fails unexpectedly (a hostile file) is ``unreadable``."""
+    try:
+        return verdict_of(validate(), truth)
+    except Exception as exc:  # noqa: BLE001 - a hostile file must never stop a run
+        error = UnreadableError(f"the file could not be read ({type(exc).__name__}: {exc})", path=shown,
+                                hint="save the predictions again with numpy (np.save) or as raw uint8 bytes")
+        return Verdict(INVALID, (error,), None, None, None, shown)
 
 
 def verdict_of(validation: Validation, truth: Truth) -> Verdict:

@@ -25,14 +25,12 @@ from plumbing.progress import no_progress
 from data_spec import KitError, Truth, load_truth
 from grader.counts import Counts
 from grader.readers import default_max_bytes, open_submission
-from grader.scoring import INVALID, SCORED, UnreadableError, Verdict, verdict_of
-from grader.validate import validate_bytes
+from grader.scoring import INVALID, SCORED, UnreadableError, Verdict, evaluate_bytes
 
 from .cache import cache_key
 
 #: Files per joblib task: enough to amortise the dispatch, small enough for a live progress bar.
 CHUNK = 16
-_HINT = "save the predictions again with numpy (np.save) or as raw uint8 bytes"
 
 
 def read_once(path, truth: Truth, cap: int) -> tuple:
@@ -63,12 +61,8 @@ def read_once(path, truth: Truth, cap: int) -> tuple:
 
 
 def score_bytes(data: bytes, truth: Truth, path=None) -> Verdict:
-    """The verdict of a submission's bytes (:func:`grader.validate.validate_bytes`, then the counts)."""
-    try:
-        return verdict_of(validate_bytes(data, n_slices=len(truth), case_ids=truth.case_id, path=path), truth)
-    except Exception as exc:  # noqa: BLE001 - a hostile file must never stop a run
-        error = UnreadableError(f"the file could not be read ({type(exc).__name__}: {exc})", path=path, hint=_HINT)
-        return Verdict(INVALID, (error,), None, None, None, path)
+    """The verdict of a submission's bytes: :func:`grader.scoring.evaluate_bytes`."""
+    return evaluate_bytes(data, truth, path=path)
 
 
 def score_file(path, truth: Truth, known=frozenset()) -> tuple:
