@@ -5,6 +5,8 @@ import concurrent.futures
 import csv
 import os
 import stat
+import threading
+import time
 import warnings
 
 import httpx
@@ -22,7 +24,7 @@ from brats_kit.server.verify import audit_course
 from data_spec import KitError, case_ids, load_truth, write_competition
 from data_spec.submission import write_submission
 from grader.isolation import IsolatedScorer
-from test_server_support import Clock, make_course, pg_cluster_or_reason, shifted
+from test_server_support import Clock, make_course, pg_cluster_or_reason, record_directly, shifted
 
 API = "/api/v1"
 
@@ -412,3 +414,86 @@ def test_init_with_baselines_attaches_valid_ones_and_refuses_an_invalid_one(tmp_
     refused = CliRunner().invoke(main, args + [str(tmp_path / "course2"), "--baselines", str(bad)])
     assert refused.exit_code == 1 and "broken" in refused.output
     assert not (tmp_path / "course2").exists()
+
+
+@pytest.mark.parametrize("idle_ping_s, survives", [(0.0, True), (3600.0, False)])
+def test_an_idle_postgresql_connection_is_tested_before_use(pg_cluster, monkeypatch, idle_ping_s, survives):
+    """After the database dropped the pool's connections (a restart), an idle one is replaced, not used."""
+    import brats_kit.server.db as db_module
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    monkeypatch.setattr(db_module, "IDLE_PING_S", idle_ping_s)
+    engine = db_module.make_engine(pg_cluster.new_database())
+    try:
+        with engine.connect() as conn:
+            mine = conn.execute(text("SELECT pg_backend_pid()")).scalar()
+        with engine.connect() as conn:  # the same pooled connection, tested or not
+            killer = conn.execute(text("SELECT pg_backend_pid()")).scalar()
+        assert killer == mine
+        other = db_module.make_engine(str(engine.url))
+        with other.connect() as conn:
+            assert conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": mine}).scalar()
+        other.dispose()
+        if survives:
+            with engine.connect() as conn:
+                assert conn.execute(text("SELECT pg_backend_pid()")).scalar() != mine
+        else:  # the control: without the test, the dead connection is used and the request fails once
+            with pytest.raises(DBAPIError), engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            with engine.connect() as conn:  # the pool was renewed
+                assert conn.execute(text("SELECT 1")).scalar() == 1
+    finally:
+        engine.dispose()
+
+
+def test_concurrent_uploads_are_recorded_in_shared_transactions_and_stay_exact(tmp_path, competition, scorer, files,
+                                                                               db):
+    from brats_kit.server.service import CourseService, Refusal
+
+    root, tok, admin = make_course(tmp_path, competition, per_day=2, db=db)
+    valid = [files[k] for k in ("perfect", "shift3", "shift5", "shift8")]
+    with Course(root) as course:
+        service = CourseService(course, clock=Clock())
+        sizes, held = [], threading.Event()
+        record_batch = service._record_batch
+
+        def observed(batch):
+            sizes.append(len(batch))
+            if not held.is_set():  # the first transaction is slow: the others queue up behind it
+                held.set()
+                time.sleep(0.5)
+            record_batch(batch)
+
+        service._record_batch = observed
+
+        def one(i):
+            try:
+                return record_directly(service, course, ("alpha", "beta", "gamma")[i % 3], valid[i // 3], scorer)
+            except Refusal as exc:
+                return exc
+
+        with concurrent.futures.ThreadPoolExecutor(12) as pool:
+            results = list(pool.map(one, range(12)))
+        assert sum(sizes) == 12 and max(sizes) > 1  # some uploads shared a transaction
+        receipts = [r for r in results if isinstance(r, dict)]
+        refusals = [r for r in results if isinstance(r, Refusal)]
+        assert len(receipts) == 6 and {r.code for r in refusals} == {"quota_exceeded"} and len(refusals) == 6
+        assert sorted(r["team"] for r in receipts) == ["alpha", "alpha", "beta", "beta", "gamma", "gamma"]
+        assert len({r["id"] for r in receipts}) == 6
+        with course.sessions() as s:
+            rows = s.scalars(select(Submission)).all()
+        assert sorted(r.id for r in rows) == sorted(r["id"] for r in receipts)
+        assert audit_course(course)["ok"]
+        assert set(course.store.files()) == {r.sha256 for r in rows}
+
+        # A transaction that fails records nothing of its batch, and every upload of it is told.
+        def failing(s, chain, item):
+            raise RuntimeError("the database went away")
+
+        service._insert = failing
+        with pytest.raises(RuntimeError, match="went away"):
+            record_directly(service, course, "alpha", files["bad255"], scorer)
+        with course.sessions() as s:
+            assert len(s.scalars(select(Submission)).all()) == 6
+        assert audit_course(course)["ok"] and set(course.store.files()) == {r.sha256 for r in rows}

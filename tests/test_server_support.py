@@ -12,8 +12,11 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
+from sqlalchemy import select
 
 from brats_kit.server.course import init_course, read_tokens
+from brats_kit.server.db import Team
+from brats_kit.server.service import Principal
 
 START = datetime(2026, 11, 2, 9, 0, tzinfo=timezone.utc)
 
@@ -117,3 +120,18 @@ def pg_cluster_or_reason(**kw):
         reason = f"PostgreSQL tests skipped: {exc}"
         print(reason, file=sys.stderr)
         return None, reason
+
+
+def record_directly(service, course, team, path, scorer):
+    """One upload through the server's own calls, without HTTP: the receipt, or the refusal raised."""
+    with course.sessions() as s:
+        team_id = s.scalars(select(Team.id).where(Team.name == team)).one()
+    upload = course.store.upload(10**9)
+    upload.write(path.read_bytes())
+    sha = upload.finish()
+    try:
+        verdict = scorer.submit(upload.path).result()
+        return service.record(Principal(team_id, team), sha256=sha, size=upload.size, verdict=verdict,
+                              commit_file=lambda: course.store.commit(upload, sha))
+    finally:
+        upload.discard()

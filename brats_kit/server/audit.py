@@ -10,10 +10,10 @@ import hashlib
 import json
 from datetime import datetime, timezone
 
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
-from .db import GENESIS, AuditEvent, get_meta, set_meta
+from .db import GENESIS, AuditEvent, Meta, get_meta
 
 #: Event kinds.
 ACCEPTED, INVALID, FINALS, TOKEN_ROTATED, REVEAL, COURSE_CREATED = (
@@ -27,16 +27,49 @@ def entry_hash(prev_hash: str, seq: int, at: datetime, kind: str, team, payload:
     return hashlib.sha256((prev_hash + body).encode("ascii")).hexdigest()
 
 
-def append(s: Session, at: datetime, kind: str, team, payload: dict) -> AuditEvent:
+_HEAD = select(Meta.value).where(Meta.key == "audit_head")
+
+
+class Chain:
+    """Events appended in one transaction: the head is read once, the rows and the new head written at :meth:`close`.
+
+    Use inside :func:`~.db.write_transaction` (which holds the course's write lock, so
+    the head cannot move meanwhile)::
+
+        chain = Chain(s)
+        chain.append(now, ACCEPTED, team, payload)
+        chain.close()
+    """
+
+    def __init__(self, s):
+        self.s = s  # a Session or a Core Connection: only Core statements are executed
+        seq_text, self.head = s.execute(_HEAD).scalar_one().split()
+        self.seq = int(seq_text)
+        self.rows: list = []
+
+    def append(self, at: datetime, kind: str, team, payload: dict) -> dict:
+        at = at.astimezone(timezone.utc)  # the hashed text must read back the same from any backend
+        self.seq += 1
+        row = {"seq": self.seq, "at": at, "kind": kind, "team": team, "payload": payload, "prev_hash": self.head,
+               "hash": entry_hash(self.head, self.seq, at, kind, team, payload)}
+        self.head = row["hash"]
+        self.rows.append(row)
+        return row
+
+    def close(self) -> None:
+        if self.rows:
+            self.s.execute(insert(AuditEvent.__table__), self.rows)
+            self.s.execute(update(Meta.__table__).where(Meta.key == "audit_head")
+                           .values(value=f"{self.seq} {self.head}"))
+            self.rows = []
+
+
+def append(s: Session, at: datetime, kind: str, team, payload: dict) -> dict:
     """Append one event; call inside :func:`~.db.write_transaction` (the head is read then moved)."""
-    at = at.astimezone(timezone.utc)  # the hashed text must read back the same from any backend
-    seq_text, prev = get_meta(s, "audit_head").split()
-    seq = int(seq_text) + 1
-    event = AuditEvent(seq=seq, at=at, kind=kind, team=team, payload=payload, prev_hash=prev,
-                       hash=entry_hash(prev, seq, at, kind, team, payload))
-    s.add(event)
-    set_meta(s, "audit_head", f"{seq} {event.hash}")
-    return event
+    chain = Chain(s)
+    row = chain.append(at, kind, team, payload)
+    chain.close()
+    return row
 
 
 def verify_chain(s: Session) -> list:

@@ -1,7 +1,7 @@
 """The content-addressed submission store: ``store/<sha256[:2]>/<sha256>``, written durably.
 
 An upload is streamed into ``store/tmp/`` while its sha256 is computed and the
-size cap enforced, fsynced, scored, and moved to its address (the directory is
+size cap enforced, scored, fsynced and moved to its address (the directory is
 fsynced after the rename); the database row is committed after that, so an
 acknowledged submission always has its file. A refused upload's file is removed
 again (:meth:`Store.staged`). A server killed mid-upload leaves at most a
@@ -36,7 +36,7 @@ def _fsync_dir(path: Path) -> None:
 
 
 class Upload:
-    """A file being received: write chunks, then :meth:`finish` (fsync) or :meth:`discard`."""
+    """A file being received: write chunks, :meth:`finish`, then :meth:`Store.commit` (fsync) or :meth:`discard`."""
 
     def __init__(self, tmp_dir: Path, cap: int):
         fd, name = tempfile.mkstemp(prefix="upload-", suffix=".tmp", dir=tmp_dir)
@@ -54,11 +54,15 @@ class Upload:
         self._fh.write(chunk)
 
     def finish(self) -> str:
-        """Flush and fsync; return the sha256 (hex)."""
+        """The whole file is written (readable by the scorer, not yet durable); return its sha256 (hex)."""
+        self._fh.flush()
+        return self._hash.hexdigest()
+
+    def sync(self) -> None:
+        """Make the file durable (fsync) and close it."""
         self._fh.flush()
         os.fsync(self._fh.fileno())
         self._fh.close()
-        return self._hash.hexdigest()
 
     def discard(self) -> None:
         with contextlib.suppress(OSError):
@@ -81,10 +85,11 @@ class Store:
         """While a file is moved into the store and its row committed, outside the database lock.
 
         The file goes in before the transaction, so the course's write lock is held for
-        the database alone (not for a rename and a directory fsync). If the block fails
-        (a quota refusal found in the transaction, an error), the file is removed again
-        unless a row or another upload in progress in this process has the same content.
-        A crash in between leaves an unreferenced file, which :meth:`recover` removes.
+        the database alone (not for an fsync, a rename and a directory fsync). If the
+        block fails (a quota refusal found in the transaction, an error), the file is
+        removed again unless a row or another upload in progress in this process has
+        the same content. A crash in between leaves an unreferenced file, which
+        :meth:`recover` removes.
         """
         with self._lock:
             self._inflight[sha256] += 1
@@ -119,6 +124,7 @@ class Store:
         if dest.exists():
             upload.discard()
             return dest
+        upload.sync()
         dest.parent.mkdir(exist_ok=True, mode=0o700)
         os.chmod(upload.path, 0o600)
         os.replace(upload.path, dest)

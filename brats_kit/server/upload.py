@@ -92,7 +92,7 @@ async def receive_upload(request: Request, service: CourseService):
                 upload.write(chunk)
         if upload.size == 0:
             raise Refusal(422, "malformed_request", "empty upload: no file was sent")
-        sha = await run_in_threadpool(upload.finish)
+        sha = upload.finish()  # made durable by the store's commit, once the file is scored
     except TooLarge:
         upload.discard()
         raise Refusal(413, "too_large", f"the file is over the size cap of {cap} bytes", {"max_bytes": cap}) from None
