@@ -6,7 +6,9 @@ daily quota must refuse, as fast as the server answers (16 teams at once), again
 skipped with a message when PostgreSQL is not installed). Reports accepted uploads per second,
 p50/p99 latency, and the ratio of the server's per-upload time to the bare validate + score
 time (``grader.scoring.evaluate``) of the same files in the same run; checks that nothing
-acknowledged is lost, nothing is counted twice and no quota is exceeded.
+acknowledged is lost, nothing is counted twice and no quota is exceeded. The clients run in this
+process on the same two cores (urllib3, multipart bodies as ``brats-kit submit`` sends them); their
+CPU per request is printed beside the server's (its process, scoring workers and live-board child).
 
 Kill test: SIGKILL the server at a random moment under load, restart it, check that
 ``server audit`` passes and every receipt the clients got is in the database and the store;
