@@ -488,7 +488,7 @@ def test_concurrent_uploads_are_recorded_in_shared_transactions_and_stay_exact(t
         assert set(course.store.files()) == {r.sha256 for r in rows}
 
         # A transaction that fails records nothing of its batch, and every upload of it is told.
-        def failing(s, chain, item):
+        def failing(*args):
             raise RuntimeError("the database went away")
 
         service._insert = failing

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import datetime, timezone
+from typing import Optional
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
@@ -41,9 +42,10 @@ class Chain:
         chain.close()
     """
 
-    def __init__(self, s):
+    def __init__(self, s, head: Optional[str] = None):
         self.s = s  # a Session or a Core Connection: only Core statements are executed
-        seq_text, self.head = s.execute(_HEAD).scalar_one().split()
+        # ``head``: the ``audit_head`` value already read under the write lock (one query fewer).
+        seq_text, self.head = (head or s.execute(_HEAD).scalar_one()).split()
         self.seq = int(seq_text)
         self.rows: list = []
 

@@ -233,20 +233,24 @@ def write_transaction(sessions: sessionmaker):
         yield s
 
 
+#: The facts a write needs, read as it takes the lock (PostgreSQL locks these rows; SQLite renders no FOR UPDATE).
+_LOCKED_META = select(Meta.key, Meta.value).where(Meta.key.in_(("audit_head", "revealed"))).with_for_update()
+
+
 @contextlib.contextmanager
 def write_connection(engine: Engine):
     """:func:`write_transaction` as a Core connection: the same lock, without the ORM's unit of work.
 
-    For the upload's hot path (:meth:`~.service.CourseService.record`), where the
-    ORM's per-statement overhead was most of the database's share of an upload.
+    Yields ``(connection, meta)``, ``meta`` holding ``audit_head`` and ``revealed`` as read
+    under the lock (in the statement that takes it, on PostgreSQL). For the upload's hot
+    path (:meth:`~.service.CourseService.record`), where the ORM's per-statement overhead
+    and each round trip to the database count.
     """
     with engine.connect() as conn:
         if engine.dialect.name == "sqlite":
             conn.execution_options(**{_IMMEDIATE: True})
         with conn.begin():
-            if engine.dialect.name != "sqlite":
-                conn.execute(_LOCK_HEAD)
-            yield conn
+            yield conn, dict(conn.execute(_LOCKED_META).all())
 
 
 def get_meta(s: Session, key: str, default=None):

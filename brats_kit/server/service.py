@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta, timezone
 from typing import Callable, Optional
 
-from sqlalchemy import bindparam, func, insert, select
+from sqlalchemy import bindparam, func, insert, select, tuple_
 
 from grader.leaderboard.collect import Submission as BoardEntry
 from grader.scoring import SCORED
@@ -74,9 +74,11 @@ class _Pending:
     done: bool = False
     error: Optional[BaseException] = None
     receipt: Optional[dict] = None
+    now: Optional[datetime] = None
+    day: Optional[str] = None
+    resets_at: Optional[datetime] = None
     sub: Optional[Submission] = None
     used: Optional[dict] = None
-    resets_at: Optional[datetime] = None
 
 
 class CourseService:
@@ -127,11 +129,18 @@ class CourseService:
                           {"retry_after_s": int(wait) + 1}, {"Retry-After": str(int(wait) + 1)})
 
     def authenticate_upload(self, token: Optional[str], address: str) -> Principal:
-        """:meth:`authenticate` then :meth:`precheck`, on one connection (one trip to a worker thread per upload)."""
-        with self.course.engine.connect() as conn:
-            who = self._authenticate(conn, token, address)
-            self._precheck(conn, who)
-        return who
+        """:meth:`authenticate` then :meth:`precheck`, in one query (one trip to a worker thread per upload)."""
+        self._throttle(address)
+        now = self.now()
+        day, resets_at = self.day(now)
+        if token:
+            digest = token_hash(token)
+            with self.course.engine.connect() as conn:
+                row = conn.execute(_TEAM_STANDING, {"digest": digest, "day": day}).first()
+            if row is not None and same_hash(row.token_hash, digest):
+                self._refuse_early(now, resets_at, row.revealed == "yes", _used_of(row))
+                return Principal(row.id, row.name)
+        raise self._unauthorized(address)
 
     def authenticate(self, token: Optional[str], address: str, *, admin: bool = False) -> Principal:
         """The team (or the instructor) a bearer token belongs to; 401 otherwise, 429 after too many failures."""
@@ -151,9 +160,12 @@ class CourseService:
                                     .where(Team.token_hash == digest)).first()
                 if team is not None and same_hash(team.token_hash, digest):
                     return Principal(team.id, team.name)
+        raise self._unauthorized(address, admin)
+
+    def _unauthorized(self, address: str, admin: bool = False) -> Refusal:
         self.limiter.failed(address)
-        raise Refusal(401, "unauthorized", "missing or invalid token" if not admin else "missing or invalid admin token",
-                      headers={"WWW-Authenticate": "Bearer"})
+        return Refusal(401, "unauthorized", "missing or invalid admin token" if admin else "missing or invalid token",
+                       headers={"WWW-Authenticate": "Bearer"})
 
     # -- submissions ---------------------------------------------------------------------------
     def _closed(self, now: datetime, s, revealed: Optional[bool] = None) -> Optional[Refusal]:
@@ -169,12 +181,19 @@ class CourseService:
         return self._standing(s, team_id, day)[1]
 
     def _standing(self, s, team_id: int, day: str) -> tuple:
-        """``(revealed, used)``: whether the results are out and the team's uploads of ``day``, in one query.
-
-        Asked on every upload (before its body is read, and again under the write lock).
-        """
+        """``(revealed, used)``: whether the results are out and the team's uploads of ``day``, in one query."""
         row = s.execute(_STANDING, {"team_id": team_id, "day": day}).one()
-        return row.revealed == "yes", {"scored": row.scored or 0, "invalid": row.invalid or 0}
+        return row.revealed == "yes", _used_of(row)
+
+    def _used_by(self, s, pairs) -> dict:
+        """``{(team_id, day): used}`` for every pair, in one query (the batch's quota standing)."""
+        used = {pair: {"scored": 0, "invalid": 0} for pair in pairs}
+        rows = s.execute(select(Submission.team_id, Submission.day, Submission.status, func.count())
+                         .where(tuple_(Submission.team_id, Submission.day).in_(sorted(pairs)))
+                         .group_by(Submission.team_id, Submission.day, Submission.status))
+        for team_id, day, status, n in rows:
+            used[(team_id, day)][status] = n
+        return used
 
     def _quota_refusal(self, kind: str, resets_at: datetime) -> Refusal:
         if kind == "scored":
@@ -193,8 +212,10 @@ class CourseService:
     def _precheck(self, conn, who: Principal) -> None:
         now = self.now()
         day, resets_at = self.day(now)
-        revealed, used = self._standing(conn, who.team_id, day)
-        closed = self._closed(now, conn, revealed)
+        self._refuse_early(now, resets_at, *self._standing(conn, who.team_id, day))
+
+    def _refuse_early(self, now: datetime, resets_at: datetime, revealed: bool, used: dict) -> None:
+        closed = self._closed(now, None, revealed)
         if closed:
             raise closed
         if used["scored"] >= self.config.per_day and used["invalid"] >= self.config.max_invalid_per_day:
@@ -240,10 +261,15 @@ class CourseService:
     def _record_batch(self, batch: list) -> None:
         """Record a batch of uploads in one transaction; each item gets its receipt or its error."""
         try:
-            with write_connection(self.course.engine) as conn:
-                chain = audit.Chain(conn)
+            with write_connection(self.course.engine) as (conn, meta):
+                chain = audit.Chain(conn, meta["audit_head"])
                 for item in batch:
-                    item.error = self._insert(conn, chain, item)
+                    item.now = self.now()
+                    item.day, item.resets_at = self.day(item.now)
+                used = self._used_by(conn, {(item.who.team_id, item.day) for item in batch})
+                for item in batch:
+                    item.error = self._insert(conn, chain, item, meta.get("revealed") == "yes",
+                                              used[(item.who.team_id, item.day)])
                 chain.close()
             for item in batch:
                 if item.error is None:
@@ -258,27 +284,27 @@ class CourseService:
             for item in batch:
                 item.done = True
 
-    def _insert(self, s, chain: "audit.Chain", item: "_Pending") -> Optional[Refusal]:
-        """One upload's quota check and rows, inside the batch's transaction (a refusal is returned)."""
+    def _insert(self, s, chain: "audit.Chain", item: "_Pending", revealed: bool, used: dict) -> Optional[Refusal]:
+        """One upload's quota check and rows, inside the batch's transaction (a refusal is returned).
+
+        ``used`` is the team's standing of the day, counting the uploads of the batch recorded before it.
+        """
         kind = item.fields["status"]
-        now = self.now()
-        day, resets_at = self.day(now)
-        revealed, used = self._standing(s, item.who.team_id, day)
-        closed = self._closed(now, s, revealed)
+        closed = self._closed(item.now, s, revealed)
         if closed:
             return closed
         cap = self.config.per_day if kind == "scored" else self.config.max_invalid_per_day
         if used[kind] >= cap:
-            return self._quota_refusal(kind, resets_at)
-        values = dict(team_id=item.who.team_id, sha256=item.sha256, bytes=item.size, submitted_at=now, day=day,
-                      final=False, **item.fields)
+            return self._quota_refusal(kind, item.resets_at)
+        values = dict(team_id=item.who.team_id, sha256=item.sha256, bytes=item.size, submitted_at=item.now,
+                      day=item.day, final=False, **item.fields)
         # A Core insert: the ORM's unit of work costs more than the rest of the upload's database work.
         sub = Submission(id=s.execute(insert(Submission.__table__).values(values)).inserted_primary_key[0], **values)
         event = audit.ACCEPTED if kind == "scored" else audit.INVALID
-        chain.append(now, event, item.who.team, {"id": sub.id, "sha256": item.sha256, "bytes": item.size,
-                                                 "status": kind})
+        chain.append(item.now, event, item.who.team, {"id": sub.id, "sha256": item.sha256, "bytes": item.size,
+                                                      "status": kind})
         used[kind] += 1
-        item.sub, item.used, item.resets_at = sub, used, resets_at
+        item.sub, item.used = sub, dict(used)
         return None
 
     def _referenced(self, sha256: str) -> bool:
@@ -444,14 +470,21 @@ class CourseService:
                 "submissions": sum(r["scored"] + r["invalid"] for r in rows)}
 
 
-def _count(status: str):
-    return (select(func.count()).where(Submission.team_id == bindparam("team_id"), Submission.day == bindparam("day"),
-                                       Submission.status == status).scalar_subquery())
+def _count(status: str, team_id):
+    return (select(func.count()).where(Submission.team_id == team_id, Submission.day == bindparam("day"),
+                                       Submission.status == status).scalar_subquery().label(status))
 
 
+_REVEALED = select(Meta.value).where(Meta.key == "revealed").scalar_subquery().label("revealed")
 #: Whether the results are revealed, and a team's scored and invalid uploads of a day (one statement).
-_STANDING = select(select(Meta.value).where(Meta.key == "revealed").scalar_subquery().label("revealed"),
-                   _count("scored").label("scored"), _count("invalid").label("invalid"))
+_STANDING = select(_REVEALED, _count("scored", bindparam("team_id")), _count("invalid", bindparam("team_id")))
+#: The same for the team holding a token (by its hash): an upload's first query.
+_TEAM_STANDING = select(Team.id, Team.name, Team.token_hash, _REVEALED, _count("scored", Team.id),
+                        _count("invalid", Team.id)).where(Team.token_hash == bindparam("digest"))
+
+
+def _used_of(row) -> dict:
+    return {"scored": row.scored or 0, "invalid": row.invalid or 0}
 
 
 def _rank(rows: list, key: str) -> list:
