@@ -361,7 +361,7 @@ def test_plaques_are_oedema_like_patches_off_the_tumour_that_survive_an_opening(
     from cohorts.synth.patient import PLANE_XY, Patient
 
     cross = ndi.iterate_structure(ndi.generate_binary_structure(2, 1), 2)
-    counts, survived = [], 0
+    counts, survived, crossed = [], 0, 0
     for i in range(8):
         patient = Patient.draw(patient_rng(SEED, "train", i), load_anatomy())
         counts.append(len(patient.mimics.plaque_centres))
@@ -374,9 +374,40 @@ def test_plaques_are_oedema_like_patches_off_the_tumour_that_survive_an_opening(
         assert plaque.any(), f"patient {i}: its plaques miss the slice"
         assert not (plaque & label).any(), f"patient {i}: a plaque inside the tumour label"
         healthy = brain & ~label & ~plaque
-        # Brighter than the healthy brain on T2 (which includes bright fluid) and clearly on FLAIR.
-        gap = np.median(raw[plaque, 2:], axis=0) - np.median(raw[healthy, 2:], axis=0)
-        assert gap[0] > 0 and gap[1] > 0.3, f"patient {i}: T2, FLAIR above the healthy brain by {gap}"
         survived += ndi.binary_opening(plaque.reshape(240, 240), structure=cross).any()
+        # Brighter than the healthy brain on T2 (which includes bright fluid) and clearly on FLAIR,
+        # where the slice crosses a plaque's body (the elastic field and the tumour's push move
+        # plaques by a few mm: a slice may only graze one, at half its contrast).
+        body = (patient.mimics.plaques(patient.tumour.displace(patient.to_template(p))) > 0.9) & brain
+        if body.sum() < 30:
+            continue
+        crossed += 1
+        gap = np.median(raw[body, 2:], axis=0) - np.median(raw[healthy, 2:], axis=0)
+        assert gap[0] > 0 and gap[1] > 0.3, f"patient {i}: T2, FLAIR above the healthy brain by {gap}"
     assert len(set(counts)) > 1, "the number of plaques must vary from patient to patient"
-    assert survived >= 2
+    assert survived >= 2 and crossed >= 2
+
+
+def test_a_slice_away_from_the_tumour_stays_in_the_brain():
+    # A large focus high (or low) in the brain: both ways out of it may leave the brain
+    # (generator 3.1 then gave an empty slice, no brain at all). The offset stops at the
+    # brain's limit instead, on the side that keeps the slice further from the focus.
+    from cohorts.synth import load_anatomy
+    from cohorts.synth.patient import AWAY_TEMPLATE_Z, Patient, _inside_brain, _template_z
+
+    anatomy = load_anatomy()
+    lo, hi = AWAY_TEMPLATE_Z
+    for i in range(6):
+        patient = Patient.draw(patient_rng(SEED, "train", i), anatomy, away=True)
+        focus = patient.tumour.foci[0]
+        centre_p = np.linalg.solve(patient.linear, focus.centre - anatomy.centre) + patient.shift
+        for wanted in (-150.0, -80.0, 80.0, 150.0):  # far beyond the brain both ways
+            offset = _inside_brain(wanted, centre_p, patient.linear, patient.shift, anatomy)
+            z = _template_z(centre_p[2] + offset, centre_p, patient.linear, patient.shift, anatomy)
+            assert lo < z < hi, f"patient {i}: offset {wanted} -> {offset:.1f} mm, template height {z:.1f}"
+            assert abs(offset) > 20, f"patient {i}: the slice stays near the focus ({offset:.1f} mm)"
+    # Every away slice of a cohort holds brain.
+    for index in (207, 227, 247):  # seed 5's away slices (one in 20); 207 was empty in 3.1
+        x, y, params = simulate_case(5, "train", index)
+        assert params["slice_away_from_tumour"], "the test lost its away slices"
+        assert foreground_mask(x).sum() > 2000

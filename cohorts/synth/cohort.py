@@ -19,7 +19,7 @@ from .patient import Patient
 
 GENERATOR = "cohorts.synth"
 #: Bumped whenever the same seed would give different data.
-GENERATOR_VERSION = "3.1"
+GENERATOR_VERSION = "3.2"
 #: One patient in this many has its slice away from the tumour (tumour-free, as a few
 #: course slices are). Exactly one per block of consecutive patients: a random
 #: share would make small test sets swing (each empty slice moves mean Dice by 1/N).
@@ -97,7 +97,9 @@ def _parameters() -> dict:
     out["healthy_t1_t1ce"] = (
         "the T1 template (white matter = 1) to a per-patient power; the gm and csf rows apply to t2 and flair"
     )
-    out["band_look"] = f"thin bands: white matter + oedema contrast x {_patient.BAND[0]}-{_patient.BAND[1]}"
+    out["band_look"] = (
+        f"thin bands: white matter + oedema's look (without the patient's oedema gain) x {_patient.BAND[0]}-{_patient.BAND[1]}"
+    )
     out["oedema_margin"] = (
         f"over its outer {_patient.MARGIN_MM[0]}-{_patient.MARGIN_MM[1]} mm the oedema's contrast falls to "
         f"{_patient.FAINT[0]}-{_patient.FAINT[1]} of its full value (infiltrative margin)"
@@ -115,6 +117,10 @@ def _parameters() -> dict:
         "heterogeneity": list(_patient.HETEROGENEITY),
         "noise_gain": list(_patient.NOISE_GAIN),
         "tumour_radius_mm": list(_lesion.RADIUS_MM),
+        "tumour_radius_law": f"log-normal, centred on the range's geometric mean, log sd {_lesion.RADIUS_LOG_SD}, "
+                             "truncated to the range",
+        "slice_offset_from_tumour_centre": f"uniform, within {_patient.SLICE_OFFSET} of the main focus's radius",
+        "band_look": list(_patient.BAND),
         "multifocal_share": _lesion.MULTIFOCAL,
         "white_matter_hyperintensities_mean": _lesion.WMH_COUNT,
         "plaques_mean": _lesion.PLAQUE_COUNT,

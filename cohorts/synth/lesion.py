@@ -24,14 +24,20 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.spatial import cKDTree
 from scipy.spatial.transform import Rotation
-from scipy.special import expit
+from scipy.special import expit, ndtr, ndtri
 
 from .fields import SmoothField
 
-#: Whole-tumour equivalent radius of the main focus (mm), log-uniform. BraTS whole-tumour
-#: volumes span about 10 to 250 ml (equivalent radii 13 to 39 mm); the course's slices cut
-#: through the larger ones (11-12% of the foreground is tumour).
-RADIUS_MM = (18.0, 41.0)
+#: Whole-tumour equivalent radius of the main focus (mm): log-normal, centred on the range's
+#: geometric mean, with log standard deviation RADIUS_LOG_SD, truncated to the range. BraTS
+#: whole-tumour volumes span about 10 to 250 ml (equivalent radii 13 to 39 mm) but are
+#: unimodal: most lie within a factor 1.6 of a median near 100 ml (radius 29 mm), which a
+#: log-uniform law (as flat at the extremes as in the middle) does not give. The course's
+#: slices cut through the larger ones (11-12% of the foreground is tumour).
+RADIUS_MM = (18.5, 41.5)
+RADIUS_LOG_SD = 0.16
+#: Irregularity of the foci's boundaries (relative to the radius; smooth random bumps).
+BOUNDARY_AMPLITUDE = 0.16
 #: Share of patients with a second focus.
 MULTIFOCAL = 0.15
 #: Mean number of white-matter hyperintensities per patient (Poisson).
@@ -101,6 +107,9 @@ class Focus:
 def draw_focus(rng, centre, radius: float, high_grade: bool) -> Focus:
     """A random focus of whole-tumour radius ``radius`` (mm) at ``centre`` (world mm)."""
     axes = rng.uniform(0.75, 1.3, size=3)
+    # Elongated, but of the drawn volume: ``radius`` is the equivalent radius (the axes'
+    # product is 1; independent axes made the volume vary 5-fold at a given radius).
+    axes /= np.prod(axes) ** (1 / 3)
     orient = Rotation.random(random_state=rng).as_matrix()
     shape = (np.diag(1.0 / (radius * axes)) @ orient.T).astype(np.float32)
     if high_grade:
@@ -116,7 +125,7 @@ def draw_focus(rng, centre, radius: float, high_grade: bool) -> Focus:
         core=float(core),
         necrosis=float(necrosis),
         core_shift=(rng.normal(size=3) * 0.12 * radius).astype(np.float32),
-        boundary=SmoothField(rng, n_out=3, n_modes=8, wavelength=(14.0, 45.0), amplitude=0.16),
+        boundary=SmoothField(rng, n_out=3, n_modes=8, wavelength=(14.0, 45.0), amplitude=BOUNDARY_AMPLITUDE),
         wm_affinity=float(rng.uniform(0.1, 0.5)),
         border=float(rng.uniform(1.0, 3.0)),
     )
@@ -166,11 +175,22 @@ def _nearest(sites: np.ndarray, point) -> np.ndarray:
     return sites[np.argmin(((sites - point) ** 2).sum(axis=1))]
 
 
+def truncated_lognormal(rng, bounds, log_sd: float) -> float:
+    """One draw of a log-normal law centred on the geometric mean of ``bounds``, truncated to them.
+
+    By inversion of the cumulative distribution: one uniform draw, whatever the bounds.
+    """
+    lo, hi = np.log(bounds)
+    mid = (lo + hi) / 2
+    cdf = ndtr((np.array([lo, hi]) - mid) / log_sd)
+    return float(np.exp(mid + log_sd * ndtri(rng.uniform(*cdf))))
+
+
 def draw_tumour(rng, anatomy) -> Tumour:
     """A random tumour: 3/4 high grade (necrosis, enhancing rim), some multifocal."""
     high_grade = bool(rng.random() < 0.75)
     centre = anatomy.tumour_sites[rng.integers(len(anatomy.tumour_sites))]
-    radius = float(np.exp(rng.uniform(*np.log(RADIUS_MM))))
+    radius = truncated_lognormal(rng, RADIUS_MM, RADIUS_LOG_SD)
     foci = [draw_focus(rng, centre, radius, high_grade)]
     if rng.random() < MULTIFOCAL:
         direction = rng.normal(size=3)

@@ -49,18 +49,23 @@ PLAQUE_GAIN = (0.9, 1.5)
 VESSEL = np.array([0.05, 0.95, -0.5, 0.05], dtype=np.float32)
 CHOROID = np.array([0.4, 1.3, -1.2, 0.45], dtype=np.float32)
 #: Thin bright bands (brain-edge rim, ventricle lining) hold free water, as oedema does:
-#: the tissue there turns into oedematous white matter, scaled by this (per patient).
-BAND = (0.45, 0.8)
+#: the tissue there turns into oedematous white matter, OEDEMA (jittered, without the
+#: oedema's gain) scaled by this (per patient).
+BAND = (0.6, 0.85)
 #: The oedema's infiltrative margin: over its outer MARGIN_MM (mm), the oedema's contrast
 #: falls to FAINT of its full value at the label's boundary (per patient, uniform ranges).
-MARGIN_MM = (1.0, 2.5)
-FAINT = (0.75, 0.95)
+MARGIN_MM = (1.5, 3.5)
+FAINT = (0.6, 0.85)
 #: Per-patient ranges (uniform): head size relative to the template, the oedema's contrast
 #: (a gain on OEDEMA), the tumour's texture (relative), the noise (a gain on NOISE).
 HEAD_SCALE = (0.9, 1.01)
 OEDEMA_GAIN = (0.9, 1.6)
 HETEROGENEITY = (0.05, 0.18)
 NOISE_GAIN = (0.45, 0.8)
+#: The slice crosses the main focus within this fraction of its radius from its centre.
+SLICE_OFFSET = 0.45
+#: Template heights (world mm) within which a slice away from the tumour must stay: brain.
+AWAY_TEMPLATE_Z = (-40.0, 70.0)
 #: The faintest tissue signal (white-matter units): brain pixels stay above the background's 0.
 MIN_SIGNAL = 1e-3
 #: Per-pixel noise, in white-matter units.
@@ -79,6 +84,33 @@ STATS_LATTICE = _lattice.reshape(3, -1).T
 def _r(value, decimals: int):
     """JSON-friendly rounding of a number or an array (via float64, so 0.1 stays 0.1)."""
     return np.round(np.asarray(value, dtype=np.float64), decimals).tolist()
+
+
+def _template_z(z, centre_p, linear, shift, anatomy) -> float:
+    """Template height (world mm) of the patient point above the focus, at patient height ``z``."""
+    return float((linear @ np.array([centre_p[0] - shift[0], centre_p[1] - shift[1], z - shift[2]]) + anatomy.centre)[2])
+
+
+def _inside_brain(offset, centre_p, linear, shift, anatomy) -> float:
+    """The offset of a slice away from the tumour, kept within the brain's heights.
+
+    Go the other way when ``offset`` would leave the brain; when both ways would
+    (a large focus), take the nearer one and stop at the brain's limit.
+    """
+    lo, hi = AWAY_TEMPLATE_Z
+    for o in (offset, -offset):
+        if lo < _template_z(centre_p[2] + o, centre_p, linear, shift, anatomy) < hi:
+            return float(o)
+    # The template height is linear in the offset: solve for the nearer limit.
+    z0 = _template_z(centre_p[2], centre_p, linear, shift, anatomy)
+    slope = _template_z(centre_p[2] + 1.0, centre_p, linear, shift, anatomy) - z0
+    best = None
+    for o in (offset, -offset):
+        limit = hi - 2 if (z0 + slope * o) >= hi else lo + 2
+        shrunk = (limit - z0) / slope
+        if np.sign(shrunk) == np.sign(o) and (best is None or abs(shrunk) > abs(best)):
+            best = shrunk
+    return float(best if best is not None else 0.0)
 
 
 def _jitter(rng, base, spread):
@@ -122,7 +154,8 @@ class Patient:
             "t1ce_gamma": float(rng.uniform(0.7, 1.15)),
             "gm": _jitter(rng, GM, 0.05),
             "csf": _jitter(rng, CSF, 0.1),
-            "oedema": _jitter(rng, OEDEMA, 0.15) * np.float32(rng.uniform(*OEDEMA_GAIN)),
+            "oedema_look": _jitter(rng, OEDEMA, 0.15),
+            "oedema_gain": np.float32(rng.uniform(*OEDEMA_GAIN)),
             "enhancing": _jitter(rng, ENHANCING, 0.1),
             "necrosis": _jitter(rng, NECROSIS, 0.1),
             "nonenhancing": _jitter(rng, NONENHANCING, 0.1),
@@ -133,18 +166,19 @@ class Patient:
             "choroid": _jitter(rng, CHOROID, 0.1),
             "noise": _jitter(rng, NOISE, 0.15) * np.float32(rng.uniform(*NOISE_GAIN)),
         }
-        contrast["band"] = 1 + contrast["oedema"] * np.float32(rng.uniform(*BAND))
+        contrast["oedema"] = contrast["oedema_look"] * contrast.pop("oedema_gain")
+        # The bands' free water has oedema's look but not its per-patient strength: tied to
+        # the oedema's gain, a patient with bright oedema had a bright rim too, and the rim's
+        # false positives swung the pixel classifiers' precision from cohort to cohort.
+        contrast["band"] = 1 + contrast.pop("oedema_look") * np.float32(rng.uniform(*BAND))
         # The slice: through the main focus, or (rarely) well away from it.
         focus = tumour.foci[0]
         centre_p = np.linalg.solve(linear, focus.centre - anatomy.centre) + shift
         if away:
             offset = rng.choice([-1.0, 1.0]) * (1.4 * focus.radius + rng.uniform(4, 12))
-            # Stay in the brain: go the other way when this would leave it.
-            template_z = (linear @ np.array([0, 0, centre_p[2] + offset - shift[2]]) + anatomy.centre)[2]
-            if not -40 < template_z < 70:
-                offset = -offset
+            offset = _inside_brain(offset, centre_p, linear, shift, anatomy)
         else:
-            offset = rng.uniform(-0.6, 0.6) * focus.radius
+            offset = rng.uniform(-SLICE_OFFSET, SLICE_OFFSET) * focus.radius
         slice_z = float(centre_p[2] + offset)
         # Infiltrative margin: the oedema's outer millimetres are faint (drawn after the
         # slice, so that every earlier draw keeps its place in the patient's stream).
