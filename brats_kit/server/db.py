@@ -218,8 +218,9 @@ def session_factory(engine: Engine) -> sessionmaker:
     return sessionmaker(engine, expire_on_commit=False)
 
 
-#: PostgreSQL's write lock: the audit head's row, which every write moves anyway.
-_LOCK_HEAD = select(Meta.value).where(Meta.key == "audit_head").with_for_update()
+#: PostgreSQL's write lock: the rows of the audit head, which every write moves, and of the reveal;
+#: read as the lock is taken, for the facts a write needs (SQLite renders no FOR UPDATE).
+_LOCKED_META = select(Meta.key, Meta.value).where(Meta.key.in_(("audit_head", "revealed"))).with_for_update()
 
 
 @contextlib.contextmanager
@@ -229,12 +230,8 @@ def write_transaction(sessions: sessionmaker):
         if s.get_bind().dialect.name == "sqlite":
             s.connection(execution_options={_IMMEDIATE: True})
         else:
-            s.execute(_LOCK_HEAD)
+            s.execute(_LOCKED_META)
         yield s
-
-
-#: The facts a write needs, read as it takes the lock (PostgreSQL locks these rows; SQLite renders no FOR UPDATE).
-_LOCKED_META = select(Meta.key, Meta.value).where(Meta.key.in_(("audit_head", "revealed"))).with_for_update()
 
 
 @contextlib.contextmanager
