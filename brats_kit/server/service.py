@@ -144,22 +144,19 @@ class CourseService:
 
     def authenticate(self, token: Optional[str], address: str, *, admin: bool = False) -> Principal:
         """The team (or the instructor) a bearer token belongs to; 401 otherwise, 429 after too many failures."""
-        with self.course.engine.connect() as conn:
-            return self._authenticate(conn, token, address, admin=admin)
-
-    def _authenticate(self, conn, token: Optional[str], address: str, *, admin: bool = False) -> Principal:
         self._throttle(address)
         if token:
             digest = token_hash(token)
-            if admin:
-                stored = conn.execute(select(Meta.value).where(Meta.key == "admin_token_hash")).scalar() or ""
-                if stored and same_hash(stored, digest):
-                    return Principal(None, None, True)
-            else:
-                team = conn.execute(select(Team.id, Team.name, Team.token_hash)
-                                    .where(Team.token_hash == digest)).first()
-                if team is not None and same_hash(team.token_hash, digest):
-                    return Principal(team.id, team.name)
+            with self.course.engine.connect() as conn:
+                if admin:
+                    stored = conn.execute(select(Meta.value).where(Meta.key == "admin_token_hash")).scalar() or ""
+                    if stored and same_hash(stored, digest):
+                        return Principal(None, None, True)
+                else:
+                    team = conn.execute(select(Team.id, Team.name, Team.token_hash)
+                                        .where(Team.token_hash == digest)).first()
+                    if team is not None and same_hash(team.token_hash, digest):
+                        return Principal(team.id, team.name)
         raise self._unauthorized(address, admin)
 
     def _unauthorized(self, address: str, admin: bool = False) -> Refusal:
@@ -206,13 +203,11 @@ class CourseService:
 
     def precheck(self, who: Principal) -> None:
         """Refuse before reading the body: after the deadline, or when both daily caps are used up."""
-        with self.course.engine.connect() as conn:
-            self._precheck(conn, who)
-
-    def _precheck(self, conn, who: Principal) -> None:
         now = self.now()
         day, resets_at = self.day(now)
-        self._refuse_early(now, resets_at, *self._standing(conn, who.team_id, day))
+        with self.course.engine.connect() as conn:
+            standing = self._standing(conn, who.team_id, day)
+        self._refuse_early(now, resets_at, *standing)
 
     def _refuse_early(self, now: datetime, resets_at: datetime, revealed: bool, used: dict) -> None:
         closed = self._closed(now, None, revealed)
@@ -234,8 +229,8 @@ class CourseService:
         every upload waiting at that moment, checks each one's quota in turn (each
         sees the rows inserted before it) and commits them at once, so a busy class
         pays for one write lock and one commit per batch rather than per upload, and
-        its uploads never wait on each other's locks. The transaction is the course's
-        write lock (:func:`~.db.write_transaction`), so servers in other processes
+        its uploads never wait on each other's locks. The transaction holds the course's
+        write lock (:func:`~.db.write_connection`), so servers in other processes
         sharing the database stay exact too.
         """
         item = _Pending(who, sha256, size, verdict_fields(verdict))
