@@ -34,8 +34,8 @@ _HEAD = select(Meta.value).where(Meta.key == "audit_head")
 class Chain:
     """Events appended in one transaction: the head is read once, the rows and the new head written at :meth:`close`.
 
-    Use inside :func:`~.db.write_transaction` (which holds the course's write lock, so
-    the head cannot move meanwhile)::
+    Use inside :func:`~.db.write_transaction` or :func:`~.db.write_connection` (which hold
+    the course's write lock, so the head cannot move meanwhile)::
 
         chain = Chain(s)
         chain.append(now, ACCEPTED, team, payload)
