@@ -43,3 +43,12 @@ def competition(tmp_path_factory):
         manifest={"generator": "tests.conftest"},
     )
     return out
+
+
+@pytest.fixture(scope="session")
+def scorer(competition):
+    """The isolated scoring workers of the server tests (two: the concurrency tests score in parallel)."""
+    from grader.isolation import IsolatedScorer
+
+    with IsolatedScorer(competition / "private", workers=2, timeout=30) as s:
+        yield s

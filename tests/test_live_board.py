@@ -29,12 +29,6 @@ API = "/api/v1"
 
 
 @pytest.fixture(scope="module")
-def scorer(competition):
-    with IsolatedScorer(competition / "private", workers=1, timeout=30) as s:
-        yield s
-
-
-@pytest.fixture(scope="module")
 def twin(tmp_path_factory, competition):
     """The same competition with other private test masks (the public ones and every input unchanged)."""
     out = tmp_path_factory.mktemp("twin-competition")

@@ -13,17 +13,10 @@ from brats_kit.server.app import create_app
 from brats_kit.server.pages import COOKIE
 from data_spec import load_truth
 from data_spec.submission import write_submission
-from grader.isolation import IsolatedScorer
 from test_server_support import Clock, make_course, shifted
 
 HOSTILE = ("<script>alert(1)<script>", "\u202eevil", "=1+2")
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
-
-
-@pytest.fixture(scope="module")
-def scorer(competition):
-    with IsolatedScorer(competition / "private", workers=1, timeout=30) as s:
-        yield s
 
 
 @pytest.fixture(scope="module")

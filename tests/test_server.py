@@ -21,18 +21,12 @@ from brats_kit.server.db import AuditEvent, Meta, Submission
 from brats_kit.server.export import export_submissions
 from brats_kit.server.run import ServerThread
 from brats_kit.server.verify import audit_course
-from data_spec import KitError, case_ids, load_truth, write_competition
+from data_spec import KitError, load_truth, write_competition
 from data_spec.submission import write_submission
 from grader.isolation import IsolatedScorer
 from test_server_support import Clock, make_course, pg_cluster_or_reason, record_directly, shifted
 
 API = "/api/v1"
-
-
-@pytest.fixture(scope="module")
-def scorer(competition):
-    with IsolatedScorer(competition / "private", workers=2, timeout=30) as s:
-        yield s
 
 
 @pytest.fixture(scope="module")
