@@ -219,7 +219,7 @@ class CourseService:
     def record(self, who: Principal, *, sha256: str, size: int, verdict, commit_file: Callable[[], None]) -> dict:
         """Check the quota and record a scored or invalid submission; return the receipt.
 
-        ``commit_file`` moves the fsynced upload into the store; it runs before the
+        ``commit_file`` fsyncs the scored upload and moves it into the store; it runs before the
         transaction (which then holds the write lock for the database alone), so an
         acknowledged upload always has its file; a refused one's file is removed
         again (see :meth:`~.store.Store.staged`).
