@@ -96,3 +96,29 @@ def test_baseline_labels_do_not_overlap_each_other_the_axes_or_the_legend(baseli
         assert page.x0 <= box.x0 and box.x1 <= page.x1 and box.y1 <= page.y1
         for other in boxes[i + 1:]:
             assert not overlap(box, other)
+
+
+@pytest.mark.parametrize("with_inputs", [True, False])
+def test_the_worst_slices_labels_stay_off_the_images(with_inputs):
+    from conftest import make_slices
+    from grader.metrics import dice_per_slice
+    from grader.report import _montage_figure
+
+    x, y = make_slices(6, seed=3)
+    pred = np.roll(y, 6, axis=2)
+    tp, fp, fn = ((y & pred).sum((1, 2)), ((1 - y) & pred).sum((1, 2)), (y & (1 - pred)).sum((1, 2)))
+    ids = ["test-000-with-an-unusually-long-case-identifier-$x$"] + [f"test-{i:03d}" for i in range(1, 6)]
+    fig = _montage_figure([0, 3, 5], case_id=ids, dice=dice_per_slice(tp, fp, fn), tp=tp, fp=fp, fn=fn, y_true=y,
+                          y_pred=pred, x=x if with_inputs else None, index=np.arange(6),
+                          note=None if with_inputs else "no inputs: the test inputs were not found beside the truth")
+    renderer = drawn(fig)
+    images = [ax.get_window_extent(renderer) for ax in fig.axes if ax.images]
+    assert len(images) == 3 * (7 if with_inputs else 3)
+    texts = [t for t in fig.texts if t.get_text()]
+    texts += [fig._suptitle] if fig._suptitle not in texts else []
+    assert sum(t.get_text().startswith("test-") and "  Dice " in t.get_text() for t in texts) == 3
+    boxes = [t.get_window_extent(renderer) for t in texts]
+    for i, box in enumerate(boxes):
+        assert fig.bbox.x0 <= box.x0 and box.x1 <= fig.bbox.x1 and box.y1 <= fig.bbox.y1
+        assert not any(overlap(box, image) for image in images), texts[i].get_text()
+        assert not any(overlap(box, other) for other in boxes[i + 1:]), texts[i].get_text()
