@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
@@ -167,3 +169,37 @@ def test_notebook_never_follows_a_link_nor_writes_into_private_or_onto_a_file(tm
     private = cli("notebook", "--out", competition / "private")
     assert private.exit_code == 1 and "private" in private.output and not (competition / "private" / NOTEBOOK).exists()
     assert cli("notebook", "--out", victim).exit_code == 1 and victim.read_text(encoding="utf-8") == "precious"
+
+
+class _Foreign(BaseHTTPRequestHandler):
+    """Another web server at the address: HTML, or JSON that is not the course's."""
+
+    def _answer(self):
+        body = b"<html>hello</html>" if "html" in self.server.kind else b'{"submissions": "nope", "team": 7}'
+        self.send_response(201 if self.command == "POST" else 200)
+        self.send_header("Content-Type", "text/html" if "html" in self.server.kind else "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_PUT = do_POST = _answer
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.parametrize("kind", ["html", "json"])
+def test_a_server_that_is_not_the_course_api_is_a_named_error_not_a_crash(kind, files):
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Foreign)
+    httpd.kind = kind
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        where = f"127.0.0.1:{httpd.server_address[1]}"
+        for args in (("submissions",), ("finals", "1"), ("submit", files[0])):
+            out = cli(*args, "--server", where, "--token", "t", "--json")
+            assert out.exit_code == 1, out.output  # not 3, an internal error
+            assert json.loads(out.output)["error"]["code"] == "bad_response"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

@@ -25,32 +25,40 @@ def format_receipt(r) -> str:
     return "\n".join(lines)
 
 
+def _t(value) -> str:
+    """A value from the server's JSON, printable: any type, control characters escaped."""
+    return safe_text("" if value is None else str(value))
+
+
 def _scores(scores: dict) -> str:
-    return ", ".join(f"{safe_text(k)} {v:.4f}" if isinstance(v, float) else f"{safe_text(k)} {safe_text(v)}"
+    if not isinstance(scores, dict):
+        return _t(scores)
+    return ", ".join(f"{_t(k)} {v:.4f}" if isinstance(v, float) else f"{_t(k)} {_t(v)}"
                      for k, v in scores.items())
 
 
 def format_submissions(listing: dict) -> str:
     """The team's receipts as the ``submissions`` command prints them: one line each, oldest first."""
     subs = listing.get("submissions", [])
-    lines = [f"team {safe_text(listing.get('team'))}: {len(subs)} submission{'s' if len(subs) != 1 else ''}"]
+    lines = [f"team {_t(listing.get('team'))}: {len(subs)} submission{'s' if len(subs) != 1 else ''}"]
     for r in subs:
         final = "  FINAL" if r.get("final") else ""
-        lines.append(f"  {r['id']:>4}  {safe_text(r.get('submitted_at'))}  {safe_text(r.get('status')).upper():<8}"
-                     f"  sha256 {safe_text(r.get('sha256', ''))[:12]}{final}")
+        lines.append(f"  {_t(r.get('id')):>4}  {_t(r.get('submitted_at'))}  {_t(r.get('status')).upper():<8}"
+                     f"  sha256 {_t(r.get('sha256', ''))[:12]}{final}")
         for phase in ("public", "private"):
             if r.get(phase):
                 lines.append(f"        {phase} scores: {_scores(r[phase])}")
         for e in r.get("errors") or []:
-            lines.append(f"        [{safe_text(e.get('code'))}] {safe_text(e.get('message'))}")
+            e = e if isinstance(e, dict) else {"message": e}
+            lines.append(f"        [{_t(e.get('code'))}] {_t(e.get('message'))}")
     if "remaining_today" in listing:
-        lines.append(f"valid submissions left today: {listing['remaining_today']} "
-                     f"(resets {safe_text(listing.get('quota_resets_at'))})")
+        lines.append(f"valid submissions left today: {_t(listing['remaining_today'])} "
+                     f"(resets {_t(listing.get('quota_resets_at'))})")
     if listing.get("finals_allowed") is not None:
-        lines.append(f"finals: up to {listing['finals_allowed']} (brats-kit finals ID...); "
+        lines.append(f"finals: up to {_t(listing['finals_allowed'])} (brats-kit finals ID...); "
                      "none chosen means your best public score counts")
     if listing.get("deadline"):
-        lines.append(f"deadline: {safe_text(listing['deadline'])}")
+        lines.append(f"deadline: {_t(listing['deadline'])}")
     return "\n".join(lines)
 
 
@@ -87,11 +95,15 @@ def _fail(ctx, as_json: bool, obj: dict, text: str, code: int):
 
 
 def _call_server(ctx, as_json: bool, fn, *args):
-    """``fn(*args)``, with the server's refusal (exit 1) and no answer (exit 4) printed as the commands do."""
-    from brats_kit.server.client import ServerUnreachable, SubmissionRefused
+    """``fn(*args)``, with the server's refusal or a foreign answer (exit 1) and no answer (exit 4) printed as the
+    commands do."""
+    from brats_kit.server.client import ServerUnreachable, SubmissionRefused, UnexpectedAnswer
 
     try:
         return fn(*args)
+    except UnexpectedAnswer as exc:
+        _fail(ctx, as_json, {"status": "bad_response", "error": exc.to_dict()}, f"error: {safe_text(exc)}",
+              EXIT_INVALID)
     except SubmissionRefused as exc:
         _fail(ctx, as_json, {"status": "refused", "http_status": exc.status, "error": exc.to_dict()},
               f"REFUSED: {safe_text(exc)}", EXIT_INVALID)

@@ -55,6 +55,15 @@ class SubmissionRefused(KitError):
         self.status, self.details = status, details
 
 
+class UnexpectedAnswer(KitError):
+    """The server answered, but not as the course's API does (another web server at that address?)."""
+
+    code = "bad_response"
+
+
+FOREIGN_HINT = "is this the course's server? check --server"
+
+
 @dataclass
 class Receipt:
     """The server's receipt of one submission (``raw`` holds the whole JSON object)."""
@@ -78,6 +87,9 @@ class Receipt:
 
     @classmethod
     def from_json(cls, data: dict) -> "Receipt":
+        if not all(key in data for key in ("id", "team", "sha256", "bytes", "submitted_at", "status")):
+            raise UnexpectedAnswer("the server's receipt lacks its id, team, sha256, size, time or status",
+                                   hint=FOREIGN_HINT)
         return cls(data["id"], data["team"], data["sha256"], data["bytes"], data["submitted_at"], data["status"],
                    data.get("errors", []), data.get("public"), data.get("remaining_today"), data.get("deadline"),
                    data.get("quota_resets_at"), data)
@@ -142,8 +154,9 @@ def _token(token: Optional[str]) -> str:
 
 
 def _call(method: str, server: str, path: str, *, token: Optional[str] = None, ok: int = 200,
-          timeout: float = 30.0, lost: Optional[str] = None, **kwargs) -> httpx.Response:
-    """One request to the API; its refusal as :class:`SubmissionRefused`, no answer as :class:`ServerUnreachable`.
+          timeout: float = 30.0, lost: Optional[str] = None, **kwargs) -> dict:
+    """One request to the API and its JSON object; a refusal as :class:`SubmissionRefused`, no answer as
+    :class:`ServerUnreachable`, an answer that is no JSON object as :class:`UnexpectedAnswer`.
 
     ``lost`` is the hint when the connection breaks after the request may have arrived.
     """
@@ -160,12 +173,20 @@ def _call(method: str, server: str, path: str, *, token: Optional[str] = None, o
                                 hint=lost or "check the URL and that the server is running") from None
     if r.status_code != ok:
         raise SubmissionRefused(r.status_code, _json(r))
-    return r
+    try:
+        data = r.json()
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        raise UnexpectedAnswer(f"{base}{API}{path} did not answer with a JSON object (HTTP {r.status_code}, "
+                               f"{r.headers.get('content-type', 'no content type')[:60]})",
+                               hint=FOREIGN_HINT)
+    return data
 
 
 def competition_info(server: str, *, timeout: float = 30.0) -> dict:
     """The public facts a server gives: slice count, test ids, size cap, quotas, deadline."""
-    return _call("GET", server, "/competition", timeout=timeout).json()
+    return _call("GET", server, "/competition", timeout=timeout)
 
 
 def submit(file, server: str, token: Optional[str] = None, *, timeout: float = 120.0, validate: bool = True) -> Receipt:
@@ -198,16 +219,19 @@ def submit(file, server: str, token: Optional[str] = None, *, timeout: float = 1
     token = _token(token)
     if validate:
         info = competition_info(server, timeout=timeout)
+        if not all(key in info for key in ("n_slices", "case_ids", "max_bytes")):
+            raise UnexpectedAnswer("the server does not say how many slices and which cases a submission holds",
+                                   hint=FOREIGN_HINT)
         validation = validate_submission(file, n_slices=info["n_slices"], case_ids=info["case_ids"],
                                          max_bytes=info["max_bytes"])
         if not validation.ok:
             raise InvalidSubmissionError(validation.errors, path=file)
     with open(file, "rb") as fh:
         # The local file name is never sent: the server names files by content.
-        r = _call("POST", server, "/submissions", token=token, ok=201, timeout=timeout,
-                  files={"file": ("submission", fh, "application/octet-stream")},
-                  lost="the file may or may not have arrived: list your submissions once it is back")
-    return Receipt.from_json(r.json())
+        data = _call("POST", server, "/submissions", token=token, ok=201, timeout=timeout,
+                     files={"file": ("submission", fh, "application/octet-stream")},
+                     lost="the file may or may not have arrived: list your submissions once it is back")
+    return Receipt.from_json(data)
 
 
 def list_submissions(server: str, token: Optional[str] = None, *, timeout: float = 30.0) -> dict:
@@ -227,7 +251,12 @@ def list_submissions(server: str, token: Optional[str] = None, *, timeout: float
     ServerUnreachable
         No connection.
     """
-    return _call("GET", server, "/submissions", token=_token(token), timeout=timeout).json()
+    listing = _call("GET", server, "/submissions", token=_token(token), timeout=timeout)
+    subs = listing.get("submissions")
+    if not isinstance(subs, list) or not all(isinstance(r, dict) and "id" in r for r in subs):
+        raise UnexpectedAnswer("the server's list of submissions is not a list of receipts",
+                               hint=FOREIGN_HINT)
+    return listing
 
 
 def choose_finals(server: str, token: Optional[str], ids, *, timeout: float = 30.0) -> dict:
@@ -242,6 +271,10 @@ def choose_finals(server: str, token: Optional[str], ids, *, timeout: float = 30
         422 too many or not scored).
     ServerUnreachable
         No connection.
+    UnexpectedAnswer
+        The answer is not the course API's.
     """
-    return _call("PUT", server, "/finals", token=_token(token), timeout=timeout,
-                 json={"ids": [int(i) for i in ids]}).json()
+    chosen = _call("PUT", server, "/finals", token=_token(token), timeout=timeout, json={"ids": [int(i) for i in ids]})
+    if not isinstance(chosen.get("finals"), list):
+        raise UnexpectedAnswer("the server's answer does not name the finals", hint=FOREIGN_HINT)
+    return chosen
