@@ -20,8 +20,9 @@ from .commands.data import data
 from .commands.demo import demo
 from .commands.grade import score, validate
 from .commands.leaderboard import leaderboard
+from .commands.notebook import notebook
 from .commands.server import server
-from .commands.submit import submit
+from .commands.submit import finals, submissions, submit
 from .output import echo_json  # noqa: F401  (kept importable from here for scripts)
 from .text import safe_text
 
@@ -61,7 +62,8 @@ def main():
     """
 
 
-for _command in (data, validate, score, leaderboard, baseline, demo, server, submit):
+for _command in (data, validate, score, leaderboard, baseline, demo, server, submit, submissions, finals,
+                 notebook):
     main.add_command(_command)
 
 if __name__ == "__main__":  # pragma: no cover

@@ -52,40 +52,64 @@ def _csv(case_id, public, tp, fp, fn, dice, hd95) -> str:
     return buf.getvalue()
 
 
-def _montage(path: Path, rows, *, case_id, dice, tp, fp, fn, y_true, y_pred, x, index, note) -> None:
+#: The montage's geometry in inches: image panel, gap between panels, a row's heading, the column titles, margin.
+PANEL, GAP, ROW_HEAD, COL_HEAD, MARGIN = 1.75, 0.05, 0.24, 0.22, 0.06
+
+
+def _montage_figure(rows, *, case_id, dice, tp, fp, fn, y_true, y_pred, x, index, note):
+    """The worst slices, one row each; every label sits in a margin, never on an image.
+
+    Column titles head the columns; each row's case id, Dice and counts head its row.
+    """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     titles = ([_LABELS.get(m, m) for m in MODALITIES] if x is not None else []) + ["prediction", "truth", "errors"]
     n_rows, n_cols = max(len(rows), 1), len(titles)
+    fig_w = 2 * MARGIN + n_cols * PANEL + (n_cols - 1) * GAP
     width = int(14 * n_cols)
     title = textwrap.fill("Worst slices, lowest Dice first. Errors: green = true positive, red = false positive, "
                           "blue = missed tumour.", width)
     if note:
         title += "\n" + textwrap.fill(note, width)
-    head = 0.35 + 0.16 * title.count("\n")  # inches above the panels
-    fig = Figure(figsize=(1.8 * n_cols, 2.05 * n_rows + head))
+    head = 0.3 + 0.16 * title.count("\n")  # inches above the column titles
+    fig_h = head + COL_HEAD + n_rows * (ROW_HEAD + PANEL) + MARGIN
+    fig = Figure(figsize=(fig_w, fig_h))
     FigureCanvasAgg(fig)
-    axes = fig.subplots(n_rows, n_cols, squeeze=False)
-    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=1 - head / (2.05 * n_rows + head),
-                        wspace=0.04, hspace=0.18)
-    for ax in axes.ravel():
-        ax.set_axis_off()
-    for r, i in enumerate(rows):
+    fig.suptitle(title, fontsize=8, y=1 - 0.05 / fig_h, va="top")
+
+    def left(c):
+        return MARGIN + c * (PANEL + GAP)
+
+    for c, name in enumerate(titles):
+        fig.text((left(c) + PANEL / 2) / fig_w, 1 - (head + COL_HEAD / 2) / fig_h, name, fontsize=9,
+                 ha="center", va="center")
+    for r in range(n_rows):
+        bottom = fig_h - head - COL_HEAD - (r + 1) * (ROW_HEAD + PANEL)
+        axes = [fig.add_axes((left(c) / fig_w, bottom / fig_h, PANEL / fig_w, PANEL / fig_h)) for c in range(n_cols)]
+        for ax in axes:
+            ax.set_axis_off()
+        if r >= len(rows):
+            continue
+        i = rows[r]
         panels = []
         if x is not None:
             xi = np.asarray(x[int(index[i])], dtype=np.float32)
             panels += [dict(X=xi[..., m], cmap="gray") for m in range(len(MODALITIES))]  # auto contrast
         panels += [dict(X=y_pred[i], cmap="gray", vmin=0, vmax=1), dict(X=y_true[i], cmap="gray", vmin=0, vmax=1),
                    dict(X=error_map(y_true[i], y_pred[i]))]
-        for c, panel in enumerate(panels):
-            ax = axes[r, c]
+        for ax, panel in zip(axes, panels):
             ax.imshow(interpolation="nearest", **panel)
-            if r == 0:
-                ax.set_title(titles[c], fontsize=9)
-        axes[r, 0].text(0.02, 0.97, f"{case_id[i]}  Dice {dice[i]:.3f}\nTP {tp[i]}  FP {fp[i]}  FN {fn[i]}",
-                        transform=axes[r, 0].transAxes, fontsize=7, va="top", color="yellow")
-    fig.suptitle(title, fontsize=8, y=0.995, va="top")
+        label = str(case_id[i])
+        label = label if len(label) <= 40 else label[:39] + "\u2026"
+        fig.text(MARGIN / fig_w, (bottom + PANEL + ROW_HEAD / 2) / fig_h,
+                 f"{label}    Dice {dice[i]:.3f}    TP {tp[i]}   FP {fp[i]}   FN {fn[i]}", fontsize=7.5,
+                 va="center", ha="left", parse_math=False)
+    return fig
+
+
+def _montage(path: Path, rows, **panels) -> None:
+    fig = _montage_figure(rows, **panels)
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, format="png", dpi=100, metadata={"Software": None})
 

@@ -1,18 +1,25 @@
-"""The students' client: validate locally with the grader's own validator, upload, return the receipt.
+"""The students' client: validate locally with the grader's own validator, upload, return the receipt;
+list the team's receipts and choose its finals.
 
->>> receipt = submit("test_data_ypred.dat", "http://127.0.0.1:8000", token)   # doctest: +SKIP
+Every function takes the server as ``http://HOST:PORT``, ``https://...`` or a bare
+``HOST:PORT`` (which means ``http://``), see :func:`server_url`.
+
+>>> receipt = submit("test_data_ypred.dat", "127.0.0.1:8000", token)         # doctest: +SKIP
 >>> receipt.status, receipt.public["dice"], receipt.remaining_today          # doctest: +SKIP
 ('scored', 0.81, 4)
+>>> [r["id"] for r in list_submissions("127.0.0.1:8000", token)["submissions"]]   # doctest: +SKIP
+[1, 2]
 """
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Optional
 
 import httpx
 
-from data_spec.errors import KitError
+from data_spec.errors import BadArgumentError, KitError
 from grader.errors import InvalidSubmissionError
 from grader.validate import validate_submission
 
@@ -48,6 +55,15 @@ class SubmissionRefused(KitError):
         self.status, self.details = status, details
 
 
+class UnexpectedAnswer(KitError):
+    """The server answered, but not as the course's API does (another web server at that address?)."""
+
+    code = "bad_response"
+
+
+FOREIGN_HINT = "is this the course's server? check --server"
+
+
 @dataclass
 class Receipt:
     """The server's receipt of one submission (``raw`` holds the whole JSON object)."""
@@ -71,6 +87,9 @@ class Receipt:
 
     @classmethod
     def from_json(cls, data: dict) -> "Receipt":
+        if not all(key in data for key in ("id", "team", "sha256", "bytes", "submitted_at", "status")):
+            raise UnexpectedAnswer("the server's receipt lacks its id, team, sha256, size, time or status",
+                                   hint=FOREIGN_HINT)
         return cls(data["id"], data["team"], data["sha256"], data["bytes"], data["submitted_at"], data["status"],
                    data.get("errors", []), data.get("public"), data.get("remaining_today"), data.get("deadline"),
                    data.get("quota_resets_at"), data)
@@ -83,17 +102,91 @@ def _json(response: httpx.Response) -> dict:
         return {"error": {"code": "bad_response", "message": response.text[:200]}}
 
 
+def server_url(server: str) -> str:
+    """The server's base URL: ``HOST:PORT`` without a scheme means ``http://HOST:PORT``.
+
+    Raises
+    ------
+    BadArgumentError
+        A scheme other than http or https, or no host.
+
+    Examples
+    --------
+    >>> server_url("127.0.0.1:8000")
+    'http://127.0.0.1:8000'
+    >>> server_url("https://course.example.org/")
+    'https://course.example.org'
+    >>> server_url("ftp://course.example.org")
+    Traceback (most recent call last):
+    ...
+    data_spec.errors.BadArgumentError: the server's URL must use http or https, not 'ftp'; \
+expected http://HOST:PORT or https://HOST. Hint: a bare HOST:PORT means http://HOST:PORT
+    """
+    text = str(server).strip()
+    # "HOST:PORT" has no scheme; "NAME:" not followed by a port number is one ("javascript:", "http:/x").
+    m = re.match(r"([A-Za-z][A-Za-z0-9+.-]*):(//)?", text)
+    if m and not m.group(2) and text[m.end():m.end() + 1].isdigit():
+        m = None
+    scheme, rest = (m.group(1), text[m.end():]) if m else ("http", text)
+    if m and not m.group(2) and scheme.lower() in ("http", "https"):
+        raise BadArgumentError(f"malformed server URL {text[:80]!r}", code="bad_server_url",
+                               expected=f"{scheme.lower()}://HOST:PORT", hint="two slashes after the scheme")
+    if scheme.lower() not in ("http", "https"):
+        raise BadArgumentError(f"the server's URL must use http or https, not {scheme[:20]!r}",
+                               code="bad_server_url", expected="http://HOST:PORT or https://HOST",
+                               hint="a bare HOST:PORT means http://HOST:PORT")
+    out = f"{scheme.lower()}://{rest.rstrip('/')}"
+    try:
+        host = httpx.URL(out).host
+    except httpx.InvalidURL:
+        host = ""
+    if not host:
+        raise BadArgumentError(f"no host in the server's URL {text[:80]!r}", code="bad_server_url",
+                               expected="http://HOST:PORT or https://HOST", hint="e.g. --server 127.0.0.1:8000")
+    return out
+
+
+def _token(token: Optional[str]) -> str:
+    token = token or os.environ.get(TOKEN_ENV)
+    if not token:
+        raise KitError("no token", code="no_token", hint=f"pass --token or set ${TOKEN_ENV}")
+    return token
+
+
+def _call(method: str, server: str, path: str, *, token: Optional[str] = None, ok: int = 200,
+          timeout: float = 30.0, lost: Optional[str] = None, **kwargs) -> dict:
+    """One request to the API and its JSON object; a refusal as :class:`SubmissionRefused`, no answer as
+    :class:`ServerUnreachable`, an answer that is no JSON object as :class:`UnexpectedAnswer`.
+
+    ``lost`` is the hint when the connection breaks after the request may have arrived.
+    """
+    base = server_url(server)
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        with httpx.Client(base_url=base, timeout=timeout, headers=headers) as client:
+            r = client.request(method, f"{API}{path}", **kwargs)
+    except httpx.ConnectError as exc:
+        raise ServerUnreachable(f"cannot reach {base} ({type(exc).__name__})",
+                                hint="check the URL and that the server is running") from None
+    except httpx.TransportError as exc:
+        raise ServerUnreachable(f"no answer from {base} ({type(exc).__name__})",
+                                hint=lost or "check the URL and that the server is running") from None
+    if r.status_code != ok:
+        raise SubmissionRefused(r.status_code, _json(r))
+    try:
+        data = r.json()
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        raise UnexpectedAnswer(f"{base}{API}{path} did not answer with a JSON object (HTTP {r.status_code}, "
+                               f"{r.headers.get('content-type', 'no content type')[:60]})",
+                               hint=FOREIGN_HINT)
+    return data
+
+
 def competition_info(server: str, *, timeout: float = 30.0) -> dict:
     """The public facts a server gives: slice count, test ids, size cap, quotas, deadline."""
-    try:
-        with httpx.Client(base_url=server.rstrip("/"), timeout=timeout) as client:
-            r = client.get(f"{API}/competition")
-    except httpx.TransportError as exc:
-        raise ServerUnreachable(f"cannot reach {server} ({type(exc).__name__})",
-                                hint="check the URL and that the server is running") from None
-    if r.status_code != 200:
-        raise SubmissionRefused(r.status_code, _json(r))
-    return r.json()
+    return _call("GET", server, "/competition", timeout=timeout)
 
 
 def submit(file, server: str, token: Optional[str] = None, *, timeout: float = 120.0, validate: bool = True) -> Receipt:
@@ -123,26 +216,47 @@ def submit(file, server: str, token: Optional[str] = None, *, timeout: float = 1
     ServerUnreachable
         No connection.
     """
-    token = token or os.environ.get(TOKEN_ENV)
-    if not token:
-        raise KitError("no token", code="no_token", hint=f"pass --token or set ${TOKEN_ENV}")
+    token = _token(token)
     if validate:
         info = competition_info(server, timeout=timeout)
+        if not all(key in info for key in ("n_slices", "case_ids", "max_bytes")):
+            raise UnexpectedAnswer("the server does not say how many slices and which cases a submission holds",
+                                   hint=FOREIGN_HINT)
         validation = validate_submission(file, n_slices=info["n_slices"], case_ids=info["case_ids"],
                                          max_bytes=info["max_bytes"])
         if not validation.ok:
             raise InvalidSubmissionError(validation.errors, path=file)
-    try:
-        with httpx.Client(base_url=server.rstrip("/"), timeout=timeout,
-                          headers={"Authorization": f"Bearer {token}"}) as client, open(file, "rb") as fh:
-            # The local file name is never sent: the server names files by content.
-            r = client.post(f"{API}/submissions", files={"file": ("submission", fh, "application/octet-stream")})
-    except httpx.TransportError as exc:
-        raise ServerUnreachable(f"cannot reach {server} ({type(exc).__name__})",
-                                hint="the file may or may not have arrived: list your submissions once it is back") from None
-    if r.status_code != 201:
-        raise SubmissionRefused(r.status_code, _json(r))
-    return Receipt.from_json(r.json())
+    with open(file, "rb") as fh:
+        # The local file name is never sent: the server names files by content.
+        data = _call("POST", server, "/submissions", token=token, ok=201, timeout=timeout,
+                     files={"file": ("submission", fh, "application/octet-stream")},
+                     lost="the file may or may not have arrived: list your submissions once it is back")
+    return Receipt.from_json(data)
+
+
+def list_submissions(server: str, token: Optional[str] = None, *, timeout: float = 30.0) -> dict:
+    """The team's own receipts, oldest first, with what is left today (``GET /submissions``).
+
+    Returns
+    -------
+    dict
+        ``team``, ``submissions`` (receipts as the server gives them: ``id``, ``submitted_at``,
+        ``status``, ``public``, ``final``, ``errors``...), ``remaining_today``, ``quota_resets_at``,
+        ``deadline``, ``finals_allowed``.
+
+    Raises
+    ------
+    SubmissionRefused
+        The server refused (``.status`` 401: a wrong token).
+    ServerUnreachable
+        No connection.
+    """
+    listing = _call("GET", server, "/submissions", token=_token(token), timeout=timeout)
+    subs = listing.get("submissions")
+    if not isinstance(subs, list) or not all(isinstance(r, dict) and "id" in r for r in subs):
+        raise UnexpectedAnswer("the server's list of submissions is not a list of receipts",
+                               hint=FOREIGN_HINT)
+    return listing
 
 
 def choose_finals(server: str, token: Optional[str], ids, *, timeout: float = 30.0) -> dict:
@@ -157,16 +271,10 @@ def choose_finals(server: str, token: Optional[str], ids, *, timeout: float = 30
         422 too many or not scored).
     ServerUnreachable
         No connection.
+    UnexpectedAnswer
+        The answer is not the course API's.
     """
-    token = token or os.environ.get(TOKEN_ENV)
-    if not token:
-        raise KitError("no token", code="no_token", hint=f"pass --token or set ${TOKEN_ENV}")
-    try:
-        with httpx.Client(base_url=server.rstrip("/"), timeout=timeout,
-                          headers={"Authorization": f"Bearer {token}"}) as client:
-            r = client.put(f"{API}/finals", json={"ids": [int(i) for i in ids]})
-    except httpx.TransportError as exc:
-        raise ServerUnreachable(f"cannot reach {server} ({type(exc).__name__})") from None
-    if r.status_code != 200:
-        raise SubmissionRefused(r.status_code, _json(r))
-    return r.json()
+    chosen = _call("PUT", server, "/finals", token=_token(token), timeout=timeout, json={"ids": [int(i) for i in ids]})
+    if not isinstance(chosen.get("finals"), list):
+        raise UnexpectedAnswer("the server's answer does not name the finals", hint=FOREIGN_HINT)
+    return chosen

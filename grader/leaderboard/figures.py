@@ -102,7 +102,53 @@ def _board_order(histories) -> list:
     return sorted(range(len(histories)), key=key)
 
 
+#: Tick formats of the time axis per tick spacing (years, months, days, hours, minutes, seconds), and at the
+#: spacing's zero (midnight, the first of a month...): every label says what it is, never a bare "20" that may
+#: be a day, a minute or a second (matplotlib's own formats write seconds and days as bare numbers).
+TIME_FORMATS = ("%Y", "%b %Y", "%d %b", "%H:%M", "%H:%M", "%H:%M:%S")
+TIME_ZERO_FORMATS = ("%Y", "%b %Y", "%b %Y", "%d %b", "%H:%M", "%H:%M")
+
+
+def time_axis(axis, times) -> str:
+    """Put readable date ticks on ``axis`` (UTC) and return the dates ``times`` span, for the axis title.
+
+    The formatter draws no offset text (the date matplotlib writes in the corner collides with the
+    axis title): the span goes into the title instead.
+
+    Examples
+    --------
+    >>> from datetime import datetime, timezone
+    >>> from matplotlib.figure import Figure
+    >>> ax = Figure().add_subplot()
+    >>> t = [datetime(2026, 11, 2, 10, 38, tzinfo=timezone.utc), datetime(2026, 11, 4, 9, tzinfo=timezone.utc)]
+    >>> time_axis(ax.xaxis, t)
+    '2 Nov - 4 Nov 2026'
+    >>> time_axis(ax.xaxis, t[:1])
+    '2 Nov 2026'
+    """
+    import matplotlib.dates as mdates
+    from datetime import timezone
+
+    locator = mdates.AutoDateLocator(minticks=3, maxticks=8, tz=timezone.utc)
+    axis.set_major_locator(locator)
+    axis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=timezone.utc, formats=list(TIME_FORMATS),
+                                                         zero_formats=list(TIME_ZERO_FORMATS), show_offset=False))
+    if not times:
+        return ""
+    first, last = (t.astimezone(timezone.utc) for t in (min(times), max(times)))
+    day = "{0.day} {0:%b}".format
+    if first.date() == last.date():
+        return f"{day(first)} {first.year}"
+    return f"{day(first)} - {day(last)} {last.year}" if first.year == last.year else \
+        f"{day(first)} {first.year} - {day(last)} {last.year}"
+
+
 def history_png(histories, score_label: str, labels=None, *, max_named: int = MAX_NAMED, top_k: int = TOP_K) -> bytes:
+    """The PNG of :func:`history_figure`."""
+    return _png(history_figure(histories, score_label, labels, max_named=max_named, top_k=top_k))
+
+
+def history_figure(histories, score_label: str, labels=None, *, max_named: int = MAX_NAMED, top_k: int = TOP_K):
     """Every team's valid submissions over time, one line per team that a reader can follow.
 
     Up to ``max_named`` teams each get a colour of a qualitative palette (cycling
@@ -153,11 +199,9 @@ def history_png(histories, score_label: str, labels=None, *, max_named: int = MA
         if selected is not None:
             ax.plot([x[selected]], [scores[selected]], color=colour, marker="*", ms=11, mec="black", mew=0.6,
                     ls="none", zorder=4)
-    locator = mdates.AutoDateLocator()
-    ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    span = time_axis(ax.xaxis, [t for times, _, _ in histories for t in times])
     ax.set_ylim(*_span([v for _, scores, _ in histories for v in scores]))
-    ax.set_xlabel("submitted (UTC); star: the submission on the board")
+    ax.set_xlabel(f"submitted{', ' + span if span else ''} (UTC); star: the submission on the board")
     ax.set_ylabel(score_label)
     ax.grid(alpha=0.3)
     if legend_rows:
@@ -170,25 +214,98 @@ def history_png(histories, score_label: str, labels=None, *, max_named: int = MA
                            bbox_transform=ax.transAxes)
         for text in legend.get_texts():
             text.set_parse_math(False)  # a team called "$\\frac{" is text
-    return _png(fig)
+    return fig
+
+
+#: The baselines' labels above the distribution: font size and the leader's rise (points), gap (pixels).
+LABEL_SIZE, LABEL_RISE, LABEL_GAP = 7, 10, 2
+
+
+def dodge(centres, widths, left: float, right: float, gap: float = LABEL_GAP) -> list:
+    """Centres near ``centres`` at which labels of ``widths`` (pixels) keep ``gap`` apart within ``[left, right]``.
+
+    The labels keep their order (so leader lines from each centre to its label never cross):
+    a pass left to right pushes each label clear of the one before, a pass right to left
+    pulls the last ones back inside ``right``.
+
+    Examples
+    --------
+    >>> dodge([100, 102, 300], [10, 10, 10], 0, 400)
+    [100.0, 112.0, 300.0]
+    >>> dodge([398, 399], [10, 10], 0, 400)
+    [383.0, 395.0]
+    """
+    order = sorted(range(len(centres)), key=lambda k: centres[k])
+    out = [0.0] * len(centres)
+    prev = None
+    for k in order:
+        low = left + widths[k] / 2 if prev is None else out[prev] + (widths[prev] + widths[k]) / 2 + gap
+        out[k], prev = float(max(centres[k], low)), k
+    nxt = None
+    for k in reversed(order):
+        high = right - widths[k] / 2 if nxt is None else out[nxt] - (widths[nxt] + widths[k]) / 2 - gap
+        out[k], nxt = float(min(out[k], high)), k
+    return out
 
 
 def distribution_png(all_scores, selected_scores, baselines, score_label: str) -> bytes:
+    """The PNG of :func:`distribution_figure`."""
+    return _png(distribution_figure(all_scores, selected_scores, baselines, score_label))
+
+
+def distribution_figure(all_scores, selected_scores, baselines, score_label: str):
     """Histogram of every valid submission's score and of the selected ones; baselines as lines.
+
+    The axis spans the scores and the baselines (padded), not all of [0, 1]: a class whose
+    scores all lie near 0.94 shows their spread. The baselines' labels stand upright above the
+    axes, moved apart where lines are close (:func:`dodge`), each with a leader to its line.
 
     ``baselines``: list of ``(label, score)``.
     """
-    fig = _figure(7.5, 3.4, top=0.4)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.ticker import MaxNLocator
+
+    finite = [float(v) for v in (*all_scores, *selected_scores, *(b for _, b in baselines)) if np.isfinite(v)]
+    lo, hi = (min(finite), max(finite)) if finite else (0.0, 1.0)
+    pad = max(0.01, 0.05 * (hi - lo))
+    lo, hi = max(0.0, lo - pad), min(1.0, hi + pad)
+    width, left, right, height = 7.5, 0.8, 0.25, 3.0
+    fig = _figure(width, height)
+    FigureCanvasAgg(fig)
+    renderer = fig.canvas.get_renderer()
+    texts = [_short(label, 24) for label, _ in baselines]
+    extents = []
+    for text in texts:  # measured before placing: an upright label's width and height in pixels
+        probe = fig.text(0, 0, text, fontsize=LABEL_SIZE, rotation=90, parse_math=False)
+        box = probe.get_window_extent(renderer)
+        extents.append((box.width, box.height))
+        probe.remove()
+    x0, x1 = left * DPI, (width - right) * DPI
+    centres = [x0 + (score - lo) / (hi - lo) * (x1 - x0) for _, score in baselines]
+    placed = dodge(centres, [w for w, _ in extents], x0, x1)
+    # Above the axes: the leaders' rise and the upright labels, then the legend's row.
+    band = (LABEL_RISE + 2) / 72 + max((h for _, h in extents), default=0) / DPI if baselines else 0
+    top = 0.1 + band + 0.3
+    fig.set_size_inches(width, height + top)
+    fig.subplots_adjust(top=1 - top / (height + top), bottom=0.55 / (height + top))
     ax = fig.add_subplot()
-    bins = np.linspace(0, 1, 41)
+    bins = np.linspace(lo, hi, 41)
     ax.hist(all_scores, bins=bins, color=TEAM_COLOUR, alpha=0.3, label="all valid submissions")
     ax.hist(selected_scores, bins=bins, color=TEAM_COLOUR, alpha=0.9, label="submissions on the board")
-    for label, score in baselines:
+    for (label, score), text, c, centre in zip(baselines, texts, placed, centres):
         ax.axvline(score, color=BASELINE_COLOUR, ls="--", lw=1)
-        ax.text(score, 0.98, _short(label, 24), transform=ax.get_xaxis_transform(), rotation=90, va="top", ha="right",
-                fontsize=7, color="#555555", parse_math=False)
-    ax.set_xlim(0, 1)
-    ax.set_xlabel(score_label + "; dashed: baselines")
+        note = ax.annotate(text, xy=(score, 1.0), xycoords=ax.get_xaxis_transform(),
+                           xytext=((c - centre) * 72 / DPI, LABEL_RISE), textcoords="offset points",
+                           rotation=90, ha="center", va="bottom", fontsize=LABEL_SIZE, color="#555555",
+                           annotation_clip=False,
+                           arrowprops=dict(arrowstyle="-", color=BASELINE_COLOUR, lw=0.6, shrinkA=0, shrinkB=0,
+                                           relpos=(0.5, 0.0)))
+        note.set_parse_math(False)
+        note.set_gid("baseline-label")
+    ax.set_xlim(lo, hi)
+    ax.set_xlabel(score_label + ("; dashed: baselines" if baselines else ""))
     ax.set_ylabel("submissions")
-    ax.legend(loc="lower left", bbox_to_anchor=(0, 1.0), ncol=2, fontsize=8, frameon=False)
-    return _png(fig)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.legend(*ax.get_legend_handles_labels(), loc="upper left", bbox_to_anchor=(left / width, 1.0), ncol=2,
+               fontsize=8, frameon=False, borderaxespad=0.1)
+    return fig
