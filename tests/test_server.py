@@ -450,7 +450,7 @@ def test_concurrent_uploads_are_recorded_in_shared_transactions_and_stay_exact(t
     with Course(root) as course:
         service = CourseService(course, clock=Clock())
         sizes, held = [], threading.Event()
-        record_batch = service._record_batch
+        record_batch = service.recorder._record_batch
 
         def observed(batch):
             sizes.append(len(batch))
@@ -459,7 +459,7 @@ def test_concurrent_uploads_are_recorded_in_shared_transactions_and_stay_exact(t
                 time.sleep(0.5)
             record_batch(batch)
 
-        service._record_batch = observed
+        service.recorder._record_batch = observed
 
         def one(i):
             try:
@@ -485,7 +485,7 @@ def test_concurrent_uploads_are_recorded_in_shared_transactions_and_stay_exact(t
         def failing(*args):
             raise RuntimeError("the database went away")
 
-        service._insert = failing
+        service.recorder._insert = failing
         with pytest.raises(RuntimeError, match="went away"):
             record_directly(service, course, "alpha", files["bad255"], scorer)
         with course.sessions() as s:
