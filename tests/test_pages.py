@@ -244,3 +244,59 @@ def test_integrity_page_flags_the_same_file_from_two_teams(course, scorer, files
         assert "identical_file" in row and "alpha" in row and "beta" in row
         csv_text = c.get("/admin/integrity.csv").text
         assert csv_text.splitlines()[0].startswith("kind,team_a") and "identical_file,alpha" in csv_text
+
+
+def test_a_refused_form_answers_with_the_status_the_api_gives(course, scorer, files):
+    # The finals form once refused 'closed' and 'deadline_passed' with 422 where the API says 403.
+    root, tok, admin = course
+    with TestClient(create_app(root, clock=Clock(), scorer=scorer)) as c:
+        sign_in(c, tok["alpha"])
+        sub = upload(c, files["good"])
+        assert sub.status_code == 201
+        bearer = {"Authorization": f"Bearer {tok['alpha']}"}
+        assert c.post("/api/v1/admin/reveal", headers={"Authorization": f"Bearer {admin}"}).status_code == 200
+        api = c.put("/api/v1/finals", json={"ids": [1]}, headers=bearer)
+        page = c.post("/team/finals", data={"csrf": csrf_of(c.get("/team")), "final": "1"})
+        assert api.status_code == page.status_code == 403
+        assert api.json()["error"]["code"] == "closed" and "<code>closed</code>" in page.text
+        # The upload form too: the page's status is the refusal's own.
+        late = upload(c, files["good"])
+        assert late.status_code == 403 and "<code>closed</code>" in late.text
+        # Malformed ids are the page's own refusal (the API's body is typed): 422.
+        assert c.post("/team/finals", data={"csrf": csrf_of(c.get("/team")), "final": "1; DROP"}).status_code == 422
+
+
+def test_after_the_deadline_the_finals_form_is_refused_as_the_api_refuses(tmp_path, competition, scorer, files):
+    clock = Clock()
+    root, tok, admin = make_course(tmp_path, competition, deadline="2026-11-02T10:00:00+01:00", finals=1)
+    with TestClient(create_app(root, clock=clock, scorer=scorer)) as c:
+        clock.advance(minutes=-1)
+        sign_in(c, tok["alpha"])
+        assert upload(c, files["good"]).status_code == 201
+        clock.advance(minutes=1)
+        page = c.post("/team/finals", data={"csrf": csrf_of(c.get("/team")), "final": "1"})
+        assert page.status_code == 403 and "deadline_passed" in page.text
+        # The refusal page still shows who is signed in (the session guard found it).
+        assert 'id="signout"' in page.text
+
+
+def test_security_headers_come_from_the_middleware_and_the_page_keeps_its_own_policy(course, scorer):
+    root, tok, admin = course
+    with TestClient(create_app(root, clock=Clock(), scorer=scorer)) as c:
+        for path in ("/", "/leaderboard/nothing.csv"):
+            r = c.get(path)
+            assert r.headers["x-frame-options"] == "DENY" and r.headers["cross-origin-opener-policy"] == "same-origin"
+            assert r.headers["cache-control"] == "no-store" and "nonce-" in r.headers["content-security-policy"]
+            # One header each: the page does not repeat what the middleware sets.
+            assert len(r.headers.get_list("x-content-type-options")) == 1, path
+
+
+def test_the_pages_import_no_database_module():
+    # The contract lint-imports enforces (tests/test_architecture.py runs it): stated here, where it matters.
+    import tomllib
+    from pathlib import Path
+
+    config = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    forbidden = [c for c in config["tool"]["importlinter"]["contracts"]
+                 if c["type"] == "forbidden" and c["source_modules"] == ["brats_kit.server.pages"]]
+    assert forbidden and set(forbidden[0]["forbidden_modules"]) == {"brats_kit.server.db", "sqlalchemy"}

@@ -18,13 +18,15 @@ from data_spec.truth import load_truth
 from grader.counts import Counts
 from grader.leaderboard.collect import Submission as BoardEntry
 from grader.leaderboard.select import select_submissions
+from grader.score_types import MeanDice
 from grader.scoring import SCORED
 
 from . import audit
 from .auth import Authenticator
 from .clock import iso, utc_now
 from .course import Course, read_tokens, tokens_text, write_private
-from .db import AuditEvent, Member, Submission, Team, get_meta, is_revealed, set_meta, write_transaction
+from .db import (REVEALED, AuditEvent, Member, Submission, Team, get_meta, is_revealed, set_meta,
+                 write_transaction)
 from .grading import truth_info
 from .naming import EXTENSIONS, export_name
 from .quotas import Quotas, no_uploads
@@ -160,12 +162,15 @@ class CourseService:
         return self.course.store.path(sub.sha256), export_name(sub)
 
     def public_report(self, who: Principal, sub_id: int) -> dict:
-        """Per public slice counts and Dice of one of the team's own submissions (404 for any other)."""
+        """Per public slice counts and Dice of one of the team's own submissions (404 for any other).
+
+        Computed from the counts stored at upload and the truth loaded once (:attr:`truth`).
+        """
         sub = self._own(who, sub_id)
         if sub.status != SCORED or not sub.counts:
             return {"id": sub_id, "rows": [], "note": "an invalid submission has no scores"}
         counts = Counts.from_record(sub.counts, self.truth).phase("public")
-        rows = [{"case_id": str(c), "tp": int(tp), "fp": int(fp), "fn": int(fn), "dice": float(d)}
+        rows = [{"case_id": str(c), "tp": int(tp), "fp": int(fp), "fn": int(fn), MeanDice.name: float(d)}
                 for c, tp, fp, fn, d in zip(counts.case_id, counts.tp, counts.fp, counts.fn, counts.dice())]
         return {"id": sub_id, "rows": rows, "note": None}
 
@@ -239,7 +244,7 @@ class CourseService:
             if is_revealed(s):
                 raise Refusal(409, "already_revealed", "the results are already revealed")
             now = self.now()
-            set_meta(s, "revealed", "yes")
+            set_meta(s, "revealed", REVEALED)
             audit.append(s, now, audit.REVEAL, None, {})
         return self.leaderboard()
 
