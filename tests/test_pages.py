@@ -300,3 +300,50 @@ def test_the_pages_import_no_database_module():
     forbidden = [c for c in config["tool"]["importlinter"]["contracts"]
                  if c["type"] == "forbidden" and c["source_modules"] == ["brats_kit.server.pages"]]
     assert forbidden and set(forbidden[0]["forbidden_modules"]) == {"brats_kit.server.db", "sqlalchemy"}
+
+
+def test_the_server_process_loads_the_truth_once(course, scorer, files, monkeypatch):
+    # The service holds the one loaded truth; the pages' per-slice report uses it (they once loaded their own).
+    from data_spec.truth import Truth
+
+    made = []
+    init = Truth.__init__
+
+    def counted(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        made.append(self)
+
+    monkeypatch.setattr(Truth, "__init__", counted)
+    root, tok, admin = course
+    app = create_app(root, clock=Clock(), scorer=scorer, board_interval_s=0)
+    with TestClient(app) as c:
+        sign_in(c, tok["alpha"])
+        sub = upload(c, files["good"]).status_code
+        report = c.get("/team?report=1")
+        assert sub == 201 and report.status_code == 200 and 'id="report"' in report.text
+        assert c.get("/api/v1/competition").status_code == 200
+        c.cookies.clear()
+        sign_in(c, admin, role="instructor")
+        assert c.get("/admin").status_code == 200
+        assert len(made) == 1 and made[0] is app.state.service.truth
+
+
+def test_the_team_page_and_the_api_hand_in_through_the_same_service_call(course, scorer, files):
+    root, tok, admin = course
+    app = create_app(root, clock=Clock(), scorer=scorer, board_interval_s=0)
+    with TestClient(app) as c:
+        service = app.state.service
+        calls = []
+        own = service.hand_in
+
+        def observed(who, upload_, sha, verdict):
+            calls.append((who.team, verdict.status))
+            return own(who, upload_, sha, verdict)
+
+        service.hand_in = observed
+        sign_in(c, tok["alpha"])
+        assert upload(c, files["good"]).status_code == 201
+        api = c.post("/api/v1/submissions", files={"file": ("x.npy", files["bad"].read_bytes())},
+                     headers={"Authorization": f"Bearer {tok['beta']}"})
+        assert api.status_code == 201 and api.json()["status"] == "invalid"
+        assert calls == [("alpha", "scored"), ("beta", "invalid")]
