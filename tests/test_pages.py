@@ -298,7 +298,7 @@ def test_the_pages_import_no_database_module():
 
     config = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
     forbidden = [c for c in config["tool"]["importlinter"]["contracts"]
-                 if c["type"] == "forbidden" and c["source_modules"] == ["brats_kit.server.pages"]]
+                 if c["type"] == "forbidden" and "brats_kit.server.pages" in c["source_modules"]]
     assert forbidden and set(forbidden[0]["forbidden_modules"]) == {"brats_kit.server.db", "sqlalchemy"}
 
 

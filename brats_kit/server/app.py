@@ -10,7 +10,6 @@ declares its answer's model (:mod:`.schemas`), so ``/docs`` shows every shape.
 from __future__ import annotations
 
 import contextlib
-import logging
 from functools import partial
 from datetime import datetime
 from typing import Callable, Optional
@@ -18,19 +17,16 @@ from typing import Callable, Optional
 from fastapi import APIRouter, Body, Depends, FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 from fastapi.security import HTTPBearer
-from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from plumbing import __version__
 
-from .course import Course, check_permissions
-from .db import Submission
+from .course import Course
 from .grading import make_scorer
 from .schemas import Competition, ErrorBody, Finals, Leaderboard, Receipt, Status, SubmissionList
-from .service import CourseService, Principal, Refusal, utc_now
+from .service import CourseService, Principal, Refusal, startup_checks, utc_now  # noqa: F401 - startup_checks: part of the API
 from .upload import MULTIPART_SLACK, hand_in, receive_upload  # noqa: F401 - MULTIPART_SLACK, receive_upload: part of the API
 
-log = logging.getLogger("brats_kit.server")
 API = "/api/v1"
 
 API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
@@ -155,18 +151,6 @@ async def reveal(who: Principal = Depends(admin_auth), service: CourseService = 
 @_route("get", "/admin/status", Status, summary="Teams, submissions, quota use, last activity")
 async def status(who: Principal = Depends(admin_auth), service: CourseService = Depends(service_of)):
     return await run_in_threadpool(service.status)
-
-
-def startup_checks(course: Course) -> list:
-    """Fix exposed private files (warning) and remove what an interrupted upload left; return what went."""
-    for path in check_permissions(course.root, fix=True):
-        log.warning("%s was readable by others: its mode is now owner-only", path)
-    with course.sessions() as s:
-        referenced = set(s.scalars(select(Submission.sha256)))
-    removed = course.store.recover(referenced)
-    for path in removed:
-        log.warning("removed %s, left by an interrupted upload", path)
-    return removed
 
 
 def create_app(course, *, clock: Callable[[], datetime] = utc_now, scorer=None, limiter=None,

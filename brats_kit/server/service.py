@@ -7,6 +7,7 @@ to :mod:`.recording`. Every refusal is a :class:`~.refusal.Refusal` carrying its
 """
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from datetime import datetime, timezone
 from typing import Callable, Optional
@@ -24,7 +25,7 @@ from grader.scoring import SCORED
 from . import audit
 from .auth import Authenticator
 from .clock import iso, utc_now
-from .course import Course, read_tokens, tokens_text, write_private
+from .course import Course, check_permissions, read_tokens, tokens_text, write_private
 from .db import (REVEALED, AuditEvent, Member, Submission, Team, get_meta, is_revealed, set_meta,
                  write_transaction)
 from .grading import truth_info
@@ -34,7 +35,21 @@ from .recording import Recorder
 from .refusal import Principal, Refusal
 from .tokens import FailureLimiter, new_token, token_hash
 
-__all__ = ["CourseService", "Refusal", "Principal", "utc_now", "iso", "EXTENSIONS", "export_name"]
+__all__ = ["CourseService", "Refusal", "Principal", "utc_now", "iso", "EXTENSIONS", "export_name", "startup_checks"]
+
+log = logging.getLogger("brats_kit.server")
+
+
+def startup_checks(course: Course) -> list:
+    """Fix exposed private files (warning) and remove what an interrupted upload left; return what went."""
+    for path in check_permissions(course.root, fix=True):
+        log.warning("%s was readable by others: its mode is now owner-only", path)
+    with course.sessions() as s:
+        referenced = set(s.scalars(select(Submission.sha256)))
+    removed = course.store.recover(referenced)
+    for path in removed:
+        log.warning("removed %s, left by an interrupted upload", path)
+    return removed
 
 
 class CourseService:
