@@ -81,22 +81,26 @@ class Finals(_Shape):
 
 
 class BoardRow(_Shape):
-    """A ranked team; after the reveal also its public scores and rank, and its ``move``."""
+    """A ranked team: its rank, the selected submission and its scores (by the score types' names);
+    after the reveal also its public scores and rank, and its ``move``.
+
+    Only ``team`` is required: the board's rows come from the leaderboard's ranking, which owns their columns.
+    """
 
     team: str
-    rank: int
-    submitted_at: str
-    selected_by: str
-    submission: int
+    rank: Optional[int] = None
+    submitted_at: Optional[str] = None
+    selected_by: Optional[str] = None
+    submission: Optional[int] = None
 
 
 class Leaderboard(_Shape):
     phase: str
     revealed: bool
-    teams: int
-    ranked: int
+    teams: Optional[int] = None
+    ranked: Optional[int] = None
     rows: list[BoardRow]
-    rule: str
+    rule: Optional[str] = None
 
 
 class TeamStatus(_Shape):
