@@ -347,3 +347,13 @@ def test_the_team_page_and_the_api_hand_in_through_the_same_service_call(course,
                      headers={"Authorization": f"Bearer {tok['beta']}"})
         assert api.status_code == 201 and api.json()["status"] == "invalid"
         assert calls == [("alpha", "scored"), ("beta", "invalid")]
+
+
+def test_an_unknown_gradebook_format_is_a_bad_argument(course, scorer):
+    root, tok, admin = course
+    with TestClient(create_app(root, clock=Clock(), scorer=scorer, board_interval_s=0)) as c:
+        sign_in(c, admin, role="instructor")
+        for path in ("/admin/grades.csv", "/admin/grades-readme.txt"):
+            r = c.get(path, params={"format": "<script>x</script>"})
+            assert r.status_code == 422 and "<code>bad_argument</code>" in r.text, path
+            assert "<script>x" not in r.text  # the name is echoed escaped
