@@ -22,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from plumbing import __version__
 
 from .course import Course
+from .deps import admin_auth, bearer_token, client_address, service_of, team_auth  # noqa: F401 - part of the API
 from .grading import make_scorer
 from .schemas import Competition, ErrorBody, Finals, Leaderboard, Receipt, Status, SubmissionList
 from .service import CourseService, Principal, Refusal, startup_checks, utc_now  # noqa: F401 - startup_checks: part of the API
@@ -66,30 +67,6 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-def _address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
-
-
-def _bearer(request: Request) -> Optional[str]:
-    value = request.headers.get("authorization", "")
-    scheme, _, token = value.partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
-
-
-def service_of(request: Request) -> CourseService:
-    return request.app.state.service
-
-
-async def team_auth(request: Request) -> Principal:
-    """Dependency: the team of the request's bearer token (401, or 429 after repeated failures)."""
-    return await run_in_threadpool(service_of(request).authenticate, _bearer(request), _address(request))
-
-
-async def admin_auth(request: Request) -> Principal:
-    """Dependency: the instructor's bearer token."""
-    return await run_in_threadpool(service_of(request).authenticate, _bearer(request), _address(request), admin=True)
-
-
 #: What a refusal looks like, for the documentation of every route.
 REFUSALS = {code: {"model": ErrorBody} for code in (401, 403, 404, 409, 413, 422, 429)}
 router = APIRouter(prefix=API, responses=REFUSALS)
@@ -113,7 +90,7 @@ async def competition(service: CourseService = Depends(service_of)):
         summary="Hand in a file (multipart field 'file' or the raw body)",
         dependencies=[Depends(HTTPBearer(auto_error=False))])
 async def post_submission(request: Request, service: CourseService = Depends(service_of)):
-    return await hand_in(request, service, partial(service.authenticate_upload, _bearer(request), _address(request)))
+    return await hand_in(request, service, partial(service.authenticate_upload, bearer_token(request), client_address(request)))
 
 
 @_route("get", "/submissions", SubmissionList, summary="The team's own submissions")

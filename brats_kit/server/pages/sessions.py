@@ -22,6 +22,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.concurrency import run_in_threadpool
 
 from ..refusal import Principal, Refusal
+from ..deps import service_of
 from ..service import CourseService
 
 COOKIE = "brats_kit_session"
@@ -41,11 +42,6 @@ class SignedIn:
     data: dict
     who: Principal
     form: Optional[object] = None
-
-
-def service_of(request: Request) -> CourseService:
-    """Dependency: the course being served."""
-    return request.app.state.service
 
 
 def _secret(service: CourseService) -> bytes:
@@ -169,4 +165,4 @@ any_form = _form_guard("any")
 
 __all__ = ["COOKIE", "SignedIn", "SignInFirst", "team_session", "admin_session", "team_form",
            "team_upload", "admin_form", "any_form", "read_session", "set_session", "end_session", "binding",
-           "cookie", "same_csrf", "service_of", "bad_csrf"]
+           "cookie", "same_csrf", "bad_csrf"]

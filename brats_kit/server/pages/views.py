@@ -28,6 +28,7 @@ from grader.leaderboard.gradebook import FORMATS, make_gradebook, parse_scale, r
 
 from ..clock import iso
 from ..course import ROSTER_CSV
+from ..deps import client_address, service_of
 from ..gradebook import course_scores
 from ..integrity import integrity_of_course
 from ..refusal import Principal, Refusal
@@ -36,7 +37,7 @@ from ..tokens import token_hash
 from ..upload import hand_in
 from ..verify import audit_course
 from .sessions import (SignedIn, admin_form, admin_session, any_form, binding, cookie, end_session, read_session,
-                       same_csrf, bad_csrf, service_of, set_session, team_form, team_session, team_upload)
+                       same_csrf, bad_csrf, set_session, team_form, team_session, team_upload)
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 
@@ -101,10 +102,9 @@ async def signin(request: Request, service: CourseService = Depends(service_of))
     if not same_csrf(anonymous.get("csrf") if anonymous else None, fields.get("csrf", "")):
         raise bad_csrf()
     admin = fields.get("role") == "instructor"
-    address = request.client.host if request.client else "unknown"
     token = fields.get("token", "").strip()
     try:
-        who = await run_in_threadpool(service.authenticate, token, address, admin=admin)
+        who = await run_in_threadpool(service.authenticate, token, client_address(request), admin=admin)
     except Refusal as exc:
         return _signin_form(request, exc.status, exc.body()["error"])
     data = {"csrf": secrets.token_urlsafe(24), "admin": who.admin, "team_id": who.team_id, "team": who.team,
