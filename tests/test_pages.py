@@ -357,3 +357,19 @@ def test_an_unknown_gradebook_format_is_a_bad_argument(course, scorer):
             r = c.get(path, params={"format": "<script>x</script>"})
             assert r.status_code == 422 and "<code>bad_argument</code>" in r.text, path
             assert "<script>x" not in r.text  # the name is echoed escaped
+
+
+def test_the_instructors_session_is_not_a_teams_on_any_team_form(course, scorer, files):
+    # The guards are one dependency per role: the instructor's session and CSRF token open no team form.
+    root, tok, admin = course
+    with TestClient(create_app(root, clock=Clock(), scorer=scorer, board_interval_s=0)) as c:
+        sign_in(c, admin, role="instructor")
+        csrf = csrf_of(c.get("/admin"))
+        up = c.post("/team/upload", params={"csrf": csrf}, files={"file": ("a", files["good"].read_bytes())})
+        fin = c.post("/team/finals", data={"csrf": csrf, "final": "1"})
+        assert up.status_code == fin.status_code == 403 and "<code>no_session</code>" in up.text
+        assert c.get("/team", follow_redirects=False).headers["location"] == "/"
+        assert c.get("/api/v1/admin/status",
+                     headers={"Authorization": f"Bearer {admin}"}).json()["submissions"] == 0
+        # Signing out takes any signed-in session, with its token.
+        assert c.post("/signout", data={"csrf": csrf}, follow_redirects=False).status_code == 303
