@@ -244,3 +244,132 @@ def test_integrity_page_flags_the_same_file_from_two_teams(course, scorer, files
         assert "identical_file" in row and "alpha" in row and "beta" in row
         csv_text = c.get("/admin/integrity.csv").text
         assert csv_text.splitlines()[0].startswith("kind,team_a") and "identical_file,alpha" in csv_text
+
+
+def test_a_refused_form_answers_with_the_status_the_api_gives(course, scorer, files):
+    # The finals form once refused 'closed' and 'deadline_passed' with 422 where the API says 403.
+    root, tok, admin = course
+    with TestClient(create_app(root, clock=Clock(), scorer=scorer)) as c:
+        sign_in(c, tok["alpha"])
+        sub = upload(c, files["good"])
+        assert sub.status_code == 201
+        bearer = {"Authorization": f"Bearer {tok['alpha']}"}
+        assert c.post("/api/v1/admin/reveal", headers={"Authorization": f"Bearer {admin}"}).status_code == 200
+        api = c.put("/api/v1/finals", json={"ids": [1]}, headers=bearer)
+        page = c.post("/team/finals", data={"csrf": csrf_of(c.get("/team")), "final": "1"})
+        assert api.status_code == page.status_code == 403
+        assert api.json()["error"]["code"] == "closed" and "<code>closed</code>" in page.text
+        # The upload form too: the page's status is the refusal's own.
+        late = upload(c, files["good"])
+        assert late.status_code == 403 and "<code>closed</code>" in late.text
+        # Malformed ids are the page's own refusal (the API's body is typed): 422.
+        assert c.post("/team/finals", data={"csrf": csrf_of(c.get("/team")), "final": "1; DROP"}).status_code == 422
+
+
+def test_after_the_deadline_the_finals_form_is_refused_as_the_api_refuses(tmp_path, competition, scorer, files):
+    clock = Clock()
+    root, tok, admin = make_course(tmp_path, competition, deadline="2026-11-02T10:00:00+01:00", finals=1)
+    with TestClient(create_app(root, clock=clock, scorer=scorer)) as c:
+        clock.advance(minutes=-1)
+        sign_in(c, tok["alpha"])
+        assert upload(c, files["good"]).status_code == 201
+        clock.advance(minutes=1)
+        page = c.post("/team/finals", data={"csrf": csrf_of(c.get("/team")), "final": "1"})
+        assert page.status_code == 403 and "deadline_passed" in page.text
+        # The refusal page still shows who is signed in (the session guard found it).
+        assert 'id="signout"' in page.text
+
+
+def test_security_headers_come_from_the_middleware_and_the_page_keeps_its_own_policy(course, scorer):
+    root, tok, admin = course
+    with TestClient(create_app(root, clock=Clock(), scorer=scorer)) as c:
+        for path in ("/", "/leaderboard/nothing.csv"):
+            r = c.get(path)
+            assert r.headers["x-frame-options"] == "DENY" and r.headers["cross-origin-opener-policy"] == "same-origin"
+            assert r.headers["cache-control"] == "no-store" and "nonce-" in r.headers["content-security-policy"]
+            # One header each: the page does not repeat what the middleware sets.
+            assert len(r.headers.get_list("x-content-type-options")) == 1, path
+
+
+def test_the_pages_import_no_database_module():
+    # The contract lint-imports enforces (tests/test_architecture.py runs it): stated here, where it matters.
+    import tomllib
+    from pathlib import Path
+
+    config = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    forbidden = [c for c in config["tool"]["importlinter"]["contracts"]
+                 if c["type"] == "forbidden" and "brats_kit.server.pages" in c["source_modules"]]
+    assert forbidden and set(forbidden[0]["forbidden_modules"]) == {"brats_kit.server.db", "sqlalchemy"}
+
+
+def test_the_server_process_loads_the_truth_once(course, scorer, files, monkeypatch):
+    # The service holds the one loaded truth; the pages' per-slice report uses it (they once loaded their own).
+    from data_spec.truth import Truth
+
+    made = []
+    init = Truth.__init__
+
+    def counted(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        made.append(self)
+
+    monkeypatch.setattr(Truth, "__init__", counted)
+    root, tok, admin = course
+    app = create_app(root, clock=Clock(), scorer=scorer, board_interval_s=0)
+    with TestClient(app) as c:
+        sign_in(c, tok["alpha"])
+        sub = upload(c, files["good"]).status_code
+        report = c.get("/team?report=1")
+        assert sub == 201 and report.status_code == 200 and 'id="report"' in report.text
+        assert c.get("/api/v1/competition").status_code == 200
+        c.cookies.clear()
+        sign_in(c, admin, role="instructor")
+        assert c.get("/admin").status_code == 200
+        assert len(made) == 1 and made[0] is app.state.service.truth
+
+
+def test_the_team_page_and_the_api_hand_in_through_the_same_service_call(course, scorer, files):
+    root, tok, admin = course
+    app = create_app(root, clock=Clock(), scorer=scorer, board_interval_s=0)
+    with TestClient(app) as c:
+        service = app.state.service
+        calls = []
+        own = service.hand_in
+
+        def observed(who, upload_, sha, verdict):
+            calls.append((who.team, verdict.status))
+            return own(who, upload_, sha, verdict)
+
+        service.hand_in = observed
+        sign_in(c, tok["alpha"])
+        assert upload(c, files["good"]).status_code == 201
+        api = c.post("/api/v1/submissions", files={"file": ("x.npy", files["bad"].read_bytes())},
+                     headers={"Authorization": f"Bearer {tok['beta']}"})
+        assert api.status_code == 201 and api.json()["status"] == "invalid"
+        assert calls == [("alpha", "scored"), ("beta", "invalid")]
+
+
+def test_an_unknown_gradebook_format_is_a_bad_argument(course, scorer):
+    root, tok, admin = course
+    with TestClient(create_app(root, clock=Clock(), scorer=scorer, board_interval_s=0)) as c:
+        sign_in(c, admin, role="instructor")
+        for path in ("/admin/grades.csv", "/admin/grades-readme.txt"):
+            r = c.get(path, params={"format": "<script>x</script>"})
+            assert r.status_code == 422 and "<code>bad_argument</code>" in r.text, path
+            assert "<script>x" not in r.text  # the name is echoed escaped
+
+
+def test_the_instructors_session_is_not_a_teams_on_any_team_form(course, scorer, files):
+    # The guards are one dependency per role: the instructor's session and CSRF token open no team form.
+    root, tok, admin = course
+    with TestClient(create_app(root, clock=Clock(), scorer=scorer, board_interval_s=0)) as c:
+        sign_in(c, admin, role="instructor")
+        csrf = csrf_of(c.get("/admin"))
+        up = c.post("/team/upload", params={"csrf": csrf}, files={"file": ("a", files["good"].read_bytes())})
+        fin = c.post("/team/finals", data={"csrf": csrf, "final": "1"})
+        assert up.status_code == fin.status_code == 403 and "<code>no_session</code>" in up.text
+        assert c.get("/team", follow_redirects=False).headers["location"] == "/"
+        assert c.get("/api/v1/admin/status",
+                     headers={"Authorization": f"Bearer {admin}"}).json()["submissions"] == 0
+        # Signing out takes any signed-in session, with its token.
+        assert c.post("/signout", data={"csrf": csrf}, follow_redirects=False).status_code == 303

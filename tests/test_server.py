@@ -450,7 +450,7 @@ def test_concurrent_uploads_are_recorded_in_shared_transactions_and_stay_exact(t
     with Course(root) as course:
         service = CourseService(course, clock=Clock())
         sizes, held = [], threading.Event()
-        record_batch = service._record_batch
+        record_batch = service.recorder._record_batch
 
         def observed(batch):
             sizes.append(len(batch))
@@ -459,7 +459,7 @@ def test_concurrent_uploads_are_recorded_in_shared_transactions_and_stay_exact(t
                 time.sleep(0.5)
             record_batch(batch)
 
-        service._record_batch = observed
+        service.recorder._record_batch = observed
 
         def one(i):
             try:
@@ -485,9 +485,80 @@ def test_concurrent_uploads_are_recorded_in_shared_transactions_and_stay_exact(t
         def failing(*args):
             raise RuntimeError("the database went away")
 
-        service._insert = failing
+        service.recorder._insert = failing
         with pytest.raises(RuntimeError, match="went away"):
             record_directly(service, course, "alpha", files["bad255"], scorer)
         with course.sessions() as s:
             assert len(s.scalars(select(Submission)).all()) == 6
         assert audit_course(course)["ok"] and set(course.store.files()) == {r.sha256 for r in rows}
+
+
+@pytest.mark.parametrize("n_teams", [3, 30])
+def test_status_runs_the_same_number_of_queries_whatever_the_number_of_teams(tmp_path, competition, scorer, files,
+                                                                               db, n_teams):
+    from sqlalchemy import event
+
+    from brats_kit.server.service import CourseService
+
+    teams = tuple(f"team{i:02d}" for i in range(n_teams))
+    root, tok, admin = make_course(tmp_path, competition, teams=teams, per_day=5, db=db)
+    clock = Clock()
+    with Course(root) as course:
+        service = CourseService(course, clock=clock)
+        record_directly(service, course, "team00", files["shift3"], scorer)
+        record_directly(service, course, "team00", files["bad255"], scorer)
+        clock.advance(days=1)
+        record_directly(service, course, "team01", files["shift8"], scorer)
+        statements = []
+
+        def count(conn, cursor, statement, *args):
+            statements.append(statement)
+
+        event.listen(course.engine, "before_cursor_execute", count)
+        try:
+            status = service.status()
+        finally:
+            event.remove(course.engine, "before_cursor_execute", count)
+        # The teams, their uploads per status (all time, today, last) and the reveal: never one query per team.
+        assert len([s for s in statements if s.lstrip().upper().startswith("SELECT")]) == 3, statements
+        rows = {r["team"]: r for r in status["teams"]}
+        assert len(rows) == n_teams and status["submissions"] == 3
+        assert {k: rows["team00"][k] for k in ("scored", "invalid", "today_scored", "today_invalid")} == {
+            "scored": 1, "invalid": 1, "today_scored": 0, "today_invalid": 0}
+        assert {k: rows["team01"][k] for k in ("scored", "invalid", "today_scored", "today_invalid")} == {
+            "scored": 1, "invalid": 0, "today_scored": 1, "today_invalid": 0}
+        assert rows["team01"]["last_activity"] == clock().isoformat().replace("+00:00", "Z")
+        assert rows["team00"]["last_activity"] < rows["team01"]["last_activity"]
+        assert rows["team02"] == {"team": "team02", "scored": 0, "invalid": 0, "today_scored": 0,
+                                  "today_invalid": 0, "last_activity": None}
+
+
+def test_openapi_names_the_model_of_every_answer(tmp_path, competition, scorer, files):
+    root, tok, admin = make_course(tmp_path, competition)
+    with _client(root, scorer, Clock()) as c:
+        spec = c.get("/openapi.json").json()
+        assert c.get("/docs").status_code == 200
+        models = set(spec["components"]["schemas"])
+        assert {"Competition", "Receipt", "SubmissionList", "Finals", "Leaderboard", "BoardRow", "Status",
+                "TeamStatus", "ErrorBody"} <= models
+
+        def answer(path, method, code):
+            content = spec["paths"][path][method]["responses"][code]["content"]["application/json"]["schema"]
+            return content["$ref"].rsplit("/", 1)[-1]
+
+        assert answer(f"{API}/competition", "get", "200") == "Competition"
+        assert answer(f"{API}/submissions", "post", "201") == "Receipt"
+        assert answer(f"{API}/submissions", "get", "200") == "SubmissionList"
+        assert answer(f"{API}/submissions/{{sub_id}}", "get", "200") == "Receipt"
+        assert answer(f"{API}/finals", "put", "200") == "Finals"
+        assert answer(f"{API}/leaderboard", "get", "200") == "Leaderboard"
+        assert answer(f"{API}/admin/reveal", "post", "200") == "Leaderboard"
+        assert answer(f"{API}/admin/status", "get", "200") == "Status"
+        assert answer(f"{API}/submissions", "post", "429") == "ErrorBody"
+        # The models describe; they do not reshape: a receipt before the reveal still has no 'private' key,
+        # and a quota field appears on the upload's own receipt only.
+        receipt = post(c, tok["alpha"], files["shift3"]).json()
+        assert "private" not in receipt and receipt["remaining_today"] == 4
+        listed = c.get(f"{API}/submissions", headers={"Authorization": f"Bearer {tok['alpha']}"}).json()
+        assert "private" not in listed["submissions"][0] and "remaining_today" not in listed["submissions"][0]
+        assert set(listed["submissions"][0]["public"]) == set(receipt["public"])

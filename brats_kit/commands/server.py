@@ -153,6 +153,7 @@ def _refusal(exc) -> None:
 def reveal(course, yes, as_json):
     """Reveal the private board and close submissions (cannot be undone)."""
     from brats_kit.server.service import Refusal
+    from grader.score_types import MeanDice
 
     if not yes:
         click.confirm("Reveal the private leaderboard and close submissions? This cannot be undone", abort=True)
@@ -168,8 +169,8 @@ def reveal(course, yes, as_json):
         return
     click.echo("revealed: the private board")
     for r in board["rows"]:
-        click.echo(f"  {r['rank']:>3}  {safe_text(r['team'])}  dice {r['dice']:.4f}  (public rank {r['public_rank']}, "
-                   f"move {r['move']:+d})")
+        click.echo(f"  {r['rank']:>3}  {safe_text(r['team'])}  {MeanDice.name} {r[MeanDice.name]:.4f}  "
+                   f"(public rank {r['public_rank']}, move {r['move']:+d})")
 
 
 @server.command()

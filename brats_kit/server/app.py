@@ -3,31 +3,31 @@
 ``create_app(course)`` builds it; the lifespan opens the course (refusing or fixing
 exposed private files, removing what an interrupted upload left) and starts the
 isolated scoring workers. ``app.state.service`` is the :class:`~.service.CourseService`
-that every route (and every page) uses; the dependencies :func:`team_auth` and
-:func:`admin_auth` authenticate a bearer token.
+that every route (and every page) calls, through the dependency :func:`service_of`;
+:func:`team_auth` and :func:`admin_auth` authenticate a bearer token. Each route
+declares its answer's model (:mod:`.schemas`), so ``/docs`` shows every shape.
 """
 from __future__ import annotations
 
 import contextlib
-import logging
+from functools import partial
 from datetime import datetime
 from typing import Callable, Optional
 
 from fastapi import APIRouter, Body, Depends, FastAPI, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 from fastapi.security import HTTPBearer
-from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from plumbing import __version__
 
-from .course import Course, check_permissions
-from .db import Submission
+from .course import Course
+from .deps import admin_auth, bearer_token, client_address, service_of, team_auth  # noqa: F401 - part of the API
 from .grading import make_scorer
-from .service import CourseService, Principal, Refusal, utc_now
-from .upload import MULTIPART_SLACK, receive_upload, score_and_record  # noqa: F401 - MULTIPART_SLACK, receive_upload: part of the API
+from .schemas import Competition, ErrorBody, Finals, Leaderboard, Receipt, Status, SubmissionList
+from .service import CourseService, Principal, Refusal, startup_checks, utc_now  # noqa: F401 - startup_checks: part of the API
+from .upload import MULTIPART_SLACK, hand_in, receive_upload  # noqa: F401 - MULTIPART_SLACK, receive_upload: part of the API
 
-log = logging.getLogger("brats_kit.server")
 API = "/api/v1"
 
 API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
@@ -67,36 +67,18 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-def _address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+#: What a refusal looks like, for the documentation of every route.
+REFUSALS = {code: {"model": ErrorBody} for code in (401, 403, 404, 409, 413, 422, 429)}
+router = APIRouter(prefix=API, responses=REFUSALS)
 
 
-def _bearer(request: Request) -> Optional[str]:
-    value = request.headers.get("authorization", "")
-    scheme, _, token = value.partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+def _route(method, path: str, model, **kw):
+    """``router.<method>`` with the answer's model, keeping exactly the keys the service returned."""
+    return getattr(router, method)(path, response_model=model, response_model_exclude_unset=True, **kw)
 
 
-def service_of(request: Request) -> CourseService:
-    return request.app.state.service
-
-
-async def team_auth(request: Request) -> Principal:
-    """Dependency: the team of the request's bearer token (401, or 429 after repeated failures)."""
-    return await run_in_threadpool(service_of(request).authenticate, _bearer(request), _address(request))
-
-
-async def admin_auth(request: Request) -> Principal:
-    """Dependency: the instructor's bearer token."""
-    return await run_in_threadpool(service_of(request).authenticate, _bearer(request), _address(request), admin=True)
-
-
-router = APIRouter(prefix=API)
-
-
-@router.get("/competition", summary="What a client needs to validate locally (public facts only)")
-async def competition(request: Request):
-    service = service_of(request)
+@_route("get", "/competition", Competition, summary="What a client needs to validate locally (public facts only)")
+async def competition(service: CourseService = Depends(service_of)):
     c = service.config
     return {"api": "v1", "version": __version__, "n_slices": service.info["n_slices"],
             "case_ids": service.info["case_ids"], "max_bytes": service.max_bytes, "per_day": c.per_day,
@@ -104,60 +86,48 @@ async def competition(request: Request):
             "timezone": c.timezone, "revealed": await run_in_threadpool(service.revealed)}
 
 
-@router.post("/submissions", status_code=201, summary="Hand in a file (multipart field 'file' or the raw body)",
-             dependencies=[Depends(HTTPBearer(auto_error=False))])
-async def post_submission(request: Request):
-    service = service_of(request)
-    who = await run_in_threadpool(service.authenticate_upload, _bearer(request), _address(request))
-    return await score_and_record(request, service, who)
+@_route("post", "/submissions", Receipt, status_code=201,
+        summary="Hand in a file (multipart field 'file' or the raw body)",
+        dependencies=[Depends(HTTPBearer(auto_error=False))])
+async def post_submission(request: Request, service: CourseService = Depends(service_of)):
+    return await hand_in(request, service, partial(service.authenticate_upload, bearer_token(request), client_address(request)))
 
 
-@router.get("/submissions", summary="The team's own submissions")
-async def list_submissions(request: Request, who: Principal = Depends(team_auth)):
-    return await run_in_threadpool(service_of(request).list_submissions, who)
+@_route("get", "/submissions", SubmissionList, summary="The team's own submissions")
+async def list_submissions(who: Principal = Depends(team_auth), service: CourseService = Depends(service_of)):
+    return await run_in_threadpool(service.list_submissions, who)
 
 
-@router.get("/submissions/{sub_id}", summary="One of the team's own submissions (404 for any other)")
-async def get_submission(sub_id: int, request: Request, who: Principal = Depends(team_auth)):
-    return await run_in_threadpool(service_of(request).get_submission, who, sub_id)
+@_route("get", "/submissions/{sub_id}", Receipt, summary="One of the team's own submissions (404 for any other)")
+async def get_submission(sub_id: int, who: Principal = Depends(team_auth), service: CourseService = Depends(service_of)):
+    return await run_in_threadpool(service.get_submission, who, sub_id)
 
 
-@router.get("/submissions/{sub_id}/file", summary="Download one of the team's own files")
-async def get_file(sub_id: int, request: Request, who: Principal = Depends(team_auth)):
-    path, name = await run_in_threadpool(service_of(request).file_of, who, sub_id)
+@router.get("/submissions/{sub_id}/file", summary="Download one of the team's own files", response_class=FileResponse)
+async def get_file(sub_id: int, who: Principal = Depends(team_auth), service: CourseService = Depends(service_of)):
+    path, name = await run_in_threadpool(service.file_of, who, sub_id)
     return FileResponse(path, media_type="application/octet-stream", filename=name)
 
 
-@router.put("/finals", summary="Choose up to K of the team's scored submissions as finals")
-async def put_finals(request: Request, ids: list[int] = Body(..., embed=True), who: Principal = Depends(team_auth)):
-    return await run_in_threadpool(service_of(request).choose_finals, who, ids)
+@_route("put", "/finals", Finals, summary="Choose up to K of the team's scored submissions as finals")
+async def put_finals(ids: list[int] = Body(..., embed=True), who: Principal = Depends(team_auth),
+                     service: CourseService = Depends(service_of)):
+    return await run_in_threadpool(service.choose_finals, who, ids)
 
 
-@router.get("/leaderboard", summary="The public board (the private one after the reveal)")
-async def leaderboard(request: Request):
-    return await run_in_threadpool(service_of(request).leaderboard)
+@_route("get", "/leaderboard", Leaderboard, summary="The public board (the private one after the reveal)")
+async def leaderboard(service: CourseService = Depends(service_of)):
+    return await run_in_threadpool(service.leaderboard)
 
 
-@router.post("/admin/reveal", summary="Reveal the private board (closes submissions)")
-async def reveal(request: Request, who: Principal = Depends(admin_auth)):
-    return await run_in_threadpool(service_of(request).reveal)
+@_route("post", "/admin/reveal", Leaderboard, summary="Reveal the private board (closes submissions)")
+async def reveal(who: Principal = Depends(admin_auth), service: CourseService = Depends(service_of)):
+    return await run_in_threadpool(service.reveal)
 
 
-@router.get("/admin/status", summary="Teams, submissions, quota use, last activity")
-async def status(request: Request, who: Principal = Depends(admin_auth)):
-    return await run_in_threadpool(service_of(request).status)
-
-
-def startup_checks(course: Course) -> list:
-    """Fix exposed private files (warning) and remove what an interrupted upload left; return what went."""
-    for path in check_permissions(course.root, fix=True):
-        log.warning("%s was readable by others: its mode is now owner-only", path)
-    with course.sessions() as s:
-        referenced = set(s.scalars(select(Submission.sha256)))
-    removed = course.store.recover(referenced)
-    for path in removed:
-        log.warning("removed %s, left by an interrupted upload", path)
-    return removed
+@_route("get", "/admin/status", Status, summary="Teams, submissions, quota use, last activity")
+async def status(who: Principal = Depends(admin_auth), service: CourseService = Depends(service_of)):
+    return await run_in_threadpool(service.status)
 
 
 def create_app(course, *, clock: Callable[[], datetime] = utc_now, scorer=None, limiter=None,
@@ -181,9 +151,9 @@ def create_app(course, *, clock: Callable[[], datetime] = utc_now, scorer=None, 
     async def lifespan(app: FastAPI):
         opened = course if isinstance(course, Course) else Course(course)
         startup_checks(opened)
-        app.state.service = CourseService(opened, clock=clock, limiter=limiter)
+        service = app.state.service = CourseService(opened, clock=clock, limiter=limiter)
         own = scorer is None
-        app.state.scorer = make_scorer(opened.config) if own else scorer
+        service.scorer = make_scorer(opened.config) if own else scorer
         from .board import start_live_board
 
         app.state.board = start_live_board(opened, interval_s=board_interval_s)
@@ -193,7 +163,7 @@ def create_app(course, *, clock: Callable[[], datetime] = utc_now, scorer=None, 
             if app.state.board is not None:
                 await run_in_threadpool(app.state.board.close)
             if own:
-                app.state.scorer.close()
+                service.scorer.close()
             if not isinstance(course, Course):
                 opened.close()
 
@@ -201,13 +171,20 @@ def create_app(course, *, clock: Callable[[], datetime] = utc_now, scorer=None, 
                   description="Hand in a submission, get a receipt with its public score; quotas, deadline "
                               "and finals enforced on arrival.")
 
+    from . import pages  # the browser pages (they call the same service, and this module's hand-in)
+
     @app.exception_handler(Refusal)
     async def refusal_handler(request: Request, exc: Refusal):
-        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+        """A refusal answers with the status it carries: as JSON to the API, as a page to a browser."""
+        if request.url.path.startswith(API + "/"):
+            return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+        return pages.refusal_page(request, exc)
+
+    @app.exception_handler(pages.SignInFirst)
+    async def sign_in_first(request: Request, exc: pages.SignInFirst):
+        return RedirectResponse("/", status_code=303)
 
     app.include_router(router)
-    from .pages import router as pages_router  # the browser pages (they call this module's routes)
-
-    app.include_router(pages_router)
+    app.include_router(pages.router)
     app.add_middleware(SecurityHeaders)
     return app

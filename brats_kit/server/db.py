@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import time
 from datetime import datetime, timezone
+from typing import Optional
 
 from sqlalchemy import (
     JSON,
@@ -253,6 +254,20 @@ def write_connection(engine: Engine):
 def get_meta(s: Session, key: str, default=None):
     row = s.get(Meta, key)
     return default if row is None else row.value
+
+
+#: The ``revealed`` fact's value once the private board is out (``"no"`` before).
+REVEALED = "yes"
+
+
+def revealed_flag(value: Optional[str]) -> bool:
+    """Whether a stored ``revealed`` value (a row's, or ``write_connection``'s ``meta``) says revealed."""
+    return value == REVEALED
+
+
+def is_revealed(s: Session) -> bool:
+    """Whether the instructor has revealed the private board (the one test of the ``revealed`` fact)."""
+    return revealed_flag(get_meta(s, "revealed"))
 
 
 def set_meta(s: Session, key: str, value: str) -> None:

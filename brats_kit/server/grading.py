@@ -7,8 +7,12 @@ from grader.readers import default_max_bytes
 
 
 def open_truth_info(truth_path) -> dict:
+    """:func:`truth_info` of the truth at ``truth_path`` (refused now if the grader cannot read it)."""
+    return truth_info(load_truth(truth_path))
+
+
+def truth_info(truth) -> dict:
     """What the server tells clients about the test set (public facts only) and the size cap."""
-    truth = load_truth(truth_path)
     return {"n_slices": len(truth), "case_ids": [str(c) for c in truth.case_id],
             "max_bytes": default_max_bytes(len(truth))}
 

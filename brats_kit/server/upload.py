@@ -1,17 +1,20 @@
-"""Receiving an upload: the request body (multipart field ``file`` or raw) streamed into the store with the cap enforced.
+"""Handing in over HTTP: the request body (multipart field ``file`` or raw) streamed into the store with the cap
+enforced, then scored and recorded by the service.
 
-Shared by the API's ``POST /api/v1/submissions`` and the team page's upload form.
+:func:`hand_in` is the one path, shared by the API's ``POST /api/v1/submissions`` and the team page's upload form.
 """
 from __future__ import annotations
 
 import asyncio
+from typing import Callable
 
 from fastapi import Request
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.concurrency import run_in_threadpool
 
-from .service import CourseService, Refusal
+from .refusal import Principal, Refusal
+from .service import CourseService
 from .store import TooLarge
 
 #: Bytes a multipart body may hold beyond the file itself (boundaries, part headers, small fields).
@@ -83,7 +86,7 @@ async def receive_upload(request: Request, service: CourseService):
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise Refusal(413, "too_large", f"the file is over the size cap of {cap} bytes", {"max_bytes": cap})
-    upload = service.course.store.upload(cap)
+    upload = service.open_upload()
     try:
         if multipart:
             await _receive_multipart(request, upload, content_type, limit)
@@ -102,16 +105,18 @@ async def receive_upload(request: Request, service: CourseService):
     return upload, sha
 
 
-async def score_and_record(request: Request, service: CourseService, who) -> dict:
-    """Receive the body, score it in the isolated worker, store and record it: the receipt.
+async def hand_in(request: Request, service: CourseService, admit: Callable[[], Principal]) -> dict:
+    """Admit the team, receive the body, score it in the isolated worker, store and record it: the receipt.
 
-    The one path of an upload, for the API (``POST /api/v1/submissions``) and the team
-    page alike, once the team is known and its deadline and quotas prechecked.
+    ``admit`` (run in a worker thread) returns the team once its deadline and quotas are
+    prechecked, or raises the refusal: the API passes the bearer token's
+    :meth:`~.service.CourseService.authenticate_upload`, the team page its session's
+    :meth:`~.service.CourseService.precheck`. Nothing of the body is read before.
     """
+    who = await run_in_threadpool(admit)
     upload, sha = await receive_upload(request, service)
     try:
-        verdict = await asyncio.wrap_future(request.app.state.scorer.submit(upload.path))
-        return await run_in_threadpool(service.record, who, sha256=sha, size=upload.size, verdict=verdict,
-                                       commit_file=lambda: service.course.store.commit(upload, sha))
+        verdict = await asyncio.wrap_future(service.score(upload))
+        return await run_in_threadpool(service.hand_in, who, upload, sha, verdict)
     finally:
         upload.discard()  # a no-op once the file is in the store

@@ -5,7 +5,7 @@ from sqlalchemy import select
 
 from . import audit
 from .course import Course
-from .db import AuditEvent, Submission, Team, get_meta
+from .db import AuditEvent, Submission, Team, is_revealed
 from .store import sha256_file
 
 
@@ -24,7 +24,7 @@ def audit_course(course: Course) -> dict:
         events = list(s.scalars(select(AuditEvent).order_by(AuditEvent.seq)))
         subs = list(s.scalars(select(Submission).order_by(Submission.id)))
         teams = {t.id: t.name for t in s.scalars(select(Team))}
-        revealed = get_meta(s, "revealed") == "yes"
+        revealed = is_revealed(s)
     logged = {}
     finals: dict = {}
     reveals = 0

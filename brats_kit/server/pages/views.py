@@ -1,0 +1,318 @@
+"""The course in the browser: sign-in, the team page, the live board and the instructor's dashboard.
+
+Every page calls the same :class:`~..service.CourseService` operations as the JSON
+API (an upload goes through the API's own :func:`~..upload.hand_in`), so validation,
+quotas, receipts and refusals are one implementation, and a refusal's status is the
+one it carries. Pages are server-rendered Jinja2 templates (autoescaped) that work
+without JavaScript. Sessions and the CSRF guard are dependencies (:mod:`.sessions`).
+Each page gets a fresh nonce for its one inline style sheet; the Content-Security-Policy
+allows nothing else (the other security headers come from the application's middleware).
+"""
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+from functools import partial
+from pathlib import Path
+from typing import Optional
+
+import jinja2
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from brats_kit.text import safe_name
+from data_spec.errors import BadArgumentError, KitError
+from grader.integrity import report_csv
+from grader.leaderboard.gradebook import FORMATS, make_gradebook, parse_scale, read_roster, readme_text, render_gradebook
+
+from ..clock import iso
+from ..course import ROSTER_CSV
+from ..deps import client_address, service_of
+from ..gradebook import course_scores
+from ..integrity import integrity_of_course
+from ..refusal import Principal, Refusal
+from ..service import CourseService
+from ..tokens import token_hash
+from ..upload import hand_in
+from ..verify import audit_course
+from .sessions import (SignedIn, admin_form, admin_session, any_form, binding, cookie, end_session, read_session,
+                       same_csrf, bad_csrf, set_session, team_form, team_session, team_upload)
+
+TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
+
+_env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
+                          trim_blocks=True, lstrip_blocks=True)
+# Names come from the roster: a bidi override or an invisible character is shown as an escape.
+_env.filters["name"] = safe_name
+_env.filters["f4"] = lambda v: "" if v is None else f"{v:.4f}"
+
+router = APIRouter(include_in_schema=False)
+
+
+# -- rendering ------------------------------------------------------------------------------------
+def render(request: Request, template: str, code: int = 200, **context) -> HTMLResponse:
+    """A page with its own style nonce in its Content-Security-Policy (the page's one header of its own)."""
+    nonce = secrets.token_urlsafe(16)
+    session = context.pop("session", None)
+    html = _env.get_template(template).render(nonce=nonce, session=session, **context)
+    csp = (f"default-src 'none'; style-src 'nonce-{nonce}'; img-src 'self' data:; form-action 'self'; "
+           "frame-ancestors 'none'; base-uri 'none'")
+    return HTMLResponse(html, status_code=code, headers={"Content-Security-Policy": csp})
+
+
+def refusal_page(request: Request, exc: Refusal) -> HTMLResponse:
+    """A refusal as a page, with the status it carries (the session's, when a guard found one)."""
+    return render(request, "error.html", code=exc.status, session=getattr(request.state, "session", None),
+                  error=exc.body()["error"])
+
+
+def _left(deadline: Optional[datetime], now: datetime) -> Optional[str]:
+    if deadline is None:
+        return None
+    seconds = int((deadline - now).total_seconds())
+    if seconds <= 0:
+        return "closed"
+    days, rest = divmod(seconds, 86400)
+    return f"{days} d {rest // 3600} h {rest % 3600 // 60} min"
+
+
+# -- sign-in ---------------------------------------------------------------------------------------
+def _signin_form(request: Request, code: int = 200, error: Optional[dict] = None) -> HTMLResponse:
+    # A pre-session CSRF token, bound to a short-lived cookie, protects the sign-in form too.
+    csrf = secrets.token_urlsafe(24)
+    response = render(request, "signin.html", code=code, csrf=csrf, error=error)
+    set_session(request, response, {"csrf": csrf, "anon": True})
+    return response
+
+
+@router.get("/")
+async def home(request: Request):
+    data = await run_in_threadpool(read_session, request)
+    if data is not None:
+        return RedirectResponse("/admin" if data.get("admin") else "/team", status_code=303)
+    return _signin_form(request)
+
+
+@router.post("/signin")
+async def signin(request: Request, service: CourseService = Depends(service_of)):
+    form = await request.form(max_files=0, max_fields=100)
+    fields = {k: v for k, v in form.items() if isinstance(v, str)}
+    anonymous = cookie(request)
+    if not same_csrf(anonymous.get("csrf") if anonymous else None, fields.get("csrf", "")):
+        raise bad_csrf()
+    admin = fields.get("role") == "instructor"
+    token = fields.get("token", "").strip()
+    try:
+        who = await run_in_threadpool(service.authenticate, token, client_address(request), admin=admin)
+    except Refusal as exc:
+        return _signin_form(request, exc.status, exc.body()["error"])
+    data = {"csrf": secrets.token_urlsafe(24), "admin": who.admin, "team_id": who.team_id, "team": who.team,
+            "bind": binding(request, token_hash(token))}
+    response = RedirectResponse("/admin" if who.admin else "/team", status_code=303)
+    set_session(request, response, data)
+    return response
+
+
+@router.post("/signout")
+async def signout(signed: SignedIn = Depends(any_form)):
+    response = RedirectResponse("/", status_code=303)
+    end_session(response)
+    return response
+
+
+# -- the team page -----------------------------------------------------------------------------------
+def _team_view(service: CourseService, who: Principal, report_id: Optional[int]) -> dict:
+    listing = service.list_submissions(who)
+    report = service.public_report(who, report_id) if report_id is not None else None
+    now = service.now()
+    return {"listing": listing, "report": report, "revealed": service.revealed(),
+            "time_left": _left(service.config.deadline_at, now), "now": iso(now)}
+
+
+async def _team_page(request: Request, service: CourseService, signed: SignedIn, *, code: int = 200,
+                     report: Optional[int] = None, receipt=None, refusal: Optional[Refusal] = None, message=None):
+    view = await run_in_threadpool(_team_view, service, signed.who, report)
+    return render(request, "team.html", code=code if refusal is None else refusal.status, session=signed.data,
+                  receipt=receipt, refusal=refusal.body()["error"] if refusal else None, message=message, **view)
+
+
+@router.get("/team")
+async def team_page(request: Request, report: Optional[int] = None, signed: SignedIn = Depends(team_session),
+                    service: CourseService = Depends(service_of)):
+    return await _team_page(request, service, signed, report=report)
+
+
+@router.post("/team/upload")
+async def team_upload_form(request: Request, signed: SignedIn = Depends(team_upload),
+                           service: CourseService = Depends(service_of)):
+    try:
+        receipt = await hand_in(request, service, partial(service.precheck, signed.who))
+    except Refusal as exc:
+        return await _team_page(request, service, signed, refusal=exc)
+    return await _team_page(request, service, signed, code=201, receipt=receipt)
+
+
+def _final_ids(form) -> list:
+    try:
+        return [int(v) for v in form.getlist("final")]
+    except ValueError:
+        raise Refusal(422, "malformed_request", "submission ids are whole numbers") from None
+
+
+@router.post("/team/finals")
+async def team_finals(request: Request, signed: SignedIn = Depends(team_form),
+                      service: CourseService = Depends(service_of)):
+    try:
+        chosen = await run_in_threadpool(service.choose_finals, signed.who, _final_ids(signed.form))
+    except Refusal as exc:
+        return await _team_page(request, service, signed, refusal=exc)
+    message = (f"Finals: {', '.join(map(str, chosen['finals']))} ({chosen['rule']})" if chosen["finals"]
+               else f"No final chosen: your {chosen['rule']} submission counts")
+    return await _team_page(request, service, signed, message=message)
+
+
+@router.get("/team/submissions/{sub_id}/file")
+async def team_file(sub_id: int, signed: SignedIn = Depends(team_session),
+                    service: CourseService = Depends(service_of)):
+    path, name = await run_in_threadpool(service.file_of, signed.who, sub_id)
+    return FileResponse(path, media_type="application/octet-stream", filename=name)
+
+
+# -- the board ------------------------------------------------------------------------------------------
+#: The live board's files a visitor may read, and their media types.
+BOARD_FILES = {"index.html": "text/html; charset=utf-8", "leaderboard.csv": "text/csv; charset=utf-8",
+               "grades.csv": "text/csv; charset=utf-8", "leaderboard.md": "text/markdown; charset=utf-8"}
+
+
+def _site_response(body: bytes, name: str) -> Response:
+    """A file of the engine's site, with the engine's own policy (plus what only a header can say)."""
+    from grader.leaderboard.render import content_security_policy
+
+    headers = {"Cache-Control": "no-cache"}  # the board changes: revalidate, but a visitor may keep it
+    if name == "index.html":
+        headers["Content-Security-Policy"] = (content_security_policy()
+                                              + "; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+    else:
+        headers["Content-Disposition"] = f'inline; filename="{name}"'
+    return Response(body, media_type=BOARD_FILES[name], headers=headers)
+
+
+@router.get("/leaderboard")
+async def board_page(request: Request, service: CourseService = Depends(service_of)):
+    """The live board: the leaderboard engine's page (see :mod:`..board`); a plain table until its first build."""
+    board = getattr(request.app.state, "board", None)
+    body = await run_in_threadpool(board.read, "index.html") if board is not None else None
+    if body is not None:
+        return _site_response(body, "index.html")
+    data = await run_in_threadpool(read_session, request)
+    plain = await run_in_threadpool(service.leaderboard)
+    return render(request, "leaderboard.html", session=data, board=plain, building=board is not None)
+
+
+@router.get("/leaderboard/{name}")
+async def board_file(request: Request, name: str):
+    """A file of the live board (``leaderboard.csv``...): read-only, 404 before the first build."""
+    board = getattr(request.app.state, "board", None)
+    body = None
+    if board is not None and name in BOARD_FILES:
+        body = await run_in_threadpool(board.read, name)
+    if body is None:
+        raise Refusal(404, "not_found", "no such file on the board (yet)")
+    return _site_response(body, name)
+
+
+# -- the instructor's dashboard ---------------------------------------------------------------------------
+async def _admin_page(request: Request, service: CourseService, signed: SignedIn, *, message=None,
+                      refusal: Optional[Refusal] = None):
+    view = await run_in_threadpool(service.dashboard)
+    return render(request, "admin.html", code=200 if refusal is None else refusal.status, session=signed.data,
+                  message=message, refusal=refusal.body()["error"] if refusal else None, **view)
+
+
+@router.get("/admin")
+async def admin_page(request: Request, signed: SignedIn = Depends(admin_session),
+                     service: CourseService = Depends(service_of)):
+    return await _admin_page(request, service, signed)
+
+
+@router.get("/admin/reveal")
+async def admin_reveal_confirm(request: Request, signed: SignedIn = Depends(admin_session),
+                               service: CourseService = Depends(service_of)):
+    status = await run_in_threadpool(service.status)
+    return render(request, "reveal.html", session=signed.data, status=status)
+
+
+@router.post("/admin/reveal")
+async def admin_reveal(request: Request, signed: SignedIn = Depends(admin_form),
+                       service: CourseService = Depends(service_of)):
+    if signed.form.get("confirm") != "reveal":
+        return RedirectResponse("/admin/reveal", status_code=303)
+    try:
+        await run_in_threadpool(service.reveal)
+    except Refusal as exc:
+        return await _admin_page(request, service, signed, refusal=exc)
+    return await _admin_page(request, service, signed, message="The private board is revealed; submissions are closed.")
+
+
+@router.get("/admin/integrity")
+async def admin_integrity(request: Request, signed: SignedIn = Depends(admin_session),
+                          service: CourseService = Depends(service_of)):
+    report = await run_in_threadpool(integrity_of_course, service)
+    return render(request, "integrity.html", session=signed.data, report=report.to_dict())
+
+
+@router.get("/admin/integrity.csv")
+async def admin_integrity_csv(signed: SignedIn = Depends(admin_session), service: CourseService = Depends(service_of)):
+    report = await run_in_threadpool(integrity_of_course, service)
+    return Response(report_csv(report), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": 'attachment; filename="integrity.csv"'})
+
+
+def _gradebook(service: CourseService, fmt: str, scale: Optional[str]):
+    """The gradebook the ``server grades`` command writes (same functions), as text for a download."""
+    if fmt not in FORMATS:
+        raise BadArgumentError(f"unknown gradebook format {fmt!r}", expected=" or ".join(FORMATS))
+    from ..baselines import baselines_of
+
+    roster = read_roster(service.course.private / ROSTER_CSV)
+    # The default scale's reference points are the course's baselines, when it has them.
+    return make_gradebook(roster, course_scores(service, baselines_of(service.course)), parse_scale(scale or None))
+
+
+async def _grades(request: Request, service: CourseService, signed: SignedIn, fmt: str, scale: Optional[str],
+                  readme: bool):
+    try:
+        book = await run_in_threadpool(_gradebook, service, fmt, scale)
+    except KitError as exc:
+        error = {"code": exc.code, "message": str(exc), "hint": getattr(exc, "hint", None)}
+        return render(request, "error.html", code=409 if exc.code == "not_revealed" else 422, session=signed.data,
+                      error=error)
+    name = f"grades-{fmt}.csv"
+    if readme:
+        return Response(readme_text(book, fmt, name), media_type="text/plain; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="grades-{fmt}-README.txt"'})
+    return Response(render_gradebook(book, fmt), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+@router.get("/admin/grades.csv")
+async def admin_grades(request: Request, format: str = "csv", scale: Optional[str] = None,
+                       signed: SignedIn = Depends(admin_session), service: CourseService = Depends(service_of)):
+    """The gradebook (private: names and e-mails), after the reveal; ``scale`` as ``server grades --scale``."""
+    return await _grades(request, service, signed, format, scale, readme=False)
+
+
+@router.get("/admin/grades-readme.txt")
+async def admin_grades_readme(request: Request, format: str = "csv", scale: Optional[str] = None,
+                              signed: SignedIn = Depends(admin_session), service: CourseService = Depends(service_of)):
+    """What the gradebook's columns and scale mean (the README ``server grades`` writes beside the file)."""
+    return await _grades(request, service, signed, format, scale, readme=True)
+
+
+@router.get("/admin/audit")
+async def admin_audit(request: Request, signed: SignedIn = Depends(admin_session),
+                      service: CourseService = Depends(service_of)):
+    """The full ``server audit``: the chain, the database and every stored file's hash (reads the whole store)."""
+    report = await run_in_threadpool(audit_course, service.course)
+    return render(request, "audit.html", session=signed.data, audit=report)
