@@ -37,6 +37,9 @@ __all__ = ["lesion_scores_slice", "lesion_scores_per_slice"]
 
 #: Nothing to count in a slice (BraTS's NaN replaced): Dice 1, HD95 0.
 _NOTHING = (1.0, 0.0)
+#: 8-connectivity of components; the cross (4-neighbourhood) of the dilation.
+_EIGHT = np.ones((3, 3), dtype=bool)
+_CROSS = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], dtype=bool)
 
 
 def _check(dilation, size_threshold):
@@ -78,28 +81,26 @@ def lesion_scores_slice(t, p, *, dilation: int = LESION_DILATION, size_threshold
     t, p = crop_to_both(t, p, margin=dilation + 1)
     if not t.any() and not p.any():
         return _NOTHING
-    eight, cross = np.ones((3, 3), dtype=bool), ndimage.generate_binary_structure(2, 1)
-    pred_cc, n_pred = ndimage.label(p, structure=eight)
-    if dilation:
-        zones, n_lesions = ndimage.label(ndimage.binary_dilation(t, cross, iterations=dilation), structure=eight)
-    else:
-        zones, n_lesions = ndimage.label(t, structure=eight)
-    lesions = np.where(t, zones, 0)  # truth components merged by their shared dilated component
+    pred_cc, n_pred = ndimage.label(p, structure=_EIGHT)
+    lesions, boxes = _merged_lesions(t, dilation)
     matched = np.zeros(n_pred + 1, dtype=bool)
     dice, hd95 = [], []
-    for k in range(1, n_lesions + 1):
-        lesion = lesions == k
-        zone = ndimage.binary_dilation(lesion, cross, iterations=dilation) if dilation else lesion
-        hit = np.unique(pred_cc[zone])
+    for k, box in enumerate(boxes, start=1):
+        # The lesion's dilation, on its own bounding box widened by `dilation` (not the whole slice).
+        box = tuple(slice(max(b.start - dilation, 0), min(b.stop + dilation, n)) for b, n in zip(box, t.shape))
+        lesion_box = lesions[box] == k
+        zone = ndimage.binary_dilation(lesion_box, _CROSS, iterations=dilation) if dilation else lesion_box
+        hit = np.unique(pred_cc[box][zone])
         hit = hit[hit != 0]
         matched[hit] = True
-        size = np.count_nonzero(lesion)
+        size = np.count_nonzero(lesion_box)
         if size <= size_threshold:
             continue
         if not len(hit):
             dice.append(0.0)
             hd95.append(HD95_ONE_EMPTY)
             continue
+        lesion = lesions == k
         pred = np.isin(pred_cc, hit)
         dice.append(2.0 * np.count_nonzero(lesion & pred) / (size + np.count_nonzero(pred)))
         hd95.append(hd95_slice(lesion, pred))
@@ -108,6 +109,25 @@ def lesion_scores_slice(t, p, *, dilation: int = LESION_DILATION, size_threshold
     if denominator == 0:
         return _NOTHING
     return float(sum(dice) / denominator), float((sum(hd95) + n_false * HD95_ONE_EMPTY) / denominator)
+
+
+def _merged_lesions(t, dilation: int):
+    """Truth lesions labelled 1..n, components merged by their shared dilated component, and their boxes."""
+    from scipy import ndimage
+
+    if not t.any():
+        return np.zeros(t.shape, dtype=np.int32), []
+    # The truth's dilation, on the truth's bounding box widened by `dilation` + 1 pixels.
+    window, _ = crop_to_both(t, t, margin=dilation + 1)
+    rows, cols = np.flatnonzero(t.any(axis=1)), np.flatnonzero(t.any(axis=0))
+    r0, c0 = max(rows[0] - dilation - 1, 0), max(cols[0] - dilation - 1, 0)
+    grown = ndimage.binary_dilation(window, _CROSS, iterations=dilation) if dilation else window
+    zones, _ = ndimage.label(grown, structure=_EIGHT)
+    merged = np.where(window, zones, 0)
+    lesions = np.zeros(t.shape, dtype=np.int32)
+    lesions[r0:r0 + window.shape[0], c0:c0 + window.shape[1]] = merged
+    boxes = [(slice(r.start + r0, r.stop + r0), slice(c.start + c0, c.stop + c0)) for r, c in ndimage.find_objects(merged)]
+    return lesions, boxes
 
 
 def lesion_scores_per_slice(y_true, y_pred, *, dilation: int = LESION_DILATION,
