@@ -1,4 +1,4 @@
-"""The 95th-percentile Hausdorff distance, per slice: the one score that needs the masks themselves."""
+"""The 95th-percentile Hausdorff distance, per slice (surfaces and distances: :mod:`grader.surface`)."""
 from __future__ import annotations
 
 import numpy as np
