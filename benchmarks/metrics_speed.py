@@ -17,8 +17,6 @@ Run: ``python benchmarks/metrics_speed.py [--repeat 20]``
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import numpy as np
 from scipy import ndimage
@@ -28,20 +26,11 @@ from data_spec.constants import HD95_BOTH_EMPTY, HD95_ONE_EMPTY
 from grader.hausdorff import hd95_per_slice
 from grader.lesions import lesion_scores_per_slice
 from grader.surface import nsd_per_slice
-from grader_speed import _masks as disc_masks  # the grader benchmark's masks (a sibling script in benchmarks/)
+from grader_speed import _masks as disc_masks  # the grader benchmark's masks and timer (a sibling script)
+from grader_speed import _median_ms
 
 TARGET_MS = 20.0
 _CROSS = ndimage.generate_binary_structure(2, 1)
-
-
-def _median_ms(fn, repeat: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return 1e3 * statistics.median(times)
 
 
 def _edge_cases(fn):

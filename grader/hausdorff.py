@@ -6,7 +6,7 @@ import numpy as np
 from data_spec.constants import HD95_BOTH_EMPTY, HD95_ONE_EMPTY, HD_PERCENTILE
 
 from .confusion import as_masks
-from .surface import surface_distances
+from .surface import empty_case, surface_distances
 
 
 def hd95_slice(t, p) -> float:
@@ -18,11 +18,9 @@ def hd95_slice(t, p) -> float:
     >>> hd95_slice(t, np.roll(t, 2, axis=0)), hd95_slice(t, np.zeros_like(t)) == HD95_ONE_EMPTY
     (2.0, True)
     """
-    has_t, has_p = bool(t.any()), bool(p.any())
-    if not has_t and not has_p:
-        return HD95_BOTH_EMPTY
-    if has_t != has_p:
-        return HD95_ONE_EMPTY
+    empty = empty_case(t, p, both=HD95_BOTH_EMPTY, one=HD95_ONE_EMPTY)
+    if empty is not None:
+        return empty
     pred_to_truth, truth_to_pred = surface_distances(t, p)
     return float(max(np.percentile(pred_to_truth, HD_PERCENTILE), np.percentile(truth_to_pred, HD_PERCENTILE)))
 

@@ -126,7 +126,8 @@ def _merged_lesions(t, dilation: int):
     merged = np.where(window, zones, 0)
     lesions = np.zeros(t.shape, dtype=np.int32)
     lesions[r0:r0 + window.shape[0], c0:c0 + window.shape[1]] = merged
-    boxes = [(slice(r.start + r0, r.stop + r0), slice(c.start + c0, c.stop + c0)) for r, c in ndimage.find_objects(merged)]
+    boxes = [(slice(r.start + r0, r.stop + r0), slice(c.start + c0, c.stop + c0))
+             for r, c in ndimage.find_objects(merged)]
     return lesions, boxes
 
 

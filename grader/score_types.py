@@ -28,7 +28,8 @@ from .hausdorff import hd95_per_slice, mean_hd95
 
 __all__ = [
     "ScoreType", "PixelF1", "MeanDice", "Precision", "Recall", "DiceTumourSlices", "EmptySlicesCorrect",
-    "HD95", "MaskScore", "LesionDice", "LesionHD95", "NSD", "SCORE_TYPES", "COUNT_SCORES", "MASK_SCORES", "check_counts", "ratio", "dice_per_slice",
+    "HD95", "MaskScore", "LesionDice", "LesionHD95", "NSD", "SCORE_TYPES", "COUNT_SCORES", "MASK_SCORES",
+    "check_counts", "ratio", "dice_per_slice",
 ]
 
 
@@ -235,17 +236,22 @@ class MaskScore(ScoreType):
         return self.aggregate(self.per_slice(y_true, y_pred))
 
 
-class HD95(MaskScore):
+class _Distance(MaskScore):
+    """A distance in pixels: 0 at best, the image diagonal (``HD95_ONE_EMPTY``) at worst."""
+
+    maximum = HD95_ONE_EMPTY
+    precision = 2
+    is_lower_the_better = True
+    empty = HD95_BOTH_EMPTY
+
+
+class HD95(_Distance):
     """Mean over slices of the per-slice 95th-percentile Hausdorff distance, in pixels.
 
     Needs the masks (:func:`grader.metrics.hd95_per_slice`), not counts.
     """
 
     name, title = "hd95", "HD95 (pixels)"
-    maximum = HD95_ONE_EMPTY
-    precision = 2
-    is_lower_the_better = True
-    empty = HD95_BOTH_EMPTY
 
     def per_slice(self, y_true, y_pred) -> np.ndarray:
         return hd95_per_slice(y_true, y_pred)
@@ -268,7 +274,7 @@ class LesionDice(MaskScore):
         return lesion_scores_per_slice(y_true, y_pred)[0]
 
 
-class LesionHD95(MaskScore):
+class LesionHD95(_Distance):
     """Mean over slices of BraTS 2023's lesion-wise HD95, in pixels (:mod:`grader.lesions`).
 
     A missed lesion or a false-positive component counts the image diagonal
@@ -276,10 +282,6 @@ class LesionHD95(MaskScore):
     """
 
     name, title = "lesion_hd95", "lesion-wise HD95 (pixels)"
-    maximum = HD95_ONE_EMPTY
-    precision = 2
-    is_lower_the_better = True
-    empty = HD95_BOTH_EMPTY
 
     def per_slice(self, y_true, y_pred) -> np.ndarray:
         from .lesions import lesion_scores_per_slice

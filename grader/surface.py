@@ -21,7 +21,7 @@ from data_spec.errors import BadArgumentError
 
 from .confusion import as_masks
 
-__all__ = ["surface", "crop_to_both", "surface_distances", "nsd_slice", "nsd_per_slice"]
+__all__ = ["surface", "crop_to_both", "surface_distances", "empty_case", "nsd_slice", "nsd_per_slice"]
 
 
 def surface(mask) -> np.ndarray:
@@ -80,6 +80,21 @@ def surface_distances(t, p):
     return pred_to_truth, truth_to_pred
 
 
+def empty_case(t, p, *, both: float, one: float):
+    """``both`` when masks ``t`` and ``p`` are both empty, ``one`` when exactly one is, else None.
+
+    Examples
+    --------
+    >>> z = np.zeros((3, 3), dtype=bool)
+    >>> empty_case(z, z, both=1.0, one=0.0), empty_case(~z, z, both=1.0, one=0.0), empty_case(~z, ~z, both=1.0, one=0.0)
+    (1.0, 0.0, None)
+    """
+    has_t, has_p = bool(np.any(t)), bool(np.any(p))
+    if has_t and has_p:
+        return None
+    return both if has_t == has_p else one
+
+
 def _check_tolerance(tau) -> float:
     try:
         tau = float(tau)
@@ -106,12 +121,9 @@ def nsd_slice(t, p, tau: float = NSD_TOLERANCE) -> float:
     (0.0, 1.0)
     """
     tau = _check_tolerance(tau)
-    t, p = np.asarray(t, dtype=bool), np.asarray(p, dtype=bool)
-    has_t, has_p = bool(t.any()), bool(p.any())
-    if not has_t and not has_p:
-        return NSD_BOTH_EMPTY
-    if has_t != has_p:
-        return NSD_ONE_EMPTY
+    empty = empty_case(t, p, both=NSD_BOTH_EMPTY, one=NSD_ONE_EMPTY)
+    if empty is not None:
+        return empty
     pred_to_truth, truth_to_pred = surface_distances(t, p)
     near = np.count_nonzero(pred_to_truth <= tau) + np.count_nonzero(truth_to_pred <= tau)
     return float(near / (len(pred_to_truth) + len(truth_to_pred)))

@@ -61,7 +61,8 @@ def _brute_hd95(t, p):
         return 0.0
     if t.any() != p.any():
         return WORST
-    return max(np.percentile(_brute_distances(p, t), HD_PERCENTILE), np.percentile(_brute_distances(t, p), HD_PERCENTILE))
+    return max(np.percentile(_brute_distances(p, t), HD_PERCENTILE),
+               np.percentile(_brute_distances(t, p), HD_PERCENTILE))
 
 
 def _brats_reference(t, p, dilation=LESION_DILATION, threshold=LESION_SIZE_THRESHOLD):

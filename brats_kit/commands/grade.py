@@ -110,8 +110,8 @@ def score(ctx, submission, truth, as_json, report_dir, hd95, metrics, public_onl
     """
     from grader.grade import grade
 
-    result = grade(submission, truth, hd95=hd95, metrics=metrics, public_only=public_only, report_dir=report_dir, data=data,
-                   progress=click_progress)
+    result = grade(submission, truth, hd95=hd95, metrics=metrics, public_only=public_only, report_dir=report_dir,
+                   data=data, progress=click_progress)
     if as_json:
         from brats_kit.output import echo_json
 
