@@ -12,8 +12,6 @@ import sys
 
 import click
 
-from data_spec import KitError
-
 from . import __version__
 from .commands.baseline import baseline
 from .commands.data import data
@@ -23,7 +21,6 @@ from .commands.leaderboard import leaderboard
 from .commands.notebook import notebook
 from .commands.server import server
 from .commands.submit import finals, submissions, submit
-from .output import echo_json  # noqa: F401  (kept importable from here for scripts)
 from .text import safe_text
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
@@ -37,14 +34,17 @@ class KitGroup(click.Group):
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
-        except KitError as exc:
-            click.echo(f"error: {safe_text(exc)}", err=True)  # names in it are escaped: no terminal tricks
-            ctx.exit(EXIT_INVALID)
-        except OSError as exc:
-            where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
-            click.echo(f"error: {safe_text(where)}{safe_text(exc.strerror or exc)}", err=True)
-            ctx.exit(EXIT_INVALID)
         except Exception as exc:  # noqa: BLE001 - the last line of defence
+            # Imported here, not at the top: `brats-kit --help` never loads numpy and h5py (issue 22).
+            from data_spec.errors import KitError
+
+            if isinstance(exc, KitError):
+                click.echo(f"error: {safe_text(exc)}", err=True)  # names in it are escaped: no terminal tricks
+                ctx.exit(EXIT_INVALID)
+            if isinstance(exc, OSError):
+                where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+                click.echo(f"error: {safe_text(where)}{safe_text(exc.strerror or exc)}", err=True)
+                ctx.exit(EXIT_INVALID)
             if os.environ.get("BRATS_KIT_DEBUG"):
                 raise
             click.echo(
@@ -60,6 +60,15 @@ def main():
 
     Start with 'brats-kit demo', or 'brats-kit data synth --out DIR' for the data alone.
     """
+
+
+def __getattr__(name):
+    """``echo_json`` stays importable from here for scripts, loaded (with numpy) only when asked for."""
+    if name == "echo_json":
+        from .output import echo_json
+
+        return echo_json
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 for _command in (data, validate, score, leaderboard, baseline, demo, server, submit, submissions, finals,

@@ -14,7 +14,8 @@ __all__ = [
     "COURSE_X", "COURSE_Y", "SUBMISSION_FILE", "H5_FILES", "TRUTH_H5", "PRIVATE_DIR", "MANIFEST_FILE",
     "H5_X", "H5_Y", "H5_CASE_ID", "H5_PUBLIC", "H5_Y_PRED", "CASE_ID_DTYPE", "PUBLIC_FRACTION",
     "NORMALISATION", "F1_ALL_EMPTY", "DICE_BOTH_EMPTY", "DICE_ONE_EMPTY", "HD_PERCENTILE",
-    "HD95_BOTH_EMPTY", "HD95_ONE_EMPTY", "case_ids", "public_mask",
+    "HD95_BOTH_EMPTY", "HD95_ONE_EMPTY", "NSD_TOLERANCE", "NSD_BOTH_EMPTY", "NSD_ONE_EMPTY",
+    "LESION_DILATION", "LESION_SIZE_THRESHOLD", "case_ids", "public_mask",
 ]
 
 #: Version of the on-disk contract, written into every HDF5 file.
@@ -85,6 +86,16 @@ HD_PERCENTILE = 95.0
 HD95_BOTH_EMPTY = 0.0
 #: HD95 when exactly one mask is empty: the image diagonal, in pixels (339.41).
 HD95_ONE_EMPTY = math.hypot(HEIGHT, WIDTH)
+#: Normalised surface distance: default tolerance tau, in pixels (a surface pixel within tau counts).
+NSD_TOLERANCE = 1.0
+NSD_BOTH_EMPTY = 1.0
+NSD_ONE_EMPTY = 0.0
+#: Lesion-wise scores (BraTS 2023, in 2D): iterations of the cross dilation that merges truth lesions
+#: and matches predicted components (BraTS-GLI: 3 iterations of a 3-D 18-neighbourhood).
+LESION_DILATION = 3
+#: Truth lesions of at most this many pixels are left out of the lesion-wise scores (BraTS-GLI: 50 voxels;
+#: 16 pixels is the central cross-section of a 50-voxel ball, pi * (3 * 50 / (4 pi)) ** (2/3) = 16.4).
+LESION_SIZE_THRESHOLD = 16
 
 
 def case_ids(split: str, n: int) -> np.ndarray:

@@ -19,7 +19,7 @@ from plumbing.progress import no_progress
 
 from .counts import Counts, phase_mask
 from .errors import InvalidSubmissionError
-from .metrics import hd95_per_slice, mean_hd95
+from .metrics import MASK_SCORES, mask_scores_per_slice, metric_names
 from .scoring import evaluate
 
 
@@ -54,6 +54,7 @@ def grade(
     truth,
     *,
     hd95: bool = False,
+    metrics=None,
     public_only: bool = False,
     report_dir=None,
     data=None,
@@ -71,6 +72,10 @@ def grade(
         directory holding either (see :func:`data_spec.find_truth`).
     hd95 : bool
         Also report the mean per-slice HD95 (pixels).
+    metrics : str or list of str, optional
+        Report only these scores (:func:`grader.metrics.metric_names`, e.g.
+        ``"dice,lesion_dice,lesion_hd95,nsd"``; ``hd95`` is added when ``hd95``
+        is true). By default the count-based scores.
     public_only : bool
         Score (and report) only the public cases. Needs the HDF5 truth's flags.
     report_dir : path-like, optional
@@ -90,7 +95,8 @@ def grade(
         "scored", ``errors`` [], ``f1``, ``dice``, ``precision``, ``recall``,
         ``dice_tumour_slices``, ``empty_slices_correct``, ``n_slices`` (the
         slices scored), ``phase`` ("all" or "public"), ``hd95`` when asked,
-        ``report`` (file paths) when a report was written.
+        ``report`` (file paths) when a report was written. With ``metrics``,
+        the scores named there instead of the count-based ones.
 
     Raises
     ------
@@ -98,6 +104,7 @@ def grade(
         A problem with the truth or the options (never with the submission):
         no truth, a corrupt truth, ``public_only`` without phase flags or without a public case.
     """
+    names = None if metrics is None else metric_names(list(metric_names(metrics)) + ["hd95"] * hd95)
     truth = load_truth(truth)
     phase = "public" if public_only else "all"
     keep = phase_mask(truth, phase, need_flags=True)  # before validating: an option error comes first
@@ -106,20 +113,26 @@ def grade(
         return {"status": "invalid", "errors": verdict.error_dicts()}
     counts = verdict.counts.select(keep)
     out = {"status": "scored", "errors": []}
-    out.update(counts.scores())
+    scores = counts.scores()
+    if names is None:
+        names = ["hd95"] * hd95
+        out.update(scores)
+    else:
+        out.update({k: v for k, v in scores.items() if k in names or k == "n_slices"})
     out["phase"] = phase
     y_true, y_pred = truth.y[keep], verdict.y_pred[keep]
-    per_slice_hd = None
-    if hd95 or report_dir is not None:
-        per_slice_hd = hd95_per_slice(y_true, y_pred, progress=progress)
-    if hd95:
-        out["hd95"] = mean_hd95(per_slice_hd)
+    # The report always shows HD95 per slice, and every other mask score asked for.
+    per_slice = mask_scores_per_slice(y_true, y_pred, names + ["hd95"] * (report_dir is not None), progress=progress)
+    for st in MASK_SCORES:
+        if st.name in names:
+            out[st.name] = st.aggregate(per_slice[st.name])
     if report_dir is not None:
         from .report import write_report
 
         x, note = _test_inputs(truth, data)
         out["report"] = write_report(
-            report_dir, counts, hd95=per_slice_hd, y_true=y_true, y_pred=y_pred,
+            report_dir, counts, hd95=per_slice["hd95"], y_true=y_true, y_pred=y_pred,
+            extra={k: v for k, v in per_slice.items() if k != "hd95"},
             show_public=truth.has_flags, x=x, index=np.flatnonzero(keep), note=note,
         )
     return out

@@ -4,7 +4,8 @@ True positives, false positives and false negatives are counted once per
 slice (:func:`confusion_counts`); every score follows from those counts
 (:func:`scores_from_counts`), so the leaderboard can cache three small integer
 arrays per submission and resample cases without touching a mask again.
-HD95 is the one score that needs the masks themselves (:func:`hd95_per_slice`).
+HD95, the lesion-wise Dice and HD95 and NSD need the masks themselves
+(:data:`~grader.score_types.MASK_SCORES`, :func:`mask_scores_per_slice`).
 
 Conventions (from :mod:`data_spec.constants`, stated in ``data_spec/SPEC.md``):
 
@@ -13,7 +14,9 @@ Conventions (from :mod:`data_spec.constants`, stated in ``data_spec/SPEC.md``):
 * per-slice Dice is ``DICE_BOTH_EMPTY`` (1.0) when both masks are empty and
   ``DICE_ONE_EMPTY`` (0.0) when exactly one is (BraTS 2023, Metrics Reloaded);
 * per-slice HD95 is ``HD95_BOTH_EMPTY`` (0) when both are empty and
-  ``HD95_ONE_EMPTY`` (the 240 x 240 diagonal, 339.41 pixels) when one is.
+  ``HD95_ONE_EMPTY`` (the 240 x 240 diagonal, 339.41 pixels) when one is;
+* lesion-wise Dice and HD95 follow BraTS 2023 in 2D (:mod:`grader.lesions`);
+  NSD at ``NSD_TOLERANCE`` (1 pixel) is 1 when both are empty, 0 when one is.
 
 Every score is a plain float, never NaN.
 """
@@ -21,13 +24,20 @@ from __future__ import annotations
 
 import numpy as np
 
+from data_spec.errors import BadArgumentError
+
 from .confusion import as_masks, confusion_counts  # noqa: F401  (part of the metrics' public face)
 from .hausdorff import hd95_per_slice, mean_hd95  # noqa: F401
 
 from .score_types import (  # noqa: F401  (the score types are part of the metrics' public face)
     COUNT_SCORES,
     HD95,
+    MASK_SCORES,
+    NSD,
     SCORE_TYPES,
+    LesionDice,
+    LesionHD95,
+    MaskScore,
     DiceTumourSlices,
     EmptySlicesCorrect,
     MeanDice,
@@ -42,7 +52,8 @@ from .score_types import (  # noqa: F401  (the score types are part of the metri
 __all__ = [
     "confusion_counts", "dice_per_slice", "scores_from_counts", "hd95_per_slice", "score",
     "ScoreType", "PixelF1", "MeanDice", "Precision", "Recall", "DiceTumourSlices", "EmptySlicesCorrect",
-    "HD95", "SCORE_TYPES",
+    "HD95", "LesionDice", "LesionHD95", "NSD", "MaskScore", "SCORE_TYPES", "MASK_SCORES", "metric_names",
+    "mask_scores_per_slice",
 ]
 
 
@@ -79,7 +90,51 @@ def scores_from_counts(tp, fp, fn) -> dict:
     return out
 
 
-def score(y_true, y_pred, *, hd95: bool = False) -> dict:
+def metric_names(metrics) -> list:
+    """Score names from ``"dice,nsd"`` or a list of names: known, in display order, each once.
+
+    Raises
+    ------
+    BadArgumentError
+        An unknown or empty name, or no name at all.
+
+    Examples
+    --------
+    >>> metric_names("nsd, dice,lesion_dice,dice")
+    ['dice', 'lesion_dice', 'nsd']
+    """
+    if isinstance(metrics, str):
+        metrics = metrics.split(",")
+    asked = [str(m).strip() for m in metrics]
+    known = [st.name for st in SCORE_TYPES]
+    unknown = [m for m in asked if m not in known]
+    if unknown or not asked:
+        shown = ", ".join(repr(m[:40]) for m in unknown[:5]) or "nothing"
+        raise BadArgumentError(f"unknown metric {shown}", expected="comma-separated names among " + ",".join(known))
+    return [name for name in known if name in asked]
+
+
+def mask_scores_per_slice(y_true, y_pred, names, *, progress=None) -> dict:
+    """Per-slice values of the mask scores among ``names``, by name (float64 arrays (N,)).
+
+    The lesion-wise Dice and HD95 share one pass over the components.
+    ``progress(iterable, label=..., length=...)`` reports the HD95 loop.
+    """
+    wanted = [st for st in MASK_SCORES if st.name in names]
+    out = {}
+    if any(isinstance(st, (LesionDice, LesionHD95)) for st in wanted):
+        from .lesions import lesion_scores_per_slice
+
+        out["lesion_dice"], out["lesion_hd95"] = lesion_scores_per_slice(y_true, y_pred)
+    for st in wanted:
+        if st.name in out:
+            continue
+        out[st.name] = hd95_per_slice(y_true, y_pred, progress=progress) if isinstance(st, HD95) \
+            else st.per_slice(y_true, y_pred)
+    return {name: out[name] for name in names if name in out}
+
+
+def score(y_true, y_pred, *, hd95: bool = False, metrics=None) -> dict:
     """All scores of a prediction, as in ``brats-kit score --json``: the student's validation.
 
     ``y_pred`` is checked with the submission validator's own rules, so an
@@ -93,11 +148,15 @@ def score(y_true, y_pred, *, hd95: bool = False) -> dict:
     hd95 : bool
         Also compute ``hd95``, the mean over slices of :func:`hd95_per_slice`
         (``HD95_BOTH_EMPTY`` with zero slices).
+    metrics : str or list of str, optional
+        Only these scores (:func:`metric_names`, e.g. ``"dice,lesion_dice,nsd"``),
+        plus ``hd95`` if ``hd95`` is true.
 
     Returns
     -------
     dict
-        The keys of :func:`scores_from_counts`, plus ``hd95`` when asked.
+        The keys of :func:`scores_from_counts` (or only those of ``metrics``, and
+        ``n_slices``), plus ``hd95`` when asked.
 
     Raises
     ------
@@ -120,10 +179,17 @@ def score(y_true, y_pred, *, hd95: bool = False) -> dict:
     ...
     grader.errors.InvalidSubmissionError: invalid submission (2 problems: bad_dtype, bad_values)...
     """
+    names = None if metrics is None else metric_names(metrics)
     y_pred = checked_prediction(y_pred, np.shape(y_true))
     out = scores_from_counts(*confusion_counts(y_true, y_pred))
-    if hd95:
-        out["hd95"] = mean_hd95(hd95_per_slice(y_true, y_pred))
+    if names is not None:
+        names = metric_names(names + ["hd95"] * hd95)
+        out = {k: v for k, v in out.items() if k in names or k == "n_slices"}
+    else:
+        names = ["hd95"] * hd95
+    by_name = {st.name: st for st in MASK_SCORES}
+    for name, per_slice in mask_scores_per_slice(y_true, y_pred, names).items():
+        out[name] = by_name[name].aggregate(per_slice)
     return out
 
 

@@ -40,14 +40,16 @@ def error_map(t: np.ndarray, p: np.ndarray) -> np.ndarray:
     return out
 
 
-def _csv(case_id, public, tp, fp, fn, dice, hd95) -> str:
+def _csv(case_id, public, tp, fp, fn, dice, hd95, extra=None) -> str:
+    extra = dict(extra or {})
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     head = ["case_id"] + (["public"] if public is not None else []) + ["tp", "fp", "fn", "dice", "hd95"]
-    writer.writerow(head)
+    writer.writerow(head + list(extra))
     for i in range(len(tp)):
         row = [str(case_id[i])] + ([int(bool(public[i]))] if public is not None else [])
         row += [int(tp[i]), int(fp[i]), int(fn[i]), f"{dice[i]:.6f}", f"{hd95[i]:.3f}"]
+        row += [f"{values[i]:.6f}" for values in extra.values()]
         writer.writerow(row)
     return buf.getvalue()
 
@@ -126,6 +128,7 @@ def write_report(
     index=None,
     note=None,
     n_worst: int = 6,
+    extra=None,
 ) -> dict:
     """Write ``per_slice.csv`` and ``worst_slices.png`` into ``report_dir`` (each file atomically).
 
@@ -146,6 +149,9 @@ def write_report(
         Shown under the montage's title (e.g. why the inputs are missing).
     n_worst : int
         Rows of the montage.
+    extra : dict, optional
+        More per-slice scores (name -> array (n,), e.g. ``lesion_dice``, ``nsd``),
+        written as CSV columns after ``hd95``, in the dict's order.
 
     Returns
     -------
@@ -160,7 +166,8 @@ def write_report(
     tp, fp, fn = counts.tp, counts.fp, counts.fn
     dice = counts.dice()
     public = counts.public if show_public else None
-    csv_path = write_text(report_dir / CSV_NAME, _csv(counts.case_id, public, tp, fp, fn, dice, np.asarray(hd95)))
+    csv_path = write_text(report_dir / CSV_NAME, _csv(counts.case_id, public, tp, fp, fn, dice, np.asarray(hd95),
+                                                          extra))
     if index is None:
         index = np.arange(len(tp))
     rows = worst_slices(tp, fp, fn, n_worst)

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from data_spec.constants import DICE_BOTH_EMPTY, DICE_ONE_EMPTY, F1_ALL_EMPTY, HD95_ONE_EMPTY
+from data_spec.constants import (
+    DICE_BOTH_EMPTY, DICE_ONE_EMPTY, F1_ALL_EMPTY, HD95_BOTH_EMPTY, HD95_ONE_EMPTY, NSD_BOTH_EMPTY, NSD_TOLERANCE,
+)
 from data_spec.errors import ArrayContractError
 
 from .confusion import confusion_counts
@@ -26,7 +28,8 @@ from .hausdorff import hd95_per_slice, mean_hd95
 
 __all__ = [
     "ScoreType", "PixelF1", "MeanDice", "Precision", "Recall", "DiceTumourSlices", "EmptySlicesCorrect",
-    "HD95", "SCORE_TYPES", "COUNT_SCORES", "check_counts", "ratio", "dice_per_slice",
+    "HD95", "MaskScore", "LesionDice", "LesionHD95", "NSD", "SCORE_TYPES", "COUNT_SCORES", "MASK_SCORES",
+    "check_counts", "ratio", "dice_per_slice",
 ]
 
 
@@ -208,26 +211,113 @@ class EmptySlicesCorrect(ScoreType):
         return ratio((~tumour & pred_empty).sum(-1), (~tumour).sum(-1), when_zero=1.0)
 
 
-class HD95(ScoreType):
+class MaskScore(ScoreType):
+    """A score that needs the masks themselves: a value per slice, averaged over the slices.
+
+    Subclasses own :meth:`per_slice`; ``empty`` is the score of zero slices
+    (the value of a slice where both masks are empty).
+    """
+
+    needs_masks = True
+    empty = DICE_BOTH_EMPTY
+
+    def from_counts(self, tp, fp, fn):
+        raise TypeError(f"{self.title} needs the masks, not counts: call it on (y_true, y_pred)")
+
+    def per_slice(self, y_true, y_pred) -> np.ndarray:  # pragma: no cover - each subclass owns its formula
+        raise NotImplementedError
+
+    def aggregate(self, per_slice) -> float:
+        """Mean of per-slice values; ``empty`` when there are no slices."""
+        per_slice = np.asarray(per_slice, dtype=np.float64)
+        return float(per_slice.mean()) if len(per_slice) else self.empty
+
+    def __call__(self, y_true, y_pred) -> float:
+        return self.aggregate(self.per_slice(y_true, y_pred))
+
+
+class _Distance(MaskScore):
+    """A distance in pixels: 0 at best, the image diagonal (``HD95_ONE_EMPTY``) at worst."""
+
+    maximum = HD95_ONE_EMPTY
+    precision = 2
+    is_lower_the_better = True
+    empty = HD95_BOTH_EMPTY
+
+
+class HD95(_Distance):
     """Mean over slices of the per-slice 95th-percentile Hausdorff distance, in pixels.
 
     Needs the masks (:func:`grader.metrics.hd95_per_slice`), not counts.
     """
 
     name, title = "hd95", "HD95 (pixels)"
-    maximum = HD95_ONE_EMPTY
-    precision = 2
-    is_lower_the_better = True
-    needs_masks = True
 
-    def from_counts(self, tp, fp, fn):
-        raise TypeError("HD95 needs the masks, not counts: call it on (y_true, y_pred)")
+    def per_slice(self, y_true, y_pred) -> np.ndarray:
+        return hd95_per_slice(y_true, y_pred)
 
-    def __call__(self, y_true, y_pred) -> float:
-        return mean_hd95(hd95_per_slice(y_true, y_pred))
+    def aggregate(self, per_slice) -> float:
+        return mean_hd95(per_slice)
+
+
+class LesionDice(MaskScore):
+    """Mean over slices of BraTS 2023's lesion-wise Dice (:mod:`grader.lesions`).
+
+    A slice with no lesion to count and no false positive scores 1.
+    """
+
+    name, title = "lesion_dice", "lesion-wise Dice"
+
+    def per_slice(self, y_true, y_pred) -> np.ndarray:
+        from .lesions import lesion_scores_per_slice
+
+        return lesion_scores_per_slice(y_true, y_pred)[0]
+
+
+class LesionHD95(_Distance):
+    """Mean over slices of BraTS 2023's lesion-wise HD95, in pixels (:mod:`grader.lesions`).
+
+    A missed lesion or a false-positive component counts the image diagonal
+    (``HD95_ONE_EMPTY``); a slice with nothing to count scores 0.
+    """
+
+    name, title = "lesion_hd95", "lesion-wise HD95 (pixels)"
+
+    def per_slice(self, y_true, y_pred) -> np.ndarray:
+        from .lesions import lesion_scores_per_slice
+
+        return lesion_scores_per_slice(y_true, y_pred)[1]
+
+
+class NSD(MaskScore):
+    """Mean over slices of the normalised surface distance at tolerance ``tau`` pixels (:mod:`grader.surface`).
+
+    Both masks empty: 1 (``NSD_BOTH_EMPTY``); exactly one empty: 0.
+    """
+
+    name, title = "nsd", "NSD, 1 px"
+    empty = NSD_BOTH_EMPTY
+
+    def __init__(self, tau: float = NSD_TOLERANCE):
+        self.tau = float(tau)
+        if self.tau != NSD_TOLERANCE:
+            self.name, self.title = f"nsd_{self.tau:g}", f"NSD, {self.tau:g} px"
+
+    def per_slice(self, y_true, y_pred) -> np.ndarray:
+        from .surface import nsd_per_slice
+
+        return nsd_per_slice(y_true, y_pred, self.tau)
+
+    def __repr__(self) -> str:
+        return f"NSD(tau={self.tau:g})"
 
 
 #: Every score, in display order.
-SCORE_TYPES = (PixelF1(), MeanDice(), Precision(), Recall(), DiceTumourSlices(), EmptySlicesCorrect(), HD95())
+SCORE_TYPES = (
+    PixelF1(), MeanDice(), Precision(), Recall(), DiceTumourSlices(), EmptySlicesCorrect(), HD95(),
+    LesionDice(), LesionHD95(), NSD(),
+)
 #: The scores that follow from per-slice counts alone.
 COUNT_SCORES = tuple(st for st in SCORE_TYPES if not st.needs_masks)
+#: The scores that need the masks.
+MASK_SCORES = tuple(st for st in SCORE_TYPES if st.needs_masks)

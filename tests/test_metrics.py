@@ -271,9 +271,9 @@ def test_hd95_on_the_image_edge_matches_the_reference():
 def test_score_types_describe_themselves_and_agree_with_score():
     rng = np.random.default_rng(11)
     y, p = random_masks(rng, 5)
-    everything = score(y, p, hd95=True)
     names = [st.name for st in SCORE_TYPES]
-    assert names == list(KEYS) + ["hd95"]
+    assert names == list(KEYS) + ["hd95", "lesion_dice", "lesion_hd95", "nsd"]
+    everything = score(y, p, metrics=names)
     for st in SCORE_TYPES:
         assert st.minimum <= st(y, p) <= st.maximum
         assert st(y, p) == pytest.approx(everything[st.name])

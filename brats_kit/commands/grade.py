@@ -89,12 +89,15 @@ def validate(ctx, submission, data, as_json):
 @click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Write per_slice.csv and worst_slices.png into this directory.")
 @click.option("--hd95", is_flag=True, help="Also compute the mean per-slice HD95 (pixels).")
+@click.option("--metrics", default=None, metavar="NAMES",
+              help="Only these scores, comma-separated: f1, dice, precision, recall, dice_tumour_slices, "
+                   "empty_slices_correct, hd95, lesion_dice, lesion_hd95, nsd (default: the first six).")
 @click.option("--public-only", is_flag=True,
               help="Score and report only the public cases (needs the HDF5 truth's phase flags).")
 @click.option("--data", type=click.Path(exists=True, path_type=Path),
               help="Competition directory with the test inputs for the report's montage (default: found from --truth).")
 @click.pass_context
-def score(ctx, submission, truth, as_json, report_dir, hd95, public_only, data):
+def score(ctx, submission, truth, as_json, report_dir, hd95, metrics, public_only, data):
     """Validate SUBMISSION and score it against the hidden truth.
 
     Exit code 0 when scored, 1 when the submission is invalid (with --json the
@@ -103,11 +106,12 @@ def score(ctx, submission, truth, as_json, report_dir, hd95, public_only, data):
     \b
     Example:
       brats-kit score test_data_ypred.dat --truth competition/private/test_truth.h5 --json
+      brats-kit score test_data_ypred.dat --truth competition/private --metrics dice,lesion_dice,lesion_hd95,nsd
     """
     from grader.grade import grade
 
-    result = grade(submission, truth, hd95=hd95, public_only=public_only, report_dir=report_dir, data=data,
-                   progress=click_progress)
+    result = grade(submission, truth, hd95=hd95, metrics=metrics, public_only=public_only, report_dir=report_dir,
+                   data=data, progress=click_progress)
     if as_json:
         from brats_kit.output import echo_json
 
