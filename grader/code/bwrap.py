@@ -60,6 +60,8 @@ _ENV = {
     "OPENBLAS_NUM_THREADS": "1",
     "MKL_NUM_THREADS": "1",
 }
+# bwrap itself runs with this environment too: --clearenv clears only its child's, and bwrap's
+# own (PID 1 inside) is readable at /proc/1/environ.
 
 
 @dataclass(frozen=True)
@@ -337,7 +339,7 @@ def _run_job(job: Path, n_slices: int, limits: Limits) -> SandboxRun:
     with open(job / "log", "wb") as log:
         try:
             proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                    start_new_session=True, pass_fds=passed)
+                                    start_new_session=True, pass_fds=passed, env=_ENV)
         finally:
             os.close(bw_write)
         try:
@@ -388,7 +390,7 @@ def sandbox_problem() -> Optional[str]:
             sys.executable, "-I", "-c", "import numpy, scipy, sklearn, skops, starter"]
         try:
             done = subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True, timeout=60,
-                                  pass_fds=(bw_write,))
+                                  pass_fds=(bw_write,), env=_ENV)
         except (OSError, subprocess.TimeoutExpired) as exc:
             return f"bwrap could not run ({type(exc).__name__})"
         finally:

@@ -48,7 +48,7 @@ def _root_of(names) -> PurePosixPath:
     """The folder holding ``submission.py``: the top, or the one folder a zip of the folder has."""
     if PurePosixPath(SUBMISSION_MODULE) in names:
         return PurePosixPath()
-    tops = {n.parts[0] for n in names}
+    tops = {n.parts[0] for n in names} - {"__MACOSX"}  # macOS's resource forks beside the folder
     if len(tops) == 1:
         top = PurePosixPath(next(iter(tops)))
         if top / SUBMISSION_MODULE in names:
@@ -71,10 +71,10 @@ def _unzip(archive: Path, dest: Path) -> None:
         members, seen = [], set()
         for info in infos:
             name = _check_name(info.filename.rstrip("/") if info.is_dir() else info.filename, archive)
-            mode = info.external_attr >> 16
+            kind = stat.S_IFMT(info.external_attr >> 16)  # 0: no type recorded (zipfile.writestr, Windows)
             if info.flag_bits & 0x1:
                 _refuse("member is encrypted", path=archive, where=str(name), expected="no password")
-            if mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            if kind not in (0, stat.S_IFREG, stat.S_IFDIR):
                 _refuse("member is a link or special file", path=archive, where=str(name),
                         expected="regular files and folders only", hint="zip with 'zip -r', without --symlinks")
             if str(name).lower() in seen:

@@ -22,6 +22,16 @@ def _status(**fields):
         pass
 
 
+def _traceback():
+    """The student's traceback, for the instructor's log (students see only the exception's type)."""
+    try:
+        import traceback
+
+        traceback.print_exc()
+    except BaseException:  # noqa: BLE001 - a full disk or a broken stderr must not hide the status
+        pass
+
+
 def _output_error(exc):
     import errno
 
@@ -45,7 +55,8 @@ def main():
     except MemoryError:
         _status(status="failed", **{"class": "memory", "type": "MemoryError"})
         return
-    except BaseException as exc:  # noqa: BLE001 - the student's code may raise anything, SystemExit included
+    except BaseException as exc:
+        _traceback()  # noqa: BLE001 - the student's code may raise anything, SystemExit included
         cls = "invalid_output" if _output_error(exc) else "crashed"
         _status(status="failed", **{"class": cls, "type": type(exc).__name__})
         return
@@ -63,5 +74,7 @@ def main():
 
 if __name__ == "__main__":
     main()
-    sys.stdout.flush()
-    os._exit(0)  # no atexit handler of the student's runs after the verdict
+    try:
+        sys.stdout.flush()
+    finally:
+        os._exit(0)  # no atexit handler of the student's runs after the verdict
