@@ -87,9 +87,9 @@ def _unzip(archive: Path, dest: Path) -> None:
         for info, name in members:
             if info.is_dir():
                 continue
-            target = dest / name.relative_to(root) if root.parts else dest / name
-            if root.parts and not name.is_relative_to(root):
+            if not name.is_relative_to(root):
                 continue  # outside the submission folder (a __MACOSX/ beside it): not copied
+            target = dest / name.relative_to(root)
             target.parent.mkdir(parents=True, exist_ok=True)
             budget = min(MAX_BYTES - total, MAX_RATIO * max(info.compress_size, 1) + _CHUNK)
             written = 0
