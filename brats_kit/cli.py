@@ -16,6 +16,7 @@ from data_spec import KitError
 
 from . import __version__
 from .commands.baseline import baseline
+from .commands.code import code
 from .commands.data import data
 from .commands.demo import demo
 from .commands.grade import score, validate
@@ -61,7 +62,7 @@ def main():
     """
 
 
-for _command in (data, validate, score, leaderboard, baseline, demo, server, submit):
+for _command in (data, validate, score, leaderboard, baseline, demo, server, submit, code):
     main.add_command(_command)
 
 if __name__ == "__main__":  # pragma: no cover

@@ -7,7 +7,9 @@ The prediction comes back as a file and is validated and scored outside, by the
 grader's normal path.
 """
 from .bwrap import FAILURE_CLASSES, Limits, SandboxRun, probe_sandbox, run_code, sandbox_problem
+from .jobs import STATUSES, code_run, grade_code
 from .package import SUBMISSION_MODULE, unpack_submission
 
-__all__ = ["FAILURE_CLASSES", "Limits", "SandboxRun", "SUBMISSION_MODULE", "probe_sandbox", "run_code",
+__all__ = ["FAILURE_CLASSES", "Limits", "STATUSES", "SandboxRun", "SUBMISSION_MODULE", "code_run", "grade_code",
+           "probe_sandbox", "run_code",
            "sandbox_problem", "unpack_submission"]

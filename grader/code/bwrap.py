@@ -29,7 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
@@ -39,12 +39,15 @@ from data_spec.constants import X_DTYPE
 from data_spec.errors import ArrayContractError, check_range
 
 from ..errors import SandboxUnavailableError
+from ..validate import Validation, validate_bytes
 from .package import unpack_submission
 from .seccomp import no_fork_filter
 
 FAILURE_CLASSES = ("timeout", "memory", "crashed", "invalid_output")
 SANDBOX_UID = 65534
 RUNNER = Path(__file__).with_name("runner.py")
+#: How the prediction is named in validation messages (never a host path).
+PREDICTION_NAME = "predict(x)"
 #: The kit's packages a submission may import (their folders are bound read-only when outside the environment).
 SHARED_PACKAGES = ("starter", "data_spec", "plumbing")
 LOG_BYTES = 64 * 1024
@@ -123,8 +126,9 @@ class SandboxRun:
     log : str
         The program's output (its last 64 KiB): for the instructor only.
     seconds : float
-    prediction : ndarray or None
-        The array ``predict`` returned, as written (validated by the caller).
+    validation : Validation or None
+        When ``ok``: the grader's validation of the array ``predict`` returned
+        (its errors are the student's, e.g. probabilities instead of 0/1).
     """
 
     status: str
@@ -133,11 +137,17 @@ class SandboxRun:
     detail: str = ""
     log: str = field(default="", repr=False)
     seconds: float = 0.0
-    prediction: Optional[np.ndarray] = field(default=None, repr=False)
+    validation: Optional[Validation] = field(default=None, repr=False)
 
+    @property
+    def prediction(self) -> Optional[np.ndarray]:
+        """The uint8 (n, 240, 240) masks when ``predict`` returned a valid prediction, else None."""
+        return self.validation.y_pred if self.validation is not None and self.validation.ok else None
     def public(self, *, show_log: bool = False) -> dict:
         """The JSON-ready record a student may see (the log only when the instructor chose to show it)."""
-        out = {k: v for k, v in asdict(self).items() if k not in ("log", "prediction")}
+        out = {k: getattr(self, k) for k in ("status", "failure", "error_type", "detail", "seconds")}
+        if self.validation is not None:
+            out["validation"] = self.validation.to_dict()
         if show_log:
             out["log"] = self.log
         return out
@@ -223,6 +233,29 @@ def _kill_tree(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
+def _reap_namespace(pid: Optional[int]) -> None:
+    """Kill the sandbox's PID 1 and wait until it is gone: the kernel ends every other process of its namespace first.
+
+    bwrap's own death reaches the sandbox through ``--die-with-parent`` asynchronously; waiting here
+    means no process of the job outlives :func:`run_code`.
+    """
+    if not pid:
+        return
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    deadline = time.monotonic() + _KILL_GRACE
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as fh:
+                if fh.read().rsplit(b")", 1)[-1].split()[0] in (b"Z", b"X"):
+                    return
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            return
+        time.sleep(0.005)
+
+
 def _read_tail(path: Path, limit: int) -> str:
     with open(path, "rb") as fh:
         size = fh.seek(0, os.SEEK_END)
@@ -268,15 +301,13 @@ def _classify(exit_code: Optional[int], status: list, timed_out: bool) -> tuple:
     return "failed", "invalid_output", None, "predict returned no prediction (the process exited early)"
 
 
-def _load_prediction(path: Path, n_slices: int):
-    """The returned array, read without pickles and within the output cap, or None."""
-    if path.stat().st_size == 0:
-        return None
-    try:
-        arr = np.load(path, allow_pickle=False, mmap_mode="r")
-        return np.array(arr)
-    except (ValueError, OSError, EOFError):
-        return None
+def _validate_prediction(path: Path, n_slices: int, cap: int):
+    """The returned array, validated as a submission file by the grader's own readers (never unpickled)."""
+    with open(path, "rb") as fh:
+        data = fh.read(cap + 1)
+    if len(data) > cap:  # pragma: no cover - RLIMIT_FSIZE stops the writer first
+        data = b""
+    return validate_bytes(data, n_slices=n_slices, path=PREDICTION_NAME)
 
 
 def run_code(source, x, *, limits: Limits = Limits(), workdir=None) -> SandboxRun:
@@ -297,7 +328,7 @@ def run_code(source, x, *, limits: Limits = Limits(), workdir=None) -> SandboxRu
     Returns
     -------
     SandboxRun
-        ``ok`` with the prediction as written, or ``failed`` with its class.
+        ``ok`` with the grader's validation of the prediction, or ``failed`` with its class.
 
     Raises
     ------
@@ -331,7 +362,7 @@ def _run_job(job: Path, n_slices: int, limits: Limits) -> SandboxRun:
     bw_read, bw_write = os.pipe()
     seccomp = _seccomp_fd()
     args = sandbox_args(job, limits, seccomp, bw_write)
-    args += [sys.executable, "-I", "/job/runner.py", json.dumps(limits.rlimits(n_slices)), str(pred), str(status)]
+    args += [sys.executable, "-I", "-u", "/job/runner.py", json.dumps(limits.rlimits(n_slices)), str(pred), str(status)]
     passed = (pred, status, bw_write) + ((seccomp,) if seccomp is not None else ())
 
     start = time.monotonic()
@@ -354,18 +385,18 @@ def _run_job(job: Path, n_slices: int, limits: Limits) -> SandboxRun:
     for fd in (pred, status) + ((seccomp,) if seccomp is not None else ()):
         os.close(fd)
     log_text = _read_tail(job / "log", LOG_BYTES)
-    if not any("child-pid" in s for s in bw_status):
+    child = next((s["child-pid"] for s in bw_status if isinstance(s.get("child-pid"), int)), None)
+    _reap_namespace(child)
+    if child is None:
         raise SandboxUnavailableError("the sandbox could not start: " + log_text.strip()[-300:],
                                       hint="check 'bwrap --unshare-all --ro-bind / / true' works for this user")
     exit_code = next((s["exit-code"] for s in bw_status if isinstance(s.get("exit-code"), int)), proc.returncode)
     statuses = _json_lines(_read_tail(job / "status", 4096)[:4096])
     kind, failure, etype, detail = _classify(exit_code, statuses, timed_out)
-    prediction = None
+    validation = None
     if kind == "ok":
-        prediction = _load_prediction(job / "pred.npy", n_slices)
-        if prediction is None:
-            kind, failure, detail = "failed", "invalid_output", "the prediction file is not a readable array"
-    return SandboxRun(kind, failure, etype, detail, log_text, round(seconds, 3), prediction)
+        validation = _validate_prediction(job / "pred.npy", n_slices, limits.rlimits(n_slices)["RLIMIT_FSIZE"])
+    return SandboxRun(kind, failure, etype, detail, log_text, round(seconds, 3), validation)
 
 
 @functools.lru_cache(maxsize=1)
