@@ -12,6 +12,7 @@ __all__ = [
     "SPEC_VERSION", "HEIGHT", "WIDTH", "SLICE_SHAPE", "MODALITIES", "N_MODALITIES", "X_DTYPE", "Y_DTYPE",
     "X_ITEM_SHAPE", "Y_ITEM_SHAPE", "X_ITEM_BYTES", "Y_ITEM_BYTES", "TRAIN", "TEST", "SPLITS",
     "COURSE_X", "COURSE_Y", "SUBMISSION_FILE", "H5_FILES", "TRUTH_H5", "PRIVATE_DIR", "MANIFEST_FILE",
+    "HIDDEN", "HIDDEN_H5",
     "H5_X", "H5_Y", "H5_CASE_ID", "H5_PUBLIC", "H5_Y_PRED", "CASE_ID_DTYPE", "PUBLIC_FRACTION",
     "NORMALISATION", "F1_ALL_EMPTY", "DICE_BOTH_EMPTY", "DICE_ONE_EMPTY", "HD_PERCENTILE",
     "HD95_BOTH_EMPTY", "HD95_ONE_EMPTY", "case_ids", "public_mask",
@@ -40,6 +41,8 @@ Y_ITEM_BYTES = HEIGHT * WIDTH * Y_DTYPE.itemsize
 TRAIN = "train"
 TEST = "test"
 SPLITS = (TRAIN, TEST)
+#: The hidden test slices of the code track: inputs and truth, under PRIVATE_DIR only (never a split a student opens).
+HIDDEN = "hidden"
 
 # Course layout: raw C-order memmaps without a header, N inferred from the size.
 COURSE_X = {TRAIN: "train_data_x.dat", TEST: "test_data_x.dat"}
@@ -55,6 +58,8 @@ TRUTH_H5 = "test_truth.h5"
 PRIVATE_DIR = "private"
 #: Provenance of a built competition (source cases, parameters, checksums); private.
 MANIFEST_FILE = "manifest.json"
+#: The hidden test slices (inputs ``x``, masks ``y``, ``case_id``, ``public``); lives under PRIVATE_DIR.
+HIDDEN_H5 = "hidden_test.h5"
 
 # HDF5 dataset names.
 H5_X = "x"
@@ -93,10 +98,11 @@ def case_ids(split: str, n: int) -> np.ndarray:
     Ids never name the source patient (a public BraTS case would reveal its truth);
     the mapping to source cases lives in the private manifest.
     """
-    if split not in SPLITS:
+    if split not in SPLITS + (HIDDEN,):
         from .errors import BadArgumentError  # constants is imported by errors' users; keep it a leaf
 
-        raise BadArgumentError(f"split must be one of {SPLITS}, got {split!r}", expected=" or ".join(SPLITS))
+        raise BadArgumentError(f"split must be one of {SPLITS + (HIDDEN,)}, got {split!r}",
+                               expected=" or ".join(SPLITS + (HIDDEN,)))
     return np.array([f"{split}-{i:04d}" for i in range(n)])
 
 
