@@ -15,7 +15,7 @@ __all__ = [
     "HIDDEN", "HIDDEN_H5",
     "H5_X", "H5_Y", "H5_CASE_ID", "H5_PUBLIC", "H5_Y_PRED", "CASE_ID_DTYPE", "PUBLIC_FRACTION",
     "NORMALISATION", "F1_ALL_EMPTY", "DICE_BOTH_EMPTY", "DICE_ONE_EMPTY", "HD_PERCENTILE",
-    "HD95_BOTH_EMPTY", "HD95_ONE_EMPTY", "case_ids", "public_mask",
+    "HD95_BOTH_EMPTY", "HD95_ONE_EMPTY", "case_ids", "public_mask", "hidden_public_mask",
 ]
 
 #: Version of the on-disk contract, written into every HDF5 file.
@@ -118,3 +118,17 @@ def public_mask(n: int, seed: int) -> np.ndarray:
     mask = np.zeros(n, dtype=bool)
     mask[order[:n_public]] = True
     return mask
+
+
+def hidden_public_mask(n: int, seed: int) -> np.ndarray:
+    """The public/private split of the ``n`` hidden test slices: :func:`public_mask`'s rule on its own stream.
+
+    The same build seed gives the test split and the hidden slices independent splits.
+
+    Examples
+    --------
+    >>> mask = hidden_public_mask(29, 0)
+    >>> int(mask.sum()), bool((mask != public_mask(29, 0)).any())
+    (10, True)
+    """
+    return public_mask(n, (int(seed) + 0x41DDE) % 2**128)

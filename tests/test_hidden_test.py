@@ -115,3 +115,41 @@ def test_cli_synth_hidden_test(tmp_path):
     assert len(open_hidden(tmp_path / "c")) == 2
     bad = CliRunner().invoke(main, ["data", "synth", "--out", str(tmp_path / "d"), "--hidden-test", "-1"])
     assert bad.exit_code == 2
+
+
+@pytest.fixture(scope="module")
+def release(tmp_path_factory):
+    from test_prepare import make_brats2018
+
+    root = tmp_path_factory.mktemp("release") / "MICCAI_BraTS_2018_Data_Training"
+    make_brats2018(root, broken=False)
+    return root
+
+
+def test_prepare_hidden_test_takes_the_next_patients_privately(release, tmp_path):
+    from cohorts.prepare import prepare_competition
+
+    quiet = {"warn": lambda message: None, "seed": 3, "n_train": 2, "n_test": 2}
+    prepare_competition(release, tmp_path / "k0", **quiet)
+    summary = prepare_competition(release, tmp_path / "k1", n_hidden=1, **quiet)
+    plain, hidden = _tree(tmp_path / "k0"), _tree(tmp_path / "k1")
+    assert set(hidden) - set(plain) == {f"{PRIVATE_DIR}/{HIDDEN_H5}"} and summary.hidden == 1
+    assert all(hidden[n] == d for n, d in plain.items() if n != f"{PRIVATE_DIR}/{MANIFEST_FILE}")
+    manifest = json.loads(hidden[f"{PRIVATE_DIR}/{MANIFEST_FILE}"])
+    source_case = manifest["hidden"][0]
+    assert source_case["case_id"] == "hidden-0000"
+    used = {r["case_id"] for r in manifest["train"] + manifest["test"]}
+    assert "hidden-0000" not in used and "--hidden-test 1" in manifest["command"]
+    assert "hidden" not in json.loads(plain[f"{PRIVATE_DIR}/{MANIFEST_FILE}"])
+    truth = load_hidden_truth(tmp_path / "k1")
+    assert len(truth) == 1 and truth.y.sum() > 0
+    for path in (tmp_path / "k1").iterdir():
+        if path.is_file():
+            assert b"hidden" not in path.read_bytes()
+
+
+def test_prepare_cli_refuses_more_hidden_slices_than_patients(release, tmp_path):
+    result = CliRunner().invoke(main, ["data", "prepare", str(release), "--out", str(tmp_path / "c"), "--train", "2",
+                                       "--test", "2", "--hidden-test", "5", "--seed", "1"])
+    assert result.exit_code == 1 and "hidden" in result.output
+    assert not (tmp_path / "c" / PRIVATE_DIR).exists()

@@ -8,11 +8,9 @@ import click
 from brats_kit.progress import click_progress
 from brats_kit.text import safe_name
 
+from .prepare import HIDDEN_TEST
+
 #: Shared by 'data synth' and 'data prepare'.
-HIDDEN_TEST = click.option(
-    "--hidden-test", "n_hidden", default=0, show_default=True, type=click.IntRange(0),
-    help="Hidden test slices for the code track: inputs and truth under private/ only (students never get them).",
-)
 FORCE_COMPETITION = click.option(
     "--force", is_flag=True,
     help="Replace the competition --out already holds (students may hold its public files: its truth changes).",

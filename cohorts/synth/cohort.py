@@ -11,6 +11,7 @@ from plumbing.progress import no_progress
 
 from data_spec.background import foreground_mask
 from data_spec.constants import HIDDEN, SPLITS, TEST, TRAIN, X_DTYPE, X_ITEM_SHAPE, Y_DTYPE, Y_ITEM_SHAPE, case_ids, public_mask
+from data_spec.constants import hidden_public_mask
 from data_spec.errors import KitError
 from data_spec.layout import check_competition_out, write_competition
 from . import patient as _patient
@@ -63,10 +64,6 @@ def patient_rng(seed: int, split: str, index: int) -> np.random.Generator:
     """
     return np.random.default_rng([int(seed), STREAMS[split], int(index)])
 
-
-def hidden_public_mask(n: int, seed: int) -> np.ndarray:
-    """The public/private split of the hidden slices: the file track's rule, on its own stream of the seed."""
-    return public_mask(n, (int(seed) + STREAMS[HIDDEN]) % 2**SECRET_SEED_BITS)
 
 
 def simulate_case(seed: int, split: str, index: int):
