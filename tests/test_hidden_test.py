@@ -153,3 +153,22 @@ def test_prepare_cli_refuses_more_hidden_slices_than_patients(release, tmp_path)
                                        "--test", "2", "--hidden-test", "5", "--seed", "1"])
     assert result.exit_code == 1 and "hidden" in result.output
     assert not (tmp_path / "c" / PRIVATE_DIR).exists()
+
+
+def test_a_code_submission_is_scored_on_the_hidden_slices_like_bare_predict(builds, tmp_path):
+    from grader.code import grade_code, sandbox_problem
+    from grader.scoring import evaluate
+
+    if sandbox_problem():
+        pytest.skip(f"no sandbox on this machine: {sandbox_problem()}")
+    _, k3 = builds
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "submission.py").write_text("import numpy as np\n\ndef predict(x):\n"
+                                        "    return (x[..., 3] > 1.5).astype(np.uint8)\n")
+    x = np.asarray(open_hidden(k3).x)
+    truth = load_hidden_truth(k3)
+    run, verdict = grade_code(code, x, truth)
+    assert run.status == "ok" and verdict.status == "scored"
+    bare = evaluate((x[..., 3] > 1.5).astype(np.uint8), truth)
+    assert verdict.counts.scores("public") == bare.counts.scores("public")
