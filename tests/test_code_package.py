@@ -57,6 +57,7 @@ def _link_info(name):
     ([("submission.py", CODE), ("/private/test_truth.h5", _link_info("link"))], "link"),
     ([("submission.py", CODE), ("Submission.py", b"x")], "Submission.py"),
     ([("model.py", CODE)], None),
+    ([("submission.py", CODE), ("lib", b"a file"), ("lib/x.py", b"X = 1")], "lib/x.py"),
 ])
 def test_hostile_zips_are_refused_by_name(tmp_path, members, where):
     with pytest.raises(CodePackageError) as info:

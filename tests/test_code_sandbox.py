@@ -182,7 +182,7 @@ def test_secrets_on_the_host_are_out_of_reach(tmp_path, x, monkeypatch):
 
 def test_writes_outside_its_tmpfs_fail_and_tmp_is_private(tmp_path, x):
     targets = ["/job/code/planted.py", "/job/planted", "/planted", "/usr/planted", str(tmp_path / "planted"),
-               "/root/planted"]
+               "/root/planted", "/dev/planted", "/dev/shm/planted", "/proc/planted", "/etc/planted"]
     code = make_code(tmp_path, f"""
         import numpy as np
 

@@ -196,7 +196,9 @@ def sandbox_args(job: Path, limits: Limits, seccomp_fd: Optional[int], status_fd
         args += ["--setenv", key, value]
     args += _bind_paths()
     args += [
-        "--proc", "/proc", "--dev", "/dev",
+        # bwrap's /dev is a writable tmpfs without a size (and /dev/shm in it): read-only, or it is a
+        # way round the memory limit and the tmpfs size.
+        "--proc", "/proc", "--dev", "/dev", "--remount-ro", "/dev",
         "--size", str(limits.tmp_mb * 2**20), "--tmpfs", "/tmp",
         "--dir", "/job",
         "--ro-bind", str(job / "code"), "/job/code",

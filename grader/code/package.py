@@ -90,18 +90,28 @@ def _unzip(archive: Path, dest: Path) -> None:
             if not name.is_relative_to(root):
                 continue  # outside the submission folder (a __MACOSX/ beside it): not copied
             target = dest / name.relative_to(root)
-            target.parent.mkdir(parents=True, exist_ok=True)
             budget = min(MAX_BYTES - total, MAX_RATIO * max(info.compress_size, 1) + _CHUNK)
-            written = 0
-            with zf.open(info) as src, open(target, "xb") as out:
-                while chunk := src.read(_CHUNK):
-                    written += len(chunk)
-                    if written > budget:
-                        _refuse("member expands beyond the size cap (a compression bomb?)", path=archive,
-                                where=str(name), expected=f"at most {MAX_BYTES // 2**20} MiB in all, "
-                                f"compression ratio at most {MAX_RATIO}")
-                    out.write(chunk)
-            total += written
+            try:
+                total += _extract(zf, info, target, budget, archive, name)
+            except (OSError, zipfile.BadZipFile, NotImplementedError, RuntimeError) as exc:
+                # A file and a folder of the same name, a corrupt or unsupported member, a bad CRC.
+                _refuse(f"member cannot be extracted ({type(exc).__name__})", path=archive, where=str(name),
+                        expected="a zip made by 'zip -r' or a file manager", hint="zip the folder again")
+
+
+def _extract(zf, info, target: Path, budget: int, archive, name) -> int:
+    """Copy one member, counting the bytes actually inflated (never the size the archive declares)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    written = 0
+    with zf.open(info) as src, open(target, "xb") as out:
+        while chunk := src.read(_CHUNK):
+            written += len(chunk)
+            if written > budget:
+                _refuse("member expands beyond the size cap (a compression bomb?)", path=archive,
+                        where=str(name), expected=f"at most {MAX_BYTES // 2**20} MiB in all, "
+                        f"compression ratio at most {MAX_RATIO}")
+            out.write(chunk)
+    return written
 
 
 def _copy_folder(folder: Path, dest: Path) -> None:
