@@ -91,6 +91,15 @@ def test_code_run_refuses_bad_input_with_named_errors(tmp_path, competition):
     assert result.exit_code == 2
 
 
+def test_grade_code_refuses_inputs_of_other_slices(tmp_path, competition):
+    from data_spec import LayoutError
+
+    truth = load_truth(competition / "private")
+    x = np.asarray(open_split(competition, "test").x)[:-1]
+    with pytest.raises(LayoutError, match="input slices"):
+        grade_code(code(tmp_path, THRESHOLD), x, truth)
+
+
 def test_limits_are_checked():
     with pytest.raises(ValueError, match="time limit"):
         Limits(time_limit=0)

@@ -10,6 +10,7 @@ from typing import Optional
 
 import numpy as np
 
+from data_spec.errors import LayoutError
 from data_spec.layout import check_output_file, open_split
 from data_spec.submission import write_submission
 from data_spec.truth import Truth
@@ -71,6 +72,9 @@ def grade_code(source, x, truth: Truth, *, limits: Limits = Limits(), workdir=No
         path's (``scored`` or ``invalid``). The truth never enters the sandbox:
         only ``x`` does.
     """
+    if len(x) != len(truth):
+        raise LayoutError(f"{len(x)} input slices for a truth of {len(truth)}", path=truth.path,
+                          expected="the inputs and the truth of the same slices (open_hidden, load_hidden_truth)")
     run: SandboxRun = run_code(source, x, limits=limits, workdir=workdir)
     verdict: Optional[Verdict] = None if run.status == "failed" else verdict_of(run.validation, truth)
     return run, verdict
