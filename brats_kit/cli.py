@@ -14,6 +14,7 @@ import click
 
 from . import __version__
 from .commands.baseline import baseline
+from .commands.code import code
 from .commands.data import data
 from .commands.demo import demo
 from .commands.grade import score, validate
@@ -72,7 +73,7 @@ def __getattr__(name):
 
 
 for _command in (data, validate, score, leaderboard, baseline, demo, server, submit, submissions, finals,
-                 notebook):
+                 notebook, code):
     main.add_command(_command)
 
 if __name__ == "__main__":  # pragma: no cover

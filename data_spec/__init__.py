@@ -20,5 +20,17 @@ from .errors import (
     check_range,
 )
 from .hdf5 import LazyH5Array, is_hdf5, read_split_h5, sha256_array, sha256_file, write_split_h5
-from .layout import COURSE, HDF5, LAYOUTS, Split, detect_layout, find_truth, open_split, open_truth, write_competition
-from .truth import Truth, load_truth, truth_for
+from .layout import (
+    COURSE,
+    HDF5,
+    LAYOUTS,
+    Split,
+    detect_layout,
+    find_hidden,
+    find_truth,
+    open_hidden,
+    open_split,
+    open_truth,
+    write_competition,
+)
+from .truth import Truth, load_hidden_truth, load_truth, truth_for

@@ -12,10 +12,11 @@ __all__ = [
     "SPEC_VERSION", "HEIGHT", "WIDTH", "SLICE_SHAPE", "MODALITIES", "N_MODALITIES", "X_DTYPE", "Y_DTYPE",
     "X_ITEM_SHAPE", "Y_ITEM_SHAPE", "X_ITEM_BYTES", "Y_ITEM_BYTES", "TRAIN", "TEST", "SPLITS",
     "COURSE_X", "COURSE_Y", "SUBMISSION_FILE", "H5_FILES", "TRUTH_H5", "PRIVATE_DIR", "MANIFEST_FILE",
+    "HIDDEN", "HIDDEN_H5",
     "H5_X", "H5_Y", "H5_CASE_ID", "H5_PUBLIC", "H5_Y_PRED", "CASE_ID_DTYPE", "PUBLIC_FRACTION",
     "NORMALISATION", "F1_ALL_EMPTY", "DICE_BOTH_EMPTY", "DICE_ONE_EMPTY", "HD_PERCENTILE",
     "HD95_BOTH_EMPTY", "HD95_ONE_EMPTY", "NSD_TOLERANCE", "NSD_BOTH_EMPTY", "NSD_ONE_EMPTY",
-    "LESION_DILATION", "LESION_SIZE_THRESHOLD", "case_ids", "public_mask",
+    "LESION_DILATION", "LESION_SIZE_THRESHOLD", "case_ids", "public_mask", "hidden_public_mask",
 ]
 
 #: Version of the on-disk contract, written into every HDF5 file.
@@ -41,6 +42,8 @@ Y_ITEM_BYTES = HEIGHT * WIDTH * Y_DTYPE.itemsize
 TRAIN = "train"
 TEST = "test"
 SPLITS = (TRAIN, TEST)
+#: The hidden test slices of the code track: inputs and truth, under PRIVATE_DIR only (never a split a student opens).
+HIDDEN = "hidden"
 
 # Course layout: raw C-order memmaps without a header, N inferred from the size.
 COURSE_X = {TRAIN: "train_data_x.dat", TEST: "test_data_x.dat"}
@@ -56,6 +59,8 @@ TRUTH_H5 = "test_truth.h5"
 PRIVATE_DIR = "private"
 #: Provenance of a built competition (source cases, parameters, checksums); private.
 MANIFEST_FILE = "manifest.json"
+#: The hidden test slices (inputs ``x``, masks ``y``, ``case_id``, ``public``); lives under PRIVATE_DIR.
+HIDDEN_H5 = "hidden_test.h5"
 
 # HDF5 dataset names.
 H5_X = "x"
@@ -104,10 +109,11 @@ def case_ids(split: str, n: int) -> np.ndarray:
     Ids never name the source patient (a public BraTS case would reveal its truth);
     the mapping to source cases lives in the private manifest.
     """
-    if split not in SPLITS:
+    if split not in SPLITS + (HIDDEN,):
         from .errors import BadArgumentError  # constants is imported by errors' users; keep it a leaf
 
-        raise BadArgumentError(f"split must be one of {SPLITS}, got {split!r}", expected=" or ".join(SPLITS))
+        raise BadArgumentError(f"split must be one of {SPLITS + (HIDDEN,)}, got {split!r}",
+                               expected=" or ".join(SPLITS + (HIDDEN,)))
     return np.array([f"{split}-{i:04d}" for i in range(n)])
 
 
@@ -123,3 +129,17 @@ def public_mask(n: int, seed: int) -> np.ndarray:
     mask = np.zeros(n, dtype=bool)
     mask[order[:n_public]] = True
     return mask
+
+
+def hidden_public_mask(n: int, seed: int) -> np.ndarray:
+    """The public/private split of the ``n`` hidden test slices: :func:`public_mask`'s rule on its own stream.
+
+    The same build seed gives the test split and the hidden slices independent splits.
+
+    Examples
+    --------
+    >>> mask = hidden_public_mask(29, 0)
+    >>> int(mask.sum()), bool((mask != public_mask(29, 0)).any())
+    (10, True)
+    """
+    return public_mask(n, (int(seed) + 0x41DDE) % 2**128)

@@ -29,6 +29,8 @@ from .constants import (
     COURSE_X,
     COURSE_Y,
     H5_FILES,
+    HIDDEN,
+    HIDDEN_H5,
     MANIFEST_FILE,
     PRIVATE_DIR,
     SPLITS,
@@ -49,7 +51,7 @@ LAYOUTS = (COURSE, HDF5)
 #: The names a competition builder writes: the inputs, the masks, the truth and the manifest.
 #: No other command writes a file of these names, whatever ``--force`` says.
 CONTRACT_FILES = frozenset(
-    list(H5_FILES.values()) + list(COURSE_X.values()) + list(COURSE_Y.values()) + [TRUTH_H5, MANIFEST_FILE]
+    list(H5_FILES.values()) + list(COURSE_X.values()) + list(COURSE_Y.values()) + [TRUTH_H5, MANIFEST_FILE, HIDDEN_H5]
 )
 
 
@@ -196,6 +198,34 @@ def open_truth(path) -> Split:
     return Split(None, y, case_ids(TEST, len(y)), None, COURSE, path)
 
 
+def find_hidden(path) -> Path:
+    """Locate the hidden test slices: the file, a ``private/`` folder, or a competition directory."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    for candidate in (path / HIDDEN_H5, path / PRIVATE_DIR / HIDDEN_H5):
+        if candidate.is_file():
+            return candidate
+    raise MissingFileError(
+        "no hidden test slices found", path=path, expected=f"{HIDDEN_H5}, here or under {PRIVATE_DIR}/",
+        hint="build the competition with 'brats-kit data synth --hidden-test K' (or 'data prepare ... --hidden-test K')",
+    )
+
+
+def open_hidden(path) -> Split:
+    """Open the code track's hidden test slices lazily: ``x``, ``y``, ``case_id``, ``public``.
+
+    Only the grader reads them: ``x`` goes into a code submission's sandbox, ``y``
+    never does (its :class:`~data_spec.truth.Truth` comes from :func:`data_spec.truth.load_hidden_truth`).
+    """
+    path = find_hidden(path)
+    split = _open_h5(path, verify=False)
+    if split.x is None or split.y is None or split.public is None or split.attrs.get("split") != HIDDEN:
+        raise LayoutError("not a hidden test file", path=path, expected="inputs x, masks y, case ids and public "
+                          f"flags, split attribute {HIDDEN!r}")
+    return split
+
+
 # -- what a command may write where ---------------------------------------------------------------
 
 
@@ -338,6 +368,7 @@ def write_competition(
     manifest: dict | None = None,
     layouts=LAYOUTS,
     force: bool = False,
+    hidden: dict | None = None,
 ) -> dict:
     """Write a whole competition directory: student files, then ``private/``.
 
@@ -354,6 +385,9 @@ def write_competition(
     manifest : dict, optional
         Written as ``private/manifest.json`` with the checksums of every file added.
     layouts : iterable of {"course", "hdf5"}
+    hidden : dict, optional
+        The code track's hidden test slices: ``x``, ``y``, ``case_id``, ``public``,
+        written together to ``private/hidden_test.h5`` only (whatever the layouts).
     force : bool
         Replace the competition ``out`` already holds (see
         :func:`check_competition_out`); its files of the contract that this
@@ -381,7 +415,7 @@ def write_competition(
     # failure never leaves new files beside old ones from another build.
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out))
     try:
-        staged = _write_all(staging, train, test, attrs, manifest, layouts)
+        staged = _write_all(staging, train, test, attrs, manifest, layouts, hidden)
         written = {}
         for name, path in staged.items():
             final = out / name
@@ -396,7 +430,7 @@ def write_competition(
     return written
 
 
-def _write_all(out: Path, train, test, attrs, manifest, layouts) -> dict:
+def _write_all(out: Path, train, test, attrs, manifest, layouts, hidden=None) -> dict:
     private = out / PRIVATE_DIR
     written = {}
     if HDF5 in layouts:
@@ -414,6 +448,11 @@ def _write_all(out: Path, train, test, attrs, manifest, layouts) -> dict:
         written[COURSE_Y[TRAIN]] = write_course_array(out / COURSE_Y[TRAIN], train["y"], "y")
         written[COURSE_X[TEST]] = write_course_array(out / COURSE_X[TEST], test["x"], "x")
         written[f"{PRIVATE_DIR}/{COURSE_Y[TEST]}"] = write_course_array(private / COURSE_Y[TEST], test["y"], "y")
+    if hidden is not None:
+        written[f"{PRIVATE_DIR}/{HIDDEN_H5}"] = write_split_h5(
+            private / HIDDEN_H5, x=hidden["x"], y=hidden["y"], case_id=hidden["case_id"], public=hidden["public"],
+            split=HIDDEN, attrs=attrs,
+        )
     if manifest is not None:
         body = dict(manifest)
         body["files"] = {name: sha256_file(p) for name, p in sorted(written.items())}

@@ -16,7 +16,7 @@ import numpy as np
 from .constants import COURSE_Y, PRIVATE_DIR, SLICE_SHAPE, TEST, TRUTH_H5, Y_DTYPE, public_mask
 from .errors import BadTruthError, LayoutError
 from .hdf5 import sha256_array, sha256_file
-from .layout import Split, find_truth, open_truth
+from .layout import Split, find_truth, open_hidden, open_truth
 
 #: ``Truth.public_source`` when the truth file itself holds the public flags.
 FLAGS_FROM_TRUTH = "truth"
@@ -151,6 +151,24 @@ def load_truth(truth, *, seed: int = 0) -> Truth:
                   "the truth file has no public flags")
     case_id = np.asarray(split.case_id, dtype=str)
     return Truth(y, case_id, public, source, digest, Path(path) if path is not None else None)
+
+
+def load_hidden_truth(path) -> Truth:
+    """The :class:`Truth` of the code track's hidden test slices (``private/hidden_test.h5``).
+
+    Parameters
+    ----------
+    path : path-like
+        The file, a ``private/`` folder or a competition directory (see
+        :func:`data_spec.layout.find_hidden`).
+
+    Returns
+    -------
+    Truth
+        Masks, ``hidden-NNNN`` case ids and the public flags the file holds; the
+        inputs come from :func:`data_spec.layout.open_hidden`.
+    """
+    return load_truth(open_hidden(path))
 
 
 def truth_for(truth, split: Split) -> Truth:

@@ -156,3 +156,15 @@ SUBMISSION_CODES = (
     "nan",
     "id_mismatch",
 )
+
+
+class CodePackageError(KitError, ValueError):
+    """A code submission (folder or .zip) refused before it runs: a hostile path, a link, too big, no submission.py."""
+
+    code = "bad_package"
+
+
+class SandboxUnavailableError(KitError, RuntimeError):
+    """No sandbox can be made on this machine (no ``bwrap``, or namespaces forbidden): student code never runs."""
+
+    code = "no_sandbox"

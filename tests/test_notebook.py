@@ -35,3 +35,7 @@ def test_notebook_runs_without_error(tmp_path, monkeypatch):
         out.get("text", "") for cell in nb.cells if cell.cell_type == "code" for out in cell.get("outputs", [])
     )
     assert "valid" in outputs and "Dice" in outputs
+    from grader.code import sandbox_problem
+
+    if sandbox_problem() is None:  # the packaged model runs in the sandbox and predicts what the notebook did
+        assert "same predictions as in this notebook: True" in outputs, outputs[-2000:]

@@ -8,6 +8,8 @@ import click
 from brats_kit.progress import click_progress
 from brats_kit.text import safe_name
 
+from .prepare import HIDDEN_TEST
+
 #: Shared by 'data synth' and 'data prepare'.
 FORCE_COMPETITION = click.option(
     "--force", is_flag=True,
@@ -34,9 +36,10 @@ def _register():
 @click.option("--seed", default=None, type=click.IntRange(0, 2**128 - 1),
               help="Same seed, byte-identical files (tests, benchmarks), but students holding the kit and the seed "
                    "can regenerate the test truth. Default: a secret 128-bit seed, kept under private/.")
+@HIDDEN_TEST
 @FORCE_COMPETITION
 @click.option("--json", "as_json", is_flag=True, help="Print the files written as JSON.")
-def synth(out, n_train, n_test, seed, force, as_json):
+def synth(out, n_train, n_test, seed, n_hidden, force, as_json):
     """Write the synthetic BraTS-like cohort (built on the MNI152 anatomy nilearn ships).
 
     DIR must not hold a competition already (unless --force), nor lie in one's private/ folder.
@@ -51,7 +54,7 @@ def synth(out, n_train, n_test, seed, force, as_json):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ReproducibleSeedWarning)  # said above, in the command's words
         written = write_synthetic_competition(out, n_train=n_train, n_test=n_test, seed=seed,
-                                              progress=click_progress, force=force)
+                                              progress=click_progress, force=force, n_hidden=n_hidden)
     if as_json:
         from brats_kit.output import echo_json
 
@@ -59,6 +62,8 @@ def synth(out, n_train, n_test, seed, force, as_json):
         return
     shown = safe_name(out)
     click.echo(f"wrote {n_train} training and {n_test} test slices to {shown}/ (test truth under {shown}/private/)")
+    if n_hidden:
+        click.echo(f"wrote {n_hidden} hidden test slices for the code track under {shown}/private/ only")
     for name in written:
         click.echo(f"  {name}")
     if seed is None:

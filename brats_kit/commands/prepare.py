@@ -8,6 +8,12 @@ import click
 from brats_kit.progress import click_progress
 from brats_kit.text import safe_name, safe_text
 
+#: Shared by 'data prepare' and 'data synth'.
+HIDDEN_TEST = click.option(
+    "--hidden-test", "n_hidden", default=0, show_default=True, type=click.IntRange(0),
+    help="Hidden test slices for the code track: inputs and truth under private/ only (students never get them).",
+)
+
 
 @click.command()
 @click.argument("source", type=click.Path(exists=True, path_type=Path))
@@ -20,10 +26,11 @@ from brats_kit.text import safe_name, safe_text
               "Default: a secret random seed, recorded only in DIR/private/manifest.json.")
 @click.option("--slice", "slice_rule", type=click.Choice(["largest", "random"]), default="largest", show_default=True,
               help="Axial slice per patient: largest tumour area, or a seeded random slice with tumour.")
+@HIDDEN_TEST
 @click.option("--force", is_flag=True,
               help="Replace the competition --out already holds (students may hold its public files: its truth changes).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def prepare(source, out, n_train, n_test, seed, slice_rule, force, as_json):
+def prepare(source, out, n_train, n_test, seed, slice_rule, n_hidden, force, as_json):
     """Build the competition from the BraTS release in SOURCE.
 
     Recognises BraTS 2018-2020, BraTS 2021, BraTS 2023+ glioma and the Medical
@@ -45,7 +52,7 @@ def prepare(source, out, n_train, n_test, seed, slice_rule, force, as_json):
 
     summary = prepare_competition(
         source, out, n_train=n_train, n_test=n_test, seed=seed, slice_rule=slice_rule,
-        progress=click_progress, warn=warn, force=force,
+        progress=click_progress, warn=warn, force=force, n_hidden=n_hidden,
     )
     if as_json:
         from brats_kit.output import echo_json
@@ -67,4 +74,6 @@ def format_prepare_summary(summary) -> str:
     seed = "a secret seed" if s.seed_source.startswith("secret") else f"seed {s.seed}"
     lines.append(f"wrote {safe_name(s.out)}/ ({s.slice_rule} slice, {seed}); "
                  f"test truth and manifest under {safe_name(s.out)}/private/ (the students' files carry no seed)")
+    if s.hidden:
+        lines.append(f"{s.hidden} hidden test slices for the code track under {safe_name(s.out)}/private/ only")
     return "\n".join(lines)

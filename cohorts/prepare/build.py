@@ -20,12 +20,14 @@ from data_spec.constants import (
     NORMALISATION,
     PRIVATE_DIR,
     SLICE_SHAPE,
+    HIDDEN,
     SPEC_VERSION,
     TEST,
     TRAIN,
     X_DTYPE,
     Y_DTYPE,
     case_ids,
+    hidden_public_mask,
     public_mask,
 )
 from data_spec.errors import BadArgumentError, KitError, check_choice
@@ -76,6 +78,7 @@ def prepare_competition(
     progress=no_progress,
     warn=_warn,
     force: bool = False,
+    n_hidden: int = 0,
 ) -> "PreparedCompetition":
     """Turn a downloaded BraTS release into the course's competition.
 
@@ -145,14 +148,15 @@ def prepare_competition(
     is skipped with a warning that names it, and counted; never the whole build.
     Memory: one patient's volumes plus the kept slices (about 1 MB each).
     """
-    seed, seed_source = _check_arguments(n_train, n_test, seed, slice_rule)
+    seed, seed_source = _check_arguments(n_train, n_test, seed, slice_rule, n_hidden)
     check_competition_out(out, force=force)
     src = find_source(source)
-    n_needed = n_train + n_test
+    n_needed = n_train + n_test + n_hidden
     title = f"{src.scheme.title} ({len(src.cases)} cases found)"
     if len(src.cases) < n_needed:
         raise NotEnoughCasesError(
-            f"{title}: {n_train} train + {n_test} test = {n_needed} patients asked for",
+            f"{title}: {n_train} train + {n_test} test{f' + {n_hidden} hidden' if n_hidden else ''} = "
+            f"{n_needed} patients asked for",
             path=src.root,
             hint="ask for fewer with --train/--test",
         )
@@ -167,33 +171,38 @@ def prepare_competition(
         x[i], y[i] = kept.x, kept.y
         records.append(record)
     if len(records) < n_needed:
-        raise reader.not_enough(title, len(records), n_train, n_test)
+        raise reader.not_enough(title, len(records), n_train, n_test, n_hidden)
 
     public = public_mask(n_test, seed)
-    ids = {TRAIN: case_ids(TRAIN, n_train), TEST: case_ids(TEST, n_test)}
+    flags = {TEST: public, HIDDEN: hidden_public_mask(n_hidden, seed)}
+    ids = {TRAIN: case_ids(TRAIN, n_train), TEST: case_ids(TEST, n_test), HIDDEN: case_ids(HIDDEN, n_hidden)}
+    n_known = n_train + n_test
     for i, record in enumerate(records):
-        split, j = (TRAIN, i) if i < n_train else (TEST, i - n_train)
+        split, j = (TRAIN, i) if i < n_train else (TEST, i - n_train) if i < n_known else (HIDDEN, i - n_known)
         record["case_id"] = str(ids[split][j])
-        if split == TEST:
-            record["public"] = bool(public[j])
+        if split != TRAIN:
+            record["public"] = bool(flags[split][j])
     manifest = _manifest(src, records, reader, n_train=n_train, n_test=n_test, seed=seed,
-                         seed_source=seed_source, slice_rule=slice_rule)
+                         seed_source=seed_source, slice_rule=slice_rule, n_hidden=n_hidden)
     # Public attributes (every HDF5 file): nothing that would let a student rerun the build (no seed)
     # or tell which source patient a test case is. The seed and the sources stay in the private manifest.
     attrs = {"generator": GENERATOR, "source_kind": src.scheme.kind, "slice_rule": slice_rule}
     written = write_competition(
         out,
         train={"x": x[:n_train], "y": y[:n_train], "case_id": ids[TRAIN]},
-        test={"x": x[n_train:], "y": y[n_train:], "case_id": ids[TEST], "public": public},
+        test={"x": x[n_train:n_known], "y": y[n_train:n_known], "case_id": ids[TEST], "public": public},
         attrs=attrs,
         manifest=manifest,
         force=force,
+        # The hidden slices are the last patients read: private/hidden_test.h5 only.
+        hidden={"x": x[n_known:], "y": y[n_known:], "case_id": ids[HIDDEN], "public": flags[HIDDEN]}
+        if n_hidden else None,
     )
     return PreparedCompetition(
         source={"path": str(src.root), "kind": src.scheme.kind, "title": src.scheme.title},
         found=len(src.cases), read=reader.read, used=n_needed, n_skipped=len(reader.skipped),
         skipped=reader.skipped, not_read=len(src.cases) - reader.read, train=n_train, test=n_test,
-        public=int(public.sum()), slice_rule=slice_rule,
+        public=int(public.sum()), slice_rule=slice_rule, hidden=n_hidden,
         # a secret seed is not echoed (terminals get pasted): it is in the private manifest
         seed=None if seed_source.startswith("secret") else seed, seed_source=seed_source,
         out=str(Path(out)), manifest=str(Path(out) / PRIVATE_DIR / MANIFEST_FILE),
@@ -222,6 +231,8 @@ class PreparedCompetition:
     out, manifest : str
     files : dict
         Relative name -> path of every file written.
+    hidden : int
+        Hidden test slices (the code track's, under ``private/`` only).
     """
 
     source: dict
@@ -240,13 +251,16 @@ class PreparedCompetition:
     out: str
     manifest: str
     files: dict
+    hidden: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def _check_arguments(n_train, n_test, seed, slice_rule) -> tuple:
+def _check_arguments(n_train, n_test, seed, slice_rule, n_hidden=0) -> tuple:
     """The checked seed (drawn in secret when None) and where it came from; BadArgumentError otherwise."""
+    if isinstance(n_hidden, bool) or not isinstance(n_hidden, (int, np.integer)) or n_hidden < 0:
+        raise BadArgumentError(f"n_hidden must be a non-negative integer, got {n_hidden!r}")
     for name, value in (("n_train", n_train), ("n_test", n_test)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise BadArgumentError(f"{name} must be an integer of at least 1, got {value!r}")
@@ -329,24 +343,26 @@ class _PatientReader:
             self._seen[k] = case.case_id
         return record
 
-    def not_enough(self, title: str, n_usable: int, n_train: int, n_test: int) -> NotEnoughCasesError:
+    def not_enough(self, title: str, n_usable: int, n_train: int, n_test: int, n_hidden: int = 0) -> NotEnoughCasesError:
         """The error for a release with fewer usable patients than asked for."""
         skipped = self.skipped
         reasons = "; ".join(f"{s['case']}: {s['reason']}" for s in skipped[:3]) + ("; ..." if len(skipped) > 3 else "")
         return NotEnoughCasesError(
             f"{title}: only {n_usable} usable patients ({len(skipped)} skipped: {reasons}); "
-            f"{n_train} train + {n_test} test = {n_train + n_test} asked for",
+            f"{n_train} train + {n_test} test{f' + {n_hidden} hidden' if n_hidden else ''} = "
+            f"{n_train + n_test + n_hidden} asked for",
             path=self.src.root,
-            hint="ask for fewer with --train/--test"
+            hint="ask for fewer with --train/--test" + ("/--hidden-test" if n_hidden else "")
             + ("; a validation release has no label maps: use the training data"
                if all(s["reason"] == "missing seg" for s in skipped) else ""),
         )
 
 
-def _manifest(src, records, reader: _PatientReader, *, n_train, n_test, seed, seed_source, slice_rule) -> dict:
+def _manifest(src, records, reader: _PatientReader, *, n_train, n_test, seed, seed_source, slice_rule,
+              n_hidden=0) -> dict:
     """The private manifest: parameters (the seed among them), source, preprocessing, every patient's record."""
     root = src.root
-    return {
+    manifest = {
         "generator": GENERATOR,
         "spec_version": SPEC_VERSION,
         "command": f"brats-kit data prepare {shlex.quote(str(root))} --out DIR --train {n_train} --test {n_test} "
@@ -359,7 +375,12 @@ def _manifest(src, records, reader: _PatientReader, *, n_train, n_test, seed, se
                           "orientation": ORIENTATION, "axcodes": "".join(AXCODES),
                           "whole_tumour": "every non-zero label"},
         "train": records[:n_train],
-        "test": records[n_train:],
+        "test": records[n_train:n_train + n_test],
         "skipped": reader.skipped,
         "not_read": len(src.cases) - reader.read,
     }
+    if n_hidden:  # absent otherwise: a build without hidden slices is byte-identical to one before they existed
+        manifest["command"] += f" --hidden-test {n_hidden}"
+        manifest["parameters"]["n_hidden"] = n_hidden
+        manifest["hidden"] = records[n_train + n_test:]
+    return manifest

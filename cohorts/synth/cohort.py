@@ -10,7 +10,8 @@ from threadpoolctl import threadpool_limits
 from plumbing.progress import no_progress
 
 from data_spec.background import foreground_mask
-from data_spec.constants import SPLITS, TEST, TRAIN, X_DTYPE, X_ITEM_SHAPE, Y_DTYPE, Y_ITEM_SHAPE, case_ids, public_mask
+from data_spec.constants import HIDDEN, SPLITS, TEST, TRAIN, X_DTYPE, X_ITEM_SHAPE, Y_DTYPE, Y_ITEM_SHAPE, case_ids, public_mask
+from data_spec.constants import hidden_public_mask
 from data_spec.errors import KitError
 from data_spec.layout import check_competition_out, write_competition
 from . import patient as _patient
@@ -34,10 +35,10 @@ class ReproducibleSeedWarning(UserWarning):
     """An explicit seed: anyone holding the kit and the seed can regenerate the test truth."""
 
 
-def _check_args(n_train, n_test, seed):
-    for name, n in (("n_train", n_train), ("n_test", n_test)):
-        if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
-            raise KitError(f"{name} must be a positive integer, got {n!r}", code="bad_argument")
+def _check_args(n_train, n_test, seed, n_hidden=0):
+    for name, n, low in (("n_train", n_train, 1), ("n_test", n_test, 1), ("n_hidden", n_hidden, 0)):
+        if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < low:
+            raise KitError(f"{name} must be an integer of at least {low}, got {n!r}", code="bad_argument")
     if seed is None:
         return
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or not 0 <= seed <= MAX_SEED:
@@ -52,12 +53,17 @@ def draw_secret_seed() -> int:
     return secrets.randbits(SECRET_SEED_BITS)
 
 
+#: The random stream of each split: train and test as they always were, the hidden slices their own.
+STREAMS = {**{split: i for i, split in enumerate(SPLITS)}, HIDDEN: len(SPLITS)}
+
+
 def patient_rng(seed: int, split: str, index: int) -> np.random.Generator:
     """The random stream of one patient: from (seed, split, index) only.
 
     A patient is therefore the same whatever the size of the cohort it is part of.
     """
-    return np.random.default_rng([int(seed), SPLITS.index(split), int(index)])
+    return np.random.default_rng([int(seed), STREAMS[split], int(index)])
+
 
 
 def simulate_case(seed: int, split: str, index: int):
@@ -74,7 +80,7 @@ def simulate_case(seed: int, split: str, index: int):
         The patient's simulation parameters (for the private manifest).
     """
     rng = patient_rng(seed, split, index)
-    phase = np.random.default_rng([int(seed), SPLITS.index(split)]).integers(AWAY_EVERY)
+    phase = np.random.default_rng([int(seed), STREAMS[split]]).integers(AWAY_EVERY)
     # The matrix products here are tiny (n x 3 by 3 x k): threaded BLAS only adds
     # overhead (twice the time per slice, worse on a busy machine).
     with threadpool_limits(1, user_api="blas"):
@@ -135,7 +141,8 @@ def _parameters() -> dict:
     return out
 
 
-def synthesize(n_train: int = 256, n_test: int = 29, seed: int | None = None, progress=no_progress) -> dict:
+def synthesize(n_train: int = 256, n_test: int = 29, seed: int | None = None, progress=no_progress,
+               n_hidden: int = 0) -> dict:
     """Build the synthetic BraTS-like cohort in memory.
 
     Each case is one axial slice of its own simulated patient: MNI152 anatomy
@@ -155,22 +162,25 @@ def synthesize(n_train: int = 256, n_test: int = 29, seed: int | None = None, pr
         the private ``manifest``, never in ``attrs``.
     progress : callable
         Wraps the loop over cases (see :mod:`plumbing.progress`).
+    n_hidden : int
+        Hidden test slices for the code track (inputs and truth, private; 0: none,
+        and everything else byte-identical to a build without them).
 
     Returns
     -------
     dict
         ``train``: ``x``, ``y``, ``case_id``; ``test``: the same and
-        ``public``; ``attrs`` (HDF5 provenance written into the students'
+        ``public``; ``hidden`` (when ``n_hidden``): the same as ``test``; ``attrs`` (HDF5 provenance written into the students'
         files: nothing in it depends on the seed); ``manifest`` (the seed, its
         source, parameters and per-case simulation parameters: private).
     """
-    _check_args(n_train, n_test, seed)
+    _check_args(n_train, n_test, seed, n_hidden)
     seed_source = "explicit" if seed is not None else f"secret: {SECRET_SEED_BITS} bits from the operating system"
     seed = draw_secret_seed() if seed is None else int(seed)
     import nilearn
 
     load_anatomy()
-    sizes = {TRAIN: n_train, TEST: n_test}
+    sizes = {TRAIN: n_train, TEST: n_test, **({HIDDEN: n_hidden} if n_hidden else {})}
     data = {
         split: {
             "x": np.empty((n,) + X_ITEM_SHAPE, dtype=X_DTYPE),
@@ -180,14 +190,16 @@ def synthesize(n_train: int = 256, n_test: int = 29, seed: int | None = None, pr
         for split, n in sizes.items()
     }
     data[TEST]["public"] = public_mask(n_test, seed)
+    if n_hidden:
+        data[HIDDEN]["public"] = hidden_public_mask(n_hidden, seed)
     cases = {}
-    jobs = [(split, i) for split in SPLITS for i in range(sizes[split])]
+    jobs = [(split, i) for split in sizes for i in range(sizes[split])]
     for split, i in progress(jobs, label="simulating patients", length=len(jobs)):
         x, y, params = simulate_case(seed, split, i)
         data[split]["x"][i] = x
         data[split]["y"][i] = y
-        if split == TEST:
-            params["public"] = bool(data[TEST]["public"][i])
+        if split != TRAIN:
+            params["public"] = bool(data[split]["public"][i])
         cases[str(data[split]["case_id"][i])] = params
     # Public provenance: what built the data, never the seed nor anything drawn from it
     # (a student holding the kit and the seed regenerates the test truth).
@@ -207,11 +219,15 @@ def synthesize(n_train: int = 256, n_test: int = 29, seed: int | None = None, pr
         "parameters": _parameters(),
         "cases": cases,
     }
-    return {"train": data[TRAIN], "test": data[TEST], "attrs": attrs, "manifest": manifest}
+    out = {"train": data[TRAIN], "test": data[TEST], "attrs": attrs, "manifest": manifest}
+    if n_hidden:
+        manifest["n_hidden"] = n_hidden
+        out["hidden"] = data[HIDDEN]
+    return out
 
 
 def write_synthetic_competition(out, n_train: int = 256, n_test: int = 29, seed: int | None = None, progress=no_progress,
-                                force: bool = False) -> dict:
+                                force: bool = False, n_hidden: int = 0) -> dict:
     """Build the synthetic cohort and write it as a competition directory (both layouts).
 
     Everything is simulated in memory first, then written file by file
@@ -224,6 +240,9 @@ def write_synthetic_competition(out, n_train: int = 256, n_test: int = 29, seed:
     reproduces the files byte for byte and emits a
     :class:`ReproducibleSeedWarning`: students holding the kit and that seed
     could rebuild the truth (use it for tests and benchmarks, not for a class).
+
+    ``n_hidden`` hidden test slices (the code track's) go, inputs and truth, to
+    ``out/private/hidden_test.h5`` only.
 
     ``out`` must not hold a competition already, unless ``force``
     (:func:`data_spec.layout.check_competition_out`, checked before simulating).
@@ -241,7 +260,8 @@ def write_synthetic_competition(out, n_train: int = 256, n_test: int = 29, seed:
             ReproducibleSeedWarning,
             stacklevel=2,
         )
-    data = synthesize(n_train=n_train, n_test=n_test, seed=seed, progress=progress)
+    data = synthesize(n_train=n_train, n_test=n_test, seed=seed, progress=progress, n_hidden=n_hidden)
     return write_competition(
-        out, train=data["train"], test=data["test"], attrs=data["attrs"], manifest=data["manifest"], force=force
+        out, train=data["train"], test=data["test"], attrs=data["attrs"], manifest=data["manifest"], force=force,
+        hidden=data.get("hidden"),
     )
