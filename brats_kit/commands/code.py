@@ -10,12 +10,6 @@ from brats_kit.text import safe_name, safe_text
 EXIT_INVALID = 1
 
 
-def _default(name):
-    from grader.code import Limits
-
-    return getattr(Limits(), name)
-
-
 @click.group()
 def code():
     """Code submissions: a folder (or .zip) holding submission.py that defines predict(x)."""
@@ -27,9 +21,10 @@ def code():
               help="The competition folder you were given: predict runs on its public test inputs.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="The submission file to write (e.g. test_data_ypred.dat).")
-@click.option("--time-limit", type=click.FloatRange(1, 24 * 3600), default=_default("time_limit"), show_default=True,
+@click.option("--time-limit", type=click.FloatRange(1, 24 * 3600), default=None,
+              show_default="the server's",
               help="Wall-clock seconds for the whole run (the server's default).")
-@click.option("--memory-mb", type=click.IntRange(256), default=_default("memory_mb"), show_default=True,
+@click.option("--memory-mb", type=click.IntRange(256), default=None, show_default="the server's",
               help="Memory limit in MB (the server's default).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object: status, failure, errors, log, out.")
 def run(source, data, out, time_limit, memory_mb, as_json):
@@ -46,7 +41,9 @@ def run(source, data, out, time_limit, memory_mb, as_json):
     """
     from grader.code import Limits, code_run
 
-    result = code_run(source, data, out, limits=Limits(time_limit=time_limit, memory_mb=memory_mb))
+    given = {"time_limit": time_limit, "memory_mb": memory_mb}
+    limits = Limits(**{name: value for name, value in given.items() if value is not None})
+    result = code_run(source, data, out, limits=limits)
     if as_json:
         from brats_kit.output import echo_json
 
