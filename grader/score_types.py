@@ -26,7 +26,7 @@ from .hausdorff import hd95_per_slice, mean_hd95
 
 __all__ = [
     "ScoreType", "PixelF1", "MeanDice", "Precision", "Recall", "DiceTumourSlices", "EmptySlicesCorrect",
-    "HD95", "SCORE_TYPES", "COUNT_SCORES", "check_counts", "ratio", "dice_per_slice",
+    "HD95", "SCORE_TYPES", "COUNT_SCORES", "RANKING", "check_counts", "ratio", "dice_per_slice",
 ]
 
 
@@ -231,3 +231,7 @@ class HD95(ScoreType):
 SCORE_TYPES = (PixelF1(), MeanDice(), Precision(), Recall(), DiceTumourSlices(), EmptySlicesCorrect(), HD95())
 #: The scores that follow from per-slice counts alone.
 COUNT_SCORES = tuple(st for st in SCORE_TYPES if not st.needs_masks)
+#: The official ranking score, declared once (RAMP's ``score_type`` of a problem): the leaderboard's
+#: selection and ranking, the server's board and API, and the gradebook all read ``RANKING.name``
+#: from a submission's scores and order by it (:mod:`grader.leaderboard.ranking`).
+RANKING: ScoreType = next(st for st in SCORE_TYPES if isinstance(st, MeanDice))
