@@ -1,8 +1,20 @@
 """Grade a submission against the hidden truth: validate, count once, score, report.
 
+>>> import tempfile, numpy as np
+>>> from pathlib import Path
+>>> from data_spec import case_ids, write_competition
+>>> from data_spec.submission import write_submission
+>>> root = Path(tempfile.mkdtemp())
+>>> y = np.zeros((4, 240, 240), np.uint8); y[:, 100:140, 100:140] = 1
+>>> x = np.zeros((4, 240, 240, 4), np.float32)
+>>> _ = write_competition(root / "competition", train={"x": x, "y": y, "case_id": case_ids("train", 4)},
+...                       test={"x": x, "y": y, "case_id": case_ids("test", 4),
+...                             "public": np.array([True, True, False, False])}, attrs={"generator": "doc"})
+>>> _ = write_submission(root / "test_data_ypred.dat", np.roll(y, 10, axis=2))
 >>> from grader import grade
->>> grade("test_data_ypred.dat", "competition/private")      # doctest: +SKIP
-{'status': 'scored', 'errors': [], 'f1': 0.81, 'dice': 0.77, ...}
+>>> result = grade(root / "test_data_ypred.dat", root / "competition" / "private")
+>>> result["status"], round(result["f1"], 2), round(result["dice"], 2)
+('scored', 0.75, 0.75)
 """
 from __future__ import annotations
 

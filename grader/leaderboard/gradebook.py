@@ -1,9 +1,18 @@
 """The gradebook: one row per student, with the team's final private score turned into marks.
 
->>> roster = read_roster("roster.csv")  # doctest: +SKIP
->>> scores = scores_from_site("site")  # built with --reveal  # doctest: +SKIP
->>> book = make_gradebook(roster, scores, parse_scale("linear:20"))  # doctest: +SKIP
->>> write_gradebook("grades-moodle.csv", book, "moodle")  # doctest: +SKIP
+>>> import tempfile
+>>> from pathlib import Path
+>>> folder = Path(tempfile.mkdtemp())
+>>> _ = (folder / "roster.csv").write_text("student_id,name,email,team\\n1,Ada,ada@example.org,owls\\n"
+...                                        "2,Bob,bob@example.org,larks\\n", encoding="utf-8")
+>>> roster = read_roster(folder / "roster.csv")
+>>> # The revealed board's private scores: LeaderboardSummary.board, or scores_from_site(SITE).
+>>> scores = BoardScores({"owls": 0.82, "larks": None}, {"flair-threshold": 0.6, "svm": 0.9})
+>>> book = make_gradebook(roster, scores, parse_scale("linear:20"))
+>>> [(r.student.name, r.grade, r.status) for r in book.rows]
+[('Ada', 14.67, 'graded'), ('Bob', 0.0, 'no valid submission')]
+>>> write_gradebook(folder / "grades-moodle.csv", book, "moodle")["graded"]
+1
 
 Formats (checked against the platforms' own documentation):
 
