@@ -1,18 +1,16 @@
 """Grade a submission against the hidden truth: validate, count once, score, report.
 
+The truth may be the course's own ``test_data_y.dat`` (its public cases then drawn from a seed):
+
 >>> import tempfile, numpy as np
 >>> from pathlib import Path
->>> from data_spec import case_ids, write_competition
->>> from data_spec.submission import write_submission
->>> root = Path(tempfile.mkdtemp())
->>> y = np.zeros((4, 240, 240), np.uint8); y[:, 100:140, 100:140] = 1
->>> x = np.zeros((4, 240, 240, 4), np.float32)
->>> _ = write_competition(root / "competition", train={"x": x, "y": y, "case_id": case_ids("train", 4)},
-...                       test={"x": x, "y": y, "case_id": case_ids("test", 4),
-...                             "public": np.array([True, True, False, False])}, attrs={"generator": "doc"})
->>> _ = write_submission(root / "test_data_ypred.dat", np.roll(y, 10, axis=2))
+>>> from data_spec import write_course_array
 >>> from grader import grade
->>> result = grade(root / "test_data_ypred.dat", root / "competition" / "private")
+>>> folder = Path(tempfile.mkdtemp())
+>>> truth = np.zeros((4, 240, 240), np.uint8); truth[:, 100:140, 100:140] = 1
+>>> _ = write_course_array(folder / "test_data_y.dat", truth, "y")
+>>> _ = write_course_array(folder / "test_data_ypred.dat", np.roll(truth, 10, axis=2), "y")
+>>> result = grade(folder / "test_data_ypred.dat", folder / "test_data_y.dat")
 >>> result["status"], round(result["f1"], 2), round(result["dice"], 2)
 ('scored', 0.75, 0.75)
 """

@@ -1,23 +1,16 @@
 """Validate a submission: the same code for the student's check and the instructor's grader.
 
->>> import tempfile, numpy as np
->>> from pathlib import Path
->>> from data_spec import case_ids, write_competition
->>> from data_spec.submission import write_submission
->>> root = Path(tempfile.mkdtemp())
->>> y = np.zeros((4, 240, 240), np.uint8); y[:, 100:140, 100:140] = 1
->>> x = np.zeros((4, 240, 240, 4), np.float32)
->>> _ = write_competition(root / "competition", train={"x": x, "y": y, "case_id": case_ids("train", 4)},
-...                       test={"x": x, "y": y, "case_id": case_ids("test", 4),
-...                             "public": np.array([True, True, False, False])}, attrs={"generator": "doc"})
->>> from grader import check_submission
->>> _ = write_submission(root / "test_data_ypred.dat", y)
->>> result = check_submission(root / "test_data_ypred.dat", root / "competition")
->>> result.ok, [e.code for e in result.errors]
-(True, [])
->>> np.save(root / "probabilities.npy", y * np.float32(0.9))
->>> [e.code for e in check_submission(root / "probabilities.npy", root / "competition").errors]
+A student checks a file with :func:`check_submission` (``brats-kit validate``); a
+model's output can be checked in memory first:
+
+>>> import numpy as np
+>>> masks = np.zeros((4, 240, 240), np.uint8); masks[:, 100:140, 100:140] = 1
+>>> validate_array(masks, n_slices=4)
+[]
+>>> [e.code for e in validate_array(masks * np.float32(0.9), n_slices=4)]
 ['bad_dtype', 'bad_values']
+>>> [e.code for e in validate_array(masks[:3], n_slices=4)]
+['wrong_shape']
 """
 from __future__ import annotations
 
