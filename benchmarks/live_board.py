@@ -103,7 +103,8 @@ def main(argv=None) -> int:
         print(f"old path (export + re-hash + warm-cache leaderboard): {old:6.2f} s   issue 19's figure {OLD_S} s")
         print(f"steady-state rebuild from the stored counts:          {new:6.2f} s   "
               f"{old / new:.1f}x faster than the old path in this run; target {OLD_S / 5:.2f} s (5x {OLD_S} s): "
-              f"ratio {new / (OLD_S / 5):.2f}; the interval {DEFAULT_INTERVAL_S:.0f} s: ratio {new / DEFAULT_INTERVAL_S:.3f}")
+              f"ratio {new / (OLD_S / 5):.2f}; the interval {DEFAULT_INTERVAL_S:.0f} s: "
+              f"ratio {new / DEFAULT_INTERVAL_S:.3f}")
         print(f"site: {done['summary'].teams_ranked} teams ranked, {done['summary'].submissions} submissions, "
               f"index.html {(work / 'site' / 'index.html').stat().st_size / 1e3:.0f} kB; "
               f"byte-identical to the old path's: {same}")

@@ -98,9 +98,11 @@ def _link(src: Path, dest: Path) -> None:
 
 
 def export_for_board(course: Course, out: Path) -> dict:
-    """The submissions folder the engine reads, written whole; returns its ``version`` and ``revealed``.
+    """The live board's submissions as a folder (hard links into the store, the board's file names, a manifest).
 
-    Read in one database session, so the version, the reveal and the rows agree.
+    ``brats-kit leaderboard`` on it (``--title Leaderboard``, the course's baselines) writes the live board
+    byte for byte: the check that the server ranks what the offline engine would. Written whole; returns
+    ``version``, ``revealed`` and ``submissions``, read in one database session so that they agree.
     """
     with course.sessions() as s:
         version = int(s.scalar(select(func.max(AuditEvent.seq))) or 0)

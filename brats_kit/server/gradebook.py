@@ -33,9 +33,10 @@ from .service import CourseService
 def baseline_scores(truth_path, baselines) -> dict:
     """Private Dice of each reference submission in ``baselines`` (``DIR/<baseline>/<file>``)."""
     from grader.leaderboard.build import baseline_scores as scores_of, score_baselines
-    from grader.leaderboard.collect import load_board_truth
 
-    truth = load_board_truth(truth_path)
+    from .board import board_truth
+
+    truth = board_truth(truth_path)  # loaded once per process
     return scores_of(score_baselines(baselines, truth, truth.path.parent / ".leaderboard-cache"), "private")
 
 

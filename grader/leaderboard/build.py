@@ -544,7 +544,8 @@ def _grades(board: _Board) -> list:
         r = by_sub[id(sub)]
         s = sub.scores
         g = {"label": board.labels[team], "status": "ranked", "submission": r["submission"],
-             "submitted_at": r["submitted_at"], "public_dice": s["public"][RANKING.name], "public_f1": s["public"]["f1"]}
+             "submitted_at": r["submitted_at"], "public_dice": s["public"][RANKING.name],
+             "public_f1": s["public"]["f1"]}
         if board.reveal:
             g.update(public_rank=r["public_rank"], dice=r["dice"], f1=r["f1"], rank=r["rank"], move=r["move"])
         else:
