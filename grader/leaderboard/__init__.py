@@ -14,13 +14,13 @@ rule), :mod:`~.figures` and :mod:`~.render`
 """
 from .cache import SCORER_VERSION
 
-__all__ = ["SCORER_VERSION", "SITE_FILES", "build_leaderboard"]
+__all__ = ["SCORER_VERSION", "SITE_FILES", "build_leaderboard", "collect_and_score", "rank_and_publish"]
 
 
 def __getattr__(name):
     # Lazy: joblib workers import this package to score files, and need neither
     # scipy.stats nor matplotlib for it (a second per worker saved).
-    if name in ("build_leaderboard", "SITE_FILES"):
+    if name in ("build_leaderboard", "collect_and_score", "rank_and_publish", "SITE_FILES"):
         from . import build
 
         return getattr(build, name)
