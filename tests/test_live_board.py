@@ -342,3 +342,23 @@ def test_the_export_reproduces_the_live_board_byte_for_byte_and_exact_ties_go_to
                 assert [(r["public_rank"], r["move"]) for r in api[:2]] == [(1, 0), (2, 0)]
     finally:
         course.close()
+
+
+def test_counts_that_do_not_fit_the_truth_stop_the_rebuild_with_a_named_error(tmp_path, competition, scorer, files):
+    from sqlalchemy import update
+
+    from brats_kit.server.db import Submission
+    from data_spec.errors import KitError
+
+    course, service = _recorded_course(tmp_path, competition, scorer, files)
+    try:
+        build_board(course, bootstrap=0)
+        before = (course.private / "board" / "site" / "index.html").read_bytes()
+        with course.sessions() as s, s.begin():  # a tampered row: one case short
+            s.execute(update(Submission).where(Submission.id == 1).values(counts={"tp": [1], "fp": [0], "fn": [0]}))
+        with pytest.raises(KitError) as info:
+            build_board(course, bootstrap=0)
+        assert info.value.code == "stale_counts" and "submission 1" in str(info.value)
+        assert (course.private / "board" / "site" / "index.html").read_bytes() == before
+    finally:
+        course.close()

@@ -50,6 +50,7 @@ from data_spec.manifest import MANIFEST_CSV, write_manifest
 from plumbing.atomic import atomic_dir
 
 from data_spec import Truth, find_truth
+from grader.counts import Counts
 
 from .baselines import baselines_of, owner_only, score_baselines
 from .course import Course
@@ -151,8 +152,28 @@ def recorded_entries(course: Course, truth: Truth) -> tuple:
     with course.sessions() as s:
         version = int(s.scalar(select(func.max(AuditEvent.seq))) or 0)
         revealed = get_meta(s, "revealed") == "yes"
-        entries = [e for e, _ in CourseService.board_entries(s, truth=truth, name=board_name)]
-    return version, revealed, entries
+        pairs = CourseService.board_entries(s, name=board_name)
+    for entry, row in pairs:
+        if entry.valid:
+            entry.counts = stored_counts(row, truth)
+    return version, revealed, [entry for entry, _ in pairs]
+
+
+def stored_counts(row: Submission, truth: Truth) -> Counts:
+    """The per-case counts a scored submission's upload stored; refused if they do not fit the course's truth.
+
+    Raises
+    ------
+    KitError
+        ``stale_counts``: no counts, or counts of another number of cases (the truth file was
+        replaced after the uploads): the board is not built from them.
+    """
+    record = row.counts or {}
+    if any(len(record.get(k) or ()) != len(truth) for k in ("tp", "fp", "fn")):
+        raise KitError(f"submission {row.id} has no per-case counts for the {len(truth)} cases of the course's truth",
+                       code="stale_counts", path=truth.path,
+                       hint="the truth changed after the uploads: put the original back (brats-kit server audit)")
+    return Counts.from_record(record, truth)
 
 
 def build_board(course: Course, *, bootstrap: int = 2000, seed: int = 0, should_stop=lambda: False) -> dict:

@@ -12,7 +12,6 @@ from typing import Callable, Optional
 
 from sqlalchemy import bindparam, func, insert, select, tuple_
 
-from grader.counts import Counts
 from grader.leaderboard.collect import Submission as BoardEntry
 from grader.leaderboard.ranking import RULE, rank_teams, score_of
 from grader.scoring import SCORED
@@ -378,8 +377,8 @@ class CourseService:
 
     # -- the board -----------------------------------------------------------------------------
     @staticmethod
-    def board_entries(s, *, truth=None, name: Callable[[Submission], str] = export_name) -> list:
-        """Every submission as a leaderboard entry, with the scores (and, given ``truth``, the counts) stored at upload.
+    def board_entries(s, *, name: Callable[[Submission], str] = export_name) -> list:
+        """Every submission as a leaderboard entry, with the scores stored at upload.
 
         Returns ``(entry, row)`` pairs; nothing is read from the store, nothing re-validated.
         ``name`` gives each entry's file name (the live board's hides the hash).
@@ -393,8 +392,6 @@ class CourseService:
                                status=sub.status, errors=sub.errors)
             if sub.status == SCORED:
                 entry.scores = {"public": sub.public, "private": sub.private}
-                if truth is not None:
-                    entry.counts = Counts.from_record(sub.counts, truth)
             out.append((entry, sub))
         return out
 
