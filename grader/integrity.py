@@ -12,24 +12,25 @@ Two signals, for the instructor to look into; neither changes a score or a rank:
   (default 0.98). The report also gives the median pairwise Dice, the typical
   agreement between independent teams, to weigh the flags against.
 
->>> report = integrity_of_folder("submissions", "competition/private")  # doctest: +SKIP
->>> print(report_csv(report))  # doctest: +SKIP
+:func:`integrity_report` takes scored submissions (the leaderboard's
+:func:`~grader.leaderboard.build.collect_and_score`, or the server's recorded
+entries) and a loader of their predictions; :func:`report_csv` writes the flags.
 """
 from __future__ import annotations
 
 import csv
 import io
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from statistics import median
 from typing import Callable, Optional
 
 import numpy as np
 
 from data_spec import KitError
+from data_spec.errors import BadArgumentError
 from grader.leaderboard.collect import clean_text
 from grader.leaderboard.render import csv_cell
+from grader.leaderboard.ranking import order_key
 from grader.leaderboard.select import select_submissions
 
 DEFAULT_THRESHOLD = 0.98
@@ -88,16 +89,6 @@ def _flag(kind, a, b, dice) -> Flag:
                 _time(b), None if dice is None else round(float(dice), 4), a.sha256 or "", b.sha256 or "")
 
 
-def duplicate_of(sha256: str, team: str, submissions):
-    """The earliest submission of another team with this sha256, or None.
-
-    For a receipt: the caller may say "identical to a file handed in by another
-    team" without naming it (the dashboard names it).
-    """
-    others = [s for s in submissions if s.sha256 == sha256 and s.team != team]
-    return min(others, key=lambda s: (s.submitted_at, s.team, s.name)) if others else None
-
-
 def identical_files(submissions) -> list:
     """Every later team's copy of a file first handed in by another team (valid or not)."""
     by_hash: dict = {}
@@ -120,7 +111,7 @@ def candidates(submissions) -> dict:
     out = {}
     for team, sel in select_submissions(submissions).items():
         valid = [s for s in submissions if s.team == team and s.valid]
-        best = min(valid, key=lambda s: (-s.scores["public"]["dice"], s.submitted_at, s.name))
+        best = min(valid, key=lambda s: order_key(s, "public", s.name))
         out[team] = [sel.submission] + ([best] if best is not sel.submission else [])
     return out
 
@@ -155,7 +146,7 @@ def integrity_report(submissions, load: Callable, *, threshold: float = DEFAULT_
     Parameters
     ----------
     submissions : list of grader.leaderboard.collect.Submission
-        Scored (status, sha256, ``scores["public"]["dice"]`` for valid ones), from
+        Scored (status, sha256, public scores for valid ones), from
         the offline leaderboard or the server.
     load : callable
         ``load(submission) -> ndarray (N, 240, 240)``: the predictions of a valid submission.
@@ -163,7 +154,7 @@ def integrity_report(submissions, load: Callable, *, threshold: float = DEFAULT_
         Pooled Dice at or above which a pair of teams is flagged.
     """
     if not 0 < threshold <= 1:
-        raise KitError(f"the threshold must be in (0, 1], got {threshold}", code="bad_option")
+        raise BadArgumentError(f"the threshold must be in (0, 1], got {threshold}", expected="0 < threshold <= 1")
     flags = identical_files(submissions)
     per_team = candidates(submissions)
     entries = [(team, s) for team in sorted(per_team) for s in per_team[team]]
@@ -218,32 +209,3 @@ def load_prediction(path, n_slices: int) -> np.ndarray:
         raise KitError(f"a file scored valid no longer validates: {v.errors[0]}", code="changed_file",
                        path=path)
     return v.y_pred
-
-
-def score_folder(submissions, truth, *, cache=None) -> list:
-    """Collect and score ``SUBMISSIONS/<team>/<file>`` (through the leaderboard's cache) with public Dice."""
-    from grader.leaderboard.cache import ScoreCache
-    from grader.leaderboard.collect import collect_submissions
-    from grader.leaderboard.scoring import score_submissions
-    from grader.metrics import scores_from_counts
-
-    subs, _ = collect_submissions(Path(os.path.abspath(submissions)))
-    store = ScoreCache(Path(os.path.abspath(cache if cache is not None else truth.path.parent / ".leaderboard-cache")))
-    score_submissions(subs, truth, store)
-    store.save()
-    mask = truth.public
-    for s in subs:
-        if s.valid:
-            sc = scores_from_counts(s.counts.tp[None, mask], s.counts.fp[None, mask], s.counts.fn[None, mask])
-            s.scores["public"] = {"dice": float(sc["dice"][0]), "f1": float(sc["f1"][0])}
-    return subs
-
-
-def integrity_of_folder(submissions, truth, *, threshold: float = DEFAULT_THRESHOLD, cache=None,
-                        seed: int = 0) -> IntegrityReport:
-    """:func:`integrity_report` of a submissions folder (as the offline leaderboard reads it)."""
-    from grader.leaderboard.collect import load_board_truth
-
-    truth = load_board_truth(truth, seed=seed)
-    subs = score_folder(submissions, truth, cache=cache)
-    return integrity_report(subs, lambda s: load_prediction(s.path, len(truth)), threshold=threshold)

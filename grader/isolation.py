@@ -10,9 +10,10 @@ of memory gives ``unreadable``. The pool replaces the lost worker. Nothing hangs
 
 The server, the leaderboard and the CLI share it:
 
->>> with IsolatedScorer("competition/private") as scorer:     # doctest: +SKIP
-...     verdict = scorer.score("team1/test_data_ypred.dat")
-...     verdicts = scorer.map(paths)
+``IsolatedScorer(TRUTH)`` is a context manager: ``scorer.score(path)`` gives one
+:class:`~grader.scoring.Verdict`, ``scorer.map(paths)`` many, ``scorer.submit(path)``
+a future. Every failure of an isolated read gets the same message from both pools
+(:func:`grader.sandbox.overran`, :func:`grader.sandbox.worker_failed`).
 """
 from __future__ import annotations
 
@@ -21,13 +22,12 @@ import multiprocessing
 import os
 from typing import Callable, Optional
 
-from pebble import ProcessExpired, ProcessPool
+from pebble import ProcessPool
 
-from data_spec.errors import KitError
+from data_spec.errors import BadArgumentError
 from data_spec.truth import Truth, load_truth
 
-from .errors import ScoringTimeout, UnreadableError
-from .sandbox import enter_worker
+from .sandbox import enter_worker, overran, too_big, worker_failed
 from .scoring import INVALID, Verdict, evaluate
 
 #: Worker state, set once by :func:`_init` (each worker is its own process).
@@ -55,8 +55,7 @@ def _run(task: Callable, path) -> dict:
     try:
         return task(path, _WORKER["truth"], _WORKER["max_bytes"])
     except MemoryError:
-        return {"status": INVALID, "format": None, "errors": [UnreadableError(
-            "the file needs more memory than a submission may use", hint="check the file's shape and dtype").to_dict()]}
+        return {"status": INVALID, "format": None, "errors": [too_big().to_dict()]}
 
 
 class IsolatedScorer:
@@ -86,7 +85,7 @@ class IsolatedScorer:
                  max_bytes: Optional[int] = None, seed: int = 0, task: Optional[Callable] = None):
         self.truth = load_truth(truth, seed=seed)
         if self.truth.path is None:
-            raise KitError("the isolated scorer needs a truth file (workers load it themselves)", code="bad_option")
+            raise BadArgumentError("the isolated scorer needs a truth file (workers load it themselves)")
         self.timeout = float(timeout)
         self.task = task or evaluate_record
         memory = None if memory_mb is None else int(memory_mb) << 20
@@ -123,8 +122,7 @@ class IsolatedScorer:
             try:
                 verdict = self._verdict(fut, shown)
             except Exception as exc:  # noqa: BLE001 - the future must always complete
-                error = UnreadableError(f"the file could not be read ({type(exc).__name__}: {exc})")
-                verdict = Verdict(INVALID, (error,), None, None, None, shown)
+                verdict = Verdict(INVALID, (worker_failed(exc),), None, None, None, shown)
             outer.set_result(verdict)
 
         inner.add_done_callback(done)
@@ -143,15 +141,7 @@ class IsolatedScorer:
         try:
             record = fut.result()
         except concurrent.futures.TimeoutError:
-            error = ScoringTimeout(f"validation took longer than {self.timeout:g} s and was stopped",
-                                   expected=f"a file the grader reads within {self.timeout:g} s",
-                                   hint="save the predictions again with numpy (np.save) or as raw uint8 bytes")
-            return Verdict(INVALID, (error,), None, None, None, shown)
-        except (ProcessExpired, MemoryError, concurrent.futures.CancelledError) as exc:
-            error = UnreadableError(f"the file could not be read (the grader's worker failed: {type(exc).__name__})",
-                                    hint="save the predictions again with numpy (np.save) or as raw uint8 bytes")
-            return Verdict(INVALID, (error,), None, None, None, shown)
-        except Exception as exc:  # noqa: BLE001 - e.g. a worker that could not start
-            error = UnreadableError(f"the file could not be read ({type(exc).__name__}: {exc})")
-            return Verdict(INVALID, (error,), None, None, None, shown)
+            return Verdict(INVALID, (overran(self.timeout),), None, None, None, shown)
+        except Exception as exc:  # noqa: BLE001 - a dead worker (crash, memory), or one that could not start
+            return Verdict(INVALID, (worker_failed(exc),), None, None, None, shown)
         return Verdict.from_record(record, self.truth, shown)

@@ -56,6 +56,28 @@ IN_WORKER = False
 
 _READER: dict = {}
 
+#: What a student is told after any failure of an isolated read.
+SAVE_AGAIN = "save the predictions again with numpy (np.save), h5py or as raw uint8 bytes"
+
+
+# One message per failure, whichever worker (this module's reader, :mod:`grader.isolation`'s scorer) saw it.
+def overran(limit_s: float, path=None) -> ScoringTimeout:
+    """The verdict of a read stopped at its wall-clock limit (code ``timeout``)."""
+    return ScoringTimeout(f"reading the file took longer than {limit_s:g} s and was stopped", path=path,
+                          expected=f"a file the grader reads within {limit_s:g} s", hint=SAVE_AGAIN)
+
+
+def worker_failed(exc: BaseException, path=None) -> UnreadableError:
+    """The verdict of a read whose worker died, ran out of memory or could not run (code ``unreadable``)."""
+    return UnreadableError(f"the file could not be read (the grader's worker failed: {type(exc).__name__})",
+                           path=path, hint=SAVE_AGAIN)
+
+
+def too_big(path=None) -> UnreadableError:
+    """The verdict of a read that hit the worker's memory cap (code ``unreadable``)."""
+    return UnreadableError("the file needs more memory than a submission may use", path=path,
+                           hint="check the file's shape and dtype")
+
 
 def enter_worker(memory_bytes: Optional[int]) -> None:
     """Mark this process as an isolated worker (files are then read directly) and cap its memory."""
@@ -72,8 +94,7 @@ def _read_hdf5_task(data: bytes, n_slices: int, case_ids, path) -> tuple:
     try:
         loaded = read_hdf5(io.BytesIO(data), len(data), n_slices, case_ids=case_ids, path=path)
     except MemoryError:
-        return None, None, [UnreadableError("the file needs more memory than a submission may use", path=path,
-                                            hint="check the file's shape and dtype").to_dict()], None
+        return None, None, [too_big(path).to_dict()], None
     return loaded.format, loaded.array, [e.to_dict() for e in loaded.errors], loaded.case_id
 
 
@@ -126,12 +147,7 @@ def read_hdf5_isolated(data: bytes, n_slices: int, *, case_ids=None, path=None):
     try:
         fmt, array, errors, ids = future.result()
     except concurrent.futures.TimeoutError:
-        error = ScoringTimeout(f"reading the HDF5 file took longer than {timeout:g} s and was stopped", path=path,
-                               expected=f"a file the grader reads within {timeout:g} s",
-                               hint="save the predictions again with h5py or numpy (np.save)")
-        return Loaded(HDF5, errors=[error])
+        return Loaded(HDF5, errors=[overran(timeout, path)])
     except Exception as exc:  # noqa: BLE001 - a dead worker (crash, memory) is the file's verdict
-        error = UnreadableError(f"the file could not be read (the grader's worker failed: {type(exc).__name__})",
-                                path=path, hint="save the predictions again with h5py or numpy (np.save)")
-        return Loaded(HDF5, errors=[error])
+        return Loaded(HDF5, errors=[worker_failed(exc, path)])
     return Loaded(fmt, array, [RecordedError(e) for e in errors], ids)

@@ -29,7 +29,7 @@ from .hausdorff import hd95_per_slice, mean_hd95
 __all__ = [
     "ScoreType", "PixelF1", "MeanDice", "Precision", "Recall", "DiceTumourSlices", "EmptySlicesCorrect",
     "HD95", "MaskScore", "LesionDice", "LesionHD95", "NSD", "SCORE_TYPES", "COUNT_SCORES", "MASK_SCORES",
-    "check_counts", "ratio", "dice_per_slice",
+    "RANKING", "check_counts", "ratio", "dice_per_slice",
 ]
 
 
@@ -321,3 +321,7 @@ SCORE_TYPES = (
 COUNT_SCORES = tuple(st for st in SCORE_TYPES if not st.needs_masks)
 #: The scores that need the masks.
 MASK_SCORES = tuple(st for st in SCORE_TYPES if st.needs_masks)
+#: The official ranking score, declared once (RAMP's ``score_type`` of a problem): the leaderboard's
+#: selection and ranking, the server's board and API, and the gradebook all read ``RANKING.name``
+#: from a submission's scores and order by it (:mod:`grader.leaderboard.ranking`).
+RANKING: ScoreType = next(st for st in SCORE_TYPES if isinstance(st, MeanDice))

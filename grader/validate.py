@@ -1,9 +1,16 @@
 """Validate a submission: the same code for the student's check and the instructor's grader.
 
->>> from grader import check_submission
->>> result = check_submission("test_data_ypred.dat", "competition")   # doctest: +SKIP
->>> result.ok, [e.code for e in result.errors]                          # doctest: +SKIP
-(True, [])
+A student checks a file with :func:`check_submission` (``brats-kit validate``); a
+model's output can be checked in memory first:
+
+>>> import numpy as np
+>>> masks = np.zeros((4, 240, 240), np.uint8); masks[:, 100:140, 100:140] = 1
+>>> validate_array(masks, n_slices=4)
+[]
+>>> [e.code for e in validate_array(masks * np.float32(0.9), n_slices=4)]
+['bad_dtype', 'bad_values']
+>>> [e.code for e in validate_array(masks[:3], n_slices=4)]
+['wrong_shape']
 """
 from __future__ import annotations
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import io
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
@@ -12,7 +13,6 @@ from brats_kit.cli import main
 from brats_kit.server.app import create_app
 from brats_kit.server.course import Course
 from brats_kit.server.export import export_submissions
-from brats_kit.server.integrity import duplicate_of
 from brats_kit.server.service import CourseService
 from data_spec import load_truth
 from data_spec.submission import write_submission
@@ -94,11 +94,59 @@ def test_server_integrity_flags_the_shared_file(course):
     rows = list(csv.DictReader(io.StringIO(out.read_text())))
     assert [(r["kind"], r["team_a"], r["team_b"]) for r in rows] == [("identical_file", "alpha", "gamma")]
     assert "median pairwise Dice" in result.output
-    with Course(root) as c, c.sessions() as s:
-        sha = rows[0]["sha256_a"]
-        assert duplicate_of(s, sha, "gamma")["team"] == "alpha"
-        assert duplicate_of(s, sha, "alpha")["team"] == "gamma"
-        assert duplicate_of(s, "0" * 64, "alpha") is None
     (tmp / "notes.txt").write_text("mine")
     refused = CliRunner().invoke(main, ["server", "integrity", str(root), "--out", str(tmp / "notes.txt")])
     assert refused.exit_code == 1 and (tmp / "notes.txt").read_text() == "mine"
+
+
+def _just_under(truth, target: float = 0.8, below: float = 5e-5):
+    """The truth, spoiled on one private slice so that the private mean Dice is in [target - below, target)."""
+    y = truth.y.copy()
+    private = np.flatnonzero(~truth.public)
+    n = len(private)
+    k = max(private, key=lambda i: int(truth.y[i].sum()))  # the private slice with the most tumour
+    t, free = int(truth.y[k].sum()), np.flatnonzero(truth.y[k].ravel() == 0)
+    need_lo, need_hi = (target - below) * n - (n - 1), target * n - (n - 1)  # that slice's Dice
+    for fn in range(t):
+        # Dice 2(t - fn) / (2(t - fn) + fp + fn): the largest fp that keeps it at least need_lo.
+        fp = int(np.floor(2 * (t - fn) / need_lo - 2 * (t - fn) - fn))
+        if 0 <= fp <= len(free) and need_lo <= 2 * (t - fn) / (2 * (t - fn) + fp + fn) < need_hi:
+            flat = y[k].ravel()
+            flat[np.flatnonzero(flat)[:fn]] = 0
+            flat[free[:fp]] = 1
+            y[k] = flat.reshape(y[k].shape)
+            return y
+    raise AssertionError("no such prediction on this truth")
+
+
+def test_a_dice_just_under_a_threshold_earns_the_same_step_on_both_paths(tmp_path, competition, scorer):
+    """0.79996 is not 0.8: the server's grades and ``leaderboard --roster`` both read full precision."""
+    from brats_kit.server.gradebook import course_grades
+    from test_server_support import record_directly
+
+    truth = load_truth(competition / "private")
+    y = _just_under(truth)
+    subs = tmp_path / "subs"
+    (subs / "alpha").mkdir(parents=True)
+    write_submission(subs / "alpha" / "p.npy", y)
+    root, tok, admin = make_course(tmp_path, competition, teams=("alpha",))
+    with Course(root) as course:
+        service = CourseService(course, clock=Clock())
+        record_directly(service, course, "alpha", subs / "alpha" / "p.npy", scorer)
+        service.reveal()
+        private = service.leaderboard()["rows"][0]["dice"]
+        assert 0.8 - 5e-5 <= private < 0.8
+        course_grades(service, tmp_path / "server.csv", fmt="csv", scale="0.8:10")
+    result = CliRunner().invoke(main, ["leaderboard", str(subs), "--truth", str(competition / "private"),
+                                       "--out", str(tmp_path / "site"), "--reveal", "--bootstrap", "0",
+                                       "--roster", str(root / "private" / "roster.csv"),
+                                       "--grades-out", str(tmp_path / "offline.csv"), "--format", "csv",
+                                       "--scale", "0.8:10"])
+    assert result.exit_code == 0, result.output
+    server, offline = (list(csv.DictReader(io.StringIO((tmp_path / f"{p}.csv").read_text())))
+                       for p in ("server", "offline"))
+    assert [r["grade"] for r in server] == [r["grade"] for r in offline] and {r["grade"] for r in server} == {"0.0"}
+    # The site shows the score rounded (0.8000): re-parsed from its CSV, it would earn the step.
+    gradebook_from_site(tmp_path / "site", root / "private" / "roster.csv", tmp_path / "rounded.csv", fmt="csv",
+                        scale="0.8:10")
+    assert {r["grade"] for r in csv.DictReader(io.StringIO((tmp_path / "rounded.csv").read_text()))} == {"10.0"}

@@ -12,14 +12,26 @@ import pytest
 from cohorts.classroom import make_class
 from data_spec import KitError, write_course_array
 from grader.integrity import (
+    DEFAULT_THRESHOLD,
     IDENTICAL,
     NEAR,
-    duplicate_of,
-    integrity_of_folder,
+    integrity_report,
     load_prediction,
     pooled_dice_matrix,
     report_csv,
 )
+from grader.leaderboard.build import collect_and_score
+from grader.leaderboard.collect import load_board_truth
+
+
+def integrity_of_folder(submissions, truth, *, threshold=DEFAULT_THRESHOLD, cache):
+    """The offline path: the leaderboard's first step, then the report on the files it scored."""
+    truth = load_board_truth(truth)
+    subs = collect_and_score(submissions, truth, cache=cache).subs
+    for s in subs:
+        if s.valid:
+            s.scores["public"] = s.counts.scores("public")
+    return integrity_report(subs, lambda s: load_prediction(s.path, len(truth)), threshold=threshold)
 
 
 @pytest.fixture(scope="module")
@@ -77,23 +89,11 @@ def test_csv_lists_flags_and_changes_no_score(planted):
 
 def test_stricter_threshold_and_bad_threshold(planted):
     c, _ = planted
-    strict = integrity_of_folder(c["submissions"], c["truth"], threshold=1.0)
+    cache = c["submissions"].parent / "strict-cache"
+    strict = integrity_of_folder(c["submissions"], c["truth"], threshold=1.0, cache=cache)
     assert [f.kind for f in strict.flags] == [IDENTICAL]
     with pytest.raises(KitError):
-        integrity_of_folder(c["submissions"], c["truth"], threshold=0)
-
-
-def test_duplicate_of_names_the_earlier_team_only_for_another_team():
-    from datetime import datetime, timezone
-
-    from grader.leaderboard.collect import Submission
-
-    t = [datetime(2025, 3, d, tzinfo=timezone.utc) for d in (1, 2, 3)]
-    subs = [Submission("b", "x.npy", None, t[1], sha256="h"), Submission("a", "y.npy", None, t[0], sha256="h"),
-            Submission("c", "z.npy", None, t[2], sha256="k")]
-    assert duplicate_of("h", "c", subs).team == "a"
-    assert duplicate_of("h", "a", subs).team == "b"
-    assert duplicate_of("k", "c", subs) is None
+        integrity_of_folder(c["submissions"], c["truth"], threshold=0, cache=cache)
 
 
 def test_pooled_dice_matrix():

@@ -130,6 +130,34 @@ def test_equal_public_scores_go_to_the_earlier_submission(klass, tmp_path):
     assert row["submission"] == "early.dat" and row["submitted_at"] == "2025-03-01T09:00:00Z"
 
 
+def test_byte_identical_files_of_two_teams_rank_the_earlier_first_on_both_boards(klass, tmp_path, monkeypatch):
+    """One tie rule: the earlier submission ranks first, publicly, privately, in grades.csv and the history legend."""
+    from grader.leaderboard import figures
+
+    subs = tmp_path / "subs"
+    y = np.ascontiguousarray(np.roll(read_split_h5(klass["truth"])["y"][()], 3, axis=2))
+    for team, hour in (("aardvark", 12), ("zebra", 9)):  # the later team first by name
+        write_course_array(subs / team / "p.dat", y, "y")
+        ts = datetime(2025, 3, 1, hour, tzinfo=timezone.utc).timestamp()
+        os.utime(subs / team / "p.dat", (ts, ts))
+    legends = []
+    real = figures.history_png
+    monkeypatch.setattr(figures, "history_png",
+                        lambda histories, label, labels=None, **kw: legends.append(labels) or real(histories, label,
+                                                                                                   labels, **kw))
+    for reveal in (False, True):
+        site = tmp_path / f"site-{reveal}"
+        build_leaderboard(subs, klass["truth"], site, reveal=reveal, bootstrap=100)
+        rows = [r for r in rows_of((site / "leaderboard.csv").read_text()) if r["kind"] == "team"]
+        assert [(r["rank"], r["team"]) for r in rows] == [("1", "zebra"), ("2", "aardvark")]
+        grades = {g["team"]: g for g in rows_of((site / "grades.csv").read_text())}
+        rank = "private_rank" if reveal else "public_rank"
+        assert (grades["zebra"][rank], grades["aardvark"][rank]) == ("1", "2")
+        if reveal:
+            assert [(r["public_rank"], r["move"]) for r in rows] == [("1", "0"), ("2", "0")]
+        assert legends[-1] == ["zebra", "aardvark"]
+
+
 def private_strings(klass) -> set:
     """Formatted private scores of every valid submission of the class (independently computed)."""
     priv = ~klass["public"]
@@ -177,10 +205,14 @@ def test_reveal_ranks_private_and_shows_moves(klass, sites):
     teams = [r for r in rows_of((final / "leaderboard.csv").read_text()) if r["kind"] == "team"]
     dice = [float(r["private_dice"]) for r in teams]
     assert dice == sorted(dice, reverse=True)
-    public_board = sorted(teams, key=lambda r: -float(r["public_dice"]))
     for r in teams:
         assert int(r["move"]) == int(r["public_rank"]) - int(r["rank"])
-        assert int(r["public_rank"]) == 1 + sum(float(o["public_dice"]) > float(r["public_dice"]) for o in public_board)
+    # One rank per team on each board (equal scores go to the earlier submission), best public first.
+    by_public_rank = sorted(teams, key=lambda r: int(r["public_rank"]))
+    assert [int(r["public_rank"]) for r in by_public_rank] == list(range(1, len(teams) + 1))
+    assert [int(r["rank"]) for r in teams] == list(range(1, len(teams) + 1))
+    shown = [float(r["public_dice"]) for r in by_public_rank]
+    assert shown == sorted(shown, reverse=True)
     assert any(int(r["move"]) != 0 for r in teams)
     grades = rows_of((final / "grades.csv").read_text())
     assert {"private_dice", "private_rank", "move", "public_dice"} <= set(grades[0])

@@ -8,6 +8,8 @@ the server stopped.
 """
 from __future__ import annotations
 
+import csv
+import io
 import os
 import threading
 
@@ -252,7 +254,7 @@ def test_a_rebuild_stopped_by_the_shutdown_leaves_the_last_site_whole(tmp_path, 
         with pytest.raises(_Stopped):
             build_board(course, bootstrap=0, should_stop=lambda: True)
         assert {p.name: p.read_bytes() for p in site.iterdir()} == before
-        assert sorted(p.name for p in site.parent.iterdir()) == ["cache", "site", "submissions"]  # no temporary left
+        assert sorted(p.name for p in site.parent.iterdir()) == ["site"]  # no temporary, no export, no cache left
 
 
 @pytest.mark.parametrize("interval, building", [(3600.0, True), (0, False)])
@@ -269,3 +271,94 @@ def test_before_the_first_build_or_without_a_live_board_the_plain_table(tmp_path
         assert c.get("/leaderboard/leaderboard.csv").status_code == 404
         assert (app.state.board is None) is (not building)
     assert not (root / "private" / "board").exists()  # nothing built, nothing written
+
+
+def _recorded_course(tmp_path, competition, scorer, files):
+    """A course where "zeta" and "alpha" hand in byte-identical files (zeta first), beta a worse and an invalid one."""
+    root, tok, admin = make_course(tmp_path, competition, teams=("alpha", "beta", "zeta"))
+    course = Course(root)
+    clock = Clock()
+    service = CourseService(course, clock=clock)
+    for team, name in (("zeta", "good"), ("beta", "worse"), ("beta", "bad"), ("alpha", "good")):
+        record_directly(service, course, team, files[name], scorer)
+        clock.advance(minutes=5)
+    return course, service
+
+
+def test_the_live_board_ranks_the_recorded_counts_and_never_validates_again(tmp_path, competition, scorer, files,
+                                                                            monkeypatch):
+    import grader.leaderboard.scoring
+    import grader.scoring
+    import grader.validate
+    from brats_kit.server.store import Store
+
+    course, service = _recorded_course(tmp_path, competition, scorer, files)
+
+    def validated_again(*args, **kwargs):
+        raise AssertionError("the live board validated, read or re-scored a file the server already scored")
+
+    for module, name in ((grader.scoring, "evaluate"), (grader.scoring, "evaluate_bytes"),
+                         (grader.validate, "validate_submission"), (grader.leaderboard.scoring, "score_file"),
+                         (grader.leaderboard.scoring, "read_once")):
+        monkeypatch.setattr(module, name, validated_again)
+    monkeypatch.setattr(Store, "path", validated_again)
+    try:
+        done = build_board(course, bootstrap=50)
+        assert done["summary"].teams_ranked == 3 and done["summary"].invalid == 1
+        site = course.private / "board" / "site"
+        assert "bad_values" in (site / "index.html").read_text()
+        assert not (course.private / "board" / "submissions").exists()
+    finally:
+        course.close()
+
+
+def test_the_export_reproduces_the_live_board_byte_for_byte_and_exact_ties_go_to_the_earlier(
+        tmp_path, competition, scorer, files):
+    from grader.leaderboard.build import SITE_FILES, build_leaderboard
+
+    from brats_kit.server.board import TITLE
+
+    course, service = _recorded_course(tmp_path, competition, scorer, files)
+    try:
+        for phase in ("public", "private"):
+            if phase == "private":
+                service.reveal()
+            done = build_board(course, bootstrap=200)
+            assert done["revealed"] is (phase == "private")
+            export_for_board(course, tmp_path / "subs")
+            build_leaderboard(tmp_path / "subs", course.config.truth, tmp_path / "offline", reveal=done["revealed"],
+                              bootstrap=200, cache=tmp_path / "cache", title=TITLE)
+            live = course.private / "board" / "site"
+            for name in SITE_FILES:
+                assert (live / name).read_bytes() == (tmp_path / "offline" / name).read_bytes(), (phase, name)
+            # Byte-identical files: the earlier one (zeta's) ranks first, on the site and in the API alike.
+            csv_rows = csv.DictReader(io.StringIO((live / "leaderboard.csv").read_text(encoding="utf-8")))
+            site_ranks = [(r["rank"], r["team"]) for r in csv_rows if r["kind"] == "team"]
+            api = service.leaderboard()["rows"]
+            assert [(r["rank"], r["team"]) for r in api] == [(1, "zeta"), (2, "alpha"), (3, "beta")]
+            assert site_ranks == [("1", "zeta"), ("2", "alpha"), ("3", "beta")]
+            assert api[0]["dice"] == api[1]["dice"]
+            if phase == "private":
+                assert [(r["public_rank"], r["move"]) for r in api[:2]] == [(1, 0), (2, 0)]
+    finally:
+        course.close()
+
+
+def test_counts_that_do_not_fit_the_truth_stop_the_rebuild_with_a_named_error(tmp_path, competition, scorer, files):
+    from sqlalchemy import update
+
+    from brats_kit.server.db import Submission
+    from data_spec.errors import KitError
+
+    course, service = _recorded_course(tmp_path, competition, scorer, files)
+    try:
+        build_board(course, bootstrap=0)
+        before = (course.private / "board" / "site" / "index.html").read_bytes()
+        with course.sessions() as s, s.begin():  # a tampered row: one case short
+            s.execute(update(Submission).where(Submission.id == 1).values(counts={"tp": [1], "fp": [0], "fn": [0]}))
+        with pytest.raises(KitError) as info:
+            build_board(course, bootstrap=0)
+        assert info.value.code == "stale_counts" and "submission 1" in str(info.value)
+        assert (course.private / "board" / "site" / "index.html").read_bytes() == before
+    finally:
+        course.close()

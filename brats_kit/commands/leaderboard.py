@@ -73,7 +73,8 @@ def leaderboard(submissions, truth, out, reveal, per_day, bootstrap, jobs, seed,
     if roster is not None:
         from grader.leaderboard.gradebook import gradebook_from_site
 
-        gradebook = gradebook_from_site(summary.site, roster, grades_out, fmt=grades_format, scale=scale)
+        gradebook = gradebook_from_site(summary.site, roster, grades_out, fmt=grades_format, scale=scale,
+                                        scores=summary.board)
     if as_json:
         from brats_kit.output import echo_json
 

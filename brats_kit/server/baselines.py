@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Optional
 
-from data_spec.errors import KitError, LayoutError
+from data_spec.errors import LayoutError
 from plumbing.atomic import atomic_dir, write_bytes
 
 from .course import Course
@@ -50,8 +50,8 @@ def score_baselines(truth, source, cache_dir) -> tuple:
 
     Parameters
     ----------
-    truth : path-like
-        The test truth (a file, a competition's ``private/`` or the competition directory).
+    truth : Truth or path-like
+        The test truth (loaded, or a file, a competition's ``private/`` or the competition directory).
     source : path-like
         ``DIR/<baseline>/<file>`` or ``DIR/<baseline>.<ext>``.
     cache_dir : path-like
@@ -62,25 +62,14 @@ def score_baselines(truth, source, cache_dir) -> tuple:
     (list of Submission, dict)
         The baselines, and their public Dice by name.
     """
-    from grader.leaderboard.cache import ScoreCache
-    from grader.leaderboard.collect import collect_baselines, load_board_truth
-    from grader.leaderboard.scoring import score_submissions
-    from grader.metrics import scores_from_counts
+    from data_spec.truth import Truth
+    from grader.leaderboard.build import baseline_scores, score_baselines as score_reference
+    from grader.leaderboard.collect import load_board_truth
 
-    bases = collect_baselines(Path(source))
-    board_truth = load_board_truth(truth)
-    cache = ScoreCache(Path(cache_dir))
-    score_submissions(bases, board_truth, cache)
-    cache.save()
+    board_truth = truth if isinstance(truth, Truth) else load_board_truth(truth)
+    bases = score_reference(Path(source), board_truth, Path(cache_dir))
     owner_only(Path(cache_dir))
-    scores, public = {}, board_truth.public
-    for b in bases:
-        if not b.valid:
-            raise KitError(f"baseline {b.team!r} is invalid: {b.errors[0]['message']}", code="invalid_baseline",
-                           path=b.path, hint=b.errors[0].get("hint"))
-        c = b.counts
-        scores[b.team] = float(scores_from_counts(c.tp[None, public], c.fp[None, public], c.fn[None, public])["dice"][0])
-    return bases, scores
+    return bases, baseline_scores(bases, "public")
 
 
 def check_baselines(competition, source) -> dict:

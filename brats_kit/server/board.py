@@ -1,28 +1,29 @@
-"""The live public board: the offline leaderboard's site, rebuilt from the server's own data.
+"""The live public board: the offline leaderboard's site, built from what the server recorded.
 
 After the course changes (an accepted or invalid submission, a finals choice, the
-reveal: anything that appends to the audit log) a background thread exports the
-submissions into ``COURSE/private/board/submissions`` (hard links into the store,
-a copy where links are impossible, and a ``manifest.csv`` with the server's times
-and finals) and runs :func:`grader.leaderboard.build_leaderboard` on it, so the
-page a student reads is the engine's: intervals, ties, history, invalid files.
-The public phase is built until the reveal, the private one after it; nothing
-private is written to the site before (the engine's own guarantee). Team folders
-are the roster's team names, so the page shows display names only.
+reveal: anything that appends to the audit log) a background thread rebuilds the
+site with the engine's second step, :func:`grader.leaderboard.build.rank_and_publish`,
+fed with the entries the database holds (:func:`recorded_entries`): each upload's
+status, errors, scores and per-case counts, stored when the scoring worker gave its
+verdict. Nothing in the store is read, hashed or validated again; only the
+course's baselines (files the server never scored) go through the score cache under
+``private/board/cache``. So the page a student reads is the engine's: the one ranking,
+intervals, ties, history, invalid files. The public phase is built until the reveal,
+the private one after it; nothing private is written to the site before (the
+engine's own guarantee). Team folders are the roster's team names, so the page shows
+display names only. :func:`export_for_board` writes the same submissions as a folder
+(hard links into the store): ``brats-kit leaderboard`` on it reproduces the live
+board byte for byte (``tests/test_live_board.py``).
 
 Rebuilds are throttled: at most one per ``interval_s`` seconds (and the thread
-rests three times as long as its last rebuild took: 200 teams' 1,000 files take
-about 7 s on a loaded 2-core machine, see ``benchmarks/live_board.py``), and a
-burst of uploads between two rebuilds is coalesced into one. An upload never waits for a
-rebuild: the thread polls the audit log's length (one cheap query), which also
-sees changes made by another process (``brats-kit server reveal``). The build
-itself runs in a child process at a lower priority (:data:`NICENESS`): it holds
-neither the server's interpreter lock nor a core the requests need, so a class
-handing in at full speed is served first and the board catches up in the gaps.
-The child builds with one job, scores through its own cache under
-``private/board/cache``, and is killed when the server stops; the engine swaps
-the site in whole (``atomic_dir``), so a killed build leaves the last site as it
-was (and the next build removes what it left).
+rests three times as long as its last rebuild took, see ``benchmarks/live_board.py``),
+and a burst of uploads between two rebuilds is coalesced into one. An upload never
+waits for a rebuild: the thread polls the audit log's length (one cheap query), which
+also sees changes made by another process (``brats-kit server reveal``). The build
+itself runs in a child process at a lower priority (:data:`NICENESS`), which loads the
+truth once (:func:`board_truth`): it holds neither the server's interpreter lock nor a
+core the requests need. The child is killed when the server stops; the engine swaps
+the site in whole (``atomic_dir``), so a killed build leaves the last site as it was.
 
 The course configuration may set ``extra.board_interval_s`` (seconds, default
 :data:`DEFAULT_INTERVAL_S`; 0 turns the live board off) and ``extra.baselines`` (a
@@ -48,10 +49,13 @@ from data_spec.errors import KitError
 from data_spec.manifest import MANIFEST_CSV, write_manifest
 from plumbing.atomic import atomic_dir
 
-from .baselines import baselines_of, owner_only
+from data_spec import Truth, find_truth
+from grader.counts import Counts
+
+from .baselines import baselines_of, owner_only, score_baselines
 from .course import Course
 from .db import AuditEvent, Submission, Team, get_meta
-from .service import EXTENSIONS
+from .service import EXTENSIONS, CourseService
 
 log = logging.getLogger("brats_kit.server.board")
 
@@ -95,9 +99,11 @@ def _link(src: Path, dest: Path) -> None:
 
 
 def export_for_board(course: Course, out: Path) -> dict:
-    """The submissions folder the engine reads, written whole; returns its ``version`` and ``revealed``.
+    """The live board's submissions as a folder (hard links into the store, the board's file names, a manifest).
 
-    Read in one database session, so the version, the reveal and the rows agree.
+    ``brats-kit leaderboard`` on it (``--title Leaderboard``, the course's baselines) writes the live board
+    byte for byte: the check that the server ranks what the offline engine would. Written whole; returns
+    ``version``, ``revealed`` and ``submissions``, read in one database session so that they agree.
     """
     with course.sessions() as s:
         version = int(s.scalar(select(func.max(AuditEvent.seq))) or 0)
@@ -120,27 +126,76 @@ def export_for_board(course: Course, out: Path) -> dict:
     return {"version": version, "revealed": revealed, "submissions": len(rows)}
 
 
+#: The truth of each course this process built a board for, keyed by file and its change time:
+#: a rebuild process loads it once, not per rebuild.
+_TRUTHS: dict = {}
+
+
+def board_truth(path) -> Truth:
+    """The course's truth (:func:`~grader.leaderboard.collect.load_board_truth`), loaded once per process."""
+    from grader.leaderboard.collect import load_board_truth
+
+    found = find_truth(path)
+    st = os.stat(found)
+    key = (os.fspath(found), st.st_mtime_ns, st.st_size)
+    if key not in _TRUTHS:
+        _TRUTHS[key] = load_board_truth(found)
+    return _TRUTHS[key]
+
+
+def recorded_entries(course: Course, truth: Truth) -> tuple:
+    """What the server recorded, as the engine's entries: ``(version, revealed, entries)``, one database session.
+
+    Each scored submission brings the scores and per-case counts its upload stored:
+    no file of the store is read, hashed or validated again.
+    """
+    with course.sessions() as s:
+        version = int(s.scalar(select(func.max(AuditEvent.seq))) or 0)
+        revealed = get_meta(s, "revealed") == "yes"
+        pairs = CourseService.board_entries(s, name=board_name)
+    for entry, row in pairs:
+        if entry.valid:
+            entry.counts = stored_counts(row, truth)
+    return version, revealed, [entry for entry, _ in pairs]
+
+
+def stored_counts(row: Submission, truth: Truth) -> Counts:
+    """The per-case counts a scored submission's upload stored; refused if they do not fit the course's truth.
+
+    Raises
+    ------
+    KitError
+        ``stale_counts``: no counts, or counts of another number of cases (the truth file was
+        replaced after the uploads): the board is not built from them.
+    """
+    record = row.counts or {}
+    if any(len(record.get(k) or ()) != len(truth) for k in ("tp", "fp", "fn")):
+        raise KitError(f"submission {row.id} has no per-case counts for the {len(truth)} cases of the course's truth",
+                       code="stale_counts", path=truth.path,
+                       hint="the truth changed after the uploads: put the original back (brats-kit server audit)")
+    return Counts.from_record(record, truth)
+
+
 def build_board(course: Course, *, bootstrap: int = 2000, seed: int = 0, should_stop=lambda: False) -> dict:
-    """Export and build the site once, in the calling thread; return ``version``, ``revealed`` and the summary."""
-    from grader.leaderboard import build_leaderboard
+    """Build the site once, in the calling thread, from the counts stored at upload.
+
+    Returns ``version``, ``revealed``, ``submissions`` and the engine's summary. Only the
+    baselines (files the server never scored) go through the score cache.
+    """
+    from grader.leaderboard.build import Entries, rank_and_publish
 
     work = course.private / BOARD_DIR
     work.mkdir(mode=0o700, exist_ok=True)
-    exported = export_for_board(course, work / "submissions")
-
-    def progress(items, label: str = "", length: Optional[int] = None):
-        for item in items:
-            if should_stop():
-                raise _Stopped()
-            yield item
-
-    summary = build_leaderboard(work / "submissions", course.config.truth, work / "site",
-                                reveal=exported["revealed"], bootstrap=bootstrap, seed=seed, jobs=1,
-                                baselines=baselines_of(course), cache=work / "cache", title=TITLE,
-                                progress=progress)
-    for folder in ("site", "cache"):
-        owner_only(work / folder)  # the site lives under private/, which the startup check keeps owner-only
-    return {**exported, "summary": summary}
+    truth = board_truth(course.config.truth)
+    version, revealed, subs = recorded_entries(course, truth)
+    if should_stop():
+        raise _Stopped()
+    source = baselines_of(course)
+    bases = score_baselines(truth, source, work / "cache")[0] if source is not None else []
+    summary = rank_and_publish(Entries(subs, bases), truth, work / "site", reveal=revealed, bootstrap=bootstrap,
+                               seed=seed, title=TITLE)
+    owner_only(work / "site")  # the site lives under private/, which the startup check keeps owner-only
+    return {"version": version, "revealed": revealed, "submissions": len(subs), "summary": summary}
 
 
 def _lower_priority(niceness: int) -> None:

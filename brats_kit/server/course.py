@@ -22,9 +22,8 @@ from pathlib import Path
 from typing import Optional
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy.orm import Session
 
-from data_spec.errors import KitError, LayoutError, MissingFileError
+from data_spec.errors import BadArgumentError, KitError, LayoutError, MissingFileError, check_range
 from data_spec.layout import find_truth
 from plumbing.atomic import write_text
 
@@ -179,20 +178,19 @@ def init_course(
                        hint="give a new folder: init never overwrites a course")
     for name, value, low in (("per_day", per_day, 1), ("max_invalid_per_day", max_invalid_per_day, 0),
                              ("finals", finals, 1)):
-        if value < low:
-            raise KitError(f"{name} must be at least {low}, got {value}", code="bad_option")
+        check_range(name, value, low)
     try:
         ZoneInfo(timezone_name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise KitError(f"unknown time zone {timezone_name!r}", code="bad_option", expected="e.g. UTC, Europe/Paris") from None
+        raise BadArgumentError(f"unknown time zone {timezone_name!r}", expected="e.g. UTC, Europe/Paris") from None
     if deadline is not None:
         try:
             when = datetime.fromisoformat(deadline.replace("Z", "+00:00"))
         except ValueError:
-            raise KitError(f"unreadable deadline {deadline!r}", code="bad_option",
+            raise BadArgumentError(f"unreadable deadline {deadline!r}",
                            expected="ISO 8601 with its offset, e.g. 2026-12-15T23:59:00+01:00") from None
         if when.tzinfo is None:
-            raise KitError(f"the deadline {deadline!r} has no UTC offset", code="bad_option",
+            raise BadArgumentError(f"the deadline {deadline!r} has no UTC offset",
                            expected="e.g. 2026-12-15T23:59:00+01:00")
         deadline = when.isoformat()
     truth = find_truth(Path(competition) / PRIVATE) if (Path(competition) / PRIVATE).is_dir() else find_truth(competition)
@@ -267,9 +265,3 @@ def check_permissions(root, *, fix: bool = True) -> list:
     for p in exposed:
         os.chmod(p, 0o700 if p.is_dir() else 0o600)
     return exposed
-
-
-def team_names(s: Session) -> list:
-    from sqlalchemy import select
-
-    return list(s.scalars(select(Team.name).order_by(Team.name)))

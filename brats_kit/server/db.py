@@ -32,7 +32,7 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
-from data_spec.errors import KitError
+from data_spec.errors import BadArgumentError, KitError
 
 #: Bumped on every change of the tables; a database with a newer version is refused.
 SCHEMA_VERSION = 1
@@ -180,7 +180,7 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, pool_size=10, max_overflow=20)
         _ping_when_idle(engine)
         return engine
-    raise KitError(f"unsupported database URL {url!r}", code="bad_option",
+    raise BadArgumentError(f"unsupported database URL {url!r}",
                    expected="sqlite:///PATH or postgresql+psycopg://...")
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from data_spec.errors import KitError
+from data_spec.errors import BadArgumentError, KitError
 from data_spec.manifest import MANIFEST_CSV, write_manifest
 from plumbing.atomic import atomic_dir
 
@@ -33,7 +33,7 @@ def export_submissions(course: Course, out) -> dict:
             raise KitError("the output folder exists and is not a previous export", code="exists", path=out,
                            hint="give a new folder: export replaces only its own output")
         if out.resolve() in (course.root.resolve(), *course.root.resolve().parents):
-            raise KitError("the output folder contains the course", code="bad_option", path=out)
+            raise BadArgumentError("the output folder contains the course", path=out)
     with course.sessions() as s:
         rows = s.execute(select(Submission, Team.name).join(Team, Team.id == Submission.team_id)
                          .order_by(Submission.id)).all()

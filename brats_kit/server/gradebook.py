@@ -14,8 +14,8 @@ from typing import Optional
 from sqlalchemy import select
 
 from grader.leaderboard.gradebook import (
-    FORMATS,
     BoardScores,
+    check_format,
     NotRevealedError,
     make_gradebook,
     parse_scale,
@@ -23,8 +23,7 @@ from grader.leaderboard.gradebook import (
     write_gradebook,
     DEFAULT_ASSIGNMENT,
 )
-from data_spec.errors import KitError
-from grader.leaderboard.select import select_submissions
+from grader.leaderboard.ranking import rank_teams, score_of
 
 from .course import ROSTER_CSV
 from .db import Team
@@ -33,37 +32,27 @@ from .service import CourseService
 
 def baseline_scores(truth_path, baselines) -> dict:
     """Private Dice of each reference submission in ``baselines`` (``DIR/<baseline>/<file>``)."""
-    from grader.leaderboard.cache import ScoreCache
-    from grader.leaderboard.collect import collect_baselines, load_board_truth
-    from grader.leaderboard.scoring import score_submissions
-    from grader.metrics import scores_from_counts
+    from grader.leaderboard.build import baseline_scores as scores_of, score_baselines
 
-    truth = load_board_truth(truth_path)
-    bases = collect_baselines(baselines)
-    store = ScoreCache(truth.path.parent / ".leaderboard-cache")
-    score_submissions(bases, truth, store)
-    store.save()
-    private = ~truth.public
-    out = {}
-    for b in bases:
-        if not b.valid:
-            raise KitError(f"baseline {b.team!r} is invalid: {b.errors[0]['message']}", code="invalid_baseline",
-                           path=b.path)
-        c = b.counts
-        out[b.team] = float(scores_from_counts(c.tp[None, private], c.fp[None, private], c.fn[None, private])["dice"][0])
-    return out
+    from .board import board_truth
+
+    truth = board_truth(truth_path)  # loaded once per process
+    return scores_of(score_baselines(baselines, truth, truth.path.parent / ".leaderboard-cache"), "private")
 
 
 def course_scores(service: CourseService, baselines=None) -> BoardScores:
-    """Every team's selected private Dice (None without a valid submission), after the reveal."""
+    """Every team's selected private Dice in full precision (None without a valid submission), after the reveal.
+
+    The rows of the one ranking (:func:`~grader.leaderboard.ranking.rank_teams`) the boards show.
+    """
     if not service.revealed():
         raise NotRevealedError("the results are not revealed: grades come from the private cases only",
                                hint="brats-kit server reveal COURSE (after the deadline)")
     with service.course.sessions() as s:
         entries = [e for e, _ in service.board_entries(s)]
         teams = list(s.scalars(select(Team.name).order_by(Team.name)))
-    selected = select_submissions(entries)
-    scores = {t: (selected[t].submission.scores["private"]["dice"] if t in selected else None) for t in teams}
+    scores = dict.fromkeys(teams)
+    scores.update({r.team: score_of(r.submission, "private") for r in rank_teams(entries, "private")})
     bases = baseline_scores(service.course.config.truth, baselines) if baselines is not None else {}
     return BoardScores(scores, bases, True, f"course {service.course.root}")
 
@@ -71,8 +60,7 @@ def course_scores(service: CourseService, baselines=None) -> BoardScores:
 def course_grades(service: CourseService, out, *, fmt: str, scale: Optional[str] = None, baselines=None,
                   assignment: str = DEFAULT_ASSIGNMENT, force: bool = False) -> dict:
     """Write the course's gradebook (``fmt``: moodle, canvas or csv) and its README beside ``out``."""
-    if fmt not in FORMATS:
-        raise KitError(f"unknown gradebook format {fmt!r}", code="bad_option", expected=" or ".join(FORMATS))
+    check_format(fmt)
     parsed = parse_scale(scale)
     roster = read_roster(service.course.private / ROSTER_CSV)
     book = make_gradebook(roster, course_scores(service, baselines), parsed)

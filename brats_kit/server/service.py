@@ -18,15 +18,15 @@ from data_spec.errors import KitError
 from data_spec.truth import load_truth
 from grader.counts import Counts
 from grader.leaderboard.collect import Submission as BoardEntry
-from grader.leaderboard.select import select_submissions
-from grader.score_types import MeanDice
+from grader.leaderboard.ranking import RULE, rank_teams, score_of
+from grader.score_types import RANKING, MeanDice
 from grader.scoring import SCORED
 
 from . import audit
 from .auth import Authenticator
 from .clock import iso, utc_now
 from .course import Course, check_permissions, read_tokens, tokens_text, write_private
-from .db import (REVEALED, AuditEvent, Member, Submission, Team, get_meta, is_revealed, set_meta,
+from .db import (REVEALED, AuditEvent, Member, Submission, Team, is_revealed, set_meta,
                  write_transaction)
 from .grading import truth_info
 from .naming import EXTENSIONS, export_name
@@ -212,13 +212,18 @@ class CourseService:
         return {"team": who.team, "finals": ids, "rule": "best public among the finals" if ids else "best public"}
 
     # -- the board -----------------------------------------------------------------------------
-    def board_entries(self, s) -> list:
-        """Every submission as a leaderboard entry (the offline leaderboard's own selection rule applies)."""
+    @staticmethod
+    def board_entries(s, *, name: Callable[[Submission], str] = export_name) -> list:
+        """Every submission as a leaderboard entry, with the scores stored at upload.
+
+        Returns ``(entry, row)`` pairs; nothing is read from the store, nothing re-validated.
+        ``name`` gives each entry's file name (the live board's hides the hash).
+        """
         rows = s.execute(select(Submission, Team.name).join(Team, Team.id == Submission.team_id)
                          .order_by(Submission.id)).all()
         out = []
         for sub, team in rows:
-            entry = BoardEntry(team, export_name(sub), None, sub.submitted_at.replace(microsecond=0),
+            entry = BoardEntry(team, name(sub), None, sub.submitted_at.replace(microsecond=0),
                                final=True if sub.final else None, time_source="server", sha256=sub.sha256,
                                status=sub.status, errors=sub.errors)
             if sub.status == SCORED:
@@ -227,32 +232,27 @@ class CourseService:
         return out
 
     def leaderboard(self) -> dict:
-        """The public board (display names only); after the reveal, the private board too."""
+        """The public board (display names only); after the reveal, the private board too.
+
+        Ranked by the library's one ranking (:func:`grader.leaderboard.ranking.rank_teams`), as the live board is.
+        """
         with self.course.sessions() as s:
-            revealed = get_meta(s, "revealed") == "yes"
+            revealed = is_revealed(s)
             entries = self.board_entries(s)
             n_teams = s.scalar(select(func.count()).select_from(Team))
-        selected = select_submissions([e for e, _ in entries])
-        subs = {id(e): sub for e, sub in entries}
+        ids = {id(e): sub.id for e, sub in entries}
+        phase = "private" if revealed else "public"
         rows = []
-        for team, sel in selected.items():
-            e = sel.submission
-            row = {"team": team, "dice": e.scores["public"]["dice"], "f1": e.scores["public"]["f1"],
-                   "submitted_at": e.time_text, "selected_by": sel.reason, "submission": subs[id(e)].id}
+        for r in rank_teams([e for e, _ in entries], phase):
+            e = r.submission
+            row = {"team": r.team, RANKING.name: score_of(e, phase), "f1": e.scores[phase]["f1"],
+                   "submitted_at": e.time_text, "selected_by": r.reason, "submission": ids[id(e)], "rank": r.rank}
             if revealed:
-                row.update(public_dice=row["dice"], public_f1=row["f1"], dice=e.scores["private"]["dice"],
-                           f1=e.scores["private"]["f1"])
+                row.update(public_dice=score_of(e, "public"), public_f1=e.scores["public"]["f1"],
+                           public_rank=r.public_rank, move=r.move)
             rows.append(row)
-        _rank(rows, "dice")
-        if revealed:
-            public_rank = {r["team"]: r["rank"] for r in _rank([dict(r, dice=r["public_dice"]) for r in rows], "dice")}
-            for r in rows:
-                r["public_rank"] = public_rank[r["team"]]
-                r["move"] = r["public_rank"] - r["rank"]
-        return {"phase": "private" if revealed else "public", "revealed": revealed, "teams": n_teams,
-                "ranked": len(rows), "rows": rows,
-                "rule": "rank by mean per-case Dice on the phase's cases; each team's chosen finals "
-                        "(the best public among them) or its best public submission; ties go to the earlier"}
+        return {"phase": phase, "revealed": revealed, "teams": n_teams, "ranked": len(rows), "rows": rows,
+                "rule": RULE}
 
     def reveal(self) -> dict:
         with write_transaction(self.course.sessions) as s:
@@ -337,10 +337,3 @@ class CourseService:
                 "codes": [(code, n, examples.get(code, {})) for code, n in codes.most_common()],
                 "chain": {"ok": not problems, "problems": problems, "events": events}}
 
-
-def _rank(rows: list, key: str) -> list:
-    """Sort best first (then earlier, then name) and rank as the offline board does: 1 + number strictly better."""
-    rows.sort(key=lambda r: (-r[key], r["submitted_at"], r["team"]))
-    for r in rows:
-        r["rank"] = 1 + sum(1 for o in rows if o[key] > r[key])
-    return rows

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional
 
@@ -12,6 +12,7 @@ from plumbing.atomic import atomic_dir, write_bytes, write_text
 from plumbing.progress import no_progress
 from data_spec import KitError, LayoutError
 from data_spec.errors import BadArgumentError, check_range
+from grader.score_types import RANKING
 
 from . import figures, render
 from .cache import ScoreCache
@@ -25,8 +26,9 @@ from .collect import (
     display_names,
     load_board_truth,
 )
+from .gradebook import BoardScores
+from .ranking import rank_teams, score_of
 from .scoring import score_submissions
-from .select import select_submissions
 from .uncertainty import (
     METHOD_NOTE,
     bootstrap_dice,
@@ -92,43 +94,47 @@ def _check_paths(submissions: Path, truth: Path, out: Path, cache: Path, baselin
 
 
 def _phase_scores(valid, masks: dict) -> None:
-    """Dice and pixel F1 of every valid submission on each phase's cases, in one batched call per phase."""
+    """The official score and pixel F1 of each phase a valid submission lacks, in one batched call per phase.
+
+    A submission scored elsewhere (the server stores both phases' scores at upload) keeps its own.
+    """
     from grader.metrics import scores_from_counts
 
-    if not valid:
-        return
-    tp, fp, fn = (np.stack([getattr(s.counts, k) for s in valid]) for k in ("tp", "fp", "fn"))
     for phase, mask in masks.items():
+        todo = [s for s in valid if phase not in s.scores]
+        if not todo:
+            continue
+        tp, fp, fn = (np.stack([getattr(s.counts, k) for s in todo]) for k in ("tp", "fp", "fn"))
         scores = scores_from_counts(tp[:, mask], fp[:, mask], fn[:, mask])
-        for i, sub in enumerate(valid):
-            sub.scores[phase] = {"dice": float(scores["dice"][i]), "f1": float(scores["f1"][i])}
+        for i, sub in enumerate(todo):
+            sub.scores[phase] = {name: float(scores[name][i]) for name in (RANKING.name, "f1")}
 
 
-def _board(entries, phase: str, mask, n_boot: int, seed: int) -> list:
-    """Rank the teams of one phase, with intervals and ties; baselines as reference rows.
+def _best_first(value: float) -> float:
+    return value if RANKING.is_lower_the_better else -value
 
-    ``entries``: list of ``(kind, label, submission, reason)``. Returns row dicts in
-    board order (best first, baselines placed by score).
+
+def _board(ranked: list, bases: list, labels: dict, phase: str, mask, n_boot: int, seed: int) -> list:
+    """The rows of one phase: the ranked teams with intervals and ties, baselines as reference rows.
+
+    Returns row dicts in board order (best first, baselines placed by score).
     """
     from grader.metrics import dice_per_slice
 
-    teams = [e for e in entries if e[0] == "team"]
-    teams.sort(key=lambda e: (-e[2].scores[phase]["dice"], e[2].submitted_at, e[1]))
-    bases = [e for e in entries if e[0] == "baseline"]
-    ordered = teams + bases
+    entries = [("team", labels[r.team], r.submission, r.reason, r) for r in ranked]
+    entries += [("baseline", clean_text(b.team), b, "baseline", None) for b in bases]
     rows = []
-    for kind, label, sub, reason in ordered:
+    for kind, label, sub, reason, team in entries:
         s = sub.scores[phase]
-        rows.append({"kind": kind, "label": label, "dice": s["dice"], "f1": s["f1"], "sub": sub,
+        rows.append({"kind": kind, "label": label, "dice": s[RANKING.name], "f1": s["f1"], "sub": sub,
                      "submission": clean_text(sub.name), "selected_by": reason,
                      "submitted_at": sub.time_text if kind == "team" else "",
-                     "dice_lo": None, "dice_hi": None, "rank": None, "rank_lo": None, "rank_hi": None,
-                     "tied": None, "p_vs_above": None})
-    n_teams = len(teams)
-    dice = np.array([r["dice"] for r in rows[:n_teams]])
-    for i in range(n_teams):
-        rows[i]["rank"] = int(1 + np.count_nonzero(dice > dice[i]))
-    counts = [np.stack([e[2].counts.tp[mask], e[2].counts.fp[mask], e[2].counts.fn[mask]]) for e in ordered]
+                     "dice_lo": None, "dice_hi": None, "rank": team.rank if team else None,
+                     "rank_lo": None, "rank_hi": None, "tied": None, "p_vs_above": None})
+        if team is not None and team.public_rank is not None:
+            rows[-1].update(public_rank=team.public_rank, move=team.move)
+    n_teams = len(ranked)
+    counts = [np.stack([e[2].counts.tp[mask], e[2].counts.fp[mask], e[2].counts.fn[mask]]) for e in entries]
     if counts:
         tp, fp, fn = np.stack(counts, axis=1)
         if n_boot > 0:
@@ -145,7 +151,7 @@ def _board(entries, phase: str, mask, n_boot: int, seed: int) -> list:
             r["p_vs_above"] = None if np.isnan(p) else float(p)
             r["tied"] = bool(t)
     # Baselines sit among the teams by score (after teams of equal score).
-    return sorted(rows, key=lambda r: (-r["dice"], r["kind"] != "team", r["rank"] or 0))
+    return sorted(rows, key=lambda r: (_best_first(r["dice"]), r["kind"] != "team", r["rank"] or 0))
 
 
 @dataclass(frozen=True)
@@ -153,7 +159,8 @@ class LeaderboardSummary:
     """What one leaderboard run did: ``brats-kit leaderboard --json`` prints :meth:`to_dict`.
 
     Before the reveal it holds nothing derived from the private cases (their
-    number aside).
+    number aside). ``board`` (not printed) holds the revealed board's private scores in
+    full precision, for the gradebook; None before the reveal.
     """
 
     site: str
@@ -176,20 +183,29 @@ class LeaderboardSummary:
     leader: Optional[str]
     files: list
     notes: list
+    board: Optional[BoardScores] = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        out = asdict(self)
+        del out["board"]
+        return out
 
 
 @dataclass
-class _Scored:
-    """The submissions and baselines of a run, scored, with what the run noticed."""
+class Entries:
+    """What :func:`rank_and_publish` ranks: every submission with its status and counts, and the baselines.
+
+    ``subs`` and ``bases`` are :class:`~.collect.Submission` objects; a scored one carries
+    ``counts`` (and may carry ``scores`` per phase already: they are then used as they are).
+    ``stats`` says how many files were ``scored`` now and answered from the ``cache``.
+    """
 
     subs: list
-    bases: list
-    notes: list
-    stats: dict
-    cache: ScoreCache
+    bases: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
+    stats: dict = field(default_factory=lambda: {"scored": 0, "cached": 0})
+    cache: str = ""
+    cache_note: Optional[str] = None
 
 
 def build_leaderboard(
@@ -208,6 +224,9 @@ def build_leaderboard(
     progress=no_progress,
 ) -> LeaderboardSummary:
     """Validate, score and rank a folder of submissions; write the site atomically.
+
+    The two steps, :func:`collect_and_score` then :func:`rank_and_publish`; the
+    submission server runs the second one alone, on the counts it stored at upload.
 
     Parameters
     ----------
@@ -250,6 +269,25 @@ def build_leaderboard(
     ------
     KitError
         Bad paths, truth, manifest, options, or an invalid baseline.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np
+    >>> from pathlib import Path
+    >>> from data_spec import case_ids, write_competition
+    >>> from data_spec.submission import write_submission
+    >>> root = Path(tempfile.mkdtemp())
+    >>> y = np.zeros((4, 240, 240), np.uint8); y[:, 100:140, 100:140] = 1
+    >>> x = np.zeros((4, 240, 240, 4), np.float32)
+    >>> _ = write_competition(root / "comp", train={"x": x, "y": y, "case_id": case_ids("train", 4)},
+    ...                   test={"x": x, "y": y, "case_id": case_ids("test", 4),
+    ...                         "public": np.array([True, True, False, False])}, attrs={"generator": "doc"})
+    >>> for team, shift in (("ada", 0), ("bob", 5)):
+    ...     (root / "subs" / team).mkdir(parents=True)
+    ...     _ = write_submission(root / "subs" / team / "p.npy", np.roll(y, shift, axis=2))
+    >>> summary = build_leaderboard(root / "subs", root / "comp" / "private", root / "site", bootstrap=0)
+    >>> summary.leader, summary.teams_ranked, summary.phase
+    ('ada', 2, 'public')
     """
     check_options(bootstrap=bootstrap, jobs=jobs, seed=seed, per_day=per_day)
     out = Path(os.path.abspath(out))
@@ -258,9 +296,72 @@ def build_leaderboard(
     truth = load_board_truth(truth, seed=seed)
     cache_dir = Path(os.path.abspath(cache if cache is not None else truth.path.parent / ".leaderboard-cache"))
     _check_paths(sub_dir, Path(os.path.abspath(truth.path)), out, cache_dir, base_dir)
+    entries = collect_and_score(sub_dir, truth, baselines=base_dir, cache=cache_dir, jobs=jobs, progress=progress)
+    return rank_and_publish(entries, truth, out, reveal=reveal, per_day=per_day, bootstrap=bootstrap, seed=seed,
+                            title=title)
 
-    scored = _score_all(sub_dir, base_dir, truth, cache_dir, jobs, progress)
-    subs, bases, notes = scored.subs, scored.bases, scored.notes
+
+def collect_and_score(submissions, truth, *, baselines=None, cache, jobs: int = 1, progress=no_progress) -> Entries:
+    """Step one: list the files of ``submissions`` (and ``baselines``), validate and count each through ``cache``.
+
+    Refuses an invalid baseline (:class:`~data_spec.KitError` ``invalid_baseline``).
+    """
+    subs, notes = collect_submissions(submissions)
+    bases = collect_baselines(baselines) if baselines is not None else []
+    store = ScoreCache(cache)
+    stats = score_submissions(subs + bases, truth, store, jobs=jobs, progress=progress)
+    store.save()
+    check_baselines(bases)
+    return Entries(subs, bases, notes, stats, str(store.path), store.ignored_reason)
+
+
+def score_baselines(source, truth, cache) -> list:
+    """The reference submissions of ``source`` (``DIR/<baseline>/<file>`` or ``DIR/<baseline>.<ext>``), counted.
+
+    Scored through the score ``cache`` like the teams' files; an invalid one is refused.
+    Their scores per phase: :func:`baseline_scores`.
+    """
+    bases = collect_baselines(source)
+    store = ScoreCache(cache)
+    score_submissions(bases, truth, store)
+    store.save()
+    check_baselines(bases)
+    return bases
+
+
+def baseline_scores(bases, phase: str) -> dict:
+    """The official score of each (valid) baseline on ``phase``, by name, from its counts (``Counts.scores``)."""
+    return {b.team: b.counts.scores(phase)[RANKING.name] for b in bases}
+
+
+def check_baselines(bases) -> None:
+    """Refuse an invalid reference submission: a baseline is the instructor's, never a team's mistake."""
+    for b in bases:
+        if not b.valid:
+            raise KitError(f"baseline {clean_text(b.team)!r} is invalid: {b.errors[0]['message']}",
+                           code="invalid_baseline", path=b.path, hint=b.errors[0].get("hint"))
+
+
+def rank_and_publish(entries: Entries, truth, out, *, reveal: bool = False, per_day: Optional[int] = None,
+                     bootstrap: int = 2000, seed: int = 0, title: str = "Leaderboard") -> LeaderboardSummary:
+    """Step two: quota, selection, the one ranking (:func:`~.ranking.rank_teams`), intervals; write the site.
+
+    Reads no submission file: everything comes from ``entries`` (their status, errors,
+    counts and any scores already computed) and the truth's flags.
+
+    Parameters
+    ----------
+    entries : Entries
+    truth : Truth
+        The truth the counts were made against (its public flags, ``has_flags``).
+    out : path-like
+        The site folder, replaced as a whole.
+    reveal, per_day, bootstrap, seed, title
+        As :func:`build_leaderboard`.
+    """
+    check_options(bootstrap=bootstrap, jobs=1, seed=seed, per_day=per_day)
+    out = Path(os.path.abspath(out))
+    subs, bases, notes = entries.subs, entries.bases, list(entries.notes)
     phase = "private" if reveal else "public"
     masks = {"public": truth.public}
     if reveal:
@@ -269,10 +370,10 @@ def build_leaderboard(
         masks["private"] = ~truth.public
     _phase_scores([s for s in subs + bases if s.valid], masks)
     over = apply_quota(subs, per_day)
-    selected = select_submissions(subs)
+    ranked = rank_teams(subs, phase)
 
     labels = display_names({s.team for s in subs})
-    rows = _rows(subs, bases, selected, labels, phase, masks, reveal, bootstrap, seed)
+    rows = _rows(subs, bases, ranked, labels, phase, masks, reveal, bootstrap, seed)
     if not truth.has_flags:
         # The site says how, never the seed: with it anyone could recompute which cases are public.
         notes.insert(0, "Public/private flags derived with data_spec.public_mask from the instructor's seed "
@@ -280,7 +381,7 @@ def build_leaderboard(
     if over:
         notes.append(f"{over} valid submission{'s' if over != 1 else ''} over the quota of {per_day} per team "
                      "and UTC day ignored (listed below).")
-    board = _Board(title, phase, reveal, truth, rows, subs, selected, labels, notes, bootstrap, seed)
+    board = _Board(title, phase, reveal, truth, rows, subs, ranked, labels, notes, bootstrap, seed)
     _publish(out, _report(board))
 
     team_rows = [r for r in rows if r["kind"] == "team"]
@@ -288,43 +389,30 @@ def build_leaderboard(
         site=str(out), phase=phase, teams=len(labels), teams_ranked=len(team_rows), baselines=len(bases),
         submissions=len(subs), valid=sum(1 for s in subs if s.valid),
         invalid=sum(1 for s in subs if s.status == INVALID), over_quota=over,
-        scored=scored.stats["scored"], cached=scored.stats["cached"], cache=str(scored.cache.path),
+        scored=entries.stats["scored"], cached=entries.stats["cached"], cache=entries.cache,
         public_cases=int(truth.public.sum()), private_cases=int((~truth.public).sum()),
         public_flags=truth.public_source, bootstrap=bootstrap, seed=seed,
-        leader=min(team_rows, key=lambda r: r["rank"])["label"] if team_rows else None,
+        leader=labels[ranked[0].team] if ranked else None,
         files=[str(out / name) for name in SITE_FILES],
-        notes=notes + ([scored.cache.ignored_reason] if scored.cache.ignored_reason else []),
+        notes=notes + ([entries.cache_note] if entries.cache_note else []),
+        board=board_scores(ranked, bases, labels) if reveal else None,
     )
 
 
-def _score_all(sub_dir: Path, base_dir: Optional[Path], truth, cache_dir: Path, jobs: int, progress) -> _Scored:
-    """Collect the submissions and baselines and score them through the cache; refuse an invalid baseline."""
-    subs, notes = collect_submissions(sub_dir)
-    bases = collect_baselines(base_dir) if base_dir is not None else []
-    store = ScoreCache(cache_dir)
-    stats = score_submissions(subs + bases, truth, store, jobs=jobs, progress=progress)
-    store.save()
-    for b in bases:
-        if not b.valid:
-            raise KitError(f"baseline {clean_text(b.team)!r} is invalid: {b.errors[0]['message']}",
-                           code="invalid_baseline", path=b.path)
-    return _Scored(subs, bases, notes, stats, store)
+def board_scores(ranked: list, bases: list, labels: dict) -> BoardScores:
+    """The revealed board's private scores in full precision, keyed as the site shows the teams."""
+    teams = {label: None for label in labels.values()}
+    teams.update({labels[r.team]: score_of(r.submission, "private") for r in ranked})
+    return BoardScores(teams, {clean_text(b.team): score_of(b, "private") for b in bases}, True)
 
 
-def _rows(subs, bases, selected, labels, phase, masks, reveal, bootstrap, seed) -> list:
-    """The board's rows of ``phase`` (with the public rank and move after the reveal) and per-team counts."""
-    entries = [("team", labels[t], sel.submission, sel.reason) for t, sel in selected.items()]
-    entries += [("baseline", clean_text(b.team), b, "baseline") for b in bases]
-    rows = _board(entries, phase, masks[phase], bootstrap, seed)
+def _rows(subs, bases, ranked, labels, phase, masks, reveal, bootstrap, seed) -> list:
+    """The board's rows of ``phase`` (with the public rank, scores and move after the reveal) and per-team counts."""
+    rows = _board(ranked, bases, labels, phase, masks[phase], bootstrap, seed)
     if reveal:
-        public_rows = _board([e for e in entries if e[0] == "team"], "public", masks["public"], 0, seed)
-        public_rank = {id(r["sub"]): r["rank"] for r in public_rows}
         for r in rows:
-            s = r["sub"]
-            r["public_dice"], r["public_f1"] = s.scores["public"]["dice"], s.scores["public"]["f1"]
-            if r["kind"] == "team":
-                r["public_rank"] = public_rank[id(s)]
-                r["move"] = r["public_rank"] - r["rank"]
+            public = r["sub"].scores["public"]
+            r["public_dice"], r["public_f1"] = public[RANKING.name], public["f1"]
     per_team: dict = {}
     for s in subs:
         per_team.setdefault(s.team, []).append(s)
@@ -361,7 +449,7 @@ class _Board:
     truth: object
     rows: list
     subs: list
-    selected: dict
+    ranked: list
     labels: dict
     notes: list
     n_boot: int
@@ -370,8 +458,6 @@ class _Board:
 
 def _report(board: _Board) -> dict:
     """Everything the renderers show, already cleaned; nothing private unless revealed."""
-    from grader.metrics import MeanDice
-
     title, phase, reveal, truth, rows = board.title, board.phase, board.reveal, board.truth, board.rows
     notes = board.notes
     n_pub, n_priv = int(truth.public.sum()), int((~truth.public).sum())
@@ -392,7 +478,7 @@ def _report(board: _Board) -> dict:
         "subtitle": subtitle,
         "phase": phase,
         "revealed": reveal,
-        "decimals": MeanDice.precision,
+        "decimals": RANKING.precision,
         "rows": rows,
         "grades": grades,
         "histories": histories,
@@ -403,17 +489,21 @@ def _report(board: _Board) -> dict:
             "whiskers": figures.whiskers_png(
                 [{"label": r["label"] + (" (baseline)" if r["kind"] == "baseline" else ""), "kind": r["kind"],
                   "dice": r["dice"], "dice_lo": r["dice_lo"], "dice_hi": r["dice_hi"]} for r in rows], score_label),
-            "history": figures.history_png(history_plot, score_label, [h["label"] for h in histories]),
+            "history": figures.history_png([p for p, _ in history_plot], score_label, [lab for _, lab in history_plot]),
             "distribution": figures.distribution_png(all_scores, selected_scores, base_marks, score_label),
         },
     }
 
 
 def _histories(board: _Board) -> tuple:
-    """Each team's submissions as shown (scores of valid ones only), the invalid ones, the history figure's data."""
+    """Each team's submissions as shown (scores of valid ones only), the invalid ones, the history figure's data.
+
+    The page lists the teams by name; the figure gets them in board order (its legend
+    breaks equal scores as the board does), with their labels.
+    """
     phase, reveal, labels = board.phase, board.reveal, board.labels
-    chosen = {id(sel.submission) for sel in board.selected.values()}
-    histories, problems, history_plot, all_scores = [], [], [], []
+    chosen = {id(r.submission) for r in board.ranked}
+    histories, problems, plot, all_scores = [], [], {}, []
     for team in sorted(labels):
         team_subs = [s for s in board.subs if s.team == team]
         items, times, scores, sel_index = [], [], [], None
@@ -422,37 +512,40 @@ def _histories(board: _Board) -> tuple:
             item = {"submitted_at": s.time_text, "submission": clean_text(s.name), "selected": id(s) in chosen,
                     "status": {"scored": "valid", "invalid": "invalid", "over_quota": "over quota"}[s.status]}
             if shown:
-                item["public"] = s.scores["public"]["dice"]
+                item["public"] = score_of(s, "public")
                 if reveal:
-                    item["private"] = s.scores["private"]["dice"]
+                    item["private"] = score_of(s, "private")
                 if item["selected"]:
                     sel_index = len(times)
                 times.append(s.submitted_at)
-                scores.append(s.scores[phase]["dice"])
+                scores.append(score_of(s, phase))
             else:
                 problems.append({"label": labels[team], "submission": item["submission"],
                                  "submitted_at": s.time_text, "status": item["status"],
                                  "message": "; ".join(clean_text(f"{e['code']}: {e['message']}") for e in s.errors)})
             items.append(item)
         histories.append({"label": labels[team], "submissions": items})
-        history_plot.append((times, scores, sel_index))
+        plot[team] = (times, scores, sel_index)
         all_scores += scores
-    return histories, problems, history_plot, all_scores
+    order = [r.team for r in board.ranked] + [t for t in sorted(labels) if t not in {r.team for r in board.ranked}]
+    return histories, problems, [(plot[t], labels[t]) for t in order], all_scores
 
 
 def _grades(board: _Board) -> list:
     """One row per team for ``grades.csv``: its selected submission's scores and ranks (private ones once revealed)."""
     grades = []
     by_sub = {id(r["sub"]): r for r in board.rows if r["kind"] == "team"}
+    ranked = {r.team: r for r in board.ranked}
     for team in sorted(board.labels):
-        sel = board.selected.get(team)
-        if sel is None:
+        if team not in ranked:
             grades.append({"label": board.labels[team], "status": "no valid submission"})
             continue
-        r = by_sub[id(sel.submission)]
-        s = sel.submission.scores
+        sub = ranked[team].submission
+        r = by_sub[id(sub)]
+        s = sub.scores
         g = {"label": board.labels[team], "status": "ranked", "submission": r["submission"],
-             "submitted_at": r["submitted_at"], "public_dice": s["public"]["dice"], "public_f1": s["public"]["f1"]}
+             "submitted_at": r["submitted_at"], "public_dice": s["public"][RANKING.name],
+             "public_f1": s["public"]["f1"]}
         if board.reveal:
             g.update(public_rank=r["public_rank"], dice=r["dice"], f1=r["f1"], rank=r["rank"], move=r["move"])
         else:
@@ -471,4 +564,5 @@ def _method(board: _Board, n_cases: int) -> str:
         method = "No bootstrap intervals (--bootstrap 0). " + method.split("Ties (=): ", 1)[1]
     return ("Score: mean over test cases of per-case Dice (both masks empty: 1, one empty: 0); pixel F1 pooled "
             "over all pixels. Selection: the team's final submissions when named (the best public score among "
-            "them), otherwise its best public score; ties go to the earlier submission. ") + method
+            "them), otherwise its best public score; equal scores, within a team or between teams, go to the "
+            "earlier submission. ") + method

@@ -25,7 +25,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Optional
 
-from data_spec import KitError, LayoutError, MissingFileError, Truth, find_truth, load_truth
+from data_spec import LayoutError, MissingFileError, Truth, find_truth, load_truth
+from data_spec.errors import check_range
 from data_spec.manifest import MANIFEST_CSV, read_manifest
 from grader.counts import Counts
 from grader.scoring import INVALID, SCORED
@@ -235,8 +236,7 @@ def apply_quota(submissions, per_day: Optional[int]) -> int:
     """
     if per_day is None:
         return 0
-    if per_day < 1:
-        raise KitError(f"per_day must be at least 1, got {per_day}", code="bad_option")
+    check_range("per_day", per_day, 1)
     used: dict = {}
     marked = 0
     for sub in sorted((s for s in submissions if s.valid), key=lambda s: (s.team, s.order)):

@@ -1,9 +1,18 @@
 """The gradebook: one row per student, with the team's final private score turned into marks.
 
->>> roster = read_roster("roster.csv")  # doctest: +SKIP
->>> scores = scores_from_site("site")  # built with --reveal  # doctest: +SKIP
->>> book = make_gradebook(roster, scores, parse_scale("linear:20"))  # doctest: +SKIP
->>> write_gradebook("grades-moodle.csv", book, "moodle")  # doctest: +SKIP
+>>> import tempfile
+>>> from pathlib import Path
+>>> folder = Path(tempfile.mkdtemp())
+>>> _ = (folder / "roster.csv").write_text("student_id,name,email,team\\n1,Ada,ada@example.org,owls\\n"
+...                                        "2,Bob,bob@example.org,larks\\n", encoding="utf-8")
+>>> roster = read_roster(folder / "roster.csv")
+>>> # The revealed board's private scores: LeaderboardSummary.board, or scores_from_site(SITE).
+>>> scores = BoardScores({"owls": 0.82, "larks": None}, {"flair-threshold": 0.6, "svm": 0.9})
+>>> book = make_gradebook(roster, scores, parse_scale("linear:20"))
+>>> [(r.student.name, r.grade, r.status) for r in book.rows]
+[('Ada', 14.67, 'graded'), ('Bob', 0.0, 'no valid submission')]
+>>> write_gradebook(folder / "grades-moodle.csv", book, "moodle")["graded"]
+1
 
 Formats (checked against the platforms' own documentation):
 
@@ -35,6 +44,7 @@ from pathlib import Path
 from typing import Optional
 
 from data_spec import KitError, LayoutError, MissingFileError
+from data_spec.errors import check_choice
 from plumbing.atomic import write_text
 
 from .collect import display_names
@@ -414,7 +424,13 @@ def render_gradebook(book: Gradebook, fmt: str, *, assignment: str = DEFAULT_ASS
         return _table(["student_id", "name", "email", "team", "score", "grade", "status"],
                       [[r.student.student_id, r.student.name, r.student.email, r.student.team,
                         _score_cell(r.score), r.grade, r.status] for r in book.rows])
-    raise KitError(f"unknown gradebook format {fmt!r}", code="bad_option", expected=" or ".join(FORMATS))
+    check_format(fmt)
+    raise AssertionError(fmt)  # pragma: no cover - check_format refused it
+
+
+def check_format(fmt: str) -> None:
+    """Refuse a gradebook format other than :data:`FORMATS` (:class:`~data_spec.errors.BadArgumentError`)."""
+    check_choice("gradebook format", fmt, FORMATS)
 
 
 _IMPORT_STEPS = {
@@ -492,10 +508,16 @@ def write_gradebook(out, book: Gradebook, fmt: str, *, assignment: str = DEFAULT
 
 
 def gradebook_from_site(site, roster, out, *, fmt: str, scale: Optional[str] = None,
-                        assignment: str = DEFAULT_ASSIGNMENT, force: bool = False) -> dict:
-    """Read a revealed site and a roster, write the gradebook: what ``--roster`` does."""
-    if fmt not in FORMATS:
-        raise KitError(f"unknown gradebook format {fmt!r}", code="bad_option", expected=" or ".join(FORMATS))
+                        assignment: str = DEFAULT_ASSIGNMENT, force: bool = False,
+                        scores: Optional[BoardScores] = None) -> dict:
+    """Read a revealed site and a roster, write the gradebook: what ``--roster`` does.
+
+    ``scores``: the board's ranked rows in full precision
+    (:attr:`~.build.LeaderboardSummary.board`, as the run that wrote ``site`` holds
+    them), so that a score just under a threshold earns the same marks as from the
+    server; without it the site's CSV files are read (rounded to their 4 decimals).
+    """
+    check_format(fmt)
     site = Path(os.path.abspath(site))
     out_abs = Path(os.path.abspath(out))
     if site == out_abs or site in out_abs.parents:
@@ -503,5 +525,5 @@ def gradebook_from_site(site, roster, out, *, fmt: str, scale: Optional[str] = N
                           hint="names and e-mails stay private: write it outside the site folder")
     parsed = parse_scale(scale)
     students = read_roster(roster)
-    book = make_gradebook(students, scores_from_site(site), parsed)
+    book = make_gradebook(students, scores if scores is not None else scores_from_site(site), parsed)
     return write_gradebook(out, book, fmt, assignment=assignment, source=str(site), force=force)

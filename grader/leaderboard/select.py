@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from grader.score_types import RANKING
+
 from .collect import Submission
 
 FINAL, BEST_PUBLIC, FINAL_FALLBACK = "final", "best public", "best public (no valid final)"
@@ -25,7 +27,8 @@ class Selection:
 
 
 def _public_key(sub: Submission) -> tuple:
-    return (-sub.scores["public"]["dice"], sub.submitted_at, sub.name)
+    score = sub.scores["public"][RANKING.name]
+    return (score if RANKING.is_lower_the_better else -score, sub.submitted_at, sub.name)
 
 
 def select_submissions(submissions) -> dict:
@@ -34,7 +37,8 @@ def select_submissions(submissions) -> dict:
     Parameters
     ----------
     submissions : iterable of Submission
-        Scored ones must carry ``scores["public"]["dice"]``.
+        Scored ones must carry ``scores["public"]`` with the official score
+        (:data:`grader.score_types.RANKING`).
 
     Returns
     -------

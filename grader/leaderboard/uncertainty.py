@@ -62,16 +62,17 @@ def bootstrap_dice(tp, fp, fn, index, *, max_elements: int = 4_000_000) -> np.nd
     ndarray (n_teams, n_boot)
         ``grader.metrics.scores_from_counts(...)["dice"]`` of each resample.
     """
-    from grader.metrics import scores_from_counts
+    from grader.metrics import dice_per_slice
 
-    tp, fp, fn = (np.asarray(a, dtype=np.int64) for a in (tp, fp, fn))
-    n_teams = tp.shape[0]
+    # Mean Dice is a mean of per-case Dice: a resample's score is the mean of the resampled cases' Dice,
+    # so each case's Dice is computed once (not once per resample), with the same sums as MeanDice.
+    dice = dice_per_slice(tp, fp, fn)
+    n_teams, n_cases = dice.shape
     out = np.empty((n_teams, len(index)), dtype=np.float64)
     block = max(1, max_elements // max(1, index.size))
     for start in range(0, n_teams, block):
         sl = slice(start, start + block)
-        scores = scores_from_counts(tp[sl][:, index], fp[sl][:, index], fn[sl][:, index])
-        out[sl] = scores["dice"]
+        out[sl] = dice[sl][:, index].sum(-1) / n_cases
     return out
 
 
