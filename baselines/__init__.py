@@ -1,8 +1,20 @@
 """Reference baselines: the course's classical pixel classifiers, ready for the leaderboard.
 
->>> from baselines import make_baseline, baseline_names  # doctest: +SKIP
->>> seg = make_baseline("mlp-window3").fit(x_train, y_train)  # doctest: +SKIP
->>> seg.tune(x_val, y_val).predict(x_test)  # doctest: +SKIP
+>>> import numpy as np
+>>> from baselines import make_baseline, baseline_names
+>>> from grader import score
+>>> "mlp-window3" in baseline_names()
+True
+>>> rng = np.random.default_rng(0)                        # four tiny slices, a bright FLAIR lesion on each
+>>> x = rng.normal(size=(4, 240, 240, 4)).astype(np.float32)
+>>> y = np.zeros((4, 240, 240), np.uint8); y[:, 100:130, 100:130] = 1
+>>> x[..., 3][y == 1] += 3
+>>> seg = make_baseline("flair-threshold").fit(x[:2], y[:2])   # train on two slices
+>>> masks = seg.tune(x[2:3], y[2:3]).predict(x[3:])           # post-processing tuned on a third
+>>> masks.shape, masks.dtype
+((1, 240, 240), dtype('uint8'))
+>>> score(y[3:], masks)["dice"] > 0.9
+True
 
 Modules: :mod:`~baselines.features` (pixel, window and multi-scale vectors),
 :mod:`~baselines.sampling` (the bounded class-balanced sample),

@@ -8,10 +8,17 @@ post-processing (:mod:`baselines.postprocess`). Its samples are whole slices:
 ``predict(X)`` returns masks, so ``clone``, ``cross_val_score`` and
 ``GridSearchCV`` work on slices as they do on rows.
 
->>> from baselines import PixelSegmenter, WindowFeatures, make_mlp  # doctest: +SKIP
->>> seg = PixelSegmenter(WindowFeatures(3), make_mlp()).fit(x_train, y_train)  # doctest: +SKIP
->>> seg.tune(x_val, y_val)          # post-processing chosen on validation  # doctest: +SKIP
->>> masks = seg.predict(x_test)     # uint8 (N, 240, 240)  # doctest: +SKIP
+>>> import numpy as np
+>>> from baselines import PixelSegmenter, WindowFeatures, make_mlp
+>>> rng = np.random.default_rng(0)
+>>> x = rng.normal(size=(4, 240, 240, 4)).astype(np.float32)
+>>> y = np.zeros((4, 240, 240), np.uint8); y[:, 100:130, 100:130] = 1
+>>> x[..., 3][y == 1] += 3
+>>> seg = PixelSegmenter(WindowFeatures(3), make_mlp()).fit(x[:2], y[:2])
+>>> seg = seg.tune(x[2:3], y[2:3])      # post-processing chosen on validation
+>>> masks = seg.predict(x[3:])          # uint8 (N, 240, 240)
+>>> masks.shape, masks.dtype
+((1, 240, 240), dtype('uint8'))
 """
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ from .errors import (
 from data_spec.truth import Truth, load_truth
 
 from .counts import Counts, count, phase_mask
-from .grade import counts_for, grade
+from .grade import grade
 from .scoring import Verdict, evaluate
 from .metrics import (
     HD95,
@@ -45,7 +45,7 @@ from .validate import Validation, check_submission, validate_array, validate_sub
 __all__ = [
     "score", "confusion_counts", "scores_from_counts", "dice_per_slice", "hd95_per_slice",
     "validate_submission", "validate_array", "check_submission", "Validation",
-    "grade", "counts_for", "load_truth", "Counts", "Truth", "count", "phase_mask", "evaluate", "Verdict",
+    "grade", "load_truth", "Counts", "Truth", "count", "phase_mask", "evaluate", "Verdict",
     "ScoreType", "PixelF1", "MeanDice", "Precision", "Recall", "DiceTumourSlices", "EmptySlicesCorrect", "HD95",
     "SCORE_TYPES", "SUBMISSION_CODES",
     "BadDtypeError", "BadTruthError", "BadValuesError", "IdMismatchError", "InvalidSubmissionError",

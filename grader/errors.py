@@ -92,8 +92,8 @@ class InvalidSubmissionError(KitError, ValueError):
     """A submission that failed validation; ``errors`` holds every problem found.
 
     Raised by the library functions that need a valid submission to go on
-    (:func:`grader.grade.counts_for`); :func:`grader.grade.grade` reports the
-    same errors in its result instead.
+    (:func:`grader.score` on arrays); :func:`grader.grade.grade` and
+    :func:`grader.scoring.evaluate` report the same errors in their result instead.
     """
 
     code = "invalid_submission"

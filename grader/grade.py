@@ -28,35 +28,8 @@ from data_spec.truth import Truth, load_truth
 from plumbing.progress import no_progress
 
 from .counts import Counts, phase_mask
-from .errors import InvalidSubmissionError
 from .metrics import MASK_SCORES, mask_scores_per_slice, metric_names
 from .scoring import evaluate
-
-
-def counts_for(submission, truth, *, max_bytes: Optional[int] = None) -> Counts:
-    """Validate a submission and count its per-slice true/false positives and false negatives.
-
-    Parameters
-    ----------
-    submission : path-like or array-like
-        A submission file (validated safely) or an in-memory (N, 240, 240) array.
-    truth : path-like, Split or Truth
-        See :func:`data_spec.load_truth`.
-
-    Returns
-    -------
-    Counts
-        ``tp``, ``fp``, ``fn`` (int64, (N,)), ``case_id`` and ``public`` of the truth.
-
-    Raises
-    ------
-    InvalidSubmissionError
-        The submission is invalid; ``.errors`` holds every problem.
-    """
-    verdict = evaluate(submission, load_truth(truth), max_bytes=max_bytes)
-    if not verdict.ok:
-        raise InvalidSubmissionError(verdict.errors, path=verdict.path)
-    return verdict.counts
 
 
 def grade(

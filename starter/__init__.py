@@ -1,9 +1,17 @@
 """What a student calls: load a split, build background-free vectors, look at the data.
 
->>> from starter import load_split, foreground_mask, balanced_index, window_vectors  # doctest: +SKIP
->>> x, y, ids = load_split("competition", "train")  # doctest: +SKIP
->>> index = balanced_index(y, foreground_mask(x), neg_ratio=2, seed=0)  # doctest: +SKIP
->>> X, labels, index = window_vectors(x, y, size=3, index=index)  # doctest: +SKIP
+>>> import tempfile
+>>> from cohorts.synth import write_synthetic_competition     # what `brats-kit data synth` writes
+>>> competition = tempfile.mkdtemp() + "/competition"
+>>> _ = write_synthetic_competition(competition, n_train=2, n_test=1)
+>>> from starter import load_split, foreground_mask, balanced_index, window_vectors
+>>> x, y, ids = load_split(competition, "train")
+>>> x.shape, y.shape, ids.tolist()
+((2, 240, 240, 4), (2, 240, 240), ['train-0000', 'train-0001'])
+>>> index = balanced_index(y, foreground_mask(x), neg_ratio=2, seed=0)
+>>> X, labels, index = window_vectors(x, y, size=3, index=index)   # 36 features, no background pixel
+>>> X.shape[1], X.shape[0] == labels.shape[0], set(labels.tolist()) <= {0, 1}
+(36, True, True)
 """
 from data_spec import Split, open_split
 

@@ -7,9 +7,15 @@ a standalone figure on the Agg canvas, outside pyplot's global state.
 :func:`save_figure` writes a PNG atomically, with the same bytes for the same
 figure, and closes it.
 
->>> from starter.plots import course_figure, save_figure  # doctest: +SKIP
->>> fig = course_figure(x, y_true=y, cases=[0, 5])  # doctest: +SKIP
->>> save_figure(fig, "cases.png")  # doctest: +SKIP
+>>> import tempfile
+>>> import numpy as np
+>>> from starter.plots import course_figure, save_figure
+>>> x = np.random.default_rng(0).normal(size=(2, 240, 240, 4)).astype(np.float32)
+>>> y = np.zeros((2, 240, 240), np.uint8); y[:, 100:130, 100:130] = 1
+>>> fig = course_figure(x, y_true=y, cases=[0, 1])
+>>> path = save_figure(fig, tempfile.mkdtemp() + "/cases.png")
+>>> path.read_bytes()[1:4]
+b'PNG'
 """
 from __future__ import annotations
 

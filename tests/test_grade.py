@@ -12,7 +12,8 @@ from click.testing import CliRunner
 from brats_kit.cli import main
 from data_spec import LayoutError, case_ids, open_split, open_truth, write_split_h5
 from data_spec.submission import write_submission
-from grader import InvalidSubmissionError, NoPhaseFlagsError, counts_for, grade, score
+from grader import NoPhaseFlagsError, grade, score
+from grader.scoring import evaluate
 from data_spec import load_truth
 
 SCORE_KEYS = {"f1", "dice", "precision", "recall", "dice_tumour_slices", "empty_slices_correct", "n_slices"}
@@ -56,7 +57,8 @@ def test_every_format_and_truth_form_gives_the_same_scores(competition, graded, 
 def test_a_loaded_truth_can_be_reused(competition, graded):
     truth = load_truth(competition / "private" / "test_truth.h5")
     assert grade(graded["subs"]["npy"], truth) == grade(graded["subs"]["npy"], competition)
-    assert counts_for(graded["subs"]["dat"], truth).tp.sum() == counts_for(graded["subs"]["dat"], competition).tp.sum()
+    again = evaluate(graded["subs"]["dat"], load_truth(competition)).counts
+    np.testing.assert_array_equal(evaluate(graded["subs"]["dat"], truth).counts.tp, again.tp)
 
 
 def test_hd95_only_when_asked(competition, graded):
@@ -79,8 +81,8 @@ def test_in_memory_arrays_are_graded_too(competition, graded):
     assert grade(graded["p"][:2], competition)["status"] == "invalid"
 
 
-def test_counts_for_caches_what_the_leaderboard_needs(competition, graded):
-    counts = counts_for(graded["subs"]["hdf5"], competition / "private" / "test_truth.h5")
+def test_evaluate_counts_what_the_leaderboard_needs(competition, graded):
+    counts = evaluate(graded["subs"]["hdf5"], load_truth(competition / "private" / "test_truth.h5")).counts
     assert counts.tp.shape == counts.fp.shape == counts.fn.shape == (6,)
     np.testing.assert_array_equal(counts.case_id, open_split(competition, "test").case_id)
     assert counts.public is not None and counts.public.dtype == bool
@@ -88,10 +90,9 @@ def test_counts_for_caches_what_the_leaderboard_needs(competition, graded):
     public = counts.public
     assert counts.scores("public")["dice"] == pytest.approx(score(graded["y"][public], graded["p"][public])["dice"])
     assert counts.scores("private")["n_slices"] == int((~public).sum())
-    with pytest.raises(InvalidSubmissionError) as info:
-        counts_for(graded["tmp"] / "missing.dat", competition)
-    assert [e.code for e in info.value.errors] == ["missing_file"]
-    assert info.value.to_dict()["errors"][0]["code"] == "missing_file"
+    verdict = evaluate(graded["tmp"] / "missing.dat", load_truth(competition))
+    assert not verdict.ok and verdict.counts is None
+    assert [e.code for e in verdict.errors] == ["missing_file"]
 
 
 def test_public_only_scores_the_public_cases(competition, graded):
@@ -119,8 +120,8 @@ def test_public_only_on_a_truth_without_public_cases_is_an_error_not_a_perfect_s
     with pytest.raises(LayoutError, match="no test case public"):
         grade(empty, truth, public_only=True)
     with pytest.raises(LayoutError, match="no test case public"):
-        counts_for(empty, truth).scores("public")
-    assert counts_for(empty, truth).scores("private")["n_slices"] == 3
+        evaluate(empty, load_truth(truth)).counts.scores("public")
+    assert evaluate(empty, load_truth(truth)).counts.scores("private")["n_slices"] == 3
     out = CliRunner().invoke(_cli(), ["score", str(empty), "--truth", str(truth), "--public-only", "--json"])
     assert out.exit_code == 1 and out.stdout == "" and "no test case public" in out.stderr
 

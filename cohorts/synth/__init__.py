@@ -1,7 +1,11 @@
 """A synthetic BraTS-like cohort: the kit's default data set, built from the MNI152 anatomy nilearn ships.
 
->>> from cohorts.synth import write_synthetic_competition  # doctest: +SKIP
->>> written = write_synthetic_competition("competition", n_train=256, n_test=29)  # secret seed  # doctest: +SKIP
+>>> import tempfile
+>>> from cohorts.synth import write_synthetic_competition
+>>> out = tempfile.mkdtemp() + "/competition"
+>>> written = write_synthetic_competition(out, n_train=2, n_test=1)   # the course has 256 + 29; secret seed
+>>> sorted(name for name in written if not name.startswith("private/"))
+['test.h5', 'test_data_x.dat', 'train.h5', 'train_data_x.dat', 'train_data_y.dat']
 
 Modules: :mod:`.anatomy` (templates and derived maps), :mod:`.fields` (smooth
 random fields), :mod:`.lesion` (tumours and mimics), :mod:`.patient` (one
