@@ -69,9 +69,7 @@ def synth(out, n_train, n_test, seed, n_hidden, force, as_json):
     if seed is None:
         click.echo(f"seed: a secret 128-bit seed drawn from the operating system, recorded only in "
                    f"{shown}/private/manifest.json (the students' files carry no seed)")
-    from starter.notebooks import notebook_path
-
-    click.echo(f"students: start from the notebook {notebook_path()} (BRATS_KIT_DATA={shown})")
+    click.echo(f"students: 'brats-kit notebook --out .' copies the starting kit (BRATS_KIT_DATA={shown})")
     click.echo(f"give students everything in {shown}/ except private/")
 
 

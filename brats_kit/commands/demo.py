@@ -38,5 +38,5 @@ def demo(out, quick, seed, as_json):
     rep = result.report["report"]
     click.echo(f"  per-case report          {rep['csv']}, {rep['png']}  ({result.best_baseline})")
     click.echo("  figures                  " + "\n                           ".join(str(p) for p in result.figures))
-    click.echo("next: 'brats-kit baseline list', or open the students' notebook (see 'brats-kit data synth').")
+    click.echo("next: 'brats-kit baseline list', or copy the students' notebook with 'brats-kit notebook --out .'.")
 
