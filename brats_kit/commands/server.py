@@ -79,7 +79,9 @@ def init(course, competition, roster, per_day, max_invalid_per_day, deadline, fi
 @_COURSE
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (loopback unless told).")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
-def run(course, host, port):
+@click.option("--https-only", is_flag=True,
+              help="The class reaches the server over HTTPS only (a reverse proxy): session cookies are Secure.")
+def run(course, host, port, https_only):
     """Serve the API of COURSE (OpenAPI page at /docs) until interrupted."""
     from brats_kit.server.course import Course
     from brats_kit.server.run import serve
@@ -88,7 +90,7 @@ def run(course, host, port):
         pass
     click.echo(f"serving {safe_name(course)} on http://{host}:{port} (API at /api/v1/, documentation at /docs)",
                err=True)
-    serve(course, host=host, port=port)
+    serve(course, host=host, port=port, https_only=https_only)
 
 
 @server.command()
@@ -198,19 +200,36 @@ def status(course, as_json):
 
 @server.command()
 @_COURSE
-@click.option("--rotate", "team", default=None, help="Give this team a new token (the old one stops working).")
-def tokens(course, team):
-    """Where the team tokens are; --rotate TEAM replaces one team's token."""
+@click.option("--rotate", "team", default=None,
+              help="Give this team a new token (the old one stops working, its sessions end); "
+                   "'admin': the instructor's token.")
+@click.option("--end-sessions", is_flag=True, help="Sign every browser out (teams and instructor), server-side.")
+@click.option("--json", "as_json", is_flag=True)
+def tokens(course, team, end_sessions, as_json):
+    """Where the tokens are; --rotate TEAM|admin replaces one token; --end-sessions signs everyone out."""
     service = _service(course)
     try:
-        if team is None:
-            click.echo(f"team tokens: {safe_name(service.course.tokens_csv)}")
-            click.echo(f"admin token: {safe_name(service.course.admin_token_file)}")
-            return
-        service.rotate_token(team)
+        info = {"tokens": str(service.course.tokens_csv), "admin_token": str(service.course.admin_token_file)}
+        if team is not None:
+            service.rotate_token(team)
+            info["rotated"] = team
+        if end_sessions:
+            info["sessions_ended"] = service.end_all_sessions()
     finally:
         service.course.close()
-    click.echo(f"new token for {safe_text(team)} written to {safe_name(service.course.tokens_csv)}")
+    if as_json:
+        _echo_json(info)
+        return
+    if team is None and not end_sessions:
+        click.echo(f"team tokens: {safe_name(service.course.tokens_csv)}")
+        click.echo(f"admin token: {safe_name(service.course.admin_token_file)}")
+    if team is not None:
+        from brats_kit.server.service import ADMIN
+
+        where = service.course.admin_token_file if team == ADMIN else service.course.tokens_csv
+        click.echo(f"new token for {safe_text(team)} written to {safe_name(where)} (its sessions are ended)")
+    if end_sessions:
+        click.echo(f"ended {info['sessions_ended']} session(s): everyone signs in again")
 
 
 @server.command()

@@ -17,8 +17,9 @@ from sqlalchemy.orm import Session
 from .db import GENESIS, AuditEvent, Meta, get_meta
 
 #: Event kinds.
-ACCEPTED, INVALID, FINALS, TOKEN_ROTATED, REVEAL, COURSE_CREATED = (
+ACCEPTED, INVALID, FINALS, TOKEN_ROTATED, REVEAL, COURSE_CREATED, SESSIONS_ENDED = (
     "submission_accepted", "submission_invalid", "finals_chosen", "token_rotated", "reveal", "course_created",
+    "sessions_ended",
 )
 
 

@@ -1,9 +1,13 @@
 """Sign-in sessions of the course's pages: a signed cookie, and the session and CSRF guards as dependencies.
 
 A session is a signed cookie (``itsdangerous``, secret in ``COURSE/private/session_secret``
-created with mode 0600 on first use) holding the principal, a CSRF token and a
-binding to the token hash, so rotating a team's token ends its sessions. The
-cookie is HttpOnly and SameSite=Strict. Routes take their session from a
+created with mode 0600 on first use) holding the principal, a CSRF token, a
+binding to the token hash, so rotating a team's token ends its sessions, and a
+session id the database must still hold (:mod:`..signins`): signing out, a token
+rotation or the instructor's "end all sessions" revoke the session server-side, so
+a copied cookie opens nothing afterwards. The cookie is HttpOnly, SameSite=Strict,
+and Secure when the request came over HTTPS (behind a trusted proxy: its
+``X-Forwarded-Proto``) or the server runs with ``--https-only``. Routes take their session from a
 dependency: :func:`team_session` / :func:`admin_session` for a page (no session:
 back to the sign-in form), :func:`team_form` / :func:`admin_form` / :func:`any_form`
 for a POST (no session or a wrong CSRF token: a 403 :class:`~..refusal.Refusal`).
@@ -96,20 +100,28 @@ def read_session(request: Request) -> Optional[dict]:
         who = principal_of(data)
     except KeyError:
         return None
-    digest = service_of(request).signed_in_hash(who)
+    service = service_of(request)
+    digest = service.signed_in_hash(who)
     if not digest or not hmac.compare_digest(binding(request, digest), str(data.get("bind", ""))):
         return None  # the token was rotated since sign-in
+    if not service.session_alive(who, data.get("sid")):
+        return None  # signed out, or ended by the instructor
     return data
 
 
+def secure_cookies(request: Request) -> bool:
+    """Whether cookies get ``Secure``: an HTTPS request (uvicorn sets the scheme from a trusted proxy's
+    ``X-Forwarded-Proto``) or a server run with ``--https-only``."""
+    return request.url.scheme == "https" or bool(getattr(request.app.state, "https_only", False))
+
+
 def set_session(request: Request, response: Response, data: dict) -> None:
-    secure = request.url.scheme == "https"
     response.set_cookie(COOKIE, _serializer(request).dumps(data), max_age=SESSION_MAX_AGE_S, path="/",
-                        httponly=True, samesite="strict", secure=secure)
+                        httponly=True, samesite="strict", secure=secure_cookies(request))
 
 
-def end_session(response: Response) -> None:
-    response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
+def end_session(request: Request, response: Response) -> None:
+    response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict", secure=secure_cookies(request))
 
 
 def same_csrf(expected: Optional[str], given: Optional[str]) -> bool:

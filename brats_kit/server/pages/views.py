@@ -107,22 +107,25 @@ async def signin(request: Request, service: CourseService = Depends(service_of))
         who = await run_in_threadpool(service.authenticate, token, client_address(request), admin=admin)
     except Refusal as exc:
         return _signin_form(request, exc.status, exc.body()["error"])
+    sid = await run_in_threadpool(service.open_session, who)
     data = {"csrf": secrets.token_urlsafe(24), "admin": who.admin, "team_id": who.team_id, "team": who.team,
-            "bind": binding(request, token_hash(token))}
+            "bind": binding(request, token_hash(token)), "sid": sid}
     response = RedirectResponse("/admin" if who.admin else "/team", status_code=303)
     set_session(request, response, data)
     return response
 
 
 @router.post("/signout")
-async def signout(signed: SignedIn = Depends(any_form)):
+async def signout(request: Request, signed: SignedIn = Depends(any_form),
+                  service: CourseService = Depends(service_of)):
+    await run_in_threadpool(service.sign_out, signed.data.get("sid"))  # a copy of the cookie opens nothing now
     response = RedirectResponse("/", status_code=303)
-    end_session(response)
+    end_session(request, response)
     return response
 
 
 # -- the team page -----------------------------------------------------------------------------------
-def _team_view(service: CourseService, who: Principal, report_id: Optional[int]) -> dict:
+def _team_view(service: CourseService, who: Principal, report_id: Optional[str]) -> dict:
     listing = service.list_submissions(who)
     report = service.public_report(who, report_id) if report_id is not None else None
     now = service.now()
@@ -131,14 +134,14 @@ def _team_view(service: CourseService, who: Principal, report_id: Optional[int])
 
 
 async def _team_page(request: Request, service: CourseService, signed: SignedIn, *, code: int = 200,
-                     report: Optional[int] = None, receipt=None, refusal: Optional[Refusal] = None, message=None):
+                     report: Optional[str] = None, receipt=None, refusal: Optional[Refusal] = None, message=None):
     view = await run_in_threadpool(_team_view, service, signed.who, report)
     return render(request, "team.html", code=code if refusal is None else refusal.status, session=signed.data,
                   receipt=receipt, refusal=refusal.body()["error"] if refusal else None, message=message, **view)
 
 
 @router.get("/team")
-async def team_page(request: Request, report: Optional[int] = None, signed: SignedIn = Depends(team_session),
+async def team_page(request: Request, report: Optional[str] = None, signed: SignedIn = Depends(team_session),
                     service: CourseService = Depends(service_of)):
     return await _team_page(request, service, signed, report=report)
 
@@ -173,7 +176,7 @@ async def team_finals(request: Request, signed: SignedIn = Depends(team_form),
 
 
 @router.get("/team/submissions/{sub_id}/file")
-async def team_file(sub_id: int, signed: SignedIn = Depends(team_session),
+async def team_file(sub_id: str, signed: SignedIn = Depends(team_session),
                     service: CourseService = Depends(service_of)):
     path, name = await run_in_threadpool(service.file_of, signed.who, sub_id)
     return FileResponse(path, media_type="application/octet-stream", filename=name)

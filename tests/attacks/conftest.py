@@ -1,0 +1,61 @@
+"""The attack suite (issue 20): hostile students and careless instructors, kept apart (``pytest tests/attacks``).
+
+Its tests reuse the server tests' helpers (``tests/test_server_support.py``) and fixtures
+(``tests/conftest.py``: the tiny competition and the shared scorer).
+"""
+from __future__ import annotations
+
+import html
+import re
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # test_server_support, beside tests/conftest.py
+
+from data_spec import load_truth  # noqa: E402
+from data_spec.submission import write_submission  # noqa: E402
+from test_server_support import pg_cluster_or_reason, shifted  # noqa: E402
+
+CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+def csrf_of(page) -> str:
+    return html.unescape(CSRF.search(page.text).group(1))
+
+
+def sign_in(client, token, role="team"):
+    csrf = csrf_of(client.get("/"))
+    return client.post("/signin", data={"csrf": csrf, "token": token, "role": role}, follow_redirects=False)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory, competition):
+    truth = load_truth(competition / "private")
+    d = tmp_path_factory.mktemp("attack-subs")
+    out = {"truth": truth}
+    for name, shift in (("good", 3), ("other", 5)):
+        write_submission(d / f"{name}.npy", shifted(truth.y, shift))
+        out[name] = d / f"{name}.npy"
+    return out
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    cluster, reason = pg_cluster_or_reason()
+    if cluster is None:
+        warnings.warn(reason, pytest.PytestWarning, stacklevel=1)
+        pytest.skip(reason)
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request):
+    """A course database on each backend (None: the course's own SQLite file)."""
+    if request.param == "sqlite":
+        return None
+    return request.getfixturevalue("pg_cluster").new_database()
