@@ -266,17 +266,19 @@ class CourseService:
 
     # -- the board -----------------------------------------------------------------------------
     @staticmethod
-    def board_entries(s, *, name: Callable[[Submission], str] = export_name) -> list:
+    def board_entries(s, *, name: Callable[[Submission], str] = export_name, exact_times: bool = False) -> list:
         """Every submission as a leaderboard entry, with the scores stored at upload.
 
         Returns ``(entry, row)`` pairs; nothing is read from the store, nothing re-validated.
-        ``name`` gives each entry's file name (the live board's hides the hash).
+        ``name`` gives each entry's file name (the live board's hides the hash). Times are cut
+        to the second (as the export's manifest keeps them) unless ``exact_times``.
         """
         rows = s.execute(select(Submission, Team.name).join(Team, Team.id == Submission.team_id)
                          .order_by(Submission.id)).all()
         out = []
         for sub, team in rows:
-            entry = BoardEntry(team, name(sub), None, sub.submitted_at.replace(microsecond=0),
+            when = sub.submitted_at if exact_times else sub.submitted_at.replace(microsecond=0)
+            entry = BoardEntry(team, name(sub), None, when,
                                final=True if sub.final else None, time_source="server", sha256=sub.sha256,
                                status=sub.status, errors=sub.errors)
             if sub.status == SCORED:

@@ -5,8 +5,6 @@ Its tests reuse the server tests' helpers (``tests/test_server_support.py``) and
 """
 from __future__ import annotations
 
-import html
-import re
 import sys
 import warnings
 from pathlib import Path
@@ -19,18 +17,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # test_server_supp
 from data_spec import load_truth  # noqa: E402
 from data_spec.submission import write_submission  # noqa: E402
 from test_server_support import pg_cluster_or_reason, shifted  # noqa: E402
-
-CSRF = re.compile(r'name="csrf" value="([^"]+)"')
-
-
-def csrf_of(page) -> str:
-    return html.unescape(CSRF.search(page.text).group(1))
-
-
-def sign_in(client, token, role="team"):
-    csrf = csrf_of(client.get("/"))
-    return client.post("/signin", data={"csrf": csrf, "token": token, "role": role}, follow_redirects=False)
-
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory, competition):
