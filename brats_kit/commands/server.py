@@ -112,15 +112,18 @@ def export(course, out, as_json):
 
 @server.command()
 @_COURSE
+@click.option("--rescore", is_flag=True,
+              help="Also score every stored file again against the truth (isolated workers) and list each "
+                   "score that differs from the database.")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
-def audit(ctx, course, as_json):
+def audit(ctx, course, rescore, as_json):
     """Check the audit log's hash chain and the store against the database (exit 1 when they differ)."""
     from brats_kit.server.course import Course
     from brats_kit.server.verify import audit_course
 
     with Course(course) as c:
-        result = audit_course(c)
+        result = audit_course(c, rescore_files=rescore)
     if as_json:
         _echo_json(result)
     else:
@@ -129,8 +132,9 @@ def audit(ctx, course, as_json):
         for n in result["notes"]:
             click.echo(f"note: {safe_text(n)}")
         verdict = "ok" if result["ok"] else f"FAILED ({len(result['problems'])} problems)"
+        rescored = "" if result["rescored"] is None else f", {result['rescored']} files re-scored"
         click.echo(f"audit {verdict}: {result['events']} events, {result['submissions']} submissions, "
-                   f"{result['files']} stored files")
+                   f"{result['files']} stored files{rescored}")
     if not result["ok"]:
         ctx.exit(EXIT_INVALID)
 
