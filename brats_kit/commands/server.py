@@ -115,15 +115,34 @@ def export(course, out, as_json):
 @click.option("--rescore", is_flag=True,
               help="Also score every stored file again against the truth (isolated workers) and list each "
                    "score that differs from the database.")
+@click.option("--adopt", "adopt_sha", default=None, metavar="SHA256",
+              help="Record the quarantined file with this hash again (the team's receipt names it); needs --team.")
+@click.option("--team", default=None, help="With --adopt: the team on the receipt.")
+@click.option("--at", "at_text", default=None,
+              help="With --adopt: the receipt's submitted_at (ISO 8601; default: when the file was stored).")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
-def audit(ctx, course, rescore, as_json):
-    """Check the audit log's hash chain and the store against the database (exit 1 when they differ)."""
+def audit(ctx, course, rescore, adopt_sha, team, at_text, as_json):
+    """Check the audit log's hash chain and the store against the database (exit 1 when they differ).
+
+    Files the database does not know are in store/quarantine/ (never deleted): --adopt SHA256 --team TEAM
+    scores one again and records it, with its audit event.
+    """
     from brats_kit.server.course import Course
     from brats_kit.server.verify import audit_course
 
+    adopted = None
+    if adopt_sha is not None:
+        adopted = _adopt(course, adopt_sha, team, at_text)
+    elif team is not None or at_text is not None:
+        raise click.UsageError("--team and --at go with --adopt")
     with Course(course) as c:
         result = audit_course(c, rescore_files=rescore)
+    if adopted is not None:
+        result["adopted"] = adopted
+        if not as_json:
+            click.echo(f"adopted {adopted['sha256']} as submission {adopted['id']} of "
+                       f"{safe_text(adopted['team'])} ({adopted['status']}, {adopted['submitted_at']})")
     if as_json:
         _echo_json(result)
     else:
@@ -137,6 +156,44 @@ def audit(ctx, course, rescore, as_json):
                    f"{result['files']} stored files{rescored}")
     if not result["ok"]:
         ctx.exit(EXIT_INVALID)
+
+
+def _adopt(course, sha, team, at_text):
+    from datetime import datetime
+
+    from brats_kit.server.adoption import adopt
+    from brats_kit.server.course import Course
+    from data_spec.errors import BadArgumentError
+
+    if team is None:
+        raise click.UsageError("--adopt needs --team (the team on the receipt)")
+    at = None
+    if at_text is not None:
+        try:
+            at = datetime.fromisoformat(at_text.replace("Z", "+00:00"))
+        except ValueError:
+            raise BadArgumentError(f"unreadable time {at_text!r}", expected="ISO 8601, e.g. 2026-11-02T09:00:00Z") \
+                from None
+    with Course(course) as c:
+        return adopt(c, sha, team, at=at)
+
+
+@server.command()
+@_COURSE
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="A new folder for the backup.")
+@click.option("--json", "as_json", is_flag=True)
+def backup(course, out, as_json):
+    """Back up a course, running or not: a database snapshot, then its private files and store (a course folder)."""
+    from brats_kit.server.backup import backup_course
+    from brats_kit.server.course import Course
+
+    with Course(course) as c:
+        info = backup_course(c, out)
+    if as_json:
+        _echo_json(info)
+    else:
+        click.echo(f"backed up {safe_name(course)} to {safe_name(info['out'])}: database "
+                   f"{safe_name(info['database'])}, {info['files']} stored files")
 
 
 def _service(course):
@@ -200,6 +257,9 @@ def status(course, as_json):
         click.echo(f"{safe_text(r['team'])[:24]:<24} {r['scored']:>6} {r['invalid']:>7} {today:>9}  "
                    f"{r['last_activity'] or '-'}")
     click.echo(f"{info['submissions']} submissions in all")
+    for sha in info["quarantined"]:
+        click.echo(f"quarantined: {sha} (not in the database: a restored backup? "
+                   f"'brats-kit server audit --adopt {sha} --team TEAM')")
 
 
 @server.command()

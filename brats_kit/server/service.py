@@ -45,15 +45,23 @@ ADMIN = "admin"
 
 
 def startup_checks(course: Course) -> list:
-    """Fix exposed private files (warning) and remove what an interrupted upload left; return what went."""
+    """Fix exposed private files (warning), remove unacknowledged uploads and quarantine unknown stored files.
+
+    Returns the paths removed and moved. A stored file the database does not know may
+    have a receipt (a database restored from an older backup): it is moved to
+    ``store/quarantine/``, never deleted (``server audit --adopt`` records it again).
+    """
     for path in check_permissions(course.root, fix=True):
         log.warning("%s was readable by others: its mode is now owner-only", path)
     with course.sessions() as s:
         referenced = set(s.scalars(select(Submission.sha256)))
-    removed = course.store.recover(referenced)
+    removed, moved = course.store.recover(referenced)
     for path in removed:
-        log.warning("removed %s, left by an interrupted upload", path)
-    return removed
+        log.warning("removed %s, left by an interrupted upload (never acknowledged)", path)
+    for path in moved:
+        log.warning("quarantined %s: the database does not know it (a restored backup?); "
+                    "see 'brats-kit server audit --adopt'", path)
+    return removed + moved
 
 
 #: The largest id a submission can have (the column is a 32-bit INTEGER on PostgreSQL).
@@ -375,7 +383,8 @@ class CourseService:
         return {"now": iso(now), "quota_day": f"{day} ({self.config.timezone})", "quota_resets_at": iso(resets_at),
                 "per_day": self.config.per_day, "max_invalid_per_day": self.config.max_invalid_per_day,
                 "deadline": iso(self.config.deadline_at), "revealed": revealed, "teams": rows,
-                "submissions": sum(r["scored"] + r["invalid"] for r in rows)}
+                "submissions": sum(r["scored"] + r["invalid"] for r in rows),
+                "quarantined": sorted(self.course.store.quarantined())}
 
     def dashboard(self) -> dict:
         """The instructor's dashboard: :meth:`status`, the roster, uploads per day, error codes, the audit chain."""

@@ -122,14 +122,19 @@ def audit_course(course: Course, *, rescore_files: bool = False, scorer=None) ->
     if revealed != (reveals > 0):
         problems.append("the reveal flag of the database differs from the audit log")
     for sha in sorted(set(files) - referenced):
-        notes.append(f"stored file {sha} is not referenced by any submission (removed at the next start)")
+        notes.append(f"stored file {sha} is not referenced by any submission (quarantined at the next start)")
+    for sha in sorted(course.store.quarantined()):
+        notes.append(f"quarantined file {sha}: not in the database (a restored backup?); if a team holds its "
+                     f"receipt: brats-kit server audit COURSE --adopt {sha} --team TEAM")
     tmp = course.store.temporary_files()
     if tmp:
-        notes.append(f"{len(tmp)} temporary upload file(s) in {course.store.tmp} (removed at the next start)")
+        notes.append(f"{len(tmp)} temporary upload file(s) in {course.store.tmp} (never acknowledged: "
+                     "removed at the next start)")
     rescored = None
     if rescore_files:
         found, rescored = rescore(course, subs, teams, scorer)
         problems += found
     return {"ok": not problems, "problems": problems, "notes": notes, "events": len(events),
-            "submissions": len(subs), "files": len(files), "rescored": rescored}
+            "submissions": len(subs), "files": len(files), "rescored": rescored,
+            "quarantined": sorted(course.store.quarantined())}
 
