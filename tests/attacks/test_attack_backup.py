@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 from sqlalchemy import select
+from sqlalchemy.engine import make_url
 
 from brats_kit.cli import main
 from brats_kit.server.app import create_app
@@ -27,8 +29,20 @@ def _cli(*args):
     return CliRunner().invoke(main, [str(a) for a in args])
 
 
-def test_backup_upload_restore_start_adopt_loses_nothing(tmp_path, competition, scorer, files):
-    root, tok, _ = make_course(tmp_path, competition)
+def _restore(root, backup, db):
+    """README's restore, server stopped: the backup's database in place of the course's."""
+    if db is None:
+        for leftover in root.glob("private/course.db-*"):
+            leftover.unlink()
+        shutil.copy2(backup / "private" / "course.db", root / "private" / "course.db")
+        return
+    libpq = make_url(db).set(drivername="postgresql").render_as_string(hide_password=False)
+    subprocess.run(["pg_restore", "--clean", "--if-exists", "--no-owner", f"--dbname={libpq}",
+                    str(backup / "private" / "course.pgdump")], check=True, capture_output=True)
+
+
+def test_backup_upload_restore_start_adopt_loses_nothing(tmp_path, competition, scorer, files, db):
+    root, tok, _ = make_course(tmp_path, competition, db=db)
     clock = Clock()
     with TestClient(create_app(root, clock=clock, scorer=scorer)) as c:
         first = _hand_in(c, tok["alpha"], files["good"])
@@ -36,11 +50,7 @@ def test_backup_upload_restore_start_adopt_loses_nothing(tmp_path, competition, 
         assert r.exit_code == 0, r.output
         clock.advance(minutes=5)
         late = _hand_in(c, tok["beta"], files["other"])  # its receipt is given after the backup
-    # Restore the database of the backup (server stopped), as README says.
-    db = root / "private" / "course.db"
-    for leftover in root.glob("private/course.db-*"):
-        leftover.unlink()
-    shutil.copy2(tmp_path / "bk" / "private" / "course.db", db)
+    _restore(root, tmp_path / "bk", db)
     with TestClient(create_app(root, clock=clock, scorer=scorer)):  # the server starts again
         pass
     stored = root / "store" / "quarantine" / late["sha256"]
