@@ -11,6 +11,12 @@ and Secure when the request came over HTTPS (behind a trusted proxy: its
 dependency: :func:`team_session` / :func:`admin_session` for a page (no session:
 back to the sign-in form), :func:`team_form` / :func:`admin_form` / :func:`any_form`
 for a POST (no session or a wrong CSRF token: a 403 :class:`~..refusal.Refusal`).
+
+CSRF tokens travel in POST bodies only, never in a URL (which access logs, proxies and
+the browser's history keep): a hidden form field, which the upload form sends before its
+file (:func:`upload_csrf` checks it while the body streams, before a byte of the file is
+kept). Every form post ends in a 303 redirect (post/redirect/get); its result travels to
+the next page in the signed session cookie (:func:`redirect_after_post`, :func:`take_flash`).
 """
 from __future__ import annotations
 
@@ -22,6 +28,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from fastapi import Request, Response
+from fastapi.responses import RedirectResponse
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.concurrency import run_in_threadpool
 
@@ -147,23 +154,46 @@ def _page_guard(role: str):
     return guard
 
 
-def _form_guard(role: str, *, csrf_in_query: bool = False):
+def _form_guard(role: str, *, streamed: bool = False):
     async def guard(request: Request) -> SignedIn:
         data = await run_in_threadpool(read_session, request)
         if not _role_fits(data, role):
             raise Refusal(403, "no_session", "sign in first")  # no body is parsed without a session
-        if csrf_in_query:
-            # An upload's body is streamed into the store by the hand-in's receiver: the token
-            # travels in the query string.
-            form, given = None, request.query_params.get("csrf")
-        else:
+        form = None
+        if not streamed:
             form = await request.form(max_files=0, max_fields=1000)
-            given = form.get("csrf")
-        if not same_csrf(data["csrf"], given):
-            raise bad_csrf()
+            if not same_csrf(data["csrf"], form.get("csrf")):
+                raise bad_csrf()
+        # streamed: an upload's body goes to the store through the hand-in's receiver, which
+        # checks the token of the form's field sent before the file (upload_csrf).
         request.state.session = data
         return SignedIn(data, principal_of(data), form)
     return guard
+
+
+def upload_csrf(data: dict):
+    """The check the upload's receiver runs on the form fields sent before the file (403 without the token)."""
+    def check(fields: dict) -> None:
+        if not same_csrf(data.get("csrf"), fields.get("csrf")):
+            raise bad_csrf()
+    return check
+
+
+#: The session key of a form post's result, shown by the page the post redirects to.
+FLASH = "flash"
+
+
+def redirect_after_post(request: Request, url: str, data: dict, **flash) -> RedirectResponse:
+    """A 303 to ``url`` whose page shows ``flash`` (a receipt id, a message, a refusal), kept in the session."""
+    response = RedirectResponse(url, status_code=303)
+    set_session(request, response, {**data, FLASH: flash} if flash else data)
+    return response
+
+
+def take_flash(request: Request, response: Response, data: dict) -> None:
+    """Once a page has shown the flash of ``data``, the session forgets it (a reload shows it no more)."""
+    if data.get(FLASH):
+        set_session(request, response, {k: v for k, v in data.items() if k != FLASH})
 
 
 #: Dependencies: a page of a signed-in team / of the instructor (otherwise the sign-in form).
@@ -171,10 +201,10 @@ team_session = _page_guard("team")
 admin_session = _page_guard("admin")
 #: Dependencies: a form posted by a signed-in team / the instructor / anyone signed in, its CSRF token checked.
 team_form = _form_guard("team")
-team_upload = _form_guard("team", csrf_in_query=True)
+team_upload = _form_guard("team", streamed=True)
 admin_form = _form_guard("admin")
 any_form = _form_guard("any")
 
 __all__ = ["COOKIE", "SignedIn", "SignInFirst", "team_session", "admin_session", "team_form",
            "team_upload", "admin_form", "any_form", "read_session", "set_session", "end_session", "binding",
-           "cookie", "same_csrf", "bad_csrf"]
+           "cookie", "same_csrf", "bad_csrf", "upload_csrf", "redirect_after_post", "take_flash", "FLASH"]
