@@ -97,3 +97,19 @@ def test_cookies_are_secure_behind_an_https_proxy_and_with_https_only(tmp_path, 
 def test_https_only_is_an_option_of_server_run():
     r = CliRunner().invoke(main, ["server", "run", "--help"])
     assert "--https-only" in r.output
+
+
+def test_the_dashboard_ends_every_session(tmp_path, competition, scorer):
+    root, tok, admin = make_course(tmp_path, competition)
+    with TestClient(create_app(root, clock=Clock(), scorer=scorer)) as c:
+        sign_in(c, tok["alpha"])
+        team_cookie = c.cookies.get(COOKIE)
+        c.cookies.clear()
+        sign_in(c, admin, role="instructor")
+        page = c.get("/admin")
+        assert 'action="/admin/sessions/end"' in page.text
+        ended = c.post("/admin/sessions/end", data={"csrf": csrf_of(page)}, follow_redirects=False)
+        assert (ended.status_code, ended.headers["location"]) == (303, "/")
+        assert c.get("/admin", follow_redirects=False).status_code == 303
+        with _thief(root, scorer, team_cookie) as other:
+            assert other.get("/team", follow_redirects=False).status_code == 303

@@ -286,6 +286,16 @@ async def admin_reveal(request: Request, signed: SignedIn = Depends(admin_form),
                                message="The private board is revealed; submissions are closed.")
 
 
+@router.post("/admin/sessions/end")
+async def admin_end_sessions(request: Request, signed: SignedIn = Depends(admin_form),
+                             service: CourseService = Depends(service_of)):
+    """Sign every browser out, server-side (a stolen cookie opens nothing afterwards); the instructor's too."""
+    await run_in_threadpool(service.end_all_sessions)
+    response = RedirectResponse("/", status_code=303)
+    end_session(request, response)
+    return response
+
+
 @router.get("/admin/integrity")
 async def admin_integrity(request: Request, signed: SignedIn = Depends(admin_session),
                           service: CourseService = Depends(service_of)):
