@@ -1,12 +1,11 @@
 """The attack suite (issue 20): hostile students and careless instructors, kept apart (``pytest tests/attacks``).
 
 Its tests reuse the server tests' helpers (``tests/test_server_support.py``) and fixtures
-(``tests/conftest.py``: the tiny competition and the shared scorer).
+(``tests/conftest.py``: the tiny competition, the shared scorer, the ``db`` of each backend).
 """
 from __future__ import annotations
 
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # test_server_supp
 
 from data_spec import load_truth  # noqa: E402
 from data_spec.submission import write_submission  # noqa: E402
-from test_server_support import pg_cluster_or_reason, shifted  # noqa: E402
+from test_server_support import shifted  # noqa: E402
+
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory, competition):
@@ -27,21 +27,3 @@ def files(tmp_path_factory, competition):
         write_submission(d / f"{name}.npy", shifted(truth.y, shift))
         out[name] = d / f"{name}.npy"
     return out
-
-
-@pytest.fixture(scope="session")
-def pg_cluster():
-    cluster, reason = pg_cluster_or_reason()
-    if cluster is None:
-        warnings.warn(reason, pytest.PytestWarning, stacklevel=1)
-        pytest.skip(reason)
-    yield cluster
-    cluster.stop()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db(request):
-    """A course database on each backend (None: the course's own SQLite file)."""
-    if request.param == "sqlite":
-        return None
-    return request.getfixturevalue("pg_cluster").new_database()
