@@ -104,19 +104,37 @@ class Course:
 
     def _check_course_id(self, config_path: Path) -> None:
         """Refuse another course's database; a course made before course ids gets one, in both places."""
-        with write_transaction(self.sessions) as s:
+        self._refuse_a_legacy_copy(config_path)
+        with self.sessions() as s:
             stored = get_meta(s, "course_id")
-            if stored is None:
-                stored = self.config.course_id or uuid.uuid4().hex
-                set_meta(s, "course_id", stored)
-            elif self.config.course_id is not None and stored != self.config.course_id:
-                raise KitError(f"the database {_shown_url(self.config.db)} belongs to another course "
-                               f"(course id {stored}, this folder's is {self.config.course_id})",
-                               code="wrong_database", path=config_path,
-                               hint="point private/course.json's db at this course's own database")
+        if stored is None:
+            with write_transaction(self.sessions) as s:
+                stored = get_meta(s, "course_id")
+                if stored is None:
+                    stored = self.config.course_id or uuid.uuid4().hex
+                    set_meta(s, "course_id", stored)
+        if self.config.course_id is not None and stored != self.config.course_id:
+            raise KitError(f"the database {_shown_url(self.config.db)} belongs to another course "
+                           f"(course id {stored}, this folder's is {self.config.course_id})",
+                           code="wrong_database", path=config_path,
+                           hint="point private/course.json's db at this course's own database")
         if self.config.course_id is None:
             self.config.course_id = stored
             write_private(config_path, json.dumps(asdict(self.config), indent=2, sort_keys=True) + "\n")
+
+    def _refuse_a_legacy_copy(self, config_path: Path) -> None:
+        """A folder with its own ``private/course.db`` whose configuration names another folder's (an absolute
+        path, as courses made before relative paths kept): a copy that would write into the original."""
+        from sqlalchemy.engine import make_url
+
+        url = make_url(self.config.db)
+        own = self.private / SQLITE_DB
+        if (url.get_backend_name() == "sqlite" and url.database and Path(url.database).is_absolute()
+                and own.is_file() and Path(url.database).resolve() != own.resolve()):
+            raise KitError(f"this folder has its own database {own} but course.json names {url.database}: "
+                           "a copy of a course would write into the original's database",
+                           code="wrong_database", path=config_path,
+                           hint=f'set "db": "sqlite:///{PRIVATE}/{SQLITE_DB}" in {config_path} to use its own')
 
     @property
     def tokens_csv(self) -> Path:

@@ -59,6 +59,8 @@ def test_a_folder_is_refused_against_another_courses_database(tmp_path, competit
     config["db"] = json.loads((one / "private" / "course.json").read_text())["db"]
     if config["db"].startswith("sqlite:///private/"):
         config["db"] = f"sqlite:///{one}/private/course.db"
+    for own in (two / "private").glob("course.db*"):
+        own.unlink()  # no database of its own: the course ids alone tell
     config_path.write_text(json.dumps(config))
     with pytest.raises(KitError, match="belongs to another course") as err:
         Course(two)
@@ -92,3 +94,17 @@ def test_a_course_made_before_course_ids_still_opens_and_audits(tmp_path, compet
     with TestClient(create_app(root, clock=Clock(), scorer=scorer)) as client:
         sign_in(client, tok["alpha"])
         assert client.get("/team", follow_redirects=False).status_code == 200
+
+
+def test_a_copy_of_a_course_made_before_relative_paths_is_refused_not_shared(tmp_path, competition):
+    root, _, _ = make_course(tmp_path, competition)
+    config_path = root / "private" / "course.json"
+    config = json.loads(config_path.read_text())
+    config["db"] = f"sqlite:///{root.resolve()}/private/course.db"  # the former absolute path
+    config_path.write_text(json.dumps(config))
+    Course(root).close()  # the original opens as it is
+    copy = tmp_path / "old-copy"
+    shutil.copytree(root, copy)
+    with pytest.raises(KitError, match="would write into the original") as err:
+        Course(copy)
+    assert err.value.code == "wrong_database" and "sqlite:///private/course.db" in err.value.hint
