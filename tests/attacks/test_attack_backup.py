@@ -15,6 +15,7 @@ from brats_kit.server.app import create_app
 from brats_kit.server.course import Course
 from brats_kit.server.db import Submission
 from brats_kit.server.verify import audit_course
+from attack_support import files  # noqa: F401 - a fixture
 from test_server_support import Clock, make_course
 
 

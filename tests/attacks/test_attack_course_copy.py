@@ -17,7 +17,7 @@ from brats_kit.server.verify import audit_course
 from data_spec import KitError
 from test_server_support import Clock, make_course
 
-from attack_support import sign_in
+from attack_support import sign_in, files  # noqa: F401 - files: a fixture
 
 
 def _hand_in(root, scorer, token, path):

@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 from brats_kit.server.app import create_app
 from test_server_support import Clock, make_course
 
-from attack_support import csrf_of, sign_in
+from attack_support import csrf_of, sign_in, files  # noqa: F401 - files: a fixture
 
 
 def _stored(root):

@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from brats_kit.server.app import create_app
 from test_server_support import Clock, make_course
 
-from attack_support import sign_in
+from attack_support import sign_in, files  # noqa: F401 - files: a fixture
 
 HOSTILE_IDS = ("99999999999999999999", "9223372036854775808", "2147483648", "-1", "0", "1.5", "1e3", "abc",
                "%2e%2e", "%EF%BC%91", "٧")

@@ -12,6 +12,7 @@ from brats_kit.server.db import Submission
 from brats_kit.server.integrity import integrity_of_course
 from brats_kit.server.service import CourseService
 from brats_kit.server.verify import audit_course
+from attack_support import files  # noqa: F401 - a fixture
 from test_server_support import Clock, make_course, record_directly
 
 

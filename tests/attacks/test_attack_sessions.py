@@ -11,7 +11,7 @@ from brats_kit.server.app import create_app
 from brats_kit.server.pages import COOKIE
 from test_server_support import Clock, make_course
 
-from attack_support import csrf_of, sign_in
+from attack_support import csrf_of, sign_in, files  # noqa: F401 - files: a fixture
 
 
 def _thief(root, scorer, cookie):
