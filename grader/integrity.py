@@ -3,7 +3,8 @@
 Two signals, for the instructor to look into; neither changes a score or a rank:
 
 - **identical files**: the same sha256 handed in by different teams (the first
-  team to hand it in is named, with both times);
+  team to hand it in is named, with both times: the order is the full timestamp, then
+  the caller's tie-break, e.g. the server's submission id, never a name);
 - **near-identical predictions**: for every pair of teams, the Dice between
   their predictions, pooled over every pixel of every test slice (empty slices,
   where all teams agree, would otherwise push every pair towards 1). Each team
@@ -79,30 +80,49 @@ class IntegrityReport:
 
 
 def _time(sub) -> str:
-    return sub.submitted_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    """The time of a submission, to the millisecond when it has one (two copies 32 ms apart read apart).
+
+    Examples
+    --------
+    >>> from datetime import datetime, timezone
+    >>> from types import SimpleNamespace
+    >>> _time(SimpleNamespace(submitted_at=datetime(2026, 11, 2, 9, 0, 0, 32000, tzinfo=timezone.utc)))
+    '2026-11-02T09:00:00.032Z'
+    >>> _time(SimpleNamespace(submitted_at=datetime(2026, 11, 2, 9, 0, tzinfo=timezone.utc)))
+    '2026-11-02T09:00:00Z'
+    """
+    when = sub.submitted_at
+    if when.microsecond:
+        return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _flag(kind, a, b, dice) -> Flag:
-    if (b.submitted_at, b.team) < (a.submitted_at, a.team):
+def arrival(sub) -> tuple:
+    """The default order of submissions: their full timestamp, then team and file name (the offline tie-break)."""
+    return (sub.submitted_at, sub.team, sub.name)
+
+
+def _flag(kind, a, b, dice, order: Callable = arrival) -> Flag:
+    if order(b) < order(a):
         a, b = b, a
     return Flag(kind, clean_text(a.team), clean_text(a.name), _time(a), clean_text(b.team), clean_text(b.name),
                 _time(b), None if dice is None else round(float(dice), 4), a.sha256 or "", b.sha256 or "")
 
 
-def identical_files(submissions) -> list:
-    """Every later team's copy of a file first handed in by another team (valid or not)."""
+def identical_files(submissions, order: Callable = arrival) -> list:
+    """Every later team's copy of a file first handed in by another team (valid or not), in ``order``."""
     by_hash: dict = {}
     for s in submissions:
         if s.sha256:
             by_hash.setdefault(s.sha256, []).append(s)
     flags = []
     for subs in by_hash.values():
-        subs = sorted(subs, key=lambda s: (s.submitted_at, s.team, s.name))
+        subs = sorted(subs, key=order)
         first_of_team: dict = {}
         for s in subs:
             first_of_team.setdefault(s.team, s)
         firsts = list(first_of_team.values())
-        flags += [_flag(IDENTICAL, firsts[0], later, 1.0) for later in firsts[1:]]
+        flags += [_flag(IDENTICAL, firsts[0], later, 1.0, order) for later in firsts[1:]]
     return flags
 
 
@@ -140,7 +160,8 @@ def pooled_dice_matrix(masks, *, chunk: int = 1 << 16) -> np.ndarray:
         return np.where(total > 0, 2 * inter / total, 1.0)
 
 
-def integrity_report(submissions, load: Callable, *, threshold: float = DEFAULT_THRESHOLD) -> IntegrityReport:
+def integrity_report(submissions, load: Callable, *, threshold: float = DEFAULT_THRESHOLD,
+                     order: Callable = arrival) -> IntegrityReport:
     """Flag identical files and near-identical predictions between teams.
 
     Parameters
@@ -152,10 +173,13 @@ def integrity_report(submissions, load: Callable, *, threshold: float = DEFAULT_
         ``load(submission) -> ndarray (N, 240, 240)``: the predictions of a valid submission.
     threshold : float
         Pooled Dice at or above which a pair of teams is flagged.
+    order : callable
+        ``order(submission) -> key``: which of two submissions came first (the earlier one
+        is named first). Default :func:`arrival`; the server passes the full timestamp and its id.
     """
     if not 0 < threshold <= 1:
         raise BadArgumentError(f"the threshold must be in (0, 1], got {threshold}", expected="0 < threshold <= 1")
-    flags = identical_files(submissions)
+    flags = identical_files(submissions, order)
     per_team = candidates(submissions)
     entries = [(team, s) for team in sorted(per_team) for s in per_team[team]]
     # Each distinct file is read once, however many teams handed it in.
@@ -180,7 +204,7 @@ def integrity_report(submissions, load: Callable, *, threshold: float = DEFAULT_
     for (ta, tb), (d, sa, sb) in sorted(pair_best.items()):
         same_file = sa.sha256 and sa.sha256 == sb.sha256
         if d >= threshold and not (same_file and frozenset((clean_text(ta), clean_text(tb))) in identical_pairs):
-            flags.append(_flag(NEAR, sa, sb, d))
+            flags.append(_flag(NEAR, sa, sb, d, order))
     flags.sort(key=lambda f: (f.kind != IDENTICAL, -(f.dice or 0), f.team_a, f.team_b))
     typical = median(d for d, _, _ in pair_best.values()) if pair_best else None
     notes = []

@@ -52,3 +52,27 @@ def scorer(competition):
 
     with IsolatedScorer(competition / "private", workers=2, timeout=30) as s:
         yield s
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """A throw-away PostgreSQL cluster for the tests that run on both backends (skipped, with a warning, without one)."""
+    import warnings
+
+    from test_server_support import pg_cluster_or_reason
+
+    cluster, reason = pg_cluster_or_reason()
+    if cluster is None:
+        # A warning is in pytest's summary by default (a skip reason only with -rs): never silent.
+        warnings.warn(reason, pytest.PytestWarning, stacklevel=1)
+        pytest.skip(reason)
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request):
+    """A course database on each backend (None: the course's own SQLite file)."""
+    if request.param == "sqlite":
+        return None
+    return request.getfixturevalue("pg_cluster").new_database()

@@ -7,7 +7,6 @@ import os
 import stat
 import threading
 import time
-import warnings
 
 import httpx
 import numpy as np
@@ -24,7 +23,7 @@ from brats_kit.server.verify import audit_course
 from data_spec import KitError, load_truth, write_competition
 from data_spec.submission import write_submission
 from grader.isolation import IsolatedScorer
-from test_server_support import Clock, make_course, pg_cluster_or_reason, record_directly, shifted
+from test_server_support import Clock, make_course, record_directly, shifted
 
 API = "/api/v1"
 
@@ -47,24 +46,6 @@ def files(tmp_path_factory, truth):
     (d / "short.dat").write_bytes(b"\x00" * 1000)
     out["short"] = d / "short.dat"
     return out
-
-
-@pytest.fixture(scope="session")
-def pg_cluster():
-    cluster, reason = pg_cluster_or_reason()
-    if cluster is None:
-        # A warning is in pytest's summary by default (a skip reason only with -rs): never silent.
-        warnings.warn(reason, pytest.PytestWarning, stacklevel=1)
-        pytest.skip(reason)
-    yield cluster
-    cluster.stop()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db(request):
-    if request.param == "sqlite":
-        return None
-    return request.getfixturevalue("pg_cluster").new_database()
 
 
 def _client(root, scorer, clock):

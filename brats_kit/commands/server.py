@@ -79,7 +79,9 @@ def init(course, competition, roster, per_day, max_invalid_per_day, deadline, fi
 @_COURSE
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (loopback unless told).")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
-def run(course, host, port):
+@click.option("--https-only", is_flag=True,
+              help="The class reaches the server over HTTPS only (a reverse proxy): session cookies are Secure.")
+def run(course, host, port, https_only):
     """Serve the API of COURSE (OpenAPI page at /docs) until interrupted."""
     from brats_kit.server.course import Course
     from brats_kit.server.run import serve
@@ -88,7 +90,7 @@ def run(course, host, port):
         pass
     click.echo(f"serving {safe_name(course)} on http://{host}:{port} (API at /api/v1/, documentation at /docs)",
                err=True)
-    serve(course, host=host, port=port)
+    serve(course, host=host, port=port, https_only=https_only)
 
 
 @server.command()
@@ -110,15 +112,37 @@ def export(course, out, as_json):
 
 @server.command()
 @_COURSE
+@click.option("--rescore", is_flag=True,
+              help="Also score every stored file again against the truth (isolated workers) and list each "
+                   "score that differs from the database.")
+@click.option("--adopt", "adopt_sha", default=None, metavar="SHA256",
+              help="Record the quarantined file with this hash again (the team's receipt names it); needs --team.")
+@click.option("--team", default=None, help="With --adopt: the team on the receipt.")
+@click.option("--at", "at_text", default=None,
+              help="With --adopt: the receipt's submitted_at (ISO 8601; default: when the file was stored).")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
-def audit(ctx, course, as_json):
-    """Check the audit log's hash chain and the store against the database (exit 1 when they differ)."""
+def audit(ctx, course, rescore, adopt_sha, team, at_text, as_json):
+    """Check the audit log's hash chain and the store against the database (exit 1 when they differ).
+
+    Files the database does not know are in store/quarantine/ (never deleted): --adopt SHA256 --team TEAM
+    scores one again and records it, with its audit event.
+    """
     from brats_kit.server.course import Course
     from brats_kit.server.verify import audit_course
 
+    adopted = None
+    if adopt_sha is not None:
+        adopted = _adopt(course, adopt_sha, team, at_text)
+    elif team is not None or at_text is not None:
+        raise click.UsageError("--team and --at go with --adopt")
     with Course(course) as c:
-        result = audit_course(c)
+        result = audit_course(c, rescore_files=rescore)
+    if adopted is not None:
+        result["adopted"] = adopted
+        if not as_json:
+            click.echo(f"adopted {adopted['sha256']} as submission {adopted['id']} of "
+                       f"{safe_text(adopted['team'])} ({adopted['status']}, {adopted['submitted_at']})")
     if as_json:
         _echo_json(result)
     else:
@@ -127,10 +151,49 @@ def audit(ctx, course, as_json):
         for n in result["notes"]:
             click.echo(f"note: {safe_text(n)}")
         verdict = "ok" if result["ok"] else f"FAILED ({len(result['problems'])} problems)"
+        rescored = "" if result["rescored"] is None else f", {result['rescored']} files re-scored"
         click.echo(f"audit {verdict}: {result['events']} events, {result['submissions']} submissions, "
-                   f"{result['files']} stored files")
+                   f"{result['files']} stored files{rescored}")
     if not result["ok"]:
         ctx.exit(EXIT_INVALID)
+
+
+def _adopt(course, sha, team, at_text):
+    from datetime import datetime
+
+    from brats_kit.server.adoption import adopt
+    from brats_kit.server.course import Course
+    from data_spec.errors import BadArgumentError
+
+    if team is None:
+        raise click.UsageError("--adopt needs --team (the team on the receipt)")
+    at = None
+    if at_text is not None:
+        try:
+            at = datetime.fromisoformat(at_text.replace("Z", "+00:00"))
+        except ValueError:
+            raise BadArgumentError(f"unreadable time {at_text!r}", expected="ISO 8601, e.g. 2026-11-02T09:00:00Z") \
+                from None
+    with Course(course) as c:
+        return adopt(c, sha, team, at=at)
+
+
+@server.command()
+@_COURSE
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="A new folder for the backup.")
+@click.option("--json", "as_json", is_flag=True)
+def backup(course, out, as_json):
+    """Back up a course, running or not: a database snapshot, then its private files and store (a course folder)."""
+    from brats_kit.server.backup import backup_course
+    from brats_kit.server.course import Course
+
+    with Course(course) as c:
+        info = backup_course(c, out)
+    if as_json:
+        _echo_json(info)
+    else:
+        click.echo(f"backed up {safe_name(course)} to {safe_name(info['out'])}: database "
+                   f"{safe_name(info['database'])}, {info['files']} stored files")
 
 
 def _service(course):
@@ -194,23 +257,43 @@ def status(course, as_json):
         click.echo(f"{safe_text(r['team'])[:24]:<24} {r['scored']:>6} {r['invalid']:>7} {today:>9}  "
                    f"{r['last_activity'] or '-'}")
     click.echo(f"{info['submissions']} submissions in all")
+    for sha in info["quarantined"]:
+        click.echo(f"quarantined: {sha} (not in the database: a restored backup? "
+                   f"'brats-kit server audit --adopt {sha} --team TEAM')")
 
 
 @server.command()
 @_COURSE
-@click.option("--rotate", "team", default=None, help="Give this team a new token (the old one stops working).")
-def tokens(course, team):
-    """Where the team tokens are; --rotate TEAM replaces one team's token."""
+@click.option("--rotate", "team", default=None,
+              help="Give this team a new token (the old one stops working, its sessions end); "
+                   "'admin': the instructor's token.")
+@click.option("--end-sessions", is_flag=True, help="Sign every browser out (teams and instructor), server-side.")
+@click.option("--json", "as_json", is_flag=True)
+def tokens(course, team, end_sessions, as_json):
+    """Where the tokens are; --rotate TEAM|admin replaces one token; --end-sessions signs everyone out."""
     service = _service(course)
     try:
-        if team is None:
-            click.echo(f"team tokens: {safe_name(service.course.tokens_csv)}")
-            click.echo(f"admin token: {safe_name(service.course.admin_token_file)}")
-            return
-        service.rotate_token(team)
+        info = {"tokens": str(service.course.tokens_csv), "admin_token": str(service.course.admin_token_file)}
+        if team is not None:
+            service.rotate_token(team)
+            info["rotated"] = team
+        if end_sessions:
+            info["sessions_ended"] = service.end_all_sessions()
     finally:
         service.course.close()
-    click.echo(f"new token for {safe_text(team)} written to {safe_name(service.course.tokens_csv)}")
+    if as_json:
+        _echo_json(info)
+        return
+    if team is None and not end_sessions:
+        click.echo(f"team tokens: {safe_name(service.course.tokens_csv)}")
+        click.echo(f"admin token: {safe_name(service.course.admin_token_file)}")
+    if team is not None:
+        from brats_kit.server.service import ADMIN
+
+        where = service.course.admin_token_file if team == ADMIN else service.course.tokens_csv
+        click.echo(f"new token for {safe_text(team)} written to {safe_name(where)} (its sessions are ended)")
+    if end_sessions:
+        click.echo(f"ended {info['sessions_ended']} session(s): everyone signs in again")
 
 
 @server.command()

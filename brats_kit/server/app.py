@@ -99,12 +99,12 @@ async def list_submissions(who: Principal = Depends(team_auth), service: CourseS
 
 
 @_route("get", "/submissions/{sub_id}", Receipt, summary="One of the team's own submissions (404 for any other)")
-async def get_submission(sub_id: int, who: Principal = Depends(team_auth), service: CourseService = Depends(service_of)):
+async def get_submission(sub_id: str, who: Principal = Depends(team_auth), service: CourseService = Depends(service_of)):
     return await run_in_threadpool(service.get_submission, who, sub_id)
 
 
 @router.get("/submissions/{sub_id}/file", summary="Download one of the team's own files", response_class=FileResponse)
-async def get_file(sub_id: int, who: Principal = Depends(team_auth), service: CourseService = Depends(service_of)):
+async def get_file(sub_id: str, who: Principal = Depends(team_auth), service: CourseService = Depends(service_of)):
     path, name = await run_in_threadpool(service.file_of, who, sub_id)
     return FileResponse(path, media_type="application/octet-stream", filename=name)
 
@@ -131,7 +131,7 @@ async def status(who: Principal = Depends(admin_auth), service: CourseService = 
 
 
 def create_app(course, *, clock: Callable[[], datetime] = utc_now, scorer=None, limiter=None,
-               board_interval_s: Optional[float] = None) -> FastAPI:
+               board_interval_s: Optional[float] = None, https_only: bool = False) -> FastAPI:
     """The server's application for a course folder (or an opened :class:`~.course.Course`).
 
     Parameters
@@ -145,6 +145,8 @@ def create_app(course, *, clock: Callable[[], datetime] = utc_now, scorer=None, 
     board_interval_s : float, optional
         Seconds between two rebuilds of the live board at most (default: the course's
         ``extra.board_interval_s``, else 10; 0: no live board). See :mod:`.board`.
+    https_only : bool
+        Session cookies are ``Secure`` whatever the request's scheme (``server run --https-only``).
     """
 
     @contextlib.asynccontextmanager
@@ -171,6 +173,7 @@ def create_app(course, *, clock: Callable[[], datetime] = utc_now, scorer=None, 
                   description="Hand in a submission, get a receipt with its public score; quotas, deadline "
                               "and finals enforced on arrival.")
 
+    app.state.https_only = https_only
     from . import pages  # the browser pages (they call the same service, and this module's hand-in)
 
     @app.exception_handler(Refusal)

@@ -3,6 +3,12 @@
 ``hash = sha256(prev_hash || canonical JSON of {seq, at, kind, team, payload})``.
 The head (last sequence number and hash) is also kept in ``meta``, so deleting
 the last entries is detected as well as editing or deleting one in the middle.
+
+A submission's event (version 2, ``"v": 2`` in its payload) also carries the
+:func:`grade_digest` of every column its grade depends on (status, format, errors,
+the scores of both phases, the per-case counts), so editing a score in the database
+is found by ``server audit``; events of version 1 (courses made before) hold the
+file's hash, size and status only and are checked for those.
 """
 from __future__ import annotations
 
@@ -17,9 +23,40 @@ from sqlalchemy.orm import Session
 from .db import GENESIS, AuditEvent, Meta, get_meta
 
 #: Event kinds.
-ACCEPTED, INVALID, FINALS, TOKEN_ROTATED, REVEAL, COURSE_CREATED = (
+ACCEPTED, INVALID, FINALS, TOKEN_ROTATED, REVEAL, COURSE_CREATED, SESSIONS_ENDED = (
     "submission_accepted", "submission_invalid", "finals_chosen", "token_rotated", "reveal", "course_created",
+    "sessions_ended",
 )
+
+
+#: The version of a submission event's payload; 2 adds the grade digest.
+SUBMISSION_EVENT_VERSION = 2
+#: The columns of a submission that its grade depends on, covered by :func:`grade_digest`
+#: (its team, time, sha256, size and final choice are in the event itself or in the finals events).
+GRADED_COLUMNS = ("status", "format", "errors", "public", "private", "counts")
+
+
+def grade_digest(columns: dict) -> str:
+    """The sha256 of a submission's graded columns (:data:`GRADED_COLUMNS`), in canonical JSON.
+
+    Examples
+    --------
+    >>> row = {"status": "scored", "format": "npy", "errors": [], "public": {"dice": 0.8},
+    ...        "private": {"dice": 0.7}, "counts": None}
+    >>> grade_digest(row) == grade_digest(dict(row, day="ignored"))
+    True
+    >>> grade_digest(row) == grade_digest(dict(row, private={"dice": 0.9}))
+    False
+    """
+    body = json.dumps({k: columns.get(k) for k in GRADED_COLUMNS}, sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=True)
+    return hashlib.sha256(body.encode("ascii")).hexdigest()
+
+
+def submission_payload(sub_id: int, sha256: str, size: int, columns: dict) -> dict:
+    """The payload of a submission's event: what :mod:`..verify` checks the row against."""
+    return {"id": sub_id, "sha256": sha256, "bytes": size, "status": columns["status"],
+            "v": SUBMISSION_EVENT_VERSION, "grade": grade_digest(columns)}
 
 
 def entry_hash(prev_hash: str, seq: int, at: datetime, kind: str, team, payload: dict) -> str:

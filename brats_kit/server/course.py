@@ -2,12 +2,18 @@
 
 Layout (everything readable by the instructor only)::
 
-    COURSE/private/course.json    configuration (competition, truth, quotas, deadline, database URL)
+    COURSE/private/course.json    configuration (competition, truth, quotas, deadline, database URL, course id)
     COURSE/private/course.db      the SQLite database (unless --db names another)
     COURSE/private/tokens.csv     team,token: to hand out, one token per team
     COURSE/private/admin_token.txt
     COURSE/private/roster.csv     the roster as given (names and e-mails stay private)
     COURSE/store/                 submitted files by sha256, store/tmp/ for uploads in progress
+
+A folder and its database carry one course id (``course_id`` in ``course.json`` and in the
+database's ``meta``): a folder is refused against another course's database. The SQLite
+database's path is relative to the folder (``sqlite:///private/course.db``), so a copy of
+the folder (``cp -a``) is a copy of the course with its own database; absolute paths
+(courses made before) still load.
 """
 from __future__ import annotations
 
@@ -16,6 +22,7 @@ import io
 import json
 import os
 import stat
+import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,7 +35,8 @@ from data_spec.layout import find_truth
 from plumbing.atomic import write_text
 
 from . import audit
-from .db import Member, Team, check_schema, create_schema, make_engine, session_factory, set_meta
+from .db import (Member, Team, check_schema, create_schema, get_meta, make_engine, session_factory, set_meta,
+                 write_transaction)
 from .store import Store
 from .tokens import new_token, token_hash
 
@@ -58,6 +66,7 @@ class CourseConfig:
     workers: int = 2
     max_bytes: Optional[int] = None
     extra: dict = field(default_factory=dict)
+    course_id: Optional[str] = None
 
     @property
     def deadline_at(self) -> Optional[datetime]:
@@ -83,10 +92,49 @@ class Course:
             self.config = CourseConfig(**data)
         except (ValueError, TypeError) as exc:
             raise LayoutError(f"unreadable course configuration ({exc})", path=path) from None
-        self.engine = engine or make_engine(self.config.db)
-        check_schema(self.engine)
-        self.sessions = session_factory(self.engine)
+        self.engine = engine or make_engine(database_url(self.config.db, self.root))
+        try:
+            check_schema(self.engine)
+            self.sessions = session_factory(self.engine)
+            self._check_course_id(path)
+        except BaseException:
+            self.engine.dispose()
+            raise
         self.store = Store(self.root / STORE)
+
+    def _check_course_id(self, config_path: Path) -> None:
+        """Refuse another course's database; a course made before course ids gets one, in both places."""
+        self._refuse_a_legacy_copy(config_path)
+        with self.sessions() as s:
+            stored = get_meta(s, "course_id")
+        if stored is None:
+            with write_transaction(self.sessions) as s:
+                stored = get_meta(s, "course_id")
+                if stored is None:
+                    stored = self.config.course_id or uuid.uuid4().hex
+                    set_meta(s, "course_id", stored)
+        if self.config.course_id is not None and stored != self.config.course_id:
+            raise KitError(f"the database {_shown_url(self.config.db)} belongs to another course "
+                           f"(course id {stored}, this folder's is {self.config.course_id})",
+                           code="wrong_database", path=config_path,
+                           hint="point private/course.json's db at this course's own database")
+        if self.config.course_id is None:
+            self.config.course_id = stored
+            write_private(config_path, json.dumps(asdict(self.config), indent=2, sort_keys=True) + "\n")
+
+    def _refuse_a_legacy_copy(self, config_path: Path) -> None:
+        """A folder with its own ``private/course.db`` whose configuration names another folder's (an absolute
+        path, as courses made before relative paths kept): a copy that would write into the original."""
+        from sqlalchemy.engine import make_url
+
+        url = make_url(self.config.db)
+        own = self.private / SQLITE_DB
+        if (url.get_backend_name() == "sqlite" and url.database and Path(url.database).is_absolute()
+                and own.is_file() and Path(url.database).resolve() != own.resolve()):
+            raise KitError(f"this folder has its own database {own} but course.json names {url.database}: "
+                           "a copy of a course would write into the original's database",
+                           code="wrong_database", path=config_path,
+                           hint=f'set "db": "sqlite:///{PRIVATE}/{SQLITE_DB}" in {config_path} to use its own')
 
     @property
     def tokens_csv(self) -> Path:
@@ -104,6 +152,25 @@ class Course:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def database_url(url: str, root) -> str:
+    """``url`` with a relative SQLite path resolved against the course folder ``root`` (absolute ones as they are).
+
+    Examples
+    --------
+    >>> database_url("sqlite:///private/course.db", "/srv/course")
+    'sqlite:////srv/course/private/course.db'
+    >>> database_url("sqlite:////old/course/private/course.db", "/srv/copy")
+    'sqlite:////old/course/private/course.db'
+    """
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or Path(parsed.database).is_absolute() \
+            or parsed.database == ":memory:":
+        return url
+    return parsed.set(database=str(Path(root).resolve() / parsed.database)).render_as_string(hide_password=False)
 
 
 def _check_team_name(team: str, line: int, path) -> None:
@@ -205,14 +272,15 @@ def init_course(
     if db is None:
         # Created empty and owner-only first: SQLite gives its -wal and -shm files the same mode.
         os.close(os.open(private / SQLITE_DB, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-    url = db or f"sqlite:///{(private / SQLITE_DB).resolve()}"
+    url = db or f"sqlite:///{PRIVATE}/{SQLITE_DB}"  # relative to the folder: a copy has its own database
+    course_id = uuid.uuid4().hex
     config = CourseConfig(competition=str(Path(competition).resolve()), truth=str(Path(truth).resolve()), db=url,
                           per_day=per_day, max_invalid_per_day=max_invalid_per_day, deadline=deadline,
                           finals=finals, timezone=timezone_name, timeout_s=timeout_s, memory_mb=memory_mb,
-                          workers=workers, max_bytes=info["max_bytes"])
-    engine = make_engine(url)
+                          workers=workers, max_bytes=info["max_bytes"], course_id=course_id)
+    engine = make_engine(database_url(url, root))
     try:
-        create_schema(engine)
+        create_schema(engine, course_id)
         now = (clock or (lambda: datetime.now(timezone.utc)))()
         tokens = {team: new_token() for team in teams}
         admin = new_token()

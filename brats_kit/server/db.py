@@ -34,8 +34,9 @@ from sqlalchemy.types import TypeDecorator
 
 from data_spec.errors import BadArgumentError, KitError
 
-#: Bumped on every change of the tables; a database with a newer version is refused.
-SCHEMA_VERSION = 1
+#: Bumped on every change of the tables; a database with a newer version is refused, an older one
+#: upgraded in place by :func:`upgrade_schema` (version 2 added the ``session`` table and the course id).
+SCHEMA_VERSION = 2
 GENESIS = "0" * 64
 _IMMEDIATE = "brats_kit_write_lock"
 
@@ -125,6 +126,19 @@ class AuditEvent(Base):
     hash: Mapped[str] = mapped_column(String(64))
 
 
+class SignInSession(Base):
+    """A signed-in browser session, kept server-side so sign-out, a token rotation or "end all sessions" revoke it.
+
+    ``id`` is the sha256 of the random session id the cookie carries (a copied database opens no session).
+    """
+
+    __tablename__ = "session"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("team.id"), nullable=True)
+    admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 def _sqlite_pragmas(dbapi_conn, _record):
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
@@ -184,8 +198,8 @@ def make_engine(url: str) -> Engine:
                    expected="sqlite:///PATH or postgresql+psycopg://...")
 
 
-def create_schema(engine: Engine) -> None:
-    """Create the tables in an empty database and record the schema version; refuse a non-empty one."""
+def create_schema(engine: Engine, course_id: str) -> None:
+    """Create the tables in an empty database and record the schema version and course id; refuse a non-empty one."""
     from sqlalchemy import inspect
 
     if inspect(engine).get_table_names():
@@ -196,6 +210,23 @@ def create_schema(engine: Engine) -> None:
         s.add(Meta(key="schema_version", value=str(SCHEMA_VERSION)))
         s.add(Meta(key="revealed", value="no"))
         s.add(Meta(key="audit_head", value=f"0 {GENESIS}"))
+        s.add(Meta(key="course_id", value=course_id))
+
+
+def upgrade_schema(engine: Engine) -> None:
+    """Bring a database of an older kit to :data:`SCHEMA_VERSION` in place (new tables only; nothing is rewritten).
+
+    Version 1 to 2 adds the ``session`` table; its course id is adopted by the course folder
+    that opens it first (:class:`~.course.Course`).
+    """
+    with Session(engine) as s:
+        version = int(get_meta(s, "schema_version", "0"))
+    if version >= SCHEMA_VERSION:
+        return
+    Base.metadata.create_all(engine)  # creates the missing tables, leaves the others as they are
+    with write_transaction(session_factory(engine)) as s:
+        if int(get_meta(s, "schema_version", "0")) < SCHEMA_VERSION:
+            set_meta(s, "schema_version", str(SCHEMA_VERSION))
 
 
 def check_schema(engine: Engine) -> None:
@@ -211,8 +242,7 @@ def check_schema(engine: Engine) -> None:
         raise KitError(f"the database has schema version {row.value}, newer than this kit's {SCHEMA_VERSION}",
                        code="bad_database", hint="upgrade brats-kit")
     if int(row.value) < SCHEMA_VERSION:
-        raise KitError(f"the database has schema version {row.value}, older than this kit's {SCHEMA_VERSION}",
-                       code="bad_database", hint="no migration exists yet: export, re-init, re-submit")
+        upgrade_schema(engine)
 
 
 def session_factory(engine: Engine) -> sessionmaker:

@@ -7,9 +7,15 @@ from .service import CourseService
 
 
 def integrity_of_course(service: CourseService, threshold: float = DEFAULT_THRESHOLD) -> IntegrityReport:
-    """Identical files and near-identical predictions between the course's teams (no score changes)."""
+    """Identical files and near-identical predictions between the course's teams (no score changes).
+
+    Which copy came first is decided by the full recorded timestamp, then the submission id
+    (the order the database recorded them in), never by a team's name.
+    """
     with service.course.sessions() as s:
-        entries = [entry for entry, _ in service.board_entries(s)]
+        pairs = service.board_entries(s, exact_times=True)
+    ids = {id(entry): sub.id for entry, sub in pairs}
     n = service.info["n_slices"]
-    return integrity_report(entries, lambda e: load_prediction(service.course.store.path(e.sha256), n),
-                            threshold=threshold)
+    return integrity_report([entry for entry, _ in pairs],
+                            lambda e: load_prediction(service.course.store.path(e.sha256), n),
+                            threshold=threshold, order=lambda e: (e.submitted_at, ids[id(e)]))

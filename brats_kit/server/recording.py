@@ -149,8 +149,8 @@ class Recorder:
         sub = Submission(id=conn.execute(insert(Submission.__table__).values(values)).inserted_primary_key[0],
                          **values)
         event = audit.ACCEPTED if kind == "scored" else audit.INVALID
-        chain.append(item.now, event, item.who.team, {"id": sub.id, "sha256": item.sha256, "bytes": item.size,
-                                                      "status": kind})
+        chain.append(item.now, event, item.who.team, audit.submission_payload(sub.id, item.sha256, item.size,
+                                                                             item.fields))
         used[kind] += 1
         item.sub, item.used = sub, dict(used)
         return None

@@ -16,9 +16,9 @@ from .service import utc_now
 
 
 def serve(course, *, host: str = "127.0.0.1", port: int = 8000, clock: Callable[[], datetime] = utc_now,
-          log_level: str = "info") -> None:
-    """Serve ``course`` until interrupted (uvicorn; Ctrl-C stops it cleanly)."""
-    app = create_app(course, clock=clock)
+          log_level: str = "info", https_only: bool = False) -> None:
+    """Serve ``course`` until interrupted (uvicorn; Ctrl-C stops it cleanly); ``https_only``: Secure cookies."""
+    app = create_app(course, clock=clock, https_only=https_only)
     uvicorn.run(app, host=host, port=port, log_level=log_level, proxy_headers=False, server_header=False,
                 date_header=True, timeout_graceful_shutdown=5)
 

@@ -124,3 +124,4 @@ class Status(_Shape):
     revealed: bool
     teams: list[TeamStatus]
     submissions: int
+    quarantined: list[str] = []

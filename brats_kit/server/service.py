@@ -25,6 +25,7 @@ from grader.scoring import SCORED
 from . import audit
 from .auth import Authenticator
 from .clock import iso, utc_now
+from . import signins
 from .course import Course, check_permissions, read_tokens, tokens_text, write_private
 from .db import (REVEALED, AuditEvent, Member, Submission, Team, is_revealed, set_meta,
                  write_transaction)
@@ -39,17 +40,51 @@ __all__ = ["CourseService", "Refusal", "Principal", "utc_now", "iso", "EXTENSION
 
 log = logging.getLogger("brats_kit.server")
 
+#: The name :meth:`CourseService.rotate_token` gives the instructor.
+ADMIN = "admin"
+
 
 def startup_checks(course: Course) -> list:
-    """Fix exposed private files (warning) and remove what an interrupted upload left; return what went."""
+    """Fix exposed private files (warning), remove unacknowledged uploads and quarantine unknown stored files.
+
+    Returns the paths removed and moved. A stored file the database does not know may
+    have a receipt (a database restored from an older backup): it is moved to
+    ``store/quarantine/``, never deleted (``server audit --adopt`` records it again).
+    """
     for path in check_permissions(course.root, fix=True):
         log.warning("%s was readable by others: its mode is now owner-only", path)
     with course.sessions() as s:
         referenced = set(s.scalars(select(Submission.sha256)))
-    removed = course.store.recover(referenced)
+    removed, moved = course.store.recover(referenced)
     for path in removed:
-        log.warning("removed %s, left by an interrupted upload", path)
-    return removed
+        log.warning("removed %s, left by an interrupted upload (never acknowledged)", path)
+    for path in moved:
+        log.warning("quarantined %s: the database does not know it (a restored backup?); "
+                    "see 'brats-kit server audit --adopt'", path)
+    return removed + moved
+
+
+#: The largest id a submission can have (the column is a 32-bit INTEGER on PostgreSQL).
+MAX_SUBMISSION_ID = 2**31 - 1
+
+
+def submission_id(value) -> Optional[int]:
+    """``value`` (a path or query text, or an int) as a submission id, or None when it cannot be one.
+
+    Examples
+    --------
+    >>> [submission_id(v) for v in ("7", 7, "99999999999999999999", "-1", "0", "1.5", " 7", "٧", None)]
+    [7, 7, None, None, None, None, None, None, None]
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        if not (value.isascii() and value.isdigit()) or len(value) > 10:
+            return None
+        value = int(value)
+    if not isinstance(value, int) or not 1 <= value <= MAX_SUBMISSION_ID:
+        return None
+    return value
 
 
 class CourseService:
@@ -115,6 +150,26 @@ class CourseService:
         """The token hash a session of ``who`` is bound to, as stored now (a rotated token ends the session)."""
         return self.auth.stored_hash(who)
 
+    # -- sign-in sessions (pages) -----------------------------------------------------------------
+    def open_session(self, who: Principal) -> str:
+        """A server-side session for a signed-in browser: its id, for the cookie (see :mod:`.signins`)."""
+        return signins.open_session(self.course.sessions, who, self.now())
+
+    def session_alive(self, who: Principal, sid) -> bool:
+        """Whether the browser session ``sid`` of ``who`` is still open (not signed out, not revoked)."""
+        return signins.session_alive(self.course.engine, who, sid)
+
+    def sign_out(self, sid) -> None:
+        """End one browser session server-side: a copy of its cookie opens nothing afterwards."""
+        signins.end_session(self.course.sessions, sid)
+
+    def end_all_sessions(self) -> int:
+        """End every browser session of the course (teams and instructor): how many were open."""
+        with write_transaction(self.course.sessions) as s:
+            n = signins.end_sessions(s, everyone=True)
+            audit.append(s, self.now(), audit.SESSIONS_ENDED, None, {"sessions": n})
+        return n
+
     # -- hand in -------------------------------------------------------------------------------
     def precheck(self, who: Principal) -> Principal:
         """Refuse before reading the body: after the deadline, or when both daily caps are used up."""
@@ -160,28 +215,34 @@ class CourseService:
                 "quota_resets_at": iso(resets_at), "deadline": iso(self.config.deadline_at),
                 "finals_allowed": self.config.finals}
 
-    def _own(self, who: Principal, sub_id: int) -> Submission:
-        with self.course.sessions() as s:
-            sub = s.get(Submission, sub_id)
+    def _own(self, who: Principal, sub_id) -> Submission:
+        """One of the team's own submissions; any other id (another team's, unknown, out of range, not a
+        whole number) is the same 404, before the database sees it."""
+        key = submission_id(sub_id)
+        sub = None
+        if key is not None:
+            with self.course.sessions() as s:
+                sub = s.get(Submission, key)
         if sub is None or sub.team_id != who.team_id:
             # Another team's id is indistinguishable from one that does not exist.
             raise Refusal(404, "not_found", "no such submission")
         return sub
 
-    def get_submission(self, who: Principal, sub_id: int) -> dict:
+    def get_submission(self, who: Principal, sub_id) -> dict:
         return self.receipt(self._own(who, sub_id), who.team)
 
-    def file_of(self, who: Principal, sub_id: int):
+    def file_of(self, who: Principal, sub_id):
         """The stored file of one of the team's own submissions (for its download)."""
         sub = self._own(who, sub_id)
         return self.course.store.path(sub.sha256), export_name(sub)
 
-    def public_report(self, who: Principal, sub_id: int) -> dict:
+    def public_report(self, who: Principal, sub_id) -> dict:
         """Per public slice counts and Dice of one of the team's own submissions (404 for any other).
 
         Computed from the counts stored at upload and the truth loaded once (:attr:`truth`).
         """
         sub = self._own(who, sub_id)
+        sub_id = sub.id
         if sub.status != SCORED or not sub.counts:
             return {"id": sub_id, "rows": [], "note": "an invalid submission has no scores"}
         counts = Counts.from_record(sub.counts, self.truth).phase("public")
@@ -213,17 +274,19 @@ class CourseService:
 
     # -- the board -----------------------------------------------------------------------------
     @staticmethod
-    def board_entries(s, *, name: Callable[[Submission], str] = export_name) -> list:
+    def board_entries(s, *, name: Callable[[Submission], str] = export_name, exact_times: bool = False) -> list:
         """Every submission as a leaderboard entry, with the scores stored at upload.
 
         Returns ``(entry, row)`` pairs; nothing is read from the store, nothing re-validated.
-        ``name`` gives each entry's file name (the live board's hides the hash).
+        ``name`` gives each entry's file name (the live board's hides the hash). Times are cut
+        to the second (as the export's manifest keeps them) unless ``exact_times``.
         """
         rows = s.execute(select(Submission, Team.name).join(Team, Team.id == Submission.team_id)
                          .order_by(Submission.id)).all()
         out = []
         for sub, team in rows:
-            entry = BoardEntry(team, name(sub), None, sub.submitted_at.replace(microsecond=0),
+            when = sub.submitted_at if exact_times else sub.submitted_at.replace(microsecond=0)
+            entry = BoardEntry(team, name(sub), None, when,
                                final=True if sub.final else None, time_source="server", sha256=sub.sha256,
                                status=sub.status, errors=sub.errors)
             if sub.status == SCORED:
@@ -265,13 +328,27 @@ class CourseService:
 
     # -- the instructor ------------------------------------------------------------------------
     def rotate_token(self, team: str) -> str:
-        """A new token for ``team`` (the old one stops working); ``private/tokens.csv`` is rewritten."""
+        """A new token for ``team`` (the old one stops working, its sessions end); ``private/tokens.csv`` is rewritten.
+
+        ``team`` :data:`ADMIN` rotates the instructor's token (``private/admin_token.txt``).
+        """
         token = new_token()
         with write_transaction(self.course.sessions) as s:
             row = s.scalars(select(Team).where(Team.name == team)).first()
+            if team == ADMIN:
+                if row is not None:
+                    raise KitError("a team is named 'admin': 'admin' names the instructor here",
+                                   code="ambiguous_team", hint="rename the team in the roster")
+                set_meta(s, "admin_token_hash", token_hash(token))
+                signins.end_sessions(s, admin=True)
+                audit.append(s, self.now(), audit.TOKEN_ROTATED, None, {"admin": True})
+                write_private(self.course.admin_token_file, token + "\n")
+                return token
             if row is None:
-                raise KitError(f"no team named {team!r}", code="unknown_team")
+                raise KitError(f"no team named {team!r}", code="unknown_team",
+                               hint=f"'{ADMIN}' rotates the instructor's token")
             row.token_hash = token_hash(token)
+            signins.end_sessions(s, team_id=row.id)
             audit.append(s, self.now(), audit.TOKEN_ROTATED, team, {})
             tokens = read_tokens(self.course.tokens_csv) if self.course.tokens_csv.is_file() else {}
             tokens[team] = token
@@ -306,7 +383,8 @@ class CourseService:
         return {"now": iso(now), "quota_day": f"{day} ({self.config.timezone})", "quota_resets_at": iso(resets_at),
                 "per_day": self.config.per_day, "max_invalid_per_day": self.config.max_invalid_per_day,
                 "deadline": iso(self.config.deadline_at), "revealed": revealed, "teams": rows,
-                "submissions": sum(r["scored"] + r["invalid"] for r in rows)}
+                "submissions": sum(r["scored"] + r["invalid"] for r in rows),
+                "quarantined": sorted(self.course.store.quarantined())}
 
     def dashboard(self) -> dict:
         """The instructor's dashboard: :meth:`status`, the roster, uploads per day, error codes, the audit chain."""

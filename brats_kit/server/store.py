@@ -5,8 +5,11 @@ size cap enforced, scored, fsynced and moved to its address (the directory is
 fsynced after the rename); the database row is committed after that, so an
 acknowledged submission always has its file. A refused upload's file is removed
 again (:meth:`Store.staged`). A server killed mid-upload leaves at most a
-temporary file (and, if killed between the rename and the commit, an
-unreferenced stored file): :meth:`Store.recover` removes both at startup.
+temporary file, which :meth:`Store.recover` removes at startup (no receipt was
+ever given for it). A stored file the database does not know (a server killed
+between the rename and the commit, or a database restored from a backup older
+than the store, whose receipts were given) is never deleted: it is moved to
+``store/quarantine/`` and reported, and ``server audit --adopt`` records it again.
 """
 from __future__ import annotations
 
@@ -77,6 +80,7 @@ class Store:
     def __init__(self, root):
         self.root = Path(root)
         self.tmp = self.root / "tmp"
+        self.quarantine = self.root / "quarantine"
         self._lock = threading.Lock()
         self._inflight: collections.Counter = collections.Counter()
 
@@ -89,7 +93,7 @@ class Store:
         block fails (a quota refusal found in the transaction, an error), the file is
         removed again unless a row or another upload in progress in this process has
         the same content. A crash in between leaves an unreferenced file, which
-        :meth:`recover` removes.
+        :meth:`recover` moves to ``quarantine/``.
         """
         with self._lock:
             self._inflight[sha256] += 1
@@ -144,17 +148,45 @@ class Store:
     def temporary_files(self) -> list:
         return sorted(self.tmp.iterdir()) if self.tmp.is_dir() else []
 
-    def recover(self, referenced: set) -> list:
-        """Remove what an interrupted upload left (temporary and unreferenced files); return what went."""
-        removed = []
+    def quarantined(self) -> dict:
+        """``sha256 -> path`` of the files moved aside by :meth:`recover` (waiting for ``server audit --adopt``)."""
+        if not self.quarantine.is_dir():
+            return {}
+        return {f.name: f for f in sorted(self.quarantine.iterdir()) if _SHA.match(f.name)}
+
+    def recover(self, referenced: set) -> tuple:
+        """Tidy the store at startup: ``(removed, quarantined)``.
+
+        Temporary files (uploads never acknowledged) are removed; stored files the
+        database does not reference are moved (durably) to ``quarantine/``, never deleted.
+        """
+        removed, moved = [], []
         for f in self.temporary_files():
             f.unlink()
             removed.append(f)
         for sha, f in self.files().items():
             if sha not in referenced:
-                f.unlink()
-                removed.append(f)
-        return removed
+                self.quarantine.mkdir(exist_ok=True, mode=0o700)
+                dest = self.quarantine / sha
+                os.replace(f, dest)
+                _fsync_dir(self.quarantine)
+                _fsync_dir(f.parent)
+                moved.append(dest)
+        return removed, moved
+
+    def release(self, sha256: str) -> Path:
+        """Move a quarantined file back to its address once its content is checked; return the address."""
+        src = self.quarantine / sha256
+        if not _SHA.match(sha256) or not src.is_file() or src.is_symlink():
+            raise FileNotFoundError(f"no quarantined file {sha256}")
+        if sha256_file(src) != sha256:
+            raise ValueError(f"the quarantined file {sha256} does not match its name")
+        dest = self.path(sha256)
+        dest.parent.mkdir(exist_ok=True, mode=0o700)
+        os.replace(src, dest)
+        _fsync_dir(dest.parent)
+        _fsync_dir(self.quarantine)
+        return dest
 
 
 def sha256_file(path) -> str:

@@ -6,7 +6,7 @@ enforced, then scored and recorded by the service.
 from __future__ import annotations
 
 import asyncio
-from typing import Callable
+from typing import Callable, Optional
 
 from fastapi import Request
 from python_multipart.exceptions import MultipartParseError
@@ -22,16 +22,22 @@ MULTIPART_SLACK = 64 << 10
 _HEADER_CAP = 8 << 10
 
 
-async def _receive_multipart(request: Request, upload, content_type: str, limit: int) -> None:
-    """Stream the ``file`` part of a multipart body into ``upload`` (python-multipart's streaming parser)."""
+async def _receive_multipart(request: Request, upload, content_type: str, limit: int,
+                             before_file: Optional[Callable[[dict], None]] = None) -> None:
+    """Stream the ``file`` part of a multipart body into ``upload`` (python-multipart's streaming parser).
+
+    ``before_file(fields)``, when given, sees the small text fields sent before the file
+    (the page's CSRF token) and may refuse before a byte of the file is kept.
+    """
     _, params = parse_options_header(content_type)
     boundary = params.get(b"boundary")
     if not boundary:
         raise Refusal(422, "malformed_request", "multipart body without a boundary")
-    st = {"field": b"", "value": b"", "headers": {}, "in_file": False, "files": 0, "header_bytes": 0}
+    st = {"field": b"", "value": b"", "headers": {}, "in_file": False, "files": 0, "header_bytes": 0,
+          "name": None, "fields": {}}
 
     def on_part_begin():
-        st["headers"], st["in_file"] = {}, False
+        st["headers"], st["in_file"], st["name"] = {}, False, None
 
     def grow(key, data, start, end):
         st["header_bytes"] += end - start
@@ -51,10 +57,21 @@ async def _receive_multipart(request: Request, upload, content_type: str, limit:
             if st["files"] > 1:
                 raise Refusal(422, "malformed_request", "more than one 'file' part")
             st["in_file"] = True
+            if before_file is not None:
+                before_file({k.decode("utf-8", "replace"): v.decode("utf-8", "replace")
+                             for k, v in st["fields"].items()})
+        elif before_file is not None and disp.get(b"name"):
+            st["name"] = disp[b"name"]
+            st["fields"][st["name"]] = b""
 
     def on_part_data(data, start, end):
         if st["in_file"]:
             upload.write(data[start:end])
+        elif st["name"] is not None:
+            st["header_bytes"] += end - start  # small fields share the part headers' cap
+            if st["header_bytes"] > _HEADER_CAP:
+                raise Refusal(422, "malformed_request", "a multipart field is too long")
+            st["fields"][st["name"]] += data[start:end]
 
     parser = MultipartParser(boundary, {
         "on_part_begin": on_part_begin, "on_part_data": on_part_data,
@@ -77,8 +94,12 @@ async def _receive_multipart(request: Request, upload, content_type: str, limit:
                       {"hint": "send the file as the multipart field 'file', or as the raw body"})
 
 
-async def receive_upload(request: Request, service: CourseService):
-    """The request body (multipart field ``file`` or raw), streamed into the store's tmp/ with the cap enforced."""
+async def receive_upload(request: Request, service: CourseService,
+                         before_file: Optional[Callable[[dict], None]] = None):
+    """The request body (multipart field ``file`` or raw), streamed into the store's tmp/ with the cap enforced.
+
+    ``before_file``: see :func:`_receive_multipart` (a raw body has no fields: it gets ``{}`` first).
+    """
     cap = service.max_bytes
     content_type = request.headers.get("content-type", "")
     multipart = content_type.lower().startswith("multipart/form-data")
@@ -89,8 +110,10 @@ async def receive_upload(request: Request, service: CourseService):
     upload = service.open_upload()
     try:
         if multipart:
-            await _receive_multipart(request, upload, content_type, limit)
+            await _receive_multipart(request, upload, content_type, limit, before_file)
         else:
+            if before_file is not None:
+                before_file({})
             async for chunk in request.stream():
                 upload.write(chunk)
         if upload.size == 0:
@@ -105,16 +128,18 @@ async def receive_upload(request: Request, service: CourseService):
     return upload, sha
 
 
-async def hand_in(request: Request, service: CourseService, admit: Callable[[], Principal]) -> dict:
+async def hand_in(request: Request, service: CourseService, admit: Callable[[], Principal],
+                  before_file: Optional[Callable[[dict], None]] = None) -> dict:
     """Admit the team, receive the body, score it in the isolated worker, store and record it: the receipt.
 
     ``admit`` (run in a worker thread) returns the team once its deadline and quotas are
     prechecked, or raises the refusal: the API passes the bearer token's
     :meth:`~.service.CourseService.authenticate_upload`, the team page its session's
     :meth:`~.service.CourseService.precheck`. Nothing of the body is read before.
+    ``before_file``: the page's CSRF check, on the form fields sent before the file.
     """
     who = await run_in_threadpool(admit)
-    upload, sha = await receive_upload(request, service)
+    upload, sha = await receive_upload(request, service, before_file)
     try:
         verdict = await asyncio.wrap_future(service.score(upload))
         return await run_in_threadpool(service.hand_in, who, upload, sha, verdict)

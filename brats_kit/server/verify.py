@@ -6,17 +6,72 @@ from sqlalchemy import select
 from . import audit
 from .course import Course
 from .db import AuditEvent, Submission, Team, is_revealed
+from .grading import make_scorer, verdict_fields
 from .store import sha256_file
 
 
-def audit_course(course: Course) -> dict:
+def _differences(stored: dict, fresh: dict, prefix: str = "") -> list:
+    """``(field, stored, re-scored)`` for every leaf that differs between two rows' graded columns."""
+    out = []
+    for key in sorted(set(stored) | set(fresh), key=str):
+        a, b = stored.get(key), fresh.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append((f"{prefix}{key}", a, b))
+    return out
+
+
+def _shown(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def rescore(course: Course, subs, teams: dict, scorer=None) -> tuple:
+    """Score every stored file again (isolated workers, the course's truth) and compare with its rows.
+
+    Returns ``(problems, rescored)``: one sentence per differing field of each
+    submission, and how many distinct files were scored.
+    """
+    files = course.store.files()
+    todo = sorted({sub.sha256 for sub in subs if sub.sha256 in files})
+    own = scorer is None
+    scorer = make_scorer(course.config) if own else scorer
+    try:
+        futures = {sha: scorer.submit(files[sha]) for sha in todo}
+        fresh = {sha: verdict_fields(f.result()) for sha, f in futures.items()}
+    finally:
+        if own:
+            scorer.close()
+    problems = []
+    for sub in subs:
+        if sub.sha256 not in fresh:
+            continue
+        stored = {k: getattr(sub, k) for k in audit.GRADED_COLUMNS}
+        for name, was, now in _differences(stored, fresh[sub.sha256]):
+            problems.append(f"submission {sub.id} ({teams.get(sub.team_id, sub.team_id)}): {name} is "
+                            f"{_shown(was)} in the database but {_shown(now)} when re-scored")
+    return problems, len(fresh)
+
+
+def audit_course(course: Course, *, rescore_files: bool = False, scorer=None) -> dict:
     """Every difference between the audit log, the database and the store.
+
+    Parameters
+    ----------
+    course : Course
+    rescore_files : bool
+        Also score every stored file again against the truth (isolated workers) and
+        name each graded field that differs from the database (:func:`rescore`).
+    scorer : IsolatedScorer, optional
+        Workers to re-score with (default: the course's own, started and stopped here).
 
     Returns
     -------
     dict
         ``ok`` (no problem), ``problems`` (sentences naming what differs),
-        ``notes`` (harmless leftovers, such as an unreferenced stored file), and counts.
+        ``notes`` (harmless leftovers, such as an unreferenced stored file), and counts
+        (``rescored``: the files scored again, None without ``rescore_files``).
     """
     problems, notes = [], []
     with course.sessions() as s:
@@ -44,8 +99,13 @@ def audit_course(course: Course) -> dict:
         if ev is None:
             problems.append(f"submission {sub.id} ({team}) has no audit entry")
         elif (ev.team != team or ev.kind != expected_kind or ev.payload.get("sha256") != sub.sha256
-              or ev.payload.get("bytes") != sub.bytes or ev.at != sub.submitted_at):
+              or ev.payload.get("bytes") != sub.bytes or ev.at != sub.submitted_at
+              or ev.payload.get("status", sub.status) != sub.status):
             problems.append(f"submission {sub.id} ({team}) differs from its audit entry {ev.seq}")
+        elif (ev.payload.get("v", 1) >= 2
+              and ev.payload.get("grade") != audit.grade_digest({k: getattr(sub, k) for k in audit.GRADED_COLUMNS})):
+            problems.append(f"submission {sub.id} ({team}): its scores, status or errors differ from its audit "
+                            f"entry {ev.seq} (edited in the database)")
         if sub.final != (sub.id in finals.get(team, set())):
             problems.append(f"submission {sub.id} ({team}): final is {sub.final} but the audit log says otherwise")
         referenced.add(sub.sha256)
@@ -62,10 +122,19 @@ def audit_course(course: Course) -> dict:
     if revealed != (reveals > 0):
         problems.append("the reveal flag of the database differs from the audit log")
     for sha in sorted(set(files) - referenced):
-        notes.append(f"stored file {sha} is not referenced by any submission (removed at the next start)")
+        notes.append(f"stored file {sha} is not referenced by any submission (quarantined at the next start)")
+    for sha in sorted(course.store.quarantined()):
+        notes.append(f"quarantined file {sha}: not in the database (a restored backup?); if a team holds its "
+                     f"receipt: brats-kit server audit COURSE --adopt {sha} --team TEAM")
     tmp = course.store.temporary_files()
     if tmp:
-        notes.append(f"{len(tmp)} temporary upload file(s) in {course.store.tmp} (removed at the next start)")
+        notes.append(f"{len(tmp)} temporary upload file(s) in {course.store.tmp} (never acknowledged: "
+                     "removed at the next start)")
+    rescored = None
+    if rescore_files:
+        found, rescored = rescore(course, subs, teams, scorer)
+        problems += found
     return {"ok": not problems, "problems": problems, "notes": notes, "events": len(events),
-            "submissions": len(subs), "files": len(files)}
+            "submissions": len(subs), "files": len(files), "rescored": rescored,
+            "quarantined": sorted(course.store.quarantined())}
 

@@ -1,12 +1,22 @@
 """Sign-in sessions of the course's pages: a signed cookie, and the session and CSRF guards as dependencies.
 
 A session is a signed cookie (``itsdangerous``, secret in ``COURSE/private/session_secret``
-created with mode 0600 on first use) holding the principal, a CSRF token and a
-binding to the token hash, so rotating a team's token ends its sessions. The
-cookie is HttpOnly and SameSite=Strict. Routes take their session from a
+created with mode 0600 on first use) holding the principal, a CSRF token, a
+binding to the token hash, so rotating a team's token ends its sessions, and a
+session id the database must still hold (:mod:`..signins`): signing out, a token
+rotation or the instructor's "end all sessions" revoke the session server-side, so
+a copied cookie opens nothing afterwards. The cookie is HttpOnly, SameSite=Strict,
+and Secure when the request came over HTTPS (behind a trusted proxy: its
+``X-Forwarded-Proto``) or the server runs with ``--https-only``. Routes take their session from a
 dependency: :func:`team_session` / :func:`admin_session` for a page (no session:
 back to the sign-in form), :func:`team_form` / :func:`admin_form` / :func:`any_form`
 for a POST (no session or a wrong CSRF token: a 403 :class:`~..refusal.Refusal`).
+
+CSRF tokens travel in POST bodies only, never in a URL (which access logs, proxies and
+the browser's history keep): a hidden form field, which the upload form sends before its
+file (:func:`upload_csrf` checks it while the body streams, before a byte of the file is
+kept). Every form post ends in a 303 redirect (post/redirect/get); its result travels to
+the next page in the signed session cookie (:func:`redirect_after_post`, :func:`take_flash`).
 """
 from __future__ import annotations
 
@@ -18,6 +28,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from fastapi import Request, Response
+from fastapi.responses import RedirectResponse
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.concurrency import run_in_threadpool
 
@@ -96,20 +107,28 @@ def read_session(request: Request) -> Optional[dict]:
         who = principal_of(data)
     except KeyError:
         return None
-    digest = service_of(request).signed_in_hash(who)
+    service = service_of(request)
+    digest = service.signed_in_hash(who)
     if not digest or not hmac.compare_digest(binding(request, digest), str(data.get("bind", ""))):
         return None  # the token was rotated since sign-in
+    if not service.session_alive(who, data.get("sid")):
+        return None  # signed out, or ended by the instructor
     return data
 
 
+def secure_cookies(request: Request) -> bool:
+    """Whether cookies get ``Secure``: an HTTPS request (uvicorn sets the scheme from a trusted proxy's
+    ``X-Forwarded-Proto``) or a server run with ``--https-only``."""
+    return request.url.scheme == "https" or bool(getattr(request.app.state, "https_only", False))
+
+
 def set_session(request: Request, response: Response, data: dict) -> None:
-    secure = request.url.scheme == "https"
     response.set_cookie(COOKIE, _serializer(request).dumps(data), max_age=SESSION_MAX_AGE_S, path="/",
-                        httponly=True, samesite="strict", secure=secure)
+                        httponly=True, samesite="strict", secure=secure_cookies(request))
 
 
-def end_session(response: Response) -> None:
-    response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
+def end_session(request: Request, response: Response) -> None:
+    response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict", secure=secure_cookies(request))
 
 
 def same_csrf(expected: Optional[str], given: Optional[str]) -> bool:
@@ -135,23 +154,46 @@ def _page_guard(role: str):
     return guard
 
 
-def _form_guard(role: str, *, csrf_in_query: bool = False):
+def _form_guard(role: str, *, streamed: bool = False):
     async def guard(request: Request) -> SignedIn:
         data = await run_in_threadpool(read_session, request)
         if not _role_fits(data, role):
             raise Refusal(403, "no_session", "sign in first")  # no body is parsed without a session
-        if csrf_in_query:
-            # An upload's body is streamed into the store by the hand-in's receiver: the token
-            # travels in the query string.
-            form, given = None, request.query_params.get("csrf")
-        else:
+        form = None
+        if not streamed:
             form = await request.form(max_files=0, max_fields=1000)
-            given = form.get("csrf")
-        if not same_csrf(data["csrf"], given):
-            raise bad_csrf()
+            if not same_csrf(data["csrf"], form.get("csrf")):
+                raise bad_csrf()
+        # streamed: an upload's body goes to the store through the hand-in's receiver, which
+        # checks the token of the form's field sent before the file (upload_csrf).
         request.state.session = data
         return SignedIn(data, principal_of(data), form)
     return guard
+
+
+def upload_csrf(data: dict):
+    """The check the upload's receiver runs on the form fields sent before the file (403 without the token)."""
+    def check(fields: dict) -> None:
+        if not same_csrf(data.get("csrf"), fields.get("csrf")):
+            raise bad_csrf()
+    return check
+
+
+#: The session key of a form post's result, shown by the page the post redirects to.
+FLASH = "flash"
+
+
+def redirect_after_post(request: Request, url: str, data: dict, **flash) -> RedirectResponse:
+    """A 303 to ``url`` whose page shows ``flash`` (a receipt id, a message, a refusal), kept in the session."""
+    response = RedirectResponse(url, status_code=303)
+    set_session(request, response, {**data, FLASH: flash} if flash else data)
+    return response
+
+
+def take_flash(request: Request, response: Response, data: dict) -> None:
+    """Once a page has shown the flash of ``data``, the session forgets it (a reload shows it no more)."""
+    if data.get(FLASH):
+        set_session(request, response, {k: v for k, v in data.items() if k != FLASH})
 
 
 #: Dependencies: a page of a signed-in team / of the instructor (otherwise the sign-in form).
@@ -159,10 +201,10 @@ team_session = _page_guard("team")
 admin_session = _page_guard("admin")
 #: Dependencies: a form posted by a signed-in team / the instructor / anyone signed in, its CSRF token checked.
 team_form = _form_guard("team")
-team_upload = _form_guard("team", csrf_in_query=True)
+team_upload = _form_guard("team", streamed=True)
 admin_form = _form_guard("admin")
 any_form = _form_guard("any")
 
 __all__ = ["COOKIE", "SignedIn", "SignInFirst", "team_session", "admin_session", "team_form",
            "team_upload", "admin_form", "any_form", "read_session", "set_session", "end_session", "binding",
-           "cookie", "same_csrf", "bad_csrf"]
+           "cookie", "same_csrf", "bad_csrf", "upload_csrf", "redirect_after_post", "take_flash", "FLASH"]

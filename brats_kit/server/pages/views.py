@@ -36,8 +36,9 @@ from ..service import CourseService
 from ..tokens import token_hash
 from ..upload import hand_in
 from ..verify import audit_course
-from .sessions import (SignedIn, admin_form, admin_session, any_form, binding, cookie, end_session, read_session,
-                       same_csrf, bad_csrf, set_session, team_form, team_session, team_upload)
+from .sessions import (FLASH, SignedIn, admin_form, admin_session, any_form, bad_csrf, binding, cookie, end_session,
+                       read_session, redirect_after_post, same_csrf, set_session, take_flash, team_form, team_session,
+                       team_upload, upload_csrf)
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 
@@ -86,12 +87,26 @@ def _signin_form(request: Request, code: int = 200, error: Optional[dict] = None
     return response
 
 
+def _flashed_refusal(flash: dict) -> tuple:
+    """``(status, error)`` of a refusal a form post redirected with (``(200, None)`` without one)."""
+    error = flash.get("refusal")
+    if not isinstance(error, dict):
+        return 200, None
+    return int(error.get("status", 200)), error
+
+
 @router.get("/")
 async def home(request: Request):
     data = await run_in_threadpool(read_session, request)
     if data is not None:
         return RedirectResponse("/admin" if data.get("admin") else "/team", status_code=303)
-    return _signin_form(request)
+    anonymous = cookie(request) or {}
+    code, error = _flashed_refusal(anonymous.get(FLASH) or {})
+    return _signin_form(request, code, error)  # a fresh anonymous cookie: the flash is shown once
+
+
+def _refused(exc: Refusal) -> dict:
+    return dict(exc.body()["error"], status=exc.status)
 
 
 @router.post("/signin")
@@ -106,39 +121,49 @@ async def signin(request: Request, service: CourseService = Depends(service_of))
     try:
         who = await run_in_threadpool(service.authenticate, token, client_address(request), admin=admin)
     except Refusal as exc:
-        return _signin_form(request, exc.status, exc.body()["error"])
+        return redirect_after_post(request, "/", anonymous, refusal=_refused(exc))
+    sid = await run_in_threadpool(service.open_session, who)
     data = {"csrf": secrets.token_urlsafe(24), "admin": who.admin, "team_id": who.team_id, "team": who.team,
-            "bind": binding(request, token_hash(token))}
-    response = RedirectResponse("/admin" if who.admin else "/team", status_code=303)
-    set_session(request, response, data)
-    return response
+            "bind": binding(request, token_hash(token)), "sid": sid}
+    return redirect_after_post(request, "/admin" if who.admin else "/team", data)
 
 
 @router.post("/signout")
-async def signout(signed: SignedIn = Depends(any_form)):
+async def signout(request: Request, signed: SignedIn = Depends(any_form),
+                  service: CourseService = Depends(service_of)):
+    await run_in_threadpool(service.sign_out, signed.data.get("sid"))  # a copy of the cookie opens nothing now
     response = RedirectResponse("/", status_code=303)
-    end_session(response)
+    end_session(request, response)
     return response
 
 
 # -- the team page -----------------------------------------------------------------------------------
-def _team_view(service: CourseService, who: Principal, report_id: Optional[int]) -> dict:
+def _team_view(service: CourseService, who: Principal, report_id: Optional[str], receipt_id=None) -> dict:
     listing = service.list_submissions(who)
     report = service.public_report(who, report_id) if report_id is not None else None
+    receipt = None
+    if receipt_id is not None:
+        # The receipt of the upload that redirected here, with what is left today (as the API's receipt).
+        receipt = {**service.get_submission(who, receipt_id),
+                   **{k: v for k, v in listing.items() if "remaining" in k or k.startswith("quota_")}}
     now = service.now()
-    return {"listing": listing, "report": report, "revealed": service.revealed(),
+    return {"listing": listing, "report": report, "revealed": service.revealed(), "receipt": receipt,
             "time_left": _left(service.config.deadline_at, now), "now": iso(now)}
 
 
-async def _team_page(request: Request, service: CourseService, signed: SignedIn, *, code: int = 200,
-                     report: Optional[int] = None, receipt=None, refusal: Optional[Refusal] = None, message=None):
-    view = await run_in_threadpool(_team_view, service, signed.who, report)
-    return render(request, "team.html", code=code if refusal is None else refusal.status, session=signed.data,
-                  receipt=receipt, refusal=refusal.body()["error"] if refusal else None, message=message, **view)
+async def _team_page(request: Request, service: CourseService, signed: SignedIn, *,
+                     report: Optional[str] = None):
+    flash = signed.data.get(FLASH) or {}
+    code, refusal = _flashed_refusal(flash)
+    view = await run_in_threadpool(_team_view, service, signed.who, report, flash.get("receipt"))
+    response = render(request, "team.html", code=code, session=signed.data, refusal=refusal,
+                      message=flash.get("message"), **view)
+    take_flash(request, response, signed.data)
+    return response
 
 
 @router.get("/team")
-async def team_page(request: Request, report: Optional[int] = None, signed: SignedIn = Depends(team_session),
+async def team_page(request: Request, report: Optional[str] = None, signed: SignedIn = Depends(team_session),
                     service: CourseService = Depends(service_of)):
     return await _team_page(request, service, signed, report=report)
 
@@ -147,10 +172,12 @@ async def team_page(request: Request, report: Optional[int] = None, signed: Sign
 async def team_upload_form(request: Request, signed: SignedIn = Depends(team_upload),
                            service: CourseService = Depends(service_of)):
     try:
-        receipt = await hand_in(request, service, partial(service.precheck, signed.who))
+        receipt = await hand_in(request, service, partial(service.precheck, signed.who), upload_csrf(signed.data))
     except Refusal as exc:
-        return await _team_page(request, service, signed, refusal=exc)
-    return await _team_page(request, service, signed, code=201, receipt=receipt)
+        if exc.code == bad_csrf().code:
+            raise
+        return redirect_after_post(request, "/team", signed.data, refusal=_refused(exc))
+    return redirect_after_post(request, "/team", signed.data, receipt=receipt["id"])
 
 
 def _final_ids(form) -> list:
@@ -166,14 +193,14 @@ async def team_finals(request: Request, signed: SignedIn = Depends(team_form),
     try:
         chosen = await run_in_threadpool(service.choose_finals, signed.who, _final_ids(signed.form))
     except Refusal as exc:
-        return await _team_page(request, service, signed, refusal=exc)
+        return redirect_after_post(request, "/team", signed.data, refusal=_refused(exc))
     message = (f"Finals: {', '.join(map(str, chosen['finals']))} ({chosen['rule']})" if chosen["finals"]
                else f"No final chosen: your {chosen['rule']} submission counts")
-    return await _team_page(request, service, signed, message=message)
+    return redirect_after_post(request, "/team", signed.data, message=message)
 
 
 @router.get("/team/submissions/{sub_id}/file")
-async def team_file(sub_id: int, signed: SignedIn = Depends(team_session),
+async def team_file(sub_id: str, signed: SignedIn = Depends(team_session),
                     service: CourseService = Depends(service_of)):
     path, name = await run_in_threadpool(service.file_of, signed.who, sub_id)
     return FileResponse(path, media_type="application/octet-stream", filename=name)
@@ -223,11 +250,14 @@ async def board_file(request: Request, name: str):
 
 
 # -- the instructor's dashboard ---------------------------------------------------------------------------
-async def _admin_page(request: Request, service: CourseService, signed: SignedIn, *, message=None,
-                      refusal: Optional[Refusal] = None):
+async def _admin_page(request: Request, service: CourseService, signed: SignedIn):
+    flash = signed.data.get(FLASH) or {}
+    code, refusal = _flashed_refusal(flash)
     view = await run_in_threadpool(service.dashboard)
-    return render(request, "admin.html", code=200 if refusal is None else refusal.status, session=signed.data,
-                  message=message, refusal=refusal.body()["error"] if refusal else None, **view)
+    response = render(request, "admin.html", code=code, session=signed.data, message=flash.get("message"),
+                      refusal=refusal, **view)
+    take_flash(request, response, signed.data)
+    return response
 
 
 @router.get("/admin")
@@ -251,8 +281,19 @@ async def admin_reveal(request: Request, signed: SignedIn = Depends(admin_form),
     try:
         await run_in_threadpool(service.reveal)
     except Refusal as exc:
-        return await _admin_page(request, service, signed, refusal=exc)
-    return await _admin_page(request, service, signed, message="The private board is revealed; submissions are closed.")
+        return redirect_after_post(request, "/admin", signed.data, refusal=_refused(exc))
+    return redirect_after_post(request, "/admin", signed.data,
+                               message="The private board is revealed; submissions are closed.")
+
+
+@router.post("/admin/sessions/end")
+async def admin_end_sessions(request: Request, signed: SignedIn = Depends(admin_form),
+                             service: CourseService = Depends(service_of)):
+    """Sign every browser out, server-side (a stolen cookie opens nothing afterwards); the instructor's too."""
+    await run_in_threadpool(service.end_all_sessions)
+    response = RedirectResponse("/", status_code=303)
+    end_session(request, response)
+    return response
 
 
 @router.get("/admin/integrity")
