@@ -29,6 +29,8 @@ from .collect import (
 from .gradebook import BoardScores
 from .ranking import rank_teams, score_of
 from .scoring import score_submissions
+from .stability import analyse
+from .stability_page import stability_html
 from .uncertainty import (
     METHOD_NOTE,
     bootstrap_dice,
@@ -40,7 +42,7 @@ from .uncertainty import (
 )
 
 #: Files of a site, in the order they are written.
-SITE_FILES = ("leaderboard.csv", "grades.csv", "leaderboard.md", "index.html")
+SITE_FILES = ("leaderboard.csv", "grades.csv", "leaderboard.md", "index.html", "stability.html")
 #: Written into every site, so that a rerun replaces only a directory that is one.
 SITE_MARKER = ".brats-kit-leaderboard"
 _STREAM = {"public": 1, "private": 2}
@@ -114,10 +116,12 @@ def _best_first(value: float) -> float:
     return value if RANKING.is_lower_the_better else -value
 
 
-def _board(ranked: list, bases: list, labels: dict, phase: str, mask, n_boot: int, seed: int) -> list:
+def _board(ranked: list, bases: list, labels: dict, phase: str, mask, n_boot: int, seed: int) -> tuple:
     """The rows of one phase: the ranked teams with intervals and ties, baselines as reference rows.
 
-    Returns row dicts in board order (best first, baselines placed by score).
+    Returns row dicts in board order (best first, baselines placed by score), and the ranking's
+    :class:`~.stability.Stability` from the same resamples (None without a bootstrap or with
+    fewer than two teams).
     """
     from grader.metrics import dice_per_slice
 
@@ -134,6 +138,7 @@ def _board(ranked: list, bases: list, labels: dict, phase: str, mask, n_boot: in
         if team is not None and team.public_rank is not None:
             rows[-1].update(public_rank=team.public_rank, move=team.move)
     n_teams = len(ranked)
+    stab = None
     counts = [np.stack([e[2].counts.tp[mask], e[2].counts.fp[mask], e[2].counts.fn[mask]]) for e in entries]
     if counts:
         tp, fp, fn = np.stack(counts, axis=1)
@@ -146,12 +151,15 @@ def _board(ranked: list, bases: list, labels: dict, phase: str, mask, n_boot: in
                 rlo, rhi = rank_interval(bootstrap_ranks(samples[:n_teams]))
                 for r, a, b in zip(rows, rlo, rhi):
                     r["rank_lo"], r["rank_hi"] = int(a), int(b)
-        p_adj, tied = neighbour_ties(dice_per_slice(tp[:n_teams], fp[:n_teams], fn[:n_teams]))
+        per_case = dice_per_slice(tp[:n_teams], fp[:n_teams], fn[:n_teams])
+        if n_boot > 0 and n_teams > 1:
+            stab = analyse([labels[r.team] for r in ranked], bootstrap_ranks(samples[:n_teams]), per_case)
+        p_adj, tied = neighbour_ties(per_case)
         for r, p, t in zip(rows, p_adj, tied):
             r["p_vs_above"] = None if np.isnan(p) else float(p)
             r["tied"] = bool(t)
     # Baselines sit among the teams by score (after teams of equal score).
-    return sorted(rows, key=lambda r: (_best_first(r["dice"]), r["kind"] != "team", r["rank"] or 0))
+    return sorted(rows, key=lambda r: (_best_first(r["dice"]), r["kind"] != "team", r["rank"] or 0)), stab
 
 
 @dataclass(frozen=True)
@@ -373,7 +381,7 @@ def rank_and_publish(entries: Entries, truth, out, *, reveal: bool = False, per_
     ranked = rank_teams(subs, phase)
 
     labels = display_names({s.team for s in subs})
-    rows = _rows(subs, bases, ranked, labels, phase, masks, reveal, bootstrap, seed)
+    rows, stab = _rows(subs, bases, ranked, labels, phase, masks, reveal, bootstrap, seed)
     if not truth.has_flags:
         # The site says how, never the seed: with it anyone could recompute which cases are public.
         notes.insert(0, "Public/private flags derived with data_spec.public_mask from the instructor's seed "
@@ -381,7 +389,7 @@ def rank_and_publish(entries: Entries, truth, out, *, reveal: bool = False, per_
     if over:
         notes.append(f"{over} valid submission{'s' if over != 1 else ''} over the quota of {per_day} per team "
                      "and UTC day ignored (listed below).")
-    board = _Board(title, phase, reveal, truth, rows, subs, ranked, labels, notes, bootstrap, seed)
+    board = _Board(title, phase, reveal, truth, rows, subs, ranked, labels, notes, bootstrap, seed, stab)
     _publish(out, _report(board))
 
     team_rows = [r for r in rows if r["kind"] == "team"]
@@ -408,7 +416,7 @@ def board_scores(ranked: list, bases: list, labels: dict) -> BoardScores:
 
 def _rows(subs, bases, ranked, labels, phase, masks, reveal, bootstrap, seed) -> list:
     """The board's rows of ``phase`` (with the public rank, scores and move after the reveal) and per-team counts."""
-    rows = _board(ranked, bases, labels, phase, masks[phase], bootstrap, seed)
+    rows, stab = _board(ranked, bases, labels, phase, masks[phase], bootstrap, seed)
     if reveal:
         for r in rows:
             public = r["sub"].scores["public"]
@@ -422,7 +430,7 @@ def _rows(subs, bases, ranked, labels, phase, masks, reveal, bootstrap, seed) ->
             r["n_valid"] = sum(1 for s in team_subs if s.valid)
             r["n_invalid"] = sum(1 for s in team_subs if s.status == INVALID)
             r["n_over_quota"] = sum(1 for s in team_subs if s.status == OVER_QUOTA)
-    return rows
+    return rows, stab
 
 
 def _publish(out: Path, report: dict) -> None:
@@ -432,6 +440,7 @@ def _publish(out: Path, report: dict) -> None:
         "grades.csv": render.grades_csv(report),
         "leaderboard.md": render.leaderboard_md(report),
         "index.html": render.index_html(report),
+        "stability.html": stability_html(*report["stability"]),
     }
     with atomic_dir(out) as tmp:
         for name in SITE_FILES:
@@ -454,6 +463,7 @@ class _Board:
     notes: list
     n_boot: int
     seed: int
+    stability: object = None
 
 
 def _report(board: _Board) -> dict:
@@ -473,8 +483,9 @@ def _report(board: _Board) -> dict:
     selected_scores = [r["dice"] for r in rows if r["kind"] == "team"]
     base_marks = [(r["label"], r["dice"]) for r in rows if r["kind"] == "baseline"]
     method = _method(board, n_priv if reveal else n_pub)
+    page_title = title + (" (final)" if reveal else " (public)")
     return {
-        "title": title + (" (final)" if reveal else " (public)"),
+        "title": page_title,
         "subtitle": subtitle,
         "phase": phase,
         "revealed": reveal,
@@ -485,6 +496,7 @@ def _report(board: _Board) -> dict:
         "problems": problems,
         "notes": notes,
         "method": method,
+        "stability": (page_title, phase, n_priv if reveal else n_pub, board.n_boot, board.stability, method, notes),
         "figures": {
             "whiskers": figures.whiskers_png(
                 [{"label": r["label"] + (" (baseline)" if r["kind"] == "baseline" else ""), "kind": r["kind"],

@@ -371,6 +371,8 @@ def index_html(report) -> str:
                "rows, never ranked.</p>")
     figs = report["figures"]
     out += ["<h2>Scores and their 95% intervals</h2>", _img(figs["whiskers"], "scores with 95% intervals")]
+    out.append('<p><a href="stability.html">Ranking stability</a>: Kendall\'s tau over the bootstrap, how often '
+               "each team takes each rank, and which teams are significantly better than which.</p>")
     out += ["<h2>Submission history</h2>", _img(figs["history"], "every team's submissions over time")]
     out += _history_html(report)
     out += ["<h2>Score distribution</h2>", _img(figs["distribution"], "distribution of scores")]
