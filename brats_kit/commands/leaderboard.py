@@ -37,9 +37,12 @@ from brats_kit.progress import click_progress
                    "baseline = MARKS) or thresholds 0.6:10,0.7:14,0.8:18,0.85:20.")
 @click.option("--grades-out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Gradebook file to write (private: outside the site), with a README beside it.")
+@click.option("--metrics", default=None, metavar="NAMES",
+              help="Extra score columns, comma-separated (e.g. lesion_dice,lesion_hd95,nsd): each team's selected "
+                   "submission on the phase's cases; mask scores are computed once per file and cached.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def leaderboard(submissions, truth, out, reveal, per_day, bootstrap, jobs, seed, baselines, cache, title,
-                roster, grades_format, scale, grades_out, as_json):
+                roster, grades_format, scale, grades_out, metrics, as_json):
     """Validate, score and rank SUBMISSIONS/<team>/<file>; write the site to --out.
 
     \b
@@ -52,6 +55,7 @@ def leaderboard(submissions, truth, out, reveal, per_day, bootstrap, jobs, seed,
     Example:
       brats-kit leaderboard submissions --truth competition/private --out site --per-day 5
       brats-kit leaderboard submissions --truth competition/private --out site --reveal
+      brats-kit leaderboard submissions --truth competition/private --out site --metrics lesion_dice,nsd
     """
     from grader.leaderboard import build_leaderboard
 
@@ -68,7 +72,7 @@ def leaderboard(submissions, truth, out, reveal, per_day, bootstrap, jobs, seed,
         raise click.UsageError("--grades-out needs --roster FILE")
     summary = build_leaderboard(
         submissions, truth, out, reveal=reveal, per_day=per_day, bootstrap=bootstrap, jobs=jobs, seed=seed,
-        baselines=baselines, cache=cache, title=title, progress=click_progress,
+        baselines=baselines, cache=cache, title=title, metrics=metrics, progress=click_progress,
     )
     if roster is not None:
         from grader.leaderboard.gradebook import gradebook_from_site

@@ -14,7 +14,7 @@ from data_spec import KitError, LayoutError
 from data_spec.errors import BadArgumentError, check_range
 from grader.score_types import RANKING
 
-from . import figures, render
+from . import columns as extra, figures, render
 from .cache import ScoreCache
 from .collect import (
     INVALID,
@@ -229,6 +229,7 @@ def build_leaderboard(
     baselines=None,
     cache=None,
     title: str = "Leaderboard",
+    metrics=None,
     progress=no_progress,
 ) -> LeaderboardSummary:
     """Validate, score and rank a folder of submissions; write the site atomically.
@@ -267,6 +268,10 @@ def build_leaderboard(
         inside ``out``.
     title : str
         Heading of the pages.
+    metrics : str or list of str, optional
+        Extra score columns (``"lesion_dice,nsd"``; :mod:`.columns`): each row's selected
+        submission on the phase's cases. Mask scores are computed when a file is scored and
+        kept in the cache with its counts.
     progress : callable
 
     Returns
@@ -298,26 +303,31 @@ def build_leaderboard(
     ('ada', 2, 'public')
     """
     check_options(bootstrap=bootstrap, jobs=jobs, seed=seed, per_day=per_day)
+    columns = extra.extra_columns(metrics)  # an unknown name is refused before any file is read
     out = Path(os.path.abspath(out))
     sub_dir = Path(os.path.abspath(submissions))
     base_dir = Path(os.path.abspath(baselines)) if baselines is not None else None
     truth = load_board_truth(truth, seed=seed)
     cache_dir = Path(os.path.abspath(cache if cache is not None else truth.path.parent / ".leaderboard-cache"))
     _check_paths(sub_dir, Path(os.path.abspath(truth.path)), out, cache_dir, base_dir)
-    entries = collect_and_score(sub_dir, truth, baselines=base_dir, cache=cache_dir, jobs=jobs, progress=progress)
+    entries = collect_and_score(sub_dir, truth, baselines=base_dir, cache=cache_dir, jobs=jobs,
+                                metrics=extra.mask_names(columns), progress=progress)
     return rank_and_publish(entries, truth, out, reveal=reveal, per_day=per_day, bootstrap=bootstrap, seed=seed,
-                            title=title)
+                            title=title, metrics=metrics)
 
 
-def collect_and_score(submissions, truth, *, baselines=None, cache, jobs: int = 1, progress=no_progress) -> Entries:
+def collect_and_score(submissions, truth, *, baselines=None, cache, jobs: int = 1, metrics=(),
+                      progress=no_progress) -> Entries:
     """Step one: list the files of ``submissions`` (and ``baselines``), validate and count each through ``cache``.
+
+    ``metrics``: mask scores to compute per case at scoring time (:func:`~.scoring.score_submissions`).
 
     Refuses an invalid baseline (:class:`~data_spec.KitError` ``invalid_baseline``).
     """
     subs, notes = collect_submissions(submissions)
     bases = collect_baselines(baselines) if baselines is not None else []
     store = ScoreCache(cache)
-    stats = score_submissions(subs + bases, truth, store, jobs=jobs, progress=progress)
+    stats = score_submissions(subs + bases, truth, store, jobs=jobs, metrics=metrics, progress=progress)
     store.save()
     check_baselines(bases)
     return Entries(subs, bases, notes, stats, str(store.path), store.ignored_reason)
@@ -351,7 +361,8 @@ def check_baselines(bases) -> None:
 
 
 def rank_and_publish(entries: Entries, truth, out, *, reveal: bool = False, per_day: Optional[int] = None,
-                     bootstrap: int = 2000, seed: int = 0, title: str = "Leaderboard") -> LeaderboardSummary:
+                     bootstrap: int = 2000, seed: int = 0, title: str = "Leaderboard",
+                     metrics=None) -> LeaderboardSummary:
     """Step two: quota, selection, the one ranking (:func:`~.ranking.rank_teams`), intervals; write the site.
 
     Reads no submission file: everything comes from ``entries`` (their status, errors,
@@ -364,10 +375,12 @@ def rank_and_publish(entries: Entries, truth, out, *, reveal: bool = False, per_
         The truth the counts were made against (its public flags, ``has_flags``).
     out : path-like
         The site folder, replaced as a whole.
-    reveal, per_day, bootstrap, seed, title
-        As :func:`build_leaderboard`.
+    reveal, per_day, bootstrap, seed, title, metrics
+        As :func:`build_leaderboard` (a mask score's column is empty for a submission whose
+        entry carries no per-case values of it).
     """
     check_options(bootstrap=bootstrap, jobs=1, seed=seed, per_day=per_day)
+    columns = extra.extra_columns(metrics)
     out = Path(os.path.abspath(out))
     subs, bases, notes = entries.subs, entries.bases, list(entries.notes)
     phase = "private" if reveal else "public"
@@ -382,6 +395,7 @@ def rank_and_publish(entries: Entries, truth, out, *, reveal: bool = False, per_
 
     labels = display_names({s.team for s in subs})
     rows, stab = _rows(subs, bases, ranked, labels, phase, masks, reveal, bootstrap, seed)
+    extra.fill(rows, columns, masks[phase])
     if not truth.has_flags:
         # The site says how, never the seed: with it anyone could recompute which cases are public.
         notes.insert(0, "Public/private flags derived with data_spec.public_mask from the instructor's seed "
@@ -389,7 +403,7 @@ def rank_and_publish(entries: Entries, truth, out, *, reveal: bool = False, per_
     if over:
         notes.append(f"{over} valid submission{'s' if over != 1 else ''} over the quota of {per_day} per team "
                      "and UTC day ignored (listed below).")
-    board = _Board(title, phase, reveal, truth, rows, subs, ranked, labels, notes, bootstrap, seed, stab)
+    board = _Board(title, phase, reveal, truth, rows, subs, ranked, labels, notes, bootstrap, seed, stab, columns)
     _publish(out, _report(board))
 
     team_rows = [r for r in rows if r["kind"] == "team"]
@@ -464,6 +478,7 @@ class _Board:
     n_boot: int
     seed: int
     stability: object = None
+    columns: tuple = ()
 
 
 def _report(board: _Board) -> dict:
@@ -490,6 +505,7 @@ def _report(board: _Board) -> dict:
         "phase": phase,
         "revealed": reveal,
         "decimals": RANKING.precision,
+        "extra": board.columns,
         "rows": rows,
         "grades": grades,
         "histories": histories,

@@ -88,6 +88,7 @@ def board_columns(report) -> list:
         ("dice", f"{p}_dice"), ("dice_lo", f"{p}_dice_ci_low"), ("dice_hi", f"{p}_dice_ci_high"),
         ("rank_lo", "rank_ci_low"), ("rank_hi", "rank_ci_high"), ("f1", f"{p}_pixel_f1"),
     ]
+    cols += [(c.name, f"{p}_{c.name}") for c in report.get("extra", ())]
     if report["revealed"]:
         cols += [("public_dice", "public_dice"), ("public_f1", "public_pixel_f1")]
     cols += [
@@ -105,11 +106,14 @@ def grade_columns(report) -> list:
     return cols
 
 
-def _rounded(rec: dict, decimals: int) -> dict:
+def _rounded(rec: dict, decimals: int, extra=()) -> dict:
     out = dict(rec)
     for key in ("dice", "dice_lo", "dice_hi", "f1", "public_dice", "public_f1"):
         if out.get(key) is not None:
             out[key] = round(float(out[key]), decimals)
+    for col in extra:
+        if out.get(col.name) is not None:
+            out[col.name] = round(float(out[col.name]), col.precision)
     if out.get("p_vs_above") is not None:
         out["p_vs_above"] = float(f"{out['p_vs_above']:.4g}")
     if out.get("kind") == "baseline":
@@ -119,7 +123,7 @@ def _rounded(rec: dict, decimals: int) -> dict:
 
 def leaderboard_csv(report) -> str:
     d = report["decimals"]
-    return to_csv([_rounded(r, d) for r in report["rows"]], board_columns(report))
+    return to_csv([_rounded(r, d, report.get("extra", ())) for r in report["rows"]], board_columns(report))
 
 
 def grades_csv(report) -> str:
@@ -158,6 +162,7 @@ def _display_cells(report, r) -> dict:
         "submission": r["submission"],
         "submitted_at": r["submitted_at"],
         "n": "" if base else f"{r['n_valid']} / {r['n_invalid']} / {r['n_over_quota']}",
+        **{c.name: fmt(r.get(c.name), c.precision) for c in report.get("extra", ())},
     }
 
 
@@ -172,6 +177,7 @@ def _board_headers(report) -> list:
         ("ci", "95% interval", "num", "ci"), ("rank_ci", "Rank 95% interval", "num", "rank_ci"),
         ("f1", f"Pixel F1 ({p})", "num", "f1"),
     ]
+    cols += [(c.name, f"{c.title} ({p})", "num", c.name) for c in report.get("extra", ())]
     if report["revealed"]:
         cols += [("public_dice", "Dice (public)", "num", "public_dice")]
     cols += [
@@ -281,6 +287,8 @@ def _sort_value(report, r, key):
     """What a board column sorts on (``data-value``), when not its text."""
     if r["kind"] == "baseline" and key in ("rank", "rank_ci", "move", "public_rank", "n"):
         return ""
+    if any(key == c.name for c in report.get("extra", ())):
+        return r.get(key)
     return {
         "rank": r.get("rank"), "move": r.get("move"), "public_rank": r.get("public_rank"),
         "dice": r["dice"], "ci": r.get("dice_lo"), "rank_ci": r.get("rank_lo"), "f1": r["f1"],
@@ -331,6 +339,7 @@ def index_html(report) -> str:
     csp = content_security_policy()
     cols = _board_headers(report)
     numeric = {"rank", "tied", "move", "public_rank", "dice", "ci", "rank_ci", "f1", "public_dice", "n"}
+    numeric |= {c.name for c in report.get("extra", ())}
     out = [
         "<!DOCTYPE html>",
         '<html lang="en">',
