@@ -40,9 +40,12 @@ from brats_kit.progress import click_progress
 @click.option("--metrics", default=None, metavar="NAMES",
               help="Extra score columns, comma-separated (e.g. lesion_dice,lesion_hd95,nsd): each team's selected "
                    "submission on the phase's cases; mask scores are computed once per file and cached.")
+@click.option("--ranking", default=None, metavar="SCORE",
+              help="The score to rank by: dice (default), hd95, lesion_dice, lesion_hd95 or nsd; lower-is-better "
+                   "scores (the distances) rank ascending.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def leaderboard(submissions, truth, out, reveal, per_day, bootstrap, jobs, seed, baselines, cache, title,
-                roster, grades_format, scale, grades_out, metrics, as_json):
+                roster, grades_format, scale, grades_out, metrics, ranking, as_json):
     """Validate, score and rank SUBMISSIONS/<team>/<file>; write the site to --out.
 
     \b
@@ -72,7 +75,8 @@ def leaderboard(submissions, truth, out, reveal, per_day, bootstrap, jobs, seed,
         raise click.UsageError("--grades-out needs --roster FILE")
     summary = build_leaderboard(
         submissions, truth, out, reveal=reveal, per_day=per_day, bootstrap=bootstrap, jobs=jobs, seed=seed,
-        baselines=baselines, cache=cache, title=title, metrics=metrics, progress=click_progress,
+        baselines=baselines, cache=cache, title=title, metrics=metrics, ranking=ranking,
+        progress=click_progress,
     )
     if roster is not None:
         from grader.leaderboard.gradebook import gradebook_from_site

@@ -27,11 +27,16 @@ def _png(fig) -> bytes:
 
 
 def _span(values, pad: float = 0.03) -> tuple:
-    """Axis limits around ``values`` (scores in [0, 1]), padded, never beyond [0, 1] plus the pad."""
+    """Axis limits around ``values`` (scores in [0, 1]), padded, never beyond [0, 1] plus the pad.
+
+    Values beyond 1 (a distance in pixels, when a board ranks by HD95) scale the pad and the upper limit.
+    """
     if not values:
         return (0.0, 1.0)
-    lo, hi = max(0.0, min(values) - pad), min(1.0, max(values) + pad)
-    return (lo - pad, hi + pad) if hi - lo < 0.1 else (lo, hi + pad / 2)
+    top = max(1.0, max(values))
+    pad *= top
+    lo, hi = max(0.0, min(values) - pad), min(top, max(values) + pad)
+    return (lo - pad, hi + pad) if hi - lo < 0.1 * top else (lo, hi + pad / 2)
 
 
 def _figure(width: float, height: float, left: float = 0.8, bottom: float = 0.55, top: float = 0.15):

@@ -79,18 +79,18 @@ def rank_range(lo, hi) -> str:
 
 def board_columns(report) -> list:
     """``(key, header)`` of ``leaderboard.csv`` for this phase."""
-    p = report["phase"]
+    p, sn = report["phase"], report.get("score_name", "dice")
     cols = [("rank", "rank"), ("tied", "tied_with_above"), ("p_vs_above", "p_vs_above_holm")]
     if report["revealed"]:
         cols += [("move", "move"), ("public_rank", "public_rank")]
     cols += [
         ("label", "team"), ("kind", "kind"),
-        ("dice", f"{p}_dice"), ("dice_lo", f"{p}_dice_ci_low"), ("dice_hi", f"{p}_dice_ci_high"),
+        ("dice", f"{p}_{sn}"), ("dice_lo", f"{p}_{sn}_ci_low"), ("dice_hi", f"{p}_{sn}_ci_high"),
         ("rank_lo", "rank_ci_low"), ("rank_hi", "rank_ci_high"), ("f1", f"{p}_pixel_f1"),
     ]
     cols += [(c.name, f"{p}_{c.name}") for c in report.get("extra", ())]
     if report["revealed"]:
-        cols += [("public_dice", "public_dice"), ("public_f1", "public_pixel_f1")]
+        cols += [("public_dice", f"public_{sn}"), ("public_f1", "public_pixel_f1")]
     cols += [
         ("submission", "submission"), ("submitted_at", "submitted_at"), ("selected_by", "selected_by"),
         ("n_valid", "valid_submissions"), ("n_invalid", "invalid_submissions"), ("n_over_quota", "over_quota"),
@@ -99,10 +99,11 @@ def board_columns(report) -> list:
 
 
 def grade_columns(report) -> list:
+    sn = report.get("score_name", "dice")
     cols = [("label", "team"), ("status", "status"), ("submission", "submission"), ("submitted_at", "submitted_at"),
-            ("public_dice", "public_dice"), ("public_f1", "public_pixel_f1"), ("public_rank", "public_rank")]
+            ("public_dice", f"public_{sn}"), ("public_f1", "public_pixel_f1"), ("public_rank", "public_rank")]
     if report["revealed"]:
-        cols += [("dice", "private_dice"), ("f1", "private_pixel_f1"), ("rank", "private_rank"), ("move", "move")]
+        cols += [("dice", f"private_{sn}"), ("f1", "private_pixel_f1"), ("rank", "private_rank"), ("move", "move")]
     return cols
 
 
@@ -110,7 +111,8 @@ def _rounded(rec: dict, decimals: int, extra=()) -> dict:
     out = dict(rec)
     for key in ("dice", "dice_lo", "dice_hi", "f1", "public_dice", "public_f1"):
         if out.get(key) is not None:
-            out[key] = round(float(out[key]), decimals)
+            # Pixel F1 keeps its 4 decimals on a board ranked by a distance (2 decimals).
+            out[key] = round(float(out[key]), max(decimals, 4) if key.endswith("f1") else decimals)
     for col in extra:
         if out.get(col.name) is not None:
             out[col.name] = round(float(out[col.name]), col.precision)
@@ -157,7 +159,7 @@ def _display_cells(report, r) -> dict:
         "dice": fmt(r["dice"], d),
         "ci": interval(r.get("dice_lo"), r.get("dice_hi"), d),
         "rank_ci": "" if base else rank_range(r.get("rank_lo"), r.get("rank_hi")),
-        "f1": fmt(r["f1"], d),
+        "f1": fmt(r["f1"], max(d, 4)),
         "public_dice": fmt(r.get("public_dice"), d),
         "submission": r["submission"],
         "submitted_at": r["submitted_at"],
@@ -168,18 +170,18 @@ def _display_cells(report, r) -> dict:
 
 def _board_headers(report) -> list:
     """``(cell key, header, sort type, sort key)`` of the displayed board."""
-    p = report["phase"]
+    p, st = report["phase"], report.get("score_title", "Dice")
     cols = [("rank", "Rank", "num", "rank"), ("tied", "Tie", "text", "tied")]
     if report["revealed"]:
         cols += [("move", "Move", "num", "move"), ("public_rank", "Public rank", "num", "public_rank")]
     cols += [
-        ("team", "Team", "text", "team"), ("dice", f"Dice ({p})", "num", "dice"),
+        ("team", "Team", "text", "team"), ("dice", f"{st} ({p})", "num", "dice"),
         ("ci", "95% interval", "num", "ci"), ("rank_ci", "Rank 95% interval", "num", "rank_ci"),
         ("f1", f"Pixel F1 ({p})", "num", "f1"),
     ]
     cols += [(c.name, f"{c.title} ({p})", "num", c.name) for c in report.get("extra", ())]
     if report["revealed"]:
-        cols += [("public_dice", "Dice (public)", "num", "public_dice")]
+        cols += [("public_dice", f"{st} (public)", "num", "public_dice")]
     cols += [
         ("submission", "Submission", "text", "submission"), ("submitted_at", "Submitted (UTC)", "text", "submitted"),
         ("n", "Valid / invalid / over quota", "num", "n"),
@@ -310,7 +312,8 @@ def _history_html(report) -> list:
     for team in report["histories"]:
         n = len(team["submissions"])
         out.append(f"<details><summary>{h(team['label'])} ({n} submission{'s' if n != 1 else ''})</summary>")
-        heads = ["Submitted (UTC)", "Submission", "Status", "Dice (public)"] + (["Dice (private)"] if revealed else [])
+        st = report.get("score_title", "Dice")
+        heads = ["Submitted (UTC)", "Submission", "Status", f"{st} (public)"] + ([f"{st} (private)"] if revealed else [])
         out.append('<div class="scroll"><table><thead><tr>' + "".join(f"<th>{x}</th>" for x in heads)
                    + "</tr></thead><tbody>")
         for s in team["submissions"]:
