@@ -106,3 +106,18 @@ def test_cli_ranking(klass, tmp_path):
     assert "public_lesion_dice" in (tmp_path / "a" / "leaderboard.csv").read_text()
     bad = runner.invoke(main, args + ["--out", str(tmp_path / "b"), "--ranking", "f1"])
     assert bad.exit_code == 1 and "Traceback" not in bad.output and not (tmp_path / "b").exists()
+
+
+def test_figures_of_a_distance_put_the_lowest_first_and_show_values_above_one():
+    from datetime import datetime, timezone
+
+    from grader.leaderboard import figures
+
+    t = [datetime(2026, 12, 1, h, tzinfo=timezone.utc) for h in (9, 10)]
+    histories = [(t, [40.0, 30.0], 1), (t, [3.0, 2.5], 1), (t, [12.0, 9.0], 0)]
+    fig = figures.history_figure(histories, "HD95", ["far", "near", "mid"], lower_is_better=True)
+    legend = [x.get_text() for x in fig.axes[0].get_legend().get_texts()]
+    assert legend == ["1. near", "2. mid", "3. far"]
+    assert fig.axes[0].get_ylim()[1] >= 30.0
+    dist = figures.distribution_figure([40.0, 30.0, 3.0, 2.5, 12.0, 9.0], [30.0, 2.5, 12.0], [], "HD95")
+    assert dist.axes[0].get_xlim()[1] >= 40.0

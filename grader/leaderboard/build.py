@@ -546,7 +546,8 @@ def _report(board: _Board) -> dict:
             "whiskers": figures.whiskers_png(
                 [{"label": r["label"] + (" (baseline)" if r["kind"] == "baseline" else ""), "kind": r["kind"],
                   "dice": r["dice"], "dice_lo": r["dice_lo"], "dice_hi": r["dice_hi"]} for r in rows], score_label),
-            "history": figures.history_png([p for p, _ in history_plot], score_label, [lab for _, lab in history_plot]),
+            "history": figures.history_png([p for p, _ in history_plot], score_label, [lab for _, lab in history_plot],
+                                           lower_is_better=ranking.is_lower_the_better),
             "distribution": figures.distribution_png(all_scores, selected_scores, base_marks, score_label),
         },
     }
