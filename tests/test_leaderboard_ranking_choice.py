@@ -121,3 +121,33 @@ def test_figures_of_a_distance_put_the_lowest_first_and_show_values_above_one():
     assert fig.axes[0].get_ylim()[1] >= 30.0
     dist = figures.distribution_figure([40.0, 30.0, 3.0, 2.5, 12.0, 9.0], [30.0, 2.5, 12.0], [], "HD95")
     assert dist.axes[0].get_xlim()[1] >= 40.0
+
+
+def test_the_competitions_manifest_chooses_the_ranking(klass, tmp_path):
+    """``data synth --ranking`` records the score in private/manifest.json; the leaderboard ranks by it."""
+    import json
+
+    from brats_kit.cli import main
+
+    runner = CliRunner()
+    bad = runner.invoke(main, ["data", "synth", "--out", str(tmp_path / "bad"), "--train", "1", "--test", "4",
+                               "--ranking", "f1"])
+    assert bad.exit_code == 1 and "cannot rank by" in bad.output and not (tmp_path / "bad").exists()
+    ok = runner.invoke(main, ["data", "synth", "--out", str(tmp_path / "comp"), "--train", "1", "--test", "4",
+                              "--ranking", "hd95"])
+    assert ok.exit_code == 0, ok.output
+    private = tmp_path / "comp" / "private"
+    assert json.loads((private / "manifest.json").read_text())["ranking"] == "hd95"
+
+    # The class's truth beside a manifest naming a ranking: the board ranks by it unless told otherwise.
+    shutil.copytree(klass["truth"].parent, tmp_path / "course" / "private")
+    (tmp_path / "course" / "private" / "manifest.json").write_text(json.dumps({"ranking": "hd95"}))
+    truth = tmp_path / "course" / "private" / klass["truth"].name
+    chosen = build_leaderboard(klass["submissions"], truth, tmp_path / "a", bootstrap=0, cache=tmp_path / "c")
+    assert chosen.ranking == "hd95" and chosen.to_dict()["ranking"] == "hd95"
+    assert "public_hd95" in (tmp_path / "a" / "leaderboard.csv").read_text().splitlines()[0]
+    told = build_leaderboard(klass["submissions"], truth, tmp_path / "b", bootstrap=0, cache=tmp_path / "c",
+                             ranking="dice")
+    assert told.ranking == "dice"
+    plain = build_leaderboard(klass["submissions"], klass["truth"], tmp_path / "d", bootstrap=0, cache=tmp_path / "c")
+    assert plain.ranking == "dice"

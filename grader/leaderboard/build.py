@@ -12,6 +12,7 @@ from plumbing.atomic import atomic_dir, write_bytes, write_text
 from plumbing.progress import no_progress
 from data_spec import KitError, LayoutError
 from data_spec.errors import BadArgumentError, check_range
+from data_spec.ranking_record import recorded_ranking
 from grader.score_types import RANKING
 
 from . import columns as extra, figures, render
@@ -208,6 +209,7 @@ class LeaderboardSummary:
     files: list
     notes: list
     board: Optional[BoardScores] = field(default=None, repr=False, compare=False)
+    ranking: str = RANKING.name
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -290,8 +292,9 @@ def build_leaderboard(
         submission on the phase's cases. Mask scores are computed when a file is scored and
         kept in the cache with its counts.
     ranking : str, optional
-        The score to rank by (:data:`~.ranking.RANKABLE`; default the official mean Dice). A
-        lower-is-better score (HD95) ranks ascending; the tie rule is the same.
+        The score to rank by (:data:`~.ranking.RANKABLE`). Default: the one the competition's
+        private manifest records (``data synth/prepare --ranking``), else the official mean Dice.
+        A lower-is-better score (HD95) ranks ascending; the tie rule is the same.
     progress : callable
 
     Returns
@@ -325,11 +328,14 @@ def build_leaderboard(
     check_options(bootstrap=bootstrap, jobs=jobs, seed=seed, per_day=per_day)
     columns = extra.extra_columns(metrics)  # an unknown name is refused before any file is read
     ranked_by = ranking_type(ranking)
-    mask_metrics = extra.mask_names(columns) + ((ranked_by.name,) if ranked_by.needs_masks else ())
     out = Path(os.path.abspath(out))
     sub_dir = Path(os.path.abspath(submissions))
     base_dir = Path(os.path.abspath(baselines)) if baselines is not None else None
     truth = load_board_truth(truth, seed=seed)
+    if ranking is None:
+        ranking = recorded_ranking(truth.path)
+        ranked_by = ranking_type(ranking)
+    mask_metrics = extra.mask_names(columns) + ((ranked_by.name,) if ranked_by.needs_masks else ())
     cache_dir = Path(os.path.abspath(cache if cache is not None else truth.path.parent / ".leaderboard-cache"))
     _check_paths(sub_dir, Path(os.path.abspath(truth.path)), out, cache_dir, base_dir)
     entries = collect_and_score(sub_dir, truth, baselines=base_dir, cache=cache_dir, jobs=jobs,
@@ -442,6 +448,7 @@ def rank_and_publish(entries: Entries, truth, out, *, reveal: bool = False, per_
         files=[str(out / name) for name in SITE_FILES],
         notes=notes + ([entries.cache_note] if entries.cache_note else []),
         board=board_scores(ranked, bases, labels, ranked_by) if reveal else None,
+        ranking=ranked_by.name,
     )
 
 
