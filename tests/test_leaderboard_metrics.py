@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from cohorts.classroom import make_class, write_truth
+from cohorts.classroom import write_truth
 from data_spec import load_truth
 from data_spec.errors import BadArgumentError
 from grader import score
@@ -20,11 +20,8 @@ METRICS = "lesion_dice,lesion_hd95,nsd,precision"
 
 
 @pytest.fixture(scope="module")
-def klass(tmp_path_factory):
-    root = tmp_path_factory.mktemp("metrics")
-    c = make_class(root, n_teams=5, n_cases=10, private_harder=True)
-    c["root"] = root
-    return c
+def klass(small_class):
+    return small_class
 
 
 def _csv(path) -> list:

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from scipy.stats import kendalltau, wilcoxon
 
-from cohorts.classroom import make_class, write_truth
+from cohorts.classroom import write_truth
 from grader.leaderboard import SITE_FILES, build_leaderboard
 from grader.leaderboard.stability import analyse, kendall_tau, rank_frequencies, significance_map
 from grader.leaderboard.uncertainty import bootstrap_ranks
@@ -75,11 +75,8 @@ def test_analyse_shows_at_most_the_best_teams_in_the_map():
 
 
 @pytest.fixture(scope="module")
-def klass(tmp_path_factory):
-    root = tmp_path_factory.mktemp("stab")
-    c = make_class(root, n_teams=6, n_cases=12, private_harder=True)
-    c["root"] = root
-    return c
+def klass(small_class):
+    return small_class
 
 
 def _site(c, out, truth=None, **kw):
