@@ -151,3 +151,15 @@ def test_the_competitions_manifest_chooses_the_ranking(klass, tmp_path):
     assert told.ranking == "dice"
     plain = build_leaderboard(klass["submissions"], klass["truth"], tmp_path / "d", bootstrap=0, cache=tmp_path / "c")
     assert plain.ranking == "dice"
+
+
+def test_a_gradebook_refuses_a_board_ranked_by_a_distance(klass, tmp_path):
+    from brats_kit.cli import main
+
+    roster = tmp_path / "roster.csv"
+    roster.write_text("student_id,name,email,team\n1,A,a@example.org,team-000\n")
+    result = CliRunner().invoke(main, ["leaderboard", str(klass["submissions"]), "--truth", str(klass["truth"]),
+                                       "--out", str(tmp_path / "site"), "--reveal", "--ranking", "hd95",
+                                       "--roster", str(roster), "--grades-out", str(tmp_path / "g.csv")])
+    assert result.exit_code == 1 and "cannot grade" in result.output
+    assert not (tmp_path / "site").exists() and not (tmp_path / "g.csv").exists()

@@ -71,6 +71,7 @@ def leaderboard(submissions, truth, out, reveal, per_day, bootstrap, jobs, seed,
         if not reveal:
             raise NotRevealedError("a gradebook needs the private scores", hint="add --reveal")
         parse_scale(scale)  # a bad scale is refused before any scoring
+        _check_gradable(truth, ranking)
     elif grades_out is not None:
         raise click.UsageError("--grades-out needs --roster FILE")
     summary = build_leaderboard(
@@ -105,3 +106,16 @@ def leaderboard(submissions, truth, out, reveal, per_day, bootstrap, jobs, seed,
         click.echo(f"wrote gradebook {safe_name(gradebook['out'])} ({gradebook['format']}, "
                    f"{gradebook['students']} students, {gradebook['graded']} with a score) "
                    f"and {safe_name(Path(gradebook['readme']).name)}")
+
+
+def _check_gradable(truth, ranking) -> None:
+    """A gradebook's scale turns higher scores into higher grades: refuse a board ranked by a distance."""
+    from data_spec import find_truth
+    from data_spec.errors import BadArgumentError
+    from data_spec.ranking_record import recorded_ranking
+    from grader.leaderboard.ranking import ranking_type
+
+    chosen = ranking_type(ranking if ranking is not None else recorded_ranking(find_truth(truth)))
+    if chosen.is_lower_the_better:
+        raise BadArgumentError(f"a gradebook cannot grade {chosen.title}: lower is better there",
+                               hint="build the gradebook from a board ranked by a score (--ranking dice)")
