@@ -38,6 +38,8 @@ def main(argv=None) -> int:
     ap.add_argument("--bootstrap", type=int, default=2000)
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--single", action="store_true", help="also time --jobs 1 (cold cache)")
+    ap.add_argument("--metrics", default="lesion_dice,lesion_hd95,nsd",
+                    help="extra columns of the last two runs (mask scores: each valid file scored again once)")
     args = ap.parse_args(argv)
 
     tmp = Path(tempfile.mkdtemp(prefix="leaderboard-bench-"))
@@ -66,6 +68,16 @@ def main(argv=None) -> int:
         print(f"{'cold cache, --jobs %d' % args.jobs:<38}{cold_s:>9.2f}{BUDGET_S:>9.0f}{cold_s / BUDGET_S:>8.2f}")
         print(f"{'warm cache (rerun, nothing new)':<38}{warm_s:>9.2f}{BUDGET_S:>9.0f}{warm_s / BUDGET_S:>8.2f}")
         print(f"{'warm cache, --reveal':<38}{reveal_s:>9.2f}{BUDGET_S:>9.0f}{reveal_s / BUDGET_S:>8.2f}")
+        metrics_s, _ = timed("metrics", lambda: build_leaderboard(
+            c["submissions"], c["truth"], tmp / "site-m", bootstrap=args.bootstrap, jobs=args.jobs,
+            baselines=c["baselines"], cache=tmp / "cache", per_day=3, metrics=args.metrics))
+        metrics_warm_s, _ = timed("metrics warm", lambda: build_leaderboard(
+            c["submissions"], c["truth"], tmp / "site-m", bootstrap=args.bootstrap, jobs=args.jobs,
+            baselines=c["baselines"], cache=tmp / "cache", per_day=3, metrics=args.metrics, ranking="lesion_hd95"))
+        label = f"--metrics {args.metrics}"
+        print(f"{'+ ' + label[:34]:<38}{metrics_s:>9.2f}{BUDGET_S:>9.0f}{metrics_s / BUDGET_S:>8.2f}")
+        print(f"{'  warm, --ranking lesion_hd95':<38}{metrics_warm_s:>9.2f}{BUDGET_S:>9.0f}"
+              f"{metrics_warm_s / BUDGET_S:>8.2f}")
         if args.single:
             single_s, _ = timed("single", lambda: run("site1", "cache1", 1))
             print(f"{'cold cache, --jobs 1':<38}{single_s:>9.2f}{BUDGET_S:>9.0f}{single_s / BUDGET_S:>8.2f}")

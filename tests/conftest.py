@@ -76,3 +76,14 @@ def db(request):
     if request.param == "sqlite":
         return None
     return request.getfixturevalue("pg_cluster").new_database()
+
+
+@pytest.fixture(scope="module")
+def small_class(tmp_path_factory):
+    """A class of 6 teams on 12 test cases (some files invalid, a manifest, 2 baselines), one per test module."""
+    from cohorts.classroom import make_class
+
+    root = tmp_path_factory.mktemp("small-class")
+    c = make_class(root, n_teams=6, n_cases=12, private_harder=True)
+    c["root"] = root
+    return c

@@ -717,3 +717,20 @@ def test_a_secret_seed_is_never_echoed(releases, tmp_path):
     given = CliRunner().invoke(prepare, [str(root), "--out", str(tmp_path / "g"), "--train", "2", "--test", "1",
                                          "--seed", "7", "--json"])
     assert json.loads(given.stdout)["seed"] == 7 and manifest_of(tmp_path / "g")["seed_source"] == "explicit"
+
+
+def test_prepare_records_the_ranking_score_in_the_private_manifest_only(releases, tmp_path):
+    from brats_kit.cli import main
+
+    root, _ = releases["brats2018"]
+    runner = CliRunner()
+    bad = runner.invoke(main, ["data", "prepare", str(root), "--out", str(tmp_path / "bad"), "--train", "3", "--test", "2",
+                                  "--ranking", "recall"])
+    assert bad.exit_code == 1 and "cannot rank by" in bad.output and not (tmp_path / "bad").exists()
+    ok = runner.invoke(main, ["data", "prepare", str(root), "--out", str(tmp_path / "c"), "--train", "3", "--test", "2",
+                                 "--seed", "0", "--ranking", "lesion_dice"])
+    assert ok.exit_code == 0, ok.output
+    assert manifest_of(tmp_path / "c")["ranking"] == "lesion_dice"
+    plain = runner.invoke(main, ["data", "prepare", str(root), "--out", str(tmp_path / "d"), "--train", "3", "--test", "2",
+                                    "--seed", "0"])
+    assert plain.exit_code == 0 and "ranking" not in manifest_of(tmp_path / "d")

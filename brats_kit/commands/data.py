@@ -8,7 +8,7 @@ import click
 from brats_kit.progress import click_progress
 from brats_kit.text import safe_name
 
-from .prepare import HIDDEN_TEST
+from .prepare import HIDDEN_TEST, RANKING
 
 #: Shared by 'data synth' and 'data prepare'.
 FORCE_COMPETITION = click.option(
@@ -37,9 +37,10 @@ def _register():
               help="Same seed, byte-identical files (tests, benchmarks), but students holding the kit and the seed "
                    "can regenerate the test truth. Default: a secret 128-bit seed, kept under private/.")
 @HIDDEN_TEST
+@RANKING
 @FORCE_COMPETITION
 @click.option("--json", "as_json", is_flag=True, help="Print the files written as JSON.")
-def synth(out, n_train, n_test, seed, n_hidden, force, as_json):
+def synth(out, n_train, n_test, seed, n_hidden, ranking, force, as_json):
     """Write the synthetic BraTS-like cohort (built on the MNI152 anatomy nilearn ships).
 
     DIR must not hold a competition already (unless --force), nor lie in one's private/ folder.
@@ -54,7 +55,8 @@ def synth(out, n_train, n_test, seed, n_hidden, force, as_json):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ReproducibleSeedWarning)  # said above, in the command's words
         written = write_synthetic_competition(out, n_train=n_train, n_test=n_test, seed=seed,
-                                              progress=click_progress, force=force, n_hidden=n_hidden)
+                                              progress=click_progress, force=force, n_hidden=n_hidden,
+                                              ranking=ranking)
     if as_json:
         from brats_kit.output import echo_json
 

@@ -37,9 +37,15 @@ from brats_kit.progress import click_progress
                    "baseline = MARKS) or thresholds 0.6:10,0.7:14,0.8:18,0.85:20.")
 @click.option("--grades-out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Gradebook file to write (private: outside the site), with a README beside it.")
+@click.option("--metrics", default=None, metavar="NAMES",
+              help="Extra score columns, comma-separated (e.g. lesion_dice,lesion_hd95,nsd): each team's selected "
+                   "submission on the phase's cases; mask scores are computed once per file and cached.")
+@click.option("--ranking", default=None, metavar="SCORE",
+              help="The score to rank by: dice (default), hd95, lesion_dice, lesion_hd95 or nsd; lower-is-better "
+                   "scores (the distances) rank ascending.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def leaderboard(submissions, truth, out, reveal, per_day, bootstrap, jobs, seed, baselines, cache, title,
-                roster, grades_format, scale, grades_out, as_json):
+                roster, grades_format, scale, grades_out, metrics, ranking, as_json):
     """Validate, score and rank SUBMISSIONS/<team>/<file>; write the site to --out.
 
     \b
@@ -52,6 +58,7 @@ def leaderboard(submissions, truth, out, reveal, per_day, bootstrap, jobs, seed,
     Example:
       brats-kit leaderboard submissions --truth competition/private --out site --per-day 5
       brats-kit leaderboard submissions --truth competition/private --out site --reveal
+      brats-kit leaderboard submissions --truth competition/private --out site --metrics lesion_dice,nsd
     """
     from grader.leaderboard import build_leaderboard
 
@@ -64,11 +71,13 @@ def leaderboard(submissions, truth, out, reveal, per_day, bootstrap, jobs, seed,
         if not reveal:
             raise NotRevealedError("a gradebook needs the private scores", hint="add --reveal")
         parse_scale(scale)  # a bad scale is refused before any scoring
+        _check_gradable(truth, ranking)
     elif grades_out is not None:
         raise click.UsageError("--grades-out needs --roster FILE")
     summary = build_leaderboard(
         submissions, truth, out, reveal=reveal, per_day=per_day, bootstrap=bootstrap, jobs=jobs, seed=seed,
-        baselines=baselines, cache=cache, title=title, progress=click_progress,
+        baselines=baselines, cache=cache, title=title, metrics=metrics, ranking=ranking,
+        progress=click_progress,
     )
     if roster is not None:
         from grader.leaderboard.gradebook import gradebook_from_site
@@ -97,3 +106,16 @@ def leaderboard(submissions, truth, out, reveal, per_day, bootstrap, jobs, seed,
         click.echo(f"wrote gradebook {safe_name(gradebook['out'])} ({gradebook['format']}, "
                    f"{gradebook['students']} students, {gradebook['graded']} with a score) "
                    f"and {safe_name(Path(gradebook['readme']).name)}")
+
+
+def _check_gradable(truth, ranking) -> None:
+    """A gradebook's scale turns higher scores into higher grades: refuse a board ranked by a distance."""
+    from data_spec import find_truth
+    from data_spec.errors import BadArgumentError
+    from data_spec.ranking_record import recorded_ranking
+    from grader.leaderboard.ranking import ranking_type
+
+    chosen = ranking_type(ranking if ranking is not None else recorded_ranking(find_truth(truth)))
+    if chosen.is_lower_the_better:
+        raise BadArgumentError(f"a gradebook cannot grade {chosen.title}: lower is better there",
+                               hint="build the gradebook from a board ranked by a score (--ranking dice)")

@@ -15,6 +15,22 @@ HIDDEN_TEST = click.option(
 )
 
 
+def _ranking(ctx, param, value):
+    if value is not None:
+        from grader.leaderboard.ranking import ranking_type
+
+        value = ranking_type(value).name  # an unknown or pooled score: a named error (exit 1), before any work
+    return value
+
+
+#: Shared by 'data prepare' and 'data synth': the leaderboard's ranking score, kept in the private manifest.
+RANKING = click.option(
+    "--ranking", default=None, metavar="SCORE", callback=_ranking,
+    help="The score the leaderboard ranks by, recorded in private/manifest.json: dice (default), hd95, "
+         "lesion_dice, lesion_hd95 or nsd.",
+)
+
+
 @click.command()
 @click.argument("source", type=click.Path(exists=True, path_type=Path))
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
@@ -27,10 +43,11 @@ HIDDEN_TEST = click.option(
 @click.option("--slice", "slice_rule", type=click.Choice(["largest", "random"]), default="largest", show_default=True,
               help="Axial slice per patient: largest tumour area, or a seeded random slice with tumour.")
 @HIDDEN_TEST
+@RANKING
 @click.option("--force", is_flag=True,
               help="Replace the competition --out already holds (students may hold its public files: its truth changes).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def prepare(source, out, n_train, n_test, seed, slice_rule, n_hidden, force, as_json):
+def prepare(source, out, n_train, n_test, seed, slice_rule, n_hidden, ranking, force, as_json):
     """Build the competition from the BraTS release in SOURCE.
 
     Recognises BraTS 2018-2020, BraTS 2021, BraTS 2023+ glioma and the Medical
@@ -52,7 +69,7 @@ def prepare(source, out, n_train, n_test, seed, slice_rule, n_hidden, force, as_
 
     summary = prepare_competition(
         source, out, n_train=n_train, n_test=n_test, seed=seed, slice_rule=slice_rule,
-        progress=click_progress, warn=warn, force=force, n_hidden=n_hidden,
+        progress=click_progress, warn=warn, force=force, n_hidden=n_hidden, ranking=ranking,
     )
     if as_json:
         from brats_kit.output import echo_json

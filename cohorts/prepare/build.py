@@ -33,6 +33,7 @@ from data_spec.constants import (
 from data_spec.errors import BadArgumentError, KitError, check_choice
 from data_spec.hdf5 import sha256_array, sha256_file
 from data_spec.layout import check_competition_out, write_competition
+from data_spec.ranking_record import RANKING_KEY
 from .sources import find_source
 from .volume import AXCODES, BRAIN_RULE, ORIENTATION, SLICE_RULES, UnusableCase, extract_patient
 
@@ -79,6 +80,7 @@ def prepare_competition(
     warn=_warn,
     force: bool = False,
     n_hidden: int = 0,
+    ranking: str | None = None,
 ) -> "PreparedCompetition":
     """Turn a downloaded BraTS release into the course's competition.
 
@@ -118,6 +120,10 @@ def prepare_competition(
     force : bool
         Replace a competition ``out`` already holds (checked before anything
         is read; see :func:`data_spec.layout.check_competition_out`).
+    ranking : str, optional
+        The leaderboard's ranking score (a name ``brats-kit leaderboard --ranking``
+        accepts; the command checks it), recorded in ``private/manifest.json``
+        (:mod:`data_spec.ranking_record`). Default: Dice, as the course.
 
     Returns
     -------
@@ -184,6 +190,8 @@ def prepare_competition(
             record["public"] = bool(flags[split][j])
     manifest = _manifest(src, records, reader, n_train=n_train, n_test=n_test, seed=seed,
                          seed_source=seed_source, slice_rule=slice_rule, n_hidden=n_hidden)
+    if ranking is not None:  # the leaderboard's ranking score (checked by the command), default Dice
+        manifest[RANKING_KEY] = ranking
     # Public attributes (every HDF5 file): nothing that would let a student rerun the build (no seed)
     # or tell which source patient a test case is. The seed and the sources stay in the private manifest.
     attrs = {"generator": GENERATOR, "source_kind": src.scheme.kind, "slice_rule": slice_rule}

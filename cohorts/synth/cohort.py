@@ -14,6 +14,7 @@ from data_spec.constants import HIDDEN, SPLITS, TEST, TRAIN, X_DTYPE, X_ITEM_SHA
 from data_spec.constants import hidden_public_mask
 from data_spec.errors import KitError
 from data_spec.layout import check_competition_out, write_competition
+from data_spec.ranking_record import RANKING_KEY
 from . import patient as _patient
 from .anatomy import TEMPLATE_FUNCTIONS, TEMPLATES, load_anatomy
 from .patient import Patient
@@ -227,7 +228,7 @@ def synthesize(n_train: int = 256, n_test: int = 29, seed: int | None = None, pr
 
 
 def write_synthetic_competition(out, n_train: int = 256, n_test: int = 29, seed: int | None = None, progress=no_progress,
-                                force: bool = False, n_hidden: int = 0) -> dict:
+                                force: bool = False, n_hidden: int = 0, ranking: str | None = None) -> dict:
     """Build the synthetic cohort and write it as a competition directory (both layouts).
 
     Everything is simulated in memory first, then written file by file
@@ -247,6 +248,9 @@ def write_synthetic_competition(out, n_train: int = 256, n_test: int = 29, seed:
     ``out`` must not hold a competition already, unless ``force``
     (:func:`data_spec.layout.check_competition_out`, checked before simulating).
 
+    ``ranking`` (a score name the leaderboard accepts, checked by the command) is recorded in
+    the private manifest (:mod:`data_spec.ranking_record`); without it the board ranks by Dice.
+
     Returns
     -------
     dict
@@ -261,6 +265,8 @@ def write_synthetic_competition(out, n_train: int = 256, n_test: int = 29, seed:
             stacklevel=2,
         )
     data = synthesize(n_train=n_train, n_test=n_test, seed=seed, progress=progress, n_hidden=n_hidden)
+    if ranking is not None:
+        data["manifest"][RANKING_KEY] = ranking
     return write_competition(
         out, train=data["train"], test=data["test"], attrs=data["attrs"], manifest=data["manifest"], force=force,
         hidden=data.get("hidden"),

@@ -12,9 +12,10 @@ from plumbing.atomic import atomic_dir, write_bytes, write_text
 from plumbing.progress import no_progress
 from data_spec import KitError, LayoutError
 from data_spec.errors import BadArgumentError, check_range
+from data_spec.ranking_record import recorded_ranking
 from grader.score_types import RANKING
 
-from . import figures, render
+from . import columns as extra, figures, render
 from .cache import ScoreCache
 from .collect import (
     INVALID,
@@ -27,12 +28,14 @@ from .collect import (
     load_board_truth,
 )
 from .gradebook import BoardScores
-from .ranking import rank_teams, score_of
+from .ranking import rank_teams, ranking_type, score_of
 from .scoring import score_submissions
+from .stability import analyse
+from .stability_page import stability_html
 from .uncertainty import (
     METHOD_NOTE,
-    bootstrap_dice,
     bootstrap_indices,
+    bootstrap_mean,
     bootstrap_ranks,
     neighbour_ties,
     rank_interval,
@@ -40,7 +43,7 @@ from .uncertainty import (
 )
 
 #: Files of a site, in the order they are written.
-SITE_FILES = ("leaderboard.csv", "grades.csv", "leaderboard.md", "index.html")
+SITE_FILES = ("leaderboard.csv", "grades.csv", "leaderboard.md", "index.html", "stability.html")
 #: Written into every site, so that a rerun replaces only a directory that is one.
 SITE_MARKER = ".brats-kit-leaderboard"
 _STREAM = {"public": 1, "private": 2}
@@ -93,40 +96,57 @@ def _check_paths(submissions: Path, truth: Path, out: Path, cache: Path, baselin
         )
 
 
-def _phase_scores(valid, masks: dict) -> None:
-    """The official score and pixel F1 of each phase a valid submission lacks, in one batched call per phase.
+def _phase_scores(valid, masks: dict, ranking=RANKING) -> None:
+    """The official score, pixel F1 and the ranking score of each phase a valid submission lacks.
 
-    A submission scored elsewhere (the server stores both phases' scores at upload) keeps its own.
+    Count-based scores in one batched call per phase; a mask score ranked by comes from the
+    per-case values stored at scoring time. A submission scored elsewhere (the server stores
+    both phases' scores at upload) keeps its own.
     """
     from grader.metrics import scores_from_counts
 
     for phase, mask in masks.items():
         todo = [s for s in valid if phase not in s.scores]
-        if not todo:
-            continue
-        tp, fp, fn = (np.stack([getattr(s.counts, k) for s in todo]) for k in ("tp", "fp", "fn"))
-        scores = scores_from_counts(tp[:, mask], fp[:, mask], fn[:, mask])
-        for i, sub in enumerate(todo):
-            sub.scores[phase] = {name: float(scores[name][i]) for name in (RANKING.name, "f1")}
+        if todo:
+            tp, fp, fn = (np.stack([getattr(s.counts, k) for s in todo]) for k in ("tp", "fp", "fn"))
+            scores = scores_from_counts(tp[:, mask], fp[:, mask], fn[:, mask])
+            for i, sub in enumerate(todo):
+                sub.scores[phase] = {name: float(scores[name][i]) for name in (RANKING.name, "f1")}
+        if ranking.needs_masks:
+            for sub in valid:
+                sub.scores[phase].setdefault(ranking.name, ranking.aggregate(_per_case(sub, ranking)[mask]))
 
 
-def _best_first(value: float) -> float:
-    return value if RANKING.is_lower_the_better else -value
+def _per_case(sub, ranking) -> np.ndarray:
+    """A scored submission's per-case values of the ranking score (Dice from its counts)."""
+    if not ranking.needs_masks:
+        return sub.counts.dice()
+    values = sub.mask_scores.get(ranking.name)
+    if values is None:
+        raise KitError(f"{clean_text(sub.team)}/{clean_text(sub.name)} has no per-case {ranking.title}",
+                       code="missing_scores", hint="score the submissions with this ranking (collect_and_score "
+                       "with metrics naming it)")
+    return values
 
 
-def _board(ranked: list, bases: list, labels: dict, phase: str, mask, n_boot: int, seed: int) -> list:
+def _best_first(value: float, ranking=RANKING) -> float:
+    return value if ranking.is_lower_the_better else -value
+
+
+def _board(ranked: list, bases: list, labels: dict, phase: str, mask, n_boot: int, seed: int,
+           ranking=RANKING) -> tuple:
     """The rows of one phase: the ranked teams with intervals and ties, baselines as reference rows.
 
-    Returns row dicts in board order (best first, baselines placed by score).
+    Returns row dicts in board order (best first, baselines placed by score), and the ranking's
+    :class:`~.stability.Stability` from the same resamples (None without a bootstrap or with
+    fewer than two teams).
     """
-    from grader.metrics import dice_per_slice
-
     entries = [("team", labels[r.team], r.submission, r.reason, r) for r in ranked]
     entries += [("baseline", clean_text(b.team), b, "baseline", None) for b in bases]
     rows = []
     for kind, label, sub, reason, team in entries:
         s = sub.scores[phase]
-        rows.append({"kind": kind, "label": label, "dice": s[RANKING.name], "f1": s["f1"], "sub": sub,
+        rows.append({"kind": kind, "label": label, "dice": s[ranking.name], "f1": s["f1"], "sub": sub,
                      "submission": clean_text(sub.name), "selected_by": reason,
                      "submitted_at": sub.time_text if kind == "team" else "",
                      "dice_lo": None, "dice_hi": None, "rank": team.rank if team else None,
@@ -134,24 +154,29 @@ def _board(ranked: list, bases: list, labels: dict, phase: str, mask, n_boot: in
         if team is not None and team.public_rank is not None:
             rows[-1].update(public_rank=team.public_rank, move=team.move)
     n_teams = len(ranked)
-    counts = [np.stack([e[2].counts.tp[mask], e[2].counts.fp[mask], e[2].counts.fn[mask]]) for e in entries]
-    if counts:
-        tp, fp, fn = np.stack(counts, axis=1)
+    stab = None
+    # Higher is better from here on: a lower-is-better score is negated for the ranks and the tests.
+    sign = -1.0 if ranking.is_lower_the_better else 1.0
+    if entries:
+        values = np.stack([_per_case(e[2], ranking)[mask] for e in entries])
         if n_boot > 0:
-            samples = bootstrap_dice(tp, fp, fn, bootstrap_indices(int(mask.sum()), n_boot, seed, _STREAM[phase]))
+            samples = bootstrap_mean(values, bootstrap_indices(int(mask.sum()), n_boot, seed, _STREAM[phase]))
             lo, hi = score_interval(samples)
             for r, a, b in zip(rows, lo, hi):
                 r["dice_lo"], r["dice_hi"] = float(a), float(b)
             if n_teams:
-                rlo, rhi = rank_interval(bootstrap_ranks(samples[:n_teams]))
+                rlo, rhi = rank_interval(bootstrap_ranks(sign * samples[:n_teams]))
                 for r, a, b in zip(rows, rlo, rhi):
                     r["rank_lo"], r["rank_hi"] = int(a), int(b)
-        p_adj, tied = neighbour_ties(dice_per_slice(tp[:n_teams], fp[:n_teams], fn[:n_teams]))
+        per_case = sign * values[:n_teams]
+        if n_boot > 0 and n_teams > 1:
+            stab = analyse([labels[r.team] for r in ranked], bootstrap_ranks(sign * samples[:n_teams]), per_case)
+        p_adj, tied = neighbour_ties(per_case)
         for r, p, t in zip(rows, p_adj, tied):
             r["p_vs_above"] = None if np.isnan(p) else float(p)
             r["tied"] = bool(t)
     # Baselines sit among the teams by score (after teams of equal score).
-    return sorted(rows, key=lambda r: (_best_first(r["dice"]), r["kind"] != "team", r["rank"] or 0))
+    return sorted(rows, key=lambda r: (_best_first(r["dice"], ranking), r["kind"] != "team", r["rank"] or 0)), stab
 
 
 @dataclass(frozen=True)
@@ -184,6 +209,7 @@ class LeaderboardSummary:
     files: list
     notes: list
     board: Optional[BoardScores] = field(default=None, repr=False, compare=False)
+    ranking: str = RANKING.name
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -221,6 +247,8 @@ def build_leaderboard(
     baselines=None,
     cache=None,
     title: str = "Leaderboard",
+    metrics=None,
+    ranking=None,
     progress=no_progress,
 ) -> LeaderboardSummary:
     """Validate, score and rank a folder of submissions; write the site atomically.
@@ -259,6 +287,14 @@ def build_leaderboard(
         inside ``out``.
     title : str
         Heading of the pages.
+    metrics : str or list of str, optional
+        Extra score columns (``"lesion_dice,nsd"``; :mod:`.columns`): each row's selected
+        submission on the phase's cases. Mask scores are computed when a file is scored and
+        kept in the cache with its counts.
+    ranking : str, optional
+        The score to rank by (:data:`~.ranking.RANKABLE`). Default: the one the competition's
+        private manifest records (``data synth/prepare --ranking``), else the official mean Dice.
+        A lower-is-better score (HD95) ranks ascending; the tie rule is the same.
     progress : callable
 
     Returns
@@ -290,26 +326,36 @@ def build_leaderboard(
     ('ada', 2, 'public')
     """
     check_options(bootstrap=bootstrap, jobs=jobs, seed=seed, per_day=per_day)
+    columns = extra.extra_columns(metrics)  # an unknown name is refused before any file is read
+    ranked_by = ranking_type(ranking)
     out = Path(os.path.abspath(out))
     sub_dir = Path(os.path.abspath(submissions))
     base_dir = Path(os.path.abspath(baselines)) if baselines is not None else None
     truth = load_board_truth(truth, seed=seed)
+    if ranking is None:
+        ranking = recorded_ranking(truth.path)
+        ranked_by = ranking_type(ranking)
+    mask_metrics = extra.mask_names(columns) + ((ranked_by.name,) if ranked_by.needs_masks else ())
     cache_dir = Path(os.path.abspath(cache if cache is not None else truth.path.parent / ".leaderboard-cache"))
     _check_paths(sub_dir, Path(os.path.abspath(truth.path)), out, cache_dir, base_dir)
-    entries = collect_and_score(sub_dir, truth, baselines=base_dir, cache=cache_dir, jobs=jobs, progress=progress)
+    entries = collect_and_score(sub_dir, truth, baselines=base_dir, cache=cache_dir, jobs=jobs,
+                                metrics=tuple(dict.fromkeys(mask_metrics)), progress=progress)
     return rank_and_publish(entries, truth, out, reveal=reveal, per_day=per_day, bootstrap=bootstrap, seed=seed,
-                            title=title)
+                            title=title, metrics=metrics, ranking=ranking)
 
 
-def collect_and_score(submissions, truth, *, baselines=None, cache, jobs: int = 1, progress=no_progress) -> Entries:
+def collect_and_score(submissions, truth, *, baselines=None, cache, jobs: int = 1, metrics=(),
+                      progress=no_progress) -> Entries:
     """Step one: list the files of ``submissions`` (and ``baselines``), validate and count each through ``cache``.
+
+    ``metrics``: mask scores to compute per case at scoring time (:func:`~.scoring.score_submissions`).
 
     Refuses an invalid baseline (:class:`~data_spec.KitError` ``invalid_baseline``).
     """
     subs, notes = collect_submissions(submissions)
     bases = collect_baselines(baselines) if baselines is not None else []
     store = ScoreCache(cache)
-    stats = score_submissions(subs + bases, truth, store, jobs=jobs, progress=progress)
+    stats = score_submissions(subs + bases, truth, store, jobs=jobs, metrics=metrics, progress=progress)
     store.save()
     check_baselines(bases)
     return Entries(subs, bases, notes, stats, str(store.path), store.ignored_reason)
@@ -343,7 +389,8 @@ def check_baselines(bases) -> None:
 
 
 def rank_and_publish(entries: Entries, truth, out, *, reveal: bool = False, per_day: Optional[int] = None,
-                     bootstrap: int = 2000, seed: int = 0, title: str = "Leaderboard") -> LeaderboardSummary:
+                     bootstrap: int = 2000, seed: int = 0, title: str = "Leaderboard",
+                     metrics=None, ranking=None) -> LeaderboardSummary:
     """Step two: quota, selection, the one ranking (:func:`~.ranking.rank_teams`), intervals; write the site.
 
     Reads no submission file: everything comes from ``entries`` (their status, errors,
@@ -356,10 +403,13 @@ def rank_and_publish(entries: Entries, truth, out, *, reveal: bool = False, per_
         The truth the counts were made against (its public flags, ``has_flags``).
     out : path-like
         The site folder, replaced as a whole.
-    reveal, per_day, bootstrap, seed, title
-        As :func:`build_leaderboard`.
+    reveal, per_day, bootstrap, seed, title, metrics, ranking
+        As :func:`build_leaderboard` (a mask score's column is empty for a submission whose
+        entry carries no per-case values of it; ranking by a mask score needs them).
     """
     check_options(bootstrap=bootstrap, jobs=1, seed=seed, per_day=per_day)
+    columns = extra.extra_columns(metrics)
+    ranked_by = ranking_type(ranking)
     out = Path(os.path.abspath(out))
     subs, bases, notes = entries.subs, entries.bases, list(entries.notes)
     phase = "private" if reveal else "public"
@@ -368,12 +418,13 @@ def rank_and_publish(entries: Entries, truth, out, *, reveal: bool = False, per_
         if truth.public.all():
             raise LayoutError("the truth has no private case to reveal", path=truth.path)
         masks["private"] = ~truth.public
-    _phase_scores([s for s in subs + bases if s.valid], masks)
+    _phase_scores([s for s in subs + bases if s.valid], masks, ranked_by)
     over = apply_quota(subs, per_day)
-    ranked = rank_teams(subs, phase)
+    ranked = rank_teams(subs, phase, ranked_by)
 
     labels = display_names({s.team for s in subs})
-    rows = _rows(subs, bases, ranked, labels, phase, masks, reveal, bootstrap, seed)
+    rows, stab = _rows(subs, bases, ranked, labels, phase, masks, reveal, bootstrap, seed, ranked_by)
+    extra.fill(rows, columns, masks[phase])
     if not truth.has_flags:
         # The site says how, never the seed: with it anyone could recompute which cases are public.
         notes.insert(0, "Public/private flags derived with data_spec.public_mask from the instructor's seed "
@@ -381,7 +432,8 @@ def rank_and_publish(entries: Entries, truth, out, *, reveal: bool = False, per_
     if over:
         notes.append(f"{over} valid submission{'s' if over != 1 else ''} over the quota of {per_day} per team "
                      "and UTC day ignored (listed below).")
-    board = _Board(title, phase, reveal, truth, rows, subs, ranked, labels, notes, bootstrap, seed)
+    board = _Board(title, phase, reveal, truth, rows, subs, ranked, labels, notes, bootstrap, seed, stab, columns,
+                   ranked_by)
     _publish(out, _report(board))
 
     team_rows = [r for r in rows if r["kind"] == "team"]
@@ -395,24 +447,25 @@ def rank_and_publish(entries: Entries, truth, out, *, reveal: bool = False, per_
         leader=labels[ranked[0].team] if ranked else None,
         files=[str(out / name) for name in SITE_FILES],
         notes=notes + ([entries.cache_note] if entries.cache_note else []),
-        board=board_scores(ranked, bases, labels) if reveal else None,
+        board=board_scores(ranked, bases, labels, ranked_by) if reveal else None,
+        ranking=ranked_by.name,
     )
 
 
-def board_scores(ranked: list, bases: list, labels: dict) -> BoardScores:
+def board_scores(ranked: list, bases: list, labels: dict, ranking=RANKING) -> BoardScores:
     """The revealed board's private scores in full precision, keyed as the site shows the teams."""
     teams = {label: None for label in labels.values()}
-    teams.update({labels[r.team]: score_of(r.submission, "private") for r in ranked})
-    return BoardScores(teams, {clean_text(b.team): score_of(b, "private") for b in bases}, True)
+    teams.update({labels[r.team]: score_of(r.submission, "private", ranking) for r in ranked})
+    return BoardScores(teams, {clean_text(b.team): score_of(b, "private", ranking) for b in bases}, True)
 
 
-def _rows(subs, bases, ranked, labels, phase, masks, reveal, bootstrap, seed) -> list:
+def _rows(subs, bases, ranked, labels, phase, masks, reveal, bootstrap, seed, ranking=RANKING) -> tuple:
     """The board's rows of ``phase`` (with the public rank, scores and move after the reveal) and per-team counts."""
-    rows = _board(ranked, bases, labels, phase, masks[phase], bootstrap, seed)
+    rows, stab = _board(ranked, bases, labels, phase, masks[phase], bootstrap, seed, ranking)
     if reveal:
         for r in rows:
             public = r["sub"].scores["public"]
-            r["public_dice"], r["public_f1"] = public[RANKING.name], public["f1"]
+            r["public_dice"], r["public_f1"] = public[ranking.name], public["f1"]
     per_team: dict = {}
     for s in subs:
         per_team.setdefault(s.team, []).append(s)
@@ -422,7 +475,7 @@ def _rows(subs, bases, ranked, labels, phase, masks, reveal, bootstrap, seed) ->
             r["n_valid"] = sum(1 for s in team_subs if s.valid)
             r["n_invalid"] = sum(1 for s in team_subs if s.status == INVALID)
             r["n_over_quota"] = sum(1 for s in team_subs if s.status == OVER_QUOTA)
-    return rows
+    return rows, stab
 
 
 def _publish(out: Path, report: dict) -> None:
@@ -432,6 +485,7 @@ def _publish(out: Path, report: dict) -> None:
         "grades.csv": render.grades_csv(report),
         "leaderboard.md": render.leaderboard_md(report),
         "index.html": render.index_html(report),
+        "stability.html": stability_html(*report["stability"]),
     }
     with atomic_dir(out) as tmp:
         for name in SITE_FILES:
@@ -454,6 +508,9 @@ class _Board:
     notes: list
     n_boot: int
     seed: int
+    stability: object = None
+    columns: tuple = ()
+    ranking: object = RANKING
 
 
 def _report(board: _Board) -> dict:
@@ -467,29 +524,37 @@ def _report(board: _Board) -> dict:
     else:
         subtitle = (f"Public leaderboard: scored on the {n_pub} public test cases; the {n_priv} private cases "
                     "decide the final ranking at the reveal.")
-    score_label = f"Dice ({phase} cases)"
+    ranking = board.ranking
+    short = "Dice" if ranking is RANKING else ranking.title
+    score_label = f"{short} ({phase} cases)"
     histories, problems, history_plot, all_scores = _histories(board)
     grades = _grades(board)
     selected_scores = [r["dice"] for r in rows if r["kind"] == "team"]
     base_marks = [(r["label"], r["dice"]) for r in rows if r["kind"] == "baseline"]
     method = _method(board, n_priv if reveal else n_pub)
+    page_title = title + (" (final)" if reveal else " (public)")
     return {
-        "title": title + (" (final)" if reveal else " (public)"),
+        "title": page_title,
         "subtitle": subtitle,
         "phase": phase,
         "revealed": reveal,
-        "decimals": RANKING.precision,
+        "decimals": ranking.precision,
+        "score_name": ranking.name,
+        "score_title": short,
+        "extra": board.columns,
         "rows": rows,
         "grades": grades,
         "histories": histories,
         "problems": problems,
         "notes": notes,
         "method": method,
+        "stability": (page_title, phase, n_priv if reveal else n_pub, board.n_boot, board.stability, method, notes),
         "figures": {
             "whiskers": figures.whiskers_png(
                 [{"label": r["label"] + (" (baseline)" if r["kind"] == "baseline" else ""), "kind": r["kind"],
                   "dice": r["dice"], "dice_lo": r["dice_lo"], "dice_hi": r["dice_hi"]} for r in rows], score_label),
-            "history": figures.history_png([p for p, _ in history_plot], score_label, [lab for _, lab in history_plot]),
+            "history": figures.history_png([p for p, _ in history_plot], score_label, [lab for _, lab in history_plot],
+                                           lower_is_better=ranking.is_lower_the_better),
             "distribution": figures.distribution_png(all_scores, selected_scores, base_marks, score_label),
         },
     }
@@ -512,13 +577,13 @@ def _histories(board: _Board) -> tuple:
             item = {"submitted_at": s.time_text, "submission": clean_text(s.name), "selected": id(s) in chosen,
                     "status": {"scored": "valid", "invalid": "invalid", "over_quota": "over quota"}[s.status]}
             if shown:
-                item["public"] = score_of(s, "public")
+                item["public"] = score_of(s, "public", board.ranking)
                 if reveal:
-                    item["private"] = score_of(s, "private")
+                    item["private"] = score_of(s, "private", board.ranking)
                 if item["selected"]:
                     sel_index = len(times)
                 times.append(s.submitted_at)
-                scores.append(score_of(s, phase))
+                scores.append(score_of(s, phase, board.ranking))
             else:
                 problems.append({"label": labels[team], "submission": item["submission"],
                                  "submitted_at": s.time_text, "status": item["status"],
@@ -544,7 +609,7 @@ def _grades(board: _Board) -> list:
         r = by_sub[id(sub)]
         s = sub.scores
         g = {"label": board.labels[team], "status": "ranked", "submission": r["submission"],
-             "submitted_at": r["submitted_at"], "public_dice": s["public"][RANKING.name],
+             "submitted_at": r["submitted_at"], "public_dice": s["public"][board.ranking.name],
              "public_f1": s["public"]["f1"]}
         if board.reveal:
             g.update(public_rank=r["public_rank"], dice=r["dice"], f1=r["f1"], rank=r["rank"], move=r["move"])
@@ -562,7 +627,12 @@ def _method(board: _Board, n_cases: int) -> str:
                                 m=max(0, n_teams - 1))
     if board.n_boot == 0:
         method = "No bootstrap intervals (--bootstrap 0). " + method.split("Ties (=): ", 1)[1]
-    return ("Score: mean over test cases of per-case Dice (both masks empty: 1, one empty: 0); pixel F1 pooled "
+    ranking = board.ranking
+    score = ("Score: mean over test cases of per-case Dice (both masks empty: 1, one empty: 0)" if ranking is RANKING
+             else f"Score: {ranking.title}, mean over test cases of its per-case value"
+             + (" (lower is better; the intervals and tests use the same per-case values)"
+                if ranking.is_lower_the_better else "") + "; see data_spec/SPEC.md")
+    return (score + "; pixel F1 pooled "
             "over all pixels. Selection: the team's final submissions when named (the best public score among "
             "them), otherwise its best public score; equal scores, within a team or between teams, go to the "
             "earlier submission. ") + method

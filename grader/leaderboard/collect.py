@@ -73,6 +73,8 @@ class Submission:
     errors: list = field(default_factory=list)
     counts: Optional[Counts] = None
     scores: dict = field(default_factory=dict)
+    #: Per-case values of the mask scores asked for (``--metrics``), by name, computed at scoring time.
+    mask_scores: dict = field(default_factory=dict)
 
     @property
     def valid(self) -> bool:

@@ -27,11 +27,16 @@ def _png(fig) -> bytes:
 
 
 def _span(values, pad: float = 0.03) -> tuple:
-    """Axis limits around ``values`` (scores in [0, 1]), padded, never beyond [0, 1] plus the pad."""
+    """Axis limits around ``values`` (scores in [0, 1]), padded, never beyond [0, 1] plus the pad.
+
+    Values beyond 1 (a distance in pixels, when a board ranks by HD95) scale the pad and the upper limit.
+    """
     if not values:
         return (0.0, 1.0)
-    lo, hi = max(0.0, min(values) - pad), min(1.0, max(values) + pad)
-    return (lo - pad, hi + pad) if hi - lo < 0.1 else (lo, hi + pad / 2)
+    top = max(1.0, max(values))
+    pad *= top
+    lo, hi = max(0.0, min(values) - pad), min(top, max(values) + pad)
+    return (lo - pad, hi + pad) if hi - lo < 0.1 * top else (lo, hi + pad / 2)
 
 
 def _figure(width: float, height: float, left: float = 0.8, bottom: float = 0.55, top: float = 0.15):
@@ -91,13 +96,15 @@ def team_styles(n: int) -> list:
     return [(palette[i % len(palette)], _STYLES[(i // len(palette)) % len(_STYLES)]) for i in range(n)]
 
 
-def _board_order(histories) -> list:
+def _board_order(histories, lower_is_better: bool = False) -> list:
     """Team indices best first: by the score on the board (the starred one), else the best; none last."""
+    sign, best = (1, min) if lower_is_better else (-1, max)
+
     def key(i):
         _, scores, selected = histories[i]
         if not len(scores):
             return (1, 0.0, i)
-        return (0, -(scores[selected] if selected is not None else max(scores)), i)
+        return (0, sign * (scores[selected] if selected is not None else best(scores)), i)
 
     return sorted(range(len(histories)), key=key)
 
@@ -143,12 +150,15 @@ def time_axis(axis, times) -> str:
         f"{day(first)} {first.year} - {day(last)} {last.year}"
 
 
-def history_png(histories, score_label: str, labels=None, *, max_named: int = MAX_NAMED, top_k: int = TOP_K) -> bytes:
+def history_png(histories, score_label: str, labels=None, *, max_named: int = MAX_NAMED, top_k: int = TOP_K,
+                lower_is_better: bool = False) -> bytes:
     """The PNG of :func:`history_figure`."""
-    return _png(history_figure(histories, score_label, labels, max_named=max_named, top_k=top_k))
+    return _png(history_figure(histories, score_label, labels, max_named=max_named, top_k=top_k,
+                               lower_is_better=lower_is_better))
 
 
-def history_figure(histories, score_label: str, labels=None, *, max_named: int = MAX_NAMED, top_k: int = TOP_K):
+def history_figure(histories, score_label: str, labels=None, *, max_named: int = MAX_NAMED, top_k: int = TOP_K,
+                   lower_is_better: bool = False):
     """Every team's valid submissions over time, one line per team that a reader can follow.
 
     Up to ``max_named`` teams each get a colour of a qualitative palette (cycling
@@ -163,10 +173,12 @@ def history_figure(histories, score_label: str, labels=None, *, max_named: int =
     score_label : str
     labels : list of str, optional
         The teams' display names, in the order of ``histories`` (no legend without them).
+    lower_is_better : bool
+        The score is a distance (a board ranked by HD95): the best teams are the lowest.
     """
     import matplotlib.dates as mdates
 
-    order = [i for i in _board_order(histories) if len(histories[i][0])]
+    order = [i for i in _board_order(histories, lower_is_better) if len(histories[i][0])]
     named = order if len(order) <= max_named else order[:top_k]
     others = [i for i in order if i not in set(named)]
     legend_rows = 0
@@ -268,7 +280,8 @@ def distribution_figure(all_scores, selected_scores, baselines, score_label: str
     finite = [float(v) for v in (*all_scores, *selected_scores, *(b for _, b in baselines)) if np.isfinite(v)]
     lo, hi = (min(finite), max(finite)) if finite else (0.0, 1.0)
     pad = max(0.01, 0.05 * (hi - lo))
-    lo, hi = max(0.0, lo - pad), min(1.0, hi + pad)
+    # Scores in [0, 1] stay within it; a distance (a board ranked by HD95) is bounded below only.
+    lo, hi = max(0.0, lo - pad), min(max(1.0, hi), hi + pad)
     width, left, right, height = 7.5, 0.8, 0.25, 3.0
     fig = _figure(width, height)
     FigureCanvasAgg(fig)

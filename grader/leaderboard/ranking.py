@@ -26,25 +26,55 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from grader.score_types import RANKING
+from data_spec.errors import BadArgumentError
+from grader.score_types import RANKING, SCORE_TYPES, ScoreType
 
 from .collect import Submission
 from .select import select_submissions
 
+#: The scores a competition may rank by: each is the mean over cases of a per-case value, so the
+#: bootstrap, the paired tests and the stability page apply to it as to Dice (pooled scores such as
+#: pixel F1 have no per-case value to resample or pair).
+RANKABLE = ("dice", "hd95", "lesion_dice", "lesion_hd95", "nsd")
+
+
+def rule(ranking: ScoreType = RANKING) -> str:
+    """The rule sentence a board shows, for its ranking score."""
+    return (f"rank by {ranking.title} (per case{', lower is better' if ranking.is_lower_the_better else ''}) on "
+            "the phase's cases; each team's chosen finals (the best public among them) or its best public "
+            "submission; ties go to the earlier submission")
+
+
 #: The rule sentence every board and API response shows.
-RULE = (f"rank by {RANKING.title} (per case) on the phase's cases; each team's chosen finals (the best public "
-        "among them) or its best public submission; ties go to the earlier submission")
+RULE = rule(RANKING)
 
 
-def score_of(sub: Submission, phase: str) -> float:
-    """The official score of a scored submission on ``phase`` ("public" or "private")."""
-    return sub.scores[phase][RANKING.name]
+def ranking_type(name=None) -> ScoreType:
+    """The score type a competition ranks by: ``name`` among :data:`RANKABLE`, or the official one.
+
+    Examples
+    --------
+    >>> ranking_type().name, ranking_type("lesion_hd95").is_lower_the_better
+    ('dice', True)
+    """
+    if name is None:
+        return RANKING
+    text = str(name).strip()
+    if text not in RANKABLE:
+        raise BadArgumentError(f"cannot rank by {text[:40]!r}", expected="one of " + ", ".join(RANKABLE),
+                               hint="pooled scores (f1, precision, recall) have no per-case value to rank on")
+    return next(st for st in SCORE_TYPES if st.name == text)
 
 
-def order_key(sub: Submission, phase: str, name: str) -> tuple:
+def score_of(sub: Submission, phase: str, ranking: ScoreType = RANKING) -> float:
+    """The ranking score (the official one by default) of a scored submission on ``phase``."""
+    return sub.scores[phase][ranking.name]
+
+
+def order_key(sub: Submission, phase: str, name: str, ranking: ScoreType = RANKING) -> tuple:
     """Best first, then the earlier submission, then ``name``: the one tie rule."""
-    score = score_of(sub, phase)
-    return (score if RANKING.is_lower_the_better else -score, sub.submitted_at, name)
+    score = score_of(sub, phase, ranking)
+    return (score if ranking.is_lower_the_better else -score, sub.submitted_at, name)
 
 
 @dataclass
@@ -62,11 +92,11 @@ class Ranked:
         return None if self.public_rank is None else self.public_rank - self.rank
 
 
-def _ordered(selections: list, phase: str) -> list:
-    return sorted(selections, key=lambda sel: order_key(sel.submission, phase, sel.team))
+def _ordered(selections: list, phase: str, ranking: ScoreType) -> list:
+    return sorted(selections, key=lambda sel: order_key(sel.submission, phase, sel.team, ranking))
 
 
-def rank_teams(submissions, phase: str) -> list:
+def rank_teams(submissions, phase: str, ranking: ScoreType = RANKING) -> list:
     """Select each team's submission and rank the teams on ``phase``, best first.
 
     Parameters
@@ -76,16 +106,18 @@ def rank_teams(submissions, phase: str) -> list:
         ``scores[phase]``) holding the official score.
     phase : {"public", "private"}
         The private board also gets each team's public rank.
+    ranking : ScoreType
+        The score ranked by (:func:`ranking_type`); by default the official one.
 
     Returns
     -------
     list of Ranked
     """
-    selections = list(select_submissions(submissions).values())
+    selections = list(select_submissions(submissions, ranking).values())
     ranked = [Ranked(sel.team, sel.submission, sel.reason, i)
-              for i, sel in enumerate(_ordered(selections, phase), start=1)]
+              for i, sel in enumerate(_ordered(selections, phase, ranking), start=1)]
     if phase != "public":
-        public = {sel.team: i for i, sel in enumerate(_ordered(selections, "public"), start=1)}
+        public = {sel.team: i for i, sel in enumerate(_ordered(selections, "public", ranking), start=1)}
         for r in ranked:
             r.public_rank = public[r.team]
     return ranked

@@ -79,17 +79,18 @@ def rank_range(lo, hi) -> str:
 
 def board_columns(report) -> list:
     """``(key, header)`` of ``leaderboard.csv`` for this phase."""
-    p = report["phase"]
+    p, sn = report["phase"], report.get("score_name", "dice")
     cols = [("rank", "rank"), ("tied", "tied_with_above"), ("p_vs_above", "p_vs_above_holm")]
     if report["revealed"]:
         cols += [("move", "move"), ("public_rank", "public_rank")]
     cols += [
         ("label", "team"), ("kind", "kind"),
-        ("dice", f"{p}_dice"), ("dice_lo", f"{p}_dice_ci_low"), ("dice_hi", f"{p}_dice_ci_high"),
+        ("dice", f"{p}_{sn}"), ("dice_lo", f"{p}_{sn}_ci_low"), ("dice_hi", f"{p}_{sn}_ci_high"),
         ("rank_lo", "rank_ci_low"), ("rank_hi", "rank_ci_high"), ("f1", f"{p}_pixel_f1"),
     ]
+    cols += [(c.name, f"{p}_{c.name}") for c in report.get("extra", ())]
     if report["revealed"]:
-        cols += [("public_dice", "public_dice"), ("public_f1", "public_pixel_f1")]
+        cols += [("public_dice", f"public_{sn}"), ("public_f1", "public_pixel_f1")]
     cols += [
         ("submission", "submission"), ("submitted_at", "submitted_at"), ("selected_by", "selected_by"),
         ("n_valid", "valid_submissions"), ("n_invalid", "invalid_submissions"), ("n_over_quota", "over_quota"),
@@ -98,18 +99,23 @@ def board_columns(report) -> list:
 
 
 def grade_columns(report) -> list:
+    sn = report.get("score_name", "dice")
     cols = [("label", "team"), ("status", "status"), ("submission", "submission"), ("submitted_at", "submitted_at"),
-            ("public_dice", "public_dice"), ("public_f1", "public_pixel_f1"), ("public_rank", "public_rank")]
+            ("public_dice", f"public_{sn}"), ("public_f1", "public_pixel_f1"), ("public_rank", "public_rank")]
     if report["revealed"]:
-        cols += [("dice", "private_dice"), ("f1", "private_pixel_f1"), ("rank", "private_rank"), ("move", "move")]
+        cols += [("dice", f"private_{sn}"), ("f1", "private_pixel_f1"), ("rank", "private_rank"), ("move", "move")]
     return cols
 
 
-def _rounded(rec: dict, decimals: int) -> dict:
+def _rounded(rec: dict, decimals: int, extra=()) -> dict:
     out = dict(rec)
     for key in ("dice", "dice_lo", "dice_hi", "f1", "public_dice", "public_f1"):
         if out.get(key) is not None:
-            out[key] = round(float(out[key]), decimals)
+            # Pixel F1 keeps its 4 decimals on a board ranked by a distance (2 decimals).
+            out[key] = round(float(out[key]), max(decimals, 4) if key.endswith("f1") else decimals)
+    for col in extra:
+        if out.get(col.name) is not None:
+            out[col.name] = round(float(out[col.name]), col.precision)
     if out.get("p_vs_above") is not None:
         out["p_vs_above"] = float(f"{out['p_vs_above']:.4g}")
     if out.get("kind") == "baseline":
@@ -119,7 +125,7 @@ def _rounded(rec: dict, decimals: int) -> dict:
 
 def leaderboard_csv(report) -> str:
     d = report["decimals"]
-    return to_csv([_rounded(r, d) for r in report["rows"]], board_columns(report))
+    return to_csv([_rounded(r, d, report.get("extra", ())) for r in report["rows"]], board_columns(report))
 
 
 def grades_csv(report) -> str:
@@ -153,27 +159,29 @@ def _display_cells(report, r) -> dict:
         "dice": fmt(r["dice"], d),
         "ci": interval(r.get("dice_lo"), r.get("dice_hi"), d),
         "rank_ci": "" if base else rank_range(r.get("rank_lo"), r.get("rank_hi")),
-        "f1": fmt(r["f1"], d),
+        "f1": fmt(r["f1"], max(d, 4)),
         "public_dice": fmt(r.get("public_dice"), d),
         "submission": r["submission"],
         "submitted_at": r["submitted_at"],
         "n": "" if base else f"{r['n_valid']} / {r['n_invalid']} / {r['n_over_quota']}",
+        **{c.name: fmt(r.get(c.name), c.precision) for c in report.get("extra", ())},
     }
 
 
 def _board_headers(report) -> list:
     """``(cell key, header, sort type, sort key)`` of the displayed board."""
-    p = report["phase"]
+    p, st = report["phase"], report.get("score_title", "Dice")
     cols = [("rank", "Rank", "num", "rank"), ("tied", "Tie", "text", "tied")]
     if report["revealed"]:
         cols += [("move", "Move", "num", "move"), ("public_rank", "Public rank", "num", "public_rank")]
     cols += [
-        ("team", "Team", "text", "team"), ("dice", f"Dice ({p})", "num", "dice"),
+        ("team", "Team", "text", "team"), ("dice", f"{st} ({p})", "num", "dice"),
         ("ci", "95% interval", "num", "ci"), ("rank_ci", "Rank 95% interval", "num", "rank_ci"),
         ("f1", f"Pixel F1 ({p})", "num", "f1"),
     ]
+    cols += [(c.name, f"{c.title} ({p})", "num", c.name) for c in report.get("extra", ())]
     if report["revealed"]:
-        cols += [("public_dice", "Dice (public)", "num", "public_dice")]
+        cols += [("public_dice", f"{st} (public)", "num", "public_dice")]
     cols += [
         ("submission", "Submission", "text", "submission"), ("submitted_at", "Submitted (UTC)", "text", "submitted"),
         ("n", "Valid / invalid / over quota", "num", "n"),
@@ -281,6 +289,8 @@ def _sort_value(report, r, key):
     """What a board column sorts on (``data-value``), when not its text."""
     if r["kind"] == "baseline" and key in ("rank", "rank_ci", "move", "public_rank", "n"):
         return ""
+    if any(key == c.name for c in report.get("extra", ())):
+        return r.get(key)
     return {
         "rank": r.get("rank"), "move": r.get("move"), "public_rank": r.get("public_rank"),
         "dice": r["dice"], "ci": r.get("dice_lo"), "rank_ci": r.get("rank_lo"), "f1": r["f1"],
@@ -302,7 +312,8 @@ def _history_html(report) -> list:
     for team in report["histories"]:
         n = len(team["submissions"])
         out.append(f"<details><summary>{h(team['label'])} ({n} submission{'s' if n != 1 else ''})</summary>")
-        heads = ["Submitted (UTC)", "Submission", "Status", "Dice (public)"] + (["Dice (private)"] if revealed else [])
+        st = report.get("score_title", "Dice")
+        heads = ["Submitted (UTC)", "Submission", "Status", f"{st} (public)"] + ([f"{st} (private)"] if revealed else [])
         out.append('<div class="scroll"><table><thead><tr>' + "".join(f"<th>{x}</th>" for x in heads)
                    + "</tr></thead><tbody>")
         for s in team["submissions"]:
@@ -331,6 +342,7 @@ def index_html(report) -> str:
     csp = content_security_policy()
     cols = _board_headers(report)
     numeric = {"rank", "tied", "move", "public_rank", "dice", "ci", "rank_ci", "f1", "public_dice", "n"}
+    numeric |= {c.name for c in report.get("extra", ())}
     out = [
         "<!DOCTYPE html>",
         '<html lang="en">',
@@ -371,6 +383,8 @@ def index_html(report) -> str:
                "rows, never ranked.</p>")
     figs = report["figures"]
     out += ["<h2>Scores and their 95% intervals</h2>", _img(figs["whiskers"], "scores with 95% intervals")]
+    out.append('<p><a href="stability.html">Ranking stability</a>: Kendall\'s tau over the bootstrap, how often '
+               "each team takes each rank, and which teams are significantly better than which.</p>")
     out += ["<h2>Submission history</h2>", _img(figs["history"], "every team's submissions over time")]
     out += _history_html(report)
     out += ["<h2>Score distribution</h2>", _img(figs["distribution"], "distribution of scores")]

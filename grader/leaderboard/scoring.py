@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import os
 
+import numpy as np
 from joblib import Parallel, delayed
 
 from plumbing.progress import no_progress
@@ -65,8 +66,12 @@ def score_bytes(data: bytes, truth: Truth, path=None) -> Verdict:
     return evaluate_bytes(data, truth, path=path)
 
 
-def score_file(path, truth: Truth, known=frozenset()) -> tuple:
+def score_file(path, truth: Truth, known=frozenset(), metrics=()) -> tuple:
     """Read one submission once, hash it, and score it unless its hash is in ``known``.
+
+    ``metrics`` names mask scores (:data:`grader.score_types.MASK_SCORES`) to compute from the
+    validated masks while they are in memory: their per-case values go into the record's
+    ``mask_scores`` (counts cannot give them later).
 
     Returns
     -------
@@ -87,6 +92,11 @@ def score_file(path, truth: Truth, known=frozenset()) -> tuple:
         return sha, None
     verdict = score_bytes(data, truth, shown)
     record = verdict.record()
+    if metrics and verdict.ok:
+        from grader.metrics import mask_scores_per_slice
+
+        per_case = mask_scores_per_slice(truth.mask, verdict.y_pred, list(metrics))
+        record["mask_scores"] = {name: [float(v) for v in values] for name, values in per_case.items()}
     record["transient"] = verdict.transient
     return sha, record
 
@@ -94,21 +104,21 @@ def score_file(path, truth: Truth, known=frozenset()) -> tuple:
 _WORKER_TRUTH: dict = {}
 
 
-def _score_chunk(paths, truth_path, truth_sha256, known) -> list:
+def _score_chunk(paths, truth_path, truth_sha256, known, metrics=()) -> list:
     """A worker's share: the truth is read once per worker process, not shipped with every task."""
     key = (os.fspath(truth_path), truth_sha256)
     if key not in _WORKER_TRUTH:
         _WORKER_TRUTH.clear()
         _WORKER_TRUTH[key] = load_truth(truth_path)
     truth = _WORKER_TRUTH[key]
-    return [score_file(p, truth, known) for p in paths]
+    return [score_file(p, truth, known, metrics) for p in paths]
 
 
 def _chunks(items: list) -> list:
     return [items[i : i + CHUNK] for i in range(0, len(items), CHUNK)]
 
 
-def score_submissions(submissions, truth, cache, *, jobs: int = 1, progress=no_progress) -> dict:
+def score_submissions(submissions, truth, cache, *, jobs: int = 1, metrics=(), progress=no_progress) -> dict:
     """Fill in each submission's status, errors and counts, scoring only what the cache lacks.
 
     Submissions that already have a status (a manifest row without its file) are left
@@ -123,6 +133,9 @@ def score_submissions(submissions, truth, cache, *, jobs: int = 1, progress=no_p
     cache : ScoreCache
     jobs : int
         joblib ``n_jobs`` (-1: all cores). Results keep the input order.
+    metrics : sequence of str
+        Mask scores to store per case with each valid file's counts; a cached record that
+        lacks one of them is scored again (keeping the mask scores it had).
     progress : callable
 
     Returns
@@ -133,7 +146,9 @@ def score_submissions(submissions, truth, cache, *, jobs: int = 1, progress=no_p
     pending = [s for s in submissions if s.status is None]
     # The hashes this truth and scorer have cached: a worker that reads one of them stops there.
     suffix = cache_key("", truth.sha256)
-    known = {k[: -len(suffix)] for k in cache.entries if k.endswith(suffix) and cache.get(k, len(truth)) is not None}
+    metrics = tuple(metrics)
+    known = {k[: -len(suffix)] for k in cache.entries
+             if k.endswith(suffix) and _complete(cache.get(k, len(truth)), metrics, len(truth))}
     fresh: dict = {}  # hash -> record, scored by this run
     cached = refused = 0
 
@@ -147,6 +162,9 @@ def score_submissions(submissions, truth, cache, *, jobs: int = 1, progress=no_p
             cached += sha not in fresh
         else:
             transient = record.pop("transient", False)
+            earlier = cache.get(cache_key(sha, truth.sha256), len(truth))
+            if record.get("mask_scores") and earlier and earlier.get("mask_scores"):
+                record["mask_scores"] = {**earlier["mask_scores"], **record["mask_scores"]}
             if not transient:
                 cache.put(cache_key(sha, truth.sha256), record)
             fresh.setdefault(sha, record)
@@ -156,12 +174,13 @@ def score_submissions(submissions, truth, cache, *, jobs: int = 1, progress=no_p
     if jobs == 1:
         for sub in progress(pending, label="scoring submissions", length=len(pending)):
             # Files identical to one already scored in this run are read and hashed, not scored again.
-            take(sub, *score_file(sub.path, truth, known | fresh.keys()))
+            take(sub, *score_file(sub.path, truth, known | fresh.keys(), metrics))
     else:
         chunks = _chunks(pending)
         frozen = frozenset(known)
         run = Parallel(n_jobs=jobs, return_as="generator")(
-            delayed(_score_chunk)([s.path for s in chunk], truth.path, truth.sha256, frozen) for chunk in chunks
+            delayed(_score_chunk)([s.path for s in chunk], truth.path, truth.sha256, frozen, metrics)
+            for chunk in chunks
         )
         for chunk, results in zip(chunks, progress(run, label="scoring submissions", length=len(chunks))):
             for sub, (sha, record) in zip(chunk, results):
@@ -169,8 +188,21 @@ def score_submissions(submissions, truth, cache, *, jobs: int = 1, progress=no_p
     return {"scored": len(fresh) + refused, "cached": cached}
 
 
+def _complete(record, metrics: tuple, n_cases: int) -> bool:
+    """Whether a cached record answers for a file: it exists and, when valid, holds every mask score asked."""
+    if record is None:
+        return False
+    if record["status"] != SCORED or not metrics:
+        return True
+    held = record.get("mask_scores")
+    return isinstance(held, dict) and all(
+        isinstance(held.get(name), list) and len(held[name]) == n_cases for name in metrics)
+
+
 def _apply(sub, record: dict, truth: Truth) -> None:
     sub.status = record["status"]
     sub.errors = [dict(e) for e in record["errors"]]
     if sub.status == SCORED:
         sub.counts = Counts.from_record(record, truth)
+        sub.mask_scores = {name: np.asarray(values, dtype=np.float64)
+                           for name, values in (record.get("mask_scores") or {}).items()}

@@ -26,19 +26,21 @@ class Selection:
     reason: str
 
 
-def _public_key(sub: Submission) -> tuple:
-    score = sub.scores["public"][RANKING.name]
-    return (score if RANKING.is_lower_the_better else -score, sub.submitted_at, sub.name)
+def _public_key(sub: Submission, ranking) -> tuple:
+    score = sub.scores["public"][ranking.name]
+    return (score if ranking.is_lower_the_better else -score, sub.submitted_at, sub.name)
 
 
-def select_submissions(submissions) -> dict:
+def select_submissions(submissions, ranking=RANKING) -> dict:
     """Pick each team's submission.
 
     Parameters
     ----------
     submissions : iterable of Submission
-        Scored ones must carry ``scores["public"]`` with the official score
-        (:data:`grader.score_types.RANKING`).
+        Scored ones must carry ``scores["public"]`` with the ranking score
+        (by default the official one, :data:`grader.score_types.RANKING`).
+    ranking : ScoreType
+        The score the competition ranks by (lower-is-better ones select the lowest).
 
     Returns
     -------
@@ -61,5 +63,5 @@ def select_submissions(submissions) -> dict:
         else:
             named = any(s.final for s in subs)
             reason, pool = (FINAL_FALLBACK if named else BEST_PUBLIC), valid
-        out[team] = Selection(team, min(pool, key=_public_key), reason)
+        out[team] = Selection(team, min(pool, key=lambda s: _public_key(s, ranking)), reason)
     return out

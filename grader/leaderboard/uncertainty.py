@@ -66,13 +66,22 @@ def bootstrap_dice(tp, fp, fn, index, *, max_elements: int = 4_000_000) -> np.nd
 
     # Mean Dice is a mean of per-case Dice: a resample's score is the mean of the resampled cases' Dice,
     # so each case's Dice is computed once (not once per resample), with the same sums as MeanDice.
-    dice = dice_per_slice(tp, fp, fn)
-    n_teams, n_cases = dice.shape
+    return bootstrap_mean(dice_per_slice(tp, fp, fn), index, max_elements=max_elements)
+
+
+def bootstrap_mean(per_case, index, *, max_elements: int = 4_000_000) -> np.ndarray:
+    """Mean of each row's per-case values on every resample: ``(n_teams, n_boot)``.
+
+    Any score that is a mean of per-case values (Dice, HD95, lesion-wise scores, NSD) is
+    resampled so. Teams are processed in blocks of about ``max_elements`` resampled values.
+    """
+    per_case = np.asarray(per_case, dtype=np.float64)
+    n_teams, n_cases = per_case.shape
     out = np.empty((n_teams, len(index)), dtype=np.float64)
     block = max(1, max_elements // max(1, index.size))
     for start in range(0, n_teams, block):
         sl = slice(start, start + block)
-        out[sl] = dice[sl][:, index].sum(-1) / n_cases
+        out[sl] = per_case[sl][:, index].sum(-1) / n_cases
     return out
 
 

@@ -209,7 +209,8 @@ async def team_file(sub_id: str, signed: SignedIn = Depends(team_session),
 # -- the board ------------------------------------------------------------------------------------------
 #: The live board's files a visitor may read, and their media types.
 BOARD_FILES = {"index.html": "text/html; charset=utf-8", "leaderboard.csv": "text/csv; charset=utf-8",
-               "grades.csv": "text/csv; charset=utf-8", "leaderboard.md": "text/markdown; charset=utf-8"}
+               "grades.csv": "text/csv; charset=utf-8", "leaderboard.md": "text/markdown; charset=utf-8",
+               "stability.html": "text/html; charset=utf-8"}
 
 
 def _site_response(body: bytes, name: str) -> Response:
@@ -220,6 +221,10 @@ def _site_response(body: bytes, name: str) -> Response:
     if name == "index.html":
         headers["Content-Security-Policy"] = (content_security_policy()
                                               + "; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+    elif name == "stability.html":
+        from grader.leaderboard.stability_page import CSP
+
+        headers["Content-Security-Policy"] = CSP + "; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
     else:
         headers["Content-Disposition"] = f'inline; filename="{name}"'
     return Response(body, media_type=BOARD_FILES[name], headers=headers)
@@ -235,6 +240,14 @@ async def board_page(request: Request, service: CourseService = Depends(service_
     data = await run_in_threadpool(read_session, request)
     plain = await run_in_threadpool(service.leaderboard)
     return render(request, "leaderboard.html", session=data, board=plain, building=board is not None)
+
+
+@router.get("/stability.html")
+async def board_stability_link():
+    """Where the board page's relative link lands when the board is served at ``/leaderboard``."""
+    from fastapi.responses import RedirectResponse
+
+    return RedirectResponse("/leaderboard/stability.html", status_code=307)
 
 
 @router.get("/leaderboard/{name}")
