@@ -10,7 +10,7 @@ from typing import Callable
 
 from fastapi import Request
 from python_multipart.exceptions import MultipartParseError
-from python_multipart.multipart import MultipartParser, parse_options_header
+from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 from starlette.concurrency import run_in_threadpool
 
 from .refusal import Principal, Refusal
@@ -72,6 +72,10 @@ async def _receive_multipart(request: Request, upload, content_type: str, limit:
         parser.finalize()
     except MultipartParseError as exc:
         raise Refusal(422, "malformed_request", f"unreadable multipart body ({exc})") from None
+    # finalize() accepts a body cut anywhere: only the closing boundary says the client sent all of it.
+    if parser.state != MultipartState.END:
+        raise Refusal(422, "malformed_request", "the multipart body ends before its closing boundary",
+                      {"hint": "the upload was cut short: send the file again"})
     if not st["files"]:
         raise Refusal(422, "malformed_request", "no 'file' part in the multipart body",
                       {"hint": "send the file as the multipart field 'file', or as the raw body"})
