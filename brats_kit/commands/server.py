@@ -79,7 +79,16 @@ def init(course, competition, roster, per_day, max_invalid_per_day, deadline, fi
 @_COURSE
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (loopback unless told).")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
-def run(course, host, port):
+@click.option("--forwarded-allow-ips", default=None, metavar="ADDRESSES",
+              help="Comma-separated addresses of your reverse proxies: a request from one of them is from the "
+                   "client its X-Forwarded-For names (default: none; every request is from its peer).")
+@click.option("--header-timeout", default=10.0, show_default=True, type=click.FloatRange(0.5, 300),
+              help="Seconds a connection may take to send a request's headers before it is closed.")
+@click.option("--keep-alive", default=5, show_default=True, type=click.IntRange(1, 300),
+              help="Seconds an idle kept-alive connection stays open.")
+@click.option("--limit-concurrency", default=2048, show_default=True, type=click.IntRange(16, 1_000_000),
+              help="Open connections and requests at once before the server answers 503.")
+def run(course, host, port, forwarded_allow_ips, header_timeout, keep_alive, limit_concurrency):
     """Serve the API of COURSE (OpenAPI page at /docs) until interrupted."""
     from brats_kit.server.course import Course
     from brats_kit.server.run import serve
@@ -88,7 +97,8 @@ def run(course, host, port):
         pass
     click.echo(f"serving {safe_name(course)} on http://{host}:{port} (API at /api/v1/, documentation at /docs)",
                err=True)
-    serve(course, host=host, port=port)
+    serve(course, host=host, port=port, forwarded_allow_ips=forwarded_allow_ips, header_timeout=header_timeout,
+          keep_alive_s=keep_alive, limit_concurrency=limit_concurrency)
 
 
 @server.command()

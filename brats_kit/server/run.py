@@ -1,6 +1,15 @@
-"""Run the server: in the foreground (``server run``) or in a background thread on loopback (demo, tests)."""
+"""Run the server: in the foreground (``server run``) or in a background thread on loopback (demo, tests).
+
+Both go through :func:`uvicorn_config`, which holds the transport's defences: a
+deadline for a request's headers (:class:`HeaderDeadline`: a connection that never
+sends a full request head is closed), uvicorn's keep-alive timeout and concurrency
+cap, and client addresses from ``X-Forwarded-For`` only for the proxies named by
+``forwarded_allow_ips`` (never by default).
+"""
 from __future__ import annotations
 
+import asyncio
+import logging
 import socket
 import threading
 import time
@@ -14,13 +23,110 @@ from data_spec.errors import KitError
 from .app import create_app
 from .service import utc_now
 
+#: Seconds a connection may take to send a request's line and headers (uvicorn itself has no such limit).
+HEADER_TIMEOUT_S = 10.0
+#: Seconds an idle kept-alive connection stays open.
+KEEP_ALIVE_S = 5
+#: Connections and requests at once before uvicorn answers 503 (idle connections count: the header
+#: deadline is what frees them).
+LIMIT_CONCURRENCY = 2048
+
+_log = logging.getLogger("brats_kit.server")
+
+
+def _auto_protocol() -> type:
+    from uvicorn.protocols.http.auto import AutoHTTPProtocol
+
+    return AutoHTTPProtocol
+
+
+class HeaderDeadline(_auto_protocol()):
+    """uvicorn's HTTP protocol with a deadline on each request head.
+
+    The deadline starts when the connection opens and again after each response;
+    once the next request's headers are in (uvicorn has started its request
+    cycle) it is cancelled. A client that opens connections and sends nothing, or
+    a byte at a time, is disconnected after ``header_timeout`` seconds instead of
+    holding a file descriptor forever.
+    """
+
+    header_timeout: float = HEADER_TIMEOUT_S
+
+    def connection_made(self, transport) -> None:
+        super().connection_made(transport)
+        self._arm_header_deadline()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self.cycle is not self._cycle_armed:  # a new request's headers are complete
+            self._cancel_header_deadline()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing():
+            self._arm_header_deadline()
+
+    def connection_lost(self, exc) -> None:
+        self._cancel_header_deadline()
+        super().connection_lost(exc)
+
+    def _arm_header_deadline(self) -> None:
+        self._cancel_header_deadline()
+        self._cycle_armed = self.cycle
+        self._header_timer = asyncio.get_running_loop().call_later(self.header_timeout, self._header_overdue)
+
+    def _cancel_header_deadline(self) -> None:
+        timer = getattr(self, "_header_timer", None)
+        if timer is not None:
+            timer.cancel()
+            self._header_timer = None
+
+    def _header_overdue(self) -> None:
+        self._header_timer = None
+        if not self.transport.is_closing():
+            _log.info("closing a connection that sent no complete request within %g s", self.header_timeout)
+            self.transport.close()
+
+
+def raise_open_files_limit() -> tuple:
+    """Raise the soft limit of open files to the hard one (where allowed); return ``(soft, hard)`` after."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):  # e.g. an unlimited hard limit the kernel will not grant
+            pass
+    return soft, hard
+
+
+def uvicorn_config(app, *, header_timeout: float = HEADER_TIMEOUT_S, keep_alive_s: int = KEEP_ALIVE_S,
+                   limit_concurrency: Optional[int] = LIMIT_CONCURRENCY, forwarded_allow_ips: Optional[str] = None,
+                   **kw) -> uvicorn.Config:
+    """The uvicorn configuration of the server, with the transport's limits (see the module's description).
+
+    ``forwarded_allow_ips``: comma-separated addresses (or ``*``) of the reverse proxies whose
+    ``X-Forwarded-For`` and ``X-Forwarded-Proto`` are believed; None: the peer's address is the client's.
+    """
+    protocol = type("HeaderDeadline", (HeaderDeadline,), {"header_timeout": float(header_timeout)})
+    proxied = bool(forwarded_allow_ips)
+    return uvicorn.Config(app, http=protocol, timeout_keep_alive=keep_alive_s, limit_concurrency=limit_concurrency,
+                          proxy_headers=proxied, forwarded_allow_ips=forwarded_allow_ips if proxied else None,
+                          server_header=False, date_header=True, timeout_graceful_shutdown=5, **kw)
+
 
 def serve(course, *, host: str = "127.0.0.1", port: int = 8000, clock: Callable[[], datetime] = utc_now,
-          log_level: str = "info") -> None:
-    """Serve ``course`` until interrupted (uvicorn; Ctrl-C stops it cleanly)."""
+          log_level: str = "info", forwarded_allow_ips: Optional[str] = None, **limits) -> None:
+    """Serve ``course`` until interrupted (uvicorn; Ctrl-C stops it cleanly).
+
+    ``limits``: the transport's, as for :func:`uvicorn_config`.
+    """
+    raise_open_files_limit()
     app = create_app(course, clock=clock)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, proxy_headers=False, server_header=False,
-                date_header=True, timeout_graceful_shutdown=5)
+    uvicorn.Server(uvicorn_config(app, host=host, port=port, log_level=log_level,
+                                  forwarded_allow_ips=forwarded_allow_ips, **limits)).run()
 
 
 class ServerThread:
@@ -36,16 +142,14 @@ class ServerThread:
     """
 
     def __init__(self, course, *, clock: Callable[[], datetime] = utc_now, scorer=None, host: str = "127.0.0.1",
-                 log_level: str = "warning", board_interval_s: Optional[float] = None):
+                 log_level: str = "warning", board_interval_s: Optional[float] = None, **limits):
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind((host, 0))
         self.port = self._sock.getsockname()[1]
         self.url = f"http://{host}:{self.port}"
         self.app = create_app(course, clock=clock, scorer=scorer, board_interval_s=board_interval_s)
-        config = uvicorn.Config(self.app, log_level=log_level, server_header=False, lifespan="on",
-                                timeout_graceful_shutdown=5)
-        self._server = uvicorn.Server(config)
+        self._server = uvicorn.Server(uvicorn_config(self.app, log_level=log_level, lifespan="on", **limits))
         self._thread = threading.Thread(target=self._run, name=f"brats-kit-server-{self.port}", daemon=True)
         self._error: Optional[BaseException] = None
 
