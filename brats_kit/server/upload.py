@@ -17,6 +17,9 @@ from .refusal import Principal, Refusal
 from .service import CourseService
 from .store import TooLarge
 
+#: ``(method, path)`` of the routes that stream an upload through :func:`hand_in` (their cap is the file's own);
+#: every other body is capped small by the application's :class:`~.app.BodyLimit`.
+STREAMED_BODIES = frozenset({("POST", "/api/v1/submissions"), ("POST", "/team/upload")})
 #: Bytes a multipart body may hold beyond the file itself (boundaries, part headers, small fields).
 MULTIPART_SLACK = 64 << 10
 _HEADER_CAP = 8 << 10
