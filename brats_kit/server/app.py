@@ -114,7 +114,7 @@ class BodyLimit:
 
 
 #: What a refusal looks like, for the documentation of every route.
-REFUSALS = {code: {"model": ErrorBody} for code in (401, 403, 404, 409, 413, 422, 429)}
+REFUSALS = {code: {"model": ErrorBody} for code in (401, 403, 404, 409, 413, 422, 429, 507)}
 router = APIRouter(prefix=API, responses=REFUSALS)
 
 

@@ -6,6 +6,7 @@ enforced, then scored and recorded by the service.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Callable
 
 from fastapi import Request
@@ -15,7 +16,9 @@ from starlette.concurrency import run_in_threadpool
 
 from .refusal import Principal, Refusal
 from .service import CourseService
-from .store import TooLarge
+from .store import StorageFull, TooLarge
+
+_log = logging.getLogger("brats_kit.server")
 
 #: ``(method, path)`` of the routes that stream an upload through :func:`hand_in` (their cap is the file's own);
 #: every other body is capped small by the application's :class:`~.app.BodyLimit`.
@@ -121,9 +124,21 @@ async def hand_in(request: Request, service: CourseService, admit: Callable[[], 
     :meth:`~.service.CourseService.precheck`. Nothing of the body is read before.
     """
     who = await run_in_threadpool(admit)
-    upload, sha = await receive_upload(request, service)
     try:
-        verdict = await asyncio.wrap_future(service.score(upload))
-        return await run_in_threadpool(service.hand_in, who, upload, sha, verdict)
-    finally:
-        upload.discard()  # a no-op once the file is in the store
+        upload, sha = await receive_upload(request, service)
+        try:
+            verdict = await asyncio.wrap_future(service.score(upload))
+            return await run_in_threadpool(service.hand_in, who, upload, sha, verdict)
+        finally:
+            upload.discard()  # a no-op once the file is in the store
+    except StorageFull as exc:
+        raise storage_full(who, exc) from None
+
+
+def storage_full(who: Principal, exc: StorageFull) -> Refusal:
+    """507 ``storage_full``: logged for the instructor; the team is told the file was not received."""
+    _log.error("storage full: an upload of team %s was refused and nothing of it kept (%s); "
+               "free space in the course's store/ or raise its disk quota", who.team, exc)
+    return Refusal(507, "storage_full", "the server's disk is full: the file was NOT received",
+                   {"hint": "nothing was recorded and no quota was used; tell your instructor "
+                            "(the server's disk or quota is full) and hand in again later"})
