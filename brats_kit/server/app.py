@@ -177,7 +177,7 @@ async def status(who: Principal = Depends(admin_auth), service: CourseService = 
 
 
 def create_app(course, *, clock: Callable[[], datetime] = utc_now, scorer=None, limiter=None,
-               board_interval_s: Optional[float] = None) -> FastAPI:
+               board_interval_s: Optional[float] = None, max_inflight_per_team: Optional[int] = None) -> FastAPI:
     """The server's application for a course folder (or an opened :class:`~.course.Course`).
 
     Parameters
@@ -191,6 +191,9 @@ def create_app(course, *, clock: Callable[[], datetime] = utc_now, scorer=None, 
     board_interval_s : float, optional
         Seconds between two rebuilds of the live board at most (default: the course's
         ``extra.board_interval_s``, else 10; 0: no live board). See :mod:`.board`.
+    max_inflight_per_team : int, optional
+        Uploads of one team admitted at once (default: the course's ``extra.max_inflight_per_team``,
+        else 1); the others wait their turn. See :class:`~.quotas.InFlight`.
     """
 
     @contextlib.asynccontextmanager
@@ -198,6 +201,8 @@ def create_app(course, *, clock: Callable[[], datetime] = utc_now, scorer=None, 
         opened = course if isinstance(course, Course) else Course(course)
         startup_checks(opened)
         service = app.state.service = CourseService(opened, clock=clock, limiter=limiter)
+        if max_inflight_per_team is not None:
+            service.quotas.in_flight.per_team = max(1, int(max_inflight_per_team))
         own = scorer is None
         service.scorer = make_scorer(opened.config) if own else scorer
         from .board import start_live_board

@@ -119,20 +119,26 @@ async def hand_in(request: Request, service: CourseService, admit: Callable[[], 
     """Admit the team, receive the body, score it in the isolated worker, store and record it: the receipt.
 
     ``admit`` (run in a worker thread) returns the team once its deadline and quotas are
-    prechecked, or raises the refusal: the API passes the bearer token's
+    prechecked, or raises the refusal; the upload then takes one of the team's slots
+    (:class:`~.quotas.InFlight`), waiting for it in turn: the API passes the bearer token's
     :meth:`~.service.CourseService.authenticate_upload`, the team page its session's
     :meth:`~.service.CourseService.precheck`. Nothing of the body is read before.
     """
     who = await run_in_threadpool(admit)
-    try:
-        upload, sha = await receive_upload(request, service)
+    # One team, one upload at a time (by default): the others wait here, before their bodies are read and
+    # without a scoring worker, and are checked against the quotas again once their turn comes.
+    async with service.quotas.in_flight.slot(who.team_id) as (others, waited):
+        if waited or others:
+            await run_in_threadpool(service.precheck, who, others)
         try:
-            verdict = await asyncio.wrap_future(service.score(upload))
-            return await run_in_threadpool(service.hand_in, who, upload, sha, verdict)
-        finally:
-            upload.discard()  # a no-op once the file is in the store
-    except StorageFull as exc:
-        raise storage_full(who, exc) from None
+            upload, sha = await receive_upload(request, service)
+            try:
+                verdict = await asyncio.wrap_future(service.score(upload))
+                return await run_in_threadpool(service.hand_in, who, upload, sha, verdict)
+            finally:
+                upload.discard()  # a no-op once the file is in the store
+        except StorageFull as exc:
+            raise storage_full(who, exc) from None
 
 
 def storage_full(who: Principal, exc: StorageFull) -> Refusal:
