@@ -110,7 +110,8 @@ class BodyLimit:
     async def _refuse(self, scope, receive, send) -> None:
         refusal = Refusal(413, "too_large", f"the request body is over {self.max_bytes} bytes",
                           {"max_bytes": self.max_bytes})
-        await JSONResponse(refusal.body(), status_code=413, headers={"Connection": "close"})(scope, receive, send)
+        # The connection stays open: the server drops the rest of the body, and the client reads this answer.
+        await JSONResponse(refusal.body(), status_code=413)(scope, receive, send)
 
 
 #: What a refusal looks like, for the documentation of every route.

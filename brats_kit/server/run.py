@@ -1,8 +1,9 @@
 """Run the server: in the foreground (``server run``) or in a background thread on loopback (demo, tests).
 
 Both go through :func:`uvicorn_config`, which holds the transport's defences: a
-deadline for a request's headers (:class:`HeaderDeadline`: a connection that never
-sends a full request head is closed), uvicorn's keep-alive timeout and concurrency
+deadline for a request's headers and a lingering close (:class:`GuardedHTTP`: a
+connection that never sends a full request head is closed; a refusal sent before a
+body is read reaches its client), uvicorn's keep-alive timeout and concurrency
 cap, and client addresses from ``X-Forwarded-For`` only for the proxies named by
 ``forwarded_allow_ips`` (never by default).
 """
@@ -27,6 +28,10 @@ from .service import utc_now
 HEADER_TIMEOUT_S = 10.0
 #: Seconds an idle kept-alive connection stays open.
 KEEP_ALIVE_S = 5
+#: Bytes of an answered request's body read and dropped so that its client reads the answer, and for how
+#: long once the connection is to close (a lingering close).
+LINGER_BYTES = 256 << 20
+LINGER_S = 10.0
 #: Connections and requests at once before uvicorn answers 503 (idle connections count: the header
 #: deadline is what frees them).
 LIMIT_CONCURRENCY = 2048
@@ -40,30 +45,80 @@ def _auto_protocol() -> type:
     return AutoHTTPProtocol
 
 
-class HeaderDeadline(_auto_protocol()):
-    """uvicorn's HTTP protocol with a deadline on each request head.
+class _Lingering:
+    """The connection's transport, whose ``close`` waits for the rest of a request body (see :class:`GuardedHTTP`)."""
+
+    def __init__(self, transport, protocol: "GuardedHTTP"):
+        self._transport, self._protocol = transport, protocol
+
+    def close(self) -> None:
+        protocol = self._protocol
+        if protocol.body_pending() and not self._transport.is_closing() and self._transport.can_write_eof():
+            # The answer is out; a close with unread data would reset the connection and the client, still
+            # sending, would never read it. Half-close, and read (and drop) the rest for a while.
+            protocol.lingering = True
+            self._transport.write_eof()
+            asyncio.get_running_loop().call_later(protocol.linger_s, self._transport.close)
+            return
+        self._transport.close()
+
+    def __getattr__(self, name):
+        return getattr(self._transport, name)
+
+
+class GuardedHTTP(_auto_protocol()):
+    """uvicorn's HTTP protocol with a deadline on each request head and a lingering close.
 
     The deadline starts when the connection opens and again after each response;
     once the next request's headers are in (uvicorn has started its request
     cycle) it is cancelled. A client that opens connections and sends nothing, or
     a byte at a time, is disconnected after ``header_timeout`` seconds instead of
     holding a file descriptor forever.
+
+    A refusal sent before the body is read (401, 413, 429) must reach a client that
+    is still sending: the rest of that body is read and dropped (at most
+    ``linger_bytes``, for at most ``linger_s`` once the connection is to close), the
+    way web servers' lingering close does, rather than the connection being reset.
     """
 
     header_timeout: float = HEADER_TIMEOUT_S
+    linger_bytes: int = LINGER_BYTES
+    linger_s: float = LINGER_S
 
     def connection_made(self, transport) -> None:
         super().connection_made(transport)
+        self.transport = _Lingering(transport, self)
+        self.lingering, self._message_done, self._dropped = False, True, 0
         self._arm_header_deadline()
 
+    def body_pending(self) -> bool:
+        """Whether the current request's body is still arriving (its answer may already be out)."""
+        return not self._message_done
+
+    def on_message_begin(self) -> None:
+        self._message_done, self._dropped = False, 0
+        super().on_message_begin()
+
+    def on_message_complete(self) -> None:
+        self._message_done = True
+        super().on_message_complete()
+
     def data_received(self, data: bytes) -> None:
+        if self.cycle is not None and self.cycle.response_complete and self.body_pending():
+            # The rest of a body already answered: dropped, up to the bound.
+            self._dropped += len(data)
+            if self._dropped > self.linger_bytes:
+                self.transport._transport.close()
+                return
+            if self.lingering:
+                return  # the connection closes after this body: nothing more to parse
         super().data_received(data)
         if self.cycle is not self._cycle_armed:  # a new request's headers are complete
             self._cancel_header_deadline()
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        if not self.transport.is_closing():
+        if not self.transport.is_closing() and not self.lingering:
             self._arm_header_deadline()
 
     def connection_lost(self, exc) -> None:
@@ -83,9 +138,11 @@ class HeaderDeadline(_auto_protocol()):
 
     def _header_overdue(self) -> None:
         self._header_timer = None
+        if self.body_pending() and self.cycle is not None and self._dropped <= self.linger_bytes:
+            return  # still dropping the rest of an answered body: bounded by linger_bytes, not by this
         if not self.transport.is_closing():
             _log.info("closing a connection that sent no complete request within %g s", self.header_timeout)
-            self.transport.close()
+            self.transport._transport.close()
 
 
 def raise_open_files_limit() -> tuple:
@@ -110,7 +167,7 @@ def uvicorn_config(app, *, header_timeout: float = HEADER_TIMEOUT_S, keep_alive_
     ``forwarded_allow_ips``: comma-separated addresses (or ``*``) of the reverse proxies whose
     ``X-Forwarded-For`` and ``X-Forwarded-Proto`` are believed; None: the peer's address is the client's.
     """
-    protocol = type("HeaderDeadline", (HeaderDeadline,), {"header_timeout": float(header_timeout)})
+    protocol = type("GuardedHTTP", (GuardedHTTP,), {"header_timeout": float(header_timeout)})
     proxied = bool(forwarded_allow_ips)
     return uvicorn.Config(app, http=protocol, timeout_keep_alive=keep_alive_s, limit_concurrency=limit_concurrency,
                           proxy_headers=proxied, forwarded_allow_ips=forwarded_allow_ips if proxied else None,
