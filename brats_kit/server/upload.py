@@ -143,7 +143,7 @@ async def hand_in(request: Request, service: CourseService, admit: Callable[[], 
 
 def storage_full(who: Principal, exc: StorageFull) -> Refusal:
     """507 ``storage_full``: logged for the instructor; the team is told the file was not received."""
-    _log.error("storage full: an upload of team %s was refused and nothing of it kept (%s); "
+    _log.error("storage full: an upload of team %r was refused and nothing of it kept (%s); "
                "free space in the course's store/ or raise its disk quota", who.team, exc)
     return Refusal(507, "storage_full", "the server's disk is full: the file was NOT received",
                    {"hint": "nothing was recorded and no quota was used; tell your instructor "
