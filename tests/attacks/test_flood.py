@@ -104,3 +104,21 @@ def test_in_flight_uploads_of_a_team_wait_in_order_and_are_bounded():
 
     refusal = asyncio.run(scenario())
     assert refusal.status == 429 and refusal.code == "too_many_in_flight"
+
+
+def test_the_course_sets_the_in_flight_limit_and_server_run_overrides_it(tmp_path, competition, scorer):
+    from click.testing import CliRunner
+    from fastapi.testclient import TestClient
+
+    from brats_kit.cli import main
+    from brats_kit.server.app import create_app
+    from test_server_support import write_roster
+
+    root = tmp_path / "course"
+    result = CliRunner().invoke(main, ["server", "init", str(root), "--competition", str(competition), "--roster",
+                                       str(write_roster(tmp_path / "roster.csv")), "--max-inflight-per-team", "3"])
+    assert result.exit_code == 0, result.output
+    with TestClient(create_app(root, clock=Clock(), scorer=scorer)) as c:
+        assert c.app.state.service.quotas.in_flight.per_team == 3
+    with TestClient(create_app(root, clock=Clock(), scorer=scorer, max_inflight_per_team=1)) as c:
+        assert c.app.state.service.quotas.in_flight.per_team == 1

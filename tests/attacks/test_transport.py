@@ -65,3 +65,23 @@ def test_the_soft_open_files_limit_is_raised_to_the_hard_one():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, preexec_fn=lower, check=True)
     before, after, hard_after = map(int, out.stdout.split())
     assert before == low and after == hard_after == hard
+
+
+def test_server_run_passes_the_transport_options(tmp_path, competition, monkeypatch):
+    from click.testing import CliRunner
+
+    import brats_kit.server.run as run_module
+    from brats_kit.cli import main
+
+    root, _, _ = make_course(tmp_path, competition)
+    seen = {}
+    monkeypatch.setattr(run_module, "serve", lambda course, **kw: seen.update(kw))
+    result = CliRunner().invoke(main, ["server", "run", str(root), "--port", "8123", "--forwarded-allow-ips",
+                                       "10.0.0.5", "--header-timeout", "3", "--keep-alive", "2",
+                                       "--max-inflight-per-team", "2", "--limit-concurrency", "100"])
+    assert result.exit_code == 0, result.output
+    assert seen == {"host": "127.0.0.1", "port": 8123, "forwarded_allow_ips": "10.0.0.5", "header_timeout": 3.0,
+                    "keep_alive_s": 2, "limit_concurrency": 100, "max_inflight_per_team": 2}
+    config = run_module.uvicorn_config(object(), forwarded_allow_ips="10.0.0.5", header_timeout=3)
+    assert config.proxy_headers and config.forwarded_allow_ips == "10.0.0.5" and config.http.header_timeout == 3.0
+    assert not run_module.uvicorn_config(object()).proxy_headers  # no proxy named: no X-Forwarded-For believed
