@@ -15,6 +15,14 @@ Kill test: SIGKILL the server at a random moment under load, restart it, check t
 10 times.
 
     python benchmarks/server_load.py [--teams 200] [--kills 10] [--no-postgres]
+    python benchmarks/server_load.py --hostile [--teams 200]
+
+Hostile mode (issue 20): team000 floods the server with corrupted HDF5 files (the damaged global
+heap of the tests' hanging file; on this benchmark's truth libhdf5 refuses it as corrupt in about
+10 ms rather than hanging: the hanging case is tests/attacks/test_flood.py's) from 4 connections at
+once, and a fifth client sends wrong tokens, while the 199 other teams hand in as above; the same
+run without the flood is printed beside it (SQLite). Target: the honest teams' p99 within 2x of the quiet run, nothing
+lost, quotas exact.
 
 Reference (issue 13, 2 cores): at least 50 uploads/s, p99 under 1 s, zero lost or
 double-counted submissions, quota never exceeded.
@@ -34,6 +42,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Optional
 
 import httpx
 import numpy as np
@@ -134,7 +143,7 @@ def upload(conn: HTTPConnectionPool, token: str, data: bytes) -> tuple:
     t0 = time.perf_counter()
     r = conn.urlopen("POST", f"{API}/submissions", body=body, headers=headers, retries=False)
     elapsed = time.perf_counter() - t0
-    return r.status, (json.loads(r.data) if r.status in (201, 429) else r.data.decode()), elapsed
+    return r.status, (json.loads(r.data) if r.status in (201, 401, 429) else r.data.decode()), elapsed
 
 
 def team_session(url: str, token: str, y: np.ndarray, team: int) -> list:
@@ -196,20 +205,47 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
+def flood(url: str, token: str, hang: bytes, stop: threading.Event, counts: dict, *, wrong: bool = False) -> None:
+    """The hostile team: corrupted files with its token, or anything with wrong tokens, until ``stop``."""
+    with connection(url) as conn:
+        i = 0
+        while not stop.is_set():
+            i += 1
+            try:
+                status, body, _ = upload(conn, f"wrong-{i}" if wrong else token, b"garbage" if wrong else hang)
+                code = body.get("error", {}).get("code") or body.get("status") if isinstance(body, dict) else ""
+                key = f"{'wrong token' if wrong else 'corrupted file'}: {status} {code}".rstrip()
+            except Exception as exc:  # noqa: BLE001 - counted, never fatal to the benchmark
+                key = type(exc).__name__
+            counts[key] = counts.get(key, 0) + 1
+
+
 def load_run(label: str, tmp: Path, competition: Path, y: np.ndarray, n_teams: int, db=None, clients: int = 16,
-             board_interval=None) -> dict:
+             board_interval=None, hostile: Optional[bytes] = None) -> dict:
+    """One load run; with ``hostile`` (a corrupted HDF5 file's bytes), team000 floods while the others hand in."""
     course, tokens = init_course(tmp, competition, n_teams, db=db, board_interval=board_interval)
     proc, url, startup = start_server(course, tmp / f"server-{label}.log")
+    honest = range(1, n_teams) if hostile is not None or label.startswith("quiet") else range(n_teams)
+    stop, flooded, threads = threading.Event(), {}, []
     try:
+        if hostile is not None:
+            threads = [threading.Thread(target=flood, args=(url, tokens["team000"], hostile, stop, flooded),
+                                        kwargs={"wrong": k == 4}, daemon=True) for k in range(5)]
+            for t in threads:
+                t.start()
+            time.sleep(1.0)  # the flood is in before the class starts
         cpu0 = cpu_seconds(proc.pid)
         client0 = time.process_time()
         t0 = time.perf_counter()
         with concurrent.futures.ThreadPoolExecutor(clients) as pool:
-            sessions = list(pool.map(lambda i: team_session(url, tokens[f"team{i:03d}"], y, i), range(n_teams)))
+            sessions = list(pool.map(lambda i: team_session(url, tokens[f"team{i:03d}"], y, i), honest))
         wall = time.perf_counter() - t0
         cpu = cpu_seconds(proc.pid) - cpu0
         client_cpu = time.process_time() - client0
     finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=120)
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=60)
     results = [r for s in sessions for r in s]
@@ -234,7 +270,7 @@ def load_run(label: str, tmp: Path, competition: Path, y: np.ndarray, n_teams: i
             "median_accepted_ms": 1000 * float(np.median([r[4] for r in accepted])),
             "unexpected": bad_status[:5], "n_unexpected": len(bad_status), "lost": len(lost),
             "double_counted": len(rows) - len(receipts), "quota_exceeded": len(over_quota),
-            "audit_ok": result["ok"] and result["exit"] == 0}
+            "audit_ok": result["ok"] and result["exit"] == 0, "flood": flooded}
 
 
 def kill_test(tmp: Path, competition: Path, y: np.ndarray, kills: int, seed: int = 0) -> list:
@@ -300,8 +336,16 @@ def main() -> None:
     ap.add_argument("--no-postgres", action="store_true")
     ap.add_argument("--board-interval", type=float, default=None,
                     help="Seconds between live-board rebuilds (0: off; default: the course's default).")
+    ap.add_argument("--hostile", action="store_true",
+                    help="One team floods corrupted HDF5 files and wrong tokens; compared with the same run without.")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="brats-server-load-"))
+    if args.hostile:
+        try:
+            hostile_runs(tmp, args)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return
     try:
         competition = tmp / "competition"
         y, public = make_truth(N_CASES, seed=0)
@@ -350,6 +394,31 @@ def main() -> None:
                   f"{sum(k['audit_ok'] for k in kills)}/{len(kills)} restarts")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def hostile_runs(tmp: Path, args) -> None:
+    """The quiet run and the flooded run, side by side (SQLite)."""
+    from test_server_isolation import _hanging_hdf5
+
+    competition = tmp / "competition"
+    y, public = make_truth(N_CASES, seed=0)
+    write_truth(competition, y, public)
+    hang = tmp / "hang.h5"
+    _hanging_hdf5(hang, load_truth(competition / "private"))
+    runs = {}
+    for label, hostile in (("quiet", None), ("flooded", hang.read_bytes())):
+        r = runs[label] = load_run(label, tmp, competition, y, args.teams, clients=args.clients,
+                                   board_interval=args.board_interval, hostile=hostile)
+        print(f"{label:>8}: {r['uploads']} honest uploads ({r['accepted']} accepted) in {r['wall_s']:.1f} s, "
+              f"p50 {r['p50_ms']:.0f} ms, p99 {r['p99_ms']:.0f} ms; lost {r['lost']}, quota exceeded "
+              f"{r['quota_exceeded']}, unexpected answers {r['n_unexpected']}, audit "
+              f"{'ok' if r['audit_ok'] else 'FAILED'}; flood answers {dict(sorted(r['flood'].items()))}",
+              flush=True)
+        if r["unexpected"]:
+            print(f"          first unexpected: {r['unexpected']}")
+    q, f = runs["quiet"], runs["flooded"]
+    print(f"flooded / quiet: p50 {f['p50_ms'] / q['p50_ms']:.2f}x, p99 {f['p99_ms'] / q['p99_ms']:.2f}x "
+          f"(target p99 within 2x); lost {f['lost']}, quotas {'exact' if not f['quota_exceeded'] else 'EXCEEDED'}")
 
 
 if __name__ == "__main__":

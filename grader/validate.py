@@ -105,16 +105,16 @@ def _read_hdf5(fh, size: int, n_slices: int, case_ids, shown: str):
     """libhdf5 is not ours and a corrupted file can make it spin forever: read in a worker with limits.
 
     The bytes are read once here, from the descriptor already checked, and sent to
-    the worker (see :func:`grader.sandbox.read_hdf5_isolated`); inside a worker
+    the worker (see :func:`grader.isolation.read_hdf5_isolated`); inside a worker
     the file is read directly.
     """
-    from . import sandbox
+    from . import isolation
 
-    if sandbox.IN_WORKER:
+    if isolation.IN_WORKER:
         return read_hdf5(fh, size, n_slices, case_ids=case_ids, path=shown)
     fh.seek(0)
     data = fh.read(size)
-    return sandbox.read_hdf5_isolated(data, n_slices, case_ids=case_ids, path=shown)
+    return isolation.read_hdf5_isolated(data, n_slices, case_ids=case_ids, path=shown)
 
 
 def validate_submission(

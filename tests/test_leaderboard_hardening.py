@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from data_spec import load_truth
 from data_spec.errors import BadArgumentError
 from data_spec.submission import write_submission
-from grader import sandbox
+from grader import isolation
 from grader.leaderboard import build_leaderboard, scoring
 from grader.leaderboard.collect import display_names
 from grader.validate import check_submission
@@ -39,15 +39,15 @@ def truth(competition):
 @pytest.fixture()
 def hanging_hdf5(monkeypatch):
     """The HDF5 reader's worker replaced by one that hangs, with a short time limit, in a fresh pool."""
-    sandbox._READER.clear()
+    isolation._READER.clear()
     monkeypatch.setenv("BRATS_KIT_READ_TIMEOUT", "1")
-    monkeypatch.setattr(sandbox, "_read_hdf5_task", sleepy_read)
+    monkeypatch.setattr(isolation, "_read_hdf5_task", sleepy_read)
     yield
-    pool = sandbox._READER.pop("pool", None)
+    pool = isolation._READER.pop("pool", None)
     if pool is not None:
         pool.stop()
         pool.join()
-    sandbox._READER.clear()
+    isolation._READER.clear()
 
 
 def _subs(root: Path, truth, teams=("alpha", "beta")) -> Path:
@@ -95,7 +95,7 @@ def test_hdf5_is_read_in_a_worker_and_scores_like_before(competition, truth, tmp
     write_submission(path, truth.y, case_id=list(truth.case_id))
     result = check_submission(path, competition)
     assert result.ok and result.format == "hdf5" and np.array_equal(result.y_pred, truth.y)
-    assert sandbox._READER["pool"].active  # it went through the worker
+    assert isolation._READER["pool"].active  # it went through the worker
 
 
 @pytest.mark.parametrize("kind", ["fifo", "dev_zero_link", "vanished", "no_permission", "directory_link"])

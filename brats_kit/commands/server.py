@@ -50,9 +50,11 @@ def server():
 @click.option("--baselines", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="Reference submissions (DIR/<baseline>/<file>): reference rows on the live board, and the "
                    "gradebook's default scale (flair-threshold = 0, the best baseline = full marks).")
+@click.option("--max-inflight-per-team", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Uploads of one team scored at once; the others wait their turn (server run may override it).")
 @click.option("--json", "as_json", is_flag=True)
 def init(course, competition, roster, per_day, max_invalid_per_day, deadline, finals, db, timezone_name, baselines,
-         as_json):
+         max_inflight_per_team, as_json):
     """Create the course folder COURSE: configuration, database, store, one token per team."""
     from brats_kit.server.baselines import attach_baselines, check_baselines
     from brats_kit.server.course import Course, init_course
@@ -61,7 +63,7 @@ def init(course, competition, roster, per_day, max_invalid_per_day, deadline, fi
         check_baselines(competition, baselines)  # an invalid baseline is refused before the course exists
     info = init_course(course, competition=competition, roster=roster, per_day=per_day,
                        max_invalid_per_day=max_invalid_per_day, deadline=deadline, finals=finals, db=db,
-                       timezone_name=timezone_name)
+                       timezone_name=timezone_name, extra={"max_inflight_per_team": max_inflight_per_team})
     if baselines is not None:
         with Course(course) as opened:
             info["baselines"] = attach_baselines(opened, baselines)["baselines"]
@@ -81,7 +83,20 @@ def init(course, competition, roster, per_day, max_invalid_per_day, deadline, fi
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--https-only", is_flag=True,
               help="The class reaches the server over HTTPS only (a reverse proxy): session cookies are Secure.")
-def run(course, host, port, https_only):
+@click.option("--forwarded-allow-ips", default=None, metavar="ADDRESSES",
+              help="Comma-separated addresses of your reverse proxies: a request from one of them is from the "
+                   "client its X-Forwarded-For names (default: none; every request is from its peer).")
+@click.option("--header-timeout", default=10.0, show_default=True, type=click.FloatRange(0.5, 300),
+              help="Seconds a connection may take to send a request's headers before it is closed.")
+@click.option("--keep-alive", default=5, show_default=True, type=click.IntRange(1, 300),
+              help="Seconds an idle kept-alive connection stays open.")
+@click.option("--max-inflight-per-team", default=None, type=click.IntRange(1, 64),
+              help="Uploads of one team scored at once; the others wait their turn (default: the course's, "
+                   "set by server init, else 1).")
+@click.option("--limit-concurrency", default=2048, show_default=True, type=click.IntRange(16, 1_000_000),
+              help="Open connections and requests at once before the server answers 503.")
+def run(course, host, port, https_only, forwarded_allow_ips, header_timeout, keep_alive, max_inflight_per_team,
+        limit_concurrency):
     """Serve the API of COURSE (OpenAPI page at /docs) until interrupted."""
     from brats_kit.server.course import Course
     from brats_kit.server.run import serve
@@ -90,7 +105,8 @@ def run(course, host, port, https_only):
         pass
     click.echo(f"serving {safe_name(course)} on http://{host}:{port} (API at /api/v1/, documentation at /docs)",
                err=True)
-    serve(course, host=host, port=port, https_only=https_only)
+    serve(course, host=host, port=port, https_only=https_only, forwarded_allow_ips=forwarded_allow_ips, header_timeout=header_timeout,
+          keep_alive_s=keep_alive, limit_concurrency=limit_concurrency, max_inflight_per_team=max_inflight_per_team)
 
 
 @server.command()

@@ -26,7 +26,7 @@ from .deps import admin_auth, bearer_token, client_address, service_of, team_aut
 from .grading import make_scorer
 from .schemas import Competition, ErrorBody, Finals, Leaderboard, Receipt, Status, SubmissionList
 from .service import CourseService, Principal, Refusal, startup_checks, utc_now  # noqa: F401 - startup_checks: part of the API
-from .upload import MULTIPART_SLACK, hand_in, receive_upload  # noqa: F401 - MULTIPART_SLACK, receive_upload: part of the API
+from .upload import MULTIPART_SLACK, STREAMED_BODIES, hand_in, receive_upload  # noqa: F401 - MULTIPART_SLACK, receive_upload: part of the API
 
 API = "/api/v1"
 
@@ -67,8 +67,55 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+#: Bytes a request body may hold, except on the routes that stream an upload (:data:`~.upload.STREAMED_BODIES`).
+BODY_CAP = 64 << 10
+
+
+class BodyLimit:
+    """ASGI middleware capping every request body outside the uploads at ``max_bytes``, while it streams.
+
+    A declared ``Content-Length`` over the cap is refused before anything is read; a
+    body without one is read into a buffer of at most ``max_bytes`` (counting as it
+    comes) and refused the moment it goes over, then handed to the application. The
+    routes in ``streamed`` enforce their own (larger) cap on the stream.
+    """
+
+    def __init__(self, app, max_bytes: int = BODY_CAP, streamed=frozenset()):
+        self.app, self.max_bytes, self.streamed = app, int(max_bytes), frozenset(streamed)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or (scope["method"], scope["path"]) in self.streamed:
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers") or ()).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            return await self._refuse(scope, receive, send)
+        messages, total = [], 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                messages.append(message)
+                break
+            total += len(message.get("body", b""))
+            if total > self.max_bytes:
+                return await self._refuse(scope, receive, send)
+            messages.append(message)
+            if not message.get("more_body", False):
+                break
+
+        async def replay():
+            return messages.pop(0) if messages else await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, scope, receive, send) -> None:
+        refusal = Refusal(413, "too_large", f"the request body is over {self.max_bytes} bytes",
+                          {"max_bytes": self.max_bytes})
+        # The connection stays open: the server drops the rest of the body, and the client reads this answer.
+        await JSONResponse(refusal.body(), status_code=413)(scope, receive, send)
+
+
 #: What a refusal looks like, for the documentation of every route.
-REFUSALS = {code: {"model": ErrorBody} for code in (401, 403, 404, 409, 413, 422, 429)}
+REFUSALS = {code: {"model": ErrorBody} for code in (401, 403, 404, 409, 413, 422, 429, 507)}
 router = APIRouter(prefix=API, responses=REFUSALS)
 
 
@@ -131,7 +178,8 @@ async def status(who: Principal = Depends(admin_auth), service: CourseService = 
 
 
 def create_app(course, *, clock: Callable[[], datetime] = utc_now, scorer=None, limiter=None,
-               board_interval_s: Optional[float] = None, https_only: bool = False) -> FastAPI:
+               board_interval_s: Optional[float] = None, https_only: bool = False,
+               max_inflight_per_team: Optional[int] = None) -> FastAPI:
     """The server's application for a course folder (or an opened :class:`~.course.Course`).
 
     Parameters
@@ -147,6 +195,9 @@ def create_app(course, *, clock: Callable[[], datetime] = utc_now, scorer=None, 
         ``extra.board_interval_s``, else 10; 0: no live board). See :mod:`.board`.
     https_only : bool
         Session cookies are ``Secure`` whatever the request's scheme (``server run --https-only``).
+    max_inflight_per_team : int, optional
+        Uploads of one team admitted at once (default: the course's ``extra.max_inflight_per_team``,
+        else 1); the others wait their turn. See :class:`~.quotas.InFlight`.
     """
 
     @contextlib.asynccontextmanager
@@ -154,6 +205,8 @@ def create_app(course, *, clock: Callable[[], datetime] = utc_now, scorer=None, 
         opened = course if isinstance(course, Course) else Course(course)
         startup_checks(opened)
         service = app.state.service = CourseService(opened, clock=clock, limiter=limiter)
+        if max_inflight_per_team is not None:
+            service.quotas.in_flight.per_team = max(1, int(max_inflight_per_team))
         own = scorer is None
         service.scorer = make_scorer(opened.config) if own else scorer
         from .board import start_live_board
@@ -189,5 +242,6 @@ def create_app(course, *, clock: Callable[[], datetime] = utc_now, scorer=None, 
 
     app.include_router(router)
     app.include_router(pages.router)
+    app.add_middleware(BodyLimit, streamed=STREAMED_BODIES)
     app.add_middleware(SecurityHeaders)
     return app

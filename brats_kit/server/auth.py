@@ -1,4 +1,11 @@
-"""Who is asking: bearer tokens checked against their stored hashes, with failures limited per address."""
+"""Who is asking: bearer tokens checked against their stored hashes, with failures limited per address.
+
+A valid token always authenticates: the token is checked first and the limiter
+only decides how a *failure* is answered (401, or 429 once the address has failed
+too often). A guesser is slowed; a class sharing its address (a campus NAT, a
+reverse proxy without ``--forwarded-allow-ips``) is not locked out by it. Tokens
+carry 256 random bits, so answering a right guess is no risk.
+"""
 from __future__ import annotations
 
 from typing import Optional
@@ -20,7 +27,7 @@ class Authenticator:
     quotas : Quotas
         An upload's authentication also reads the team's standing (one query, see :meth:`authenticate_upload`).
     limiter : FailureLimiter, optional
-        Failed authentications per client address.
+        Failed authentications per client address (consulted on failures only).
     """
 
     def __init__(self, engine, quotas: Quotas, limiter: Optional[FailureLimiter] = None):
@@ -35,13 +42,13 @@ class Authenticator:
                           {"retry_after_s": int(wait) + 1}, {"Retry-After": str(int(wait) + 1)})
 
     def _unauthorized(self, address: str, admin: bool = False) -> Refusal:
+        self._throttle(address)
         self.limiter.failed(address)
         return Refusal(401, "unauthorized", "missing or invalid admin token" if admin else "missing or invalid token",
                        headers={"WWW-Authenticate": "Bearer"})
 
     def authenticate(self, token: Optional[str], address: str, *, admin: bool = False) -> Principal:
         """The team (or the instructor) a bearer token belongs to; 401 otherwise, 429 after too many failures."""
-        self._throttle(address)
         if token:
             digest = token_hash(token)
             with self.engine.connect() as conn:
@@ -58,7 +65,6 @@ class Authenticator:
 
     def authenticate_upload(self, token: Optional[str], address: str) -> Principal:
         """:meth:`authenticate` and the quotas' early refusal, in one query (one trip to a worker thread per upload)."""
-        self._throttle(address)
         now = self.quotas.now()
         day, resets_at = self.quotas.day(now)
         if token:

@@ -51,6 +51,8 @@ class SubmissionRefused(KitError):
             hint = f"the quota resets at {details['resets_at']}"
         elif status == 401:
             hint = f"check the token your instructor gave you (--token or ${TOKEN_ENV})"
+        elif isinstance(details.get("hint"), str):
+            hint = details.pop("hint")
         super().__init__(f"HTTP {status}: {message}", code=code, hint=hint)
         self.status, self.details = status, details
 
@@ -212,7 +214,8 @@ def submit(file, server: str, token: Optional[str] = None, *, timeout: float = 1
     InvalidSubmissionError
         The file is invalid (found locally: it is not uploaded); ``.errors`` holds every problem.
     SubmissionRefused
-        The server refused it (``.status``: 401, 403, 413, 429, 422).
+        The server refused it (``.status``: 401, 403, 413, 429, 422; 507 when its disk is full: the
+        file was not received).
     ServerUnreachable
         No connection.
     """

@@ -233,6 +233,7 @@ def init_course(
     memory_mb: int = 2048,
     workers: int = 2,
     clock=None,
+    extra: Optional[dict] = None,
 ) -> dict:
     """Create a course folder (see the module doc) and return where its files are.
 
@@ -277,7 +278,7 @@ def init_course(
     config = CourseConfig(competition=str(Path(competition).resolve()), truth=str(Path(truth).resolve()), db=url,
                           per_day=per_day, max_invalid_per_day=max_invalid_per_day, deadline=deadline,
                           finals=finals, timezone=timezone_name, timeout_s=timeout_s, memory_mb=memory_mb,
-                          workers=workers, max_bytes=info["max_bytes"], course_id=course_id)
+                          workers=workers, max_bytes=info["max_bytes"], course_id=course_id, extra=dict(extra or {}))
     engine = make_engine(database_url(url, root))
     try:
         create_schema(engine, course_id)

@@ -4,9 +4,18 @@ A team may record ``per_day`` scored and ``max_invalid_per_day`` invalid uploads
 quota day (midnight to midnight in the course's time zone); nothing after the
 deadline or the reveal. The standing of a team is read in one statement
 (:data:`STANDING`, or :data:`TEAM_STANDING` by token hash for an upload's first query).
+
+A team has at most ``max_inflight_per_team`` uploads (default 1) between admission
+and its receipt (:class:`InFlight`): the others wait their turn in order, without a
+scoring worker, and are checked against the quotas again when it comes, so a team
+firing many files at once holds one scoring worker, never queues ahead of the other
+teams, and has no file scored once its caps are used up.
 """
 from __future__ import annotations
 
+import asyncio
+import collections
+import contextlib
 from datetime import datetime
 from typing import Callable, Optional
 
@@ -39,6 +48,76 @@ def no_uploads() -> dict:
     return {"scored": 0, "invalid": 0}
 
 
+#: Uploads of one team admitted at once (receiving, scoring, recording), unless the course says otherwise.
+MAX_INFLIGHT_PER_TEAM = 1
+#: Uploads of one team that may wait for their turn; more are refused (429 ``too_many_in_flight``).
+MAX_WAITING_PER_TEAM = 8
+
+
+class InFlight:
+    """At most ``per_team`` uploads of a team at once; the next ones wait in arrival order (event-loop state).
+
+    Examples
+    --------
+    >>> gate = InFlight(per_team=1)
+    >>> async def one():
+    ...     async with gate.slot(7) as (others, waited):
+    ...         return others, waited, gate.active(7)
+    >>> asyncio.run(one()), gate.active(7)
+    ((0, False, 1), 0)
+    """
+
+    def __init__(self, per_team: int = MAX_INFLIGHT_PER_TEAM, max_waiting: int = MAX_WAITING_PER_TEAM):
+        self.per_team, self.max_waiting = max(1, int(per_team)), int(max_waiting)
+        self._active: collections.Counter = collections.Counter()
+        self._waiting: dict = collections.defaultdict(collections.deque)
+
+    def active(self, team_id) -> int:
+        """Uploads of the team holding a slot now."""
+        return self._active[team_id]
+
+    @contextlib.asynccontextmanager
+    async def slot(self, team_id):
+        """Hold one of the team's slots: yields ``(others, waited)``, the team's other uploads holding one and
+        whether this one had to wait. Raises 429 ``too_many_in_flight`` when too many already wait."""
+        waited = False
+        if self._active[team_id] >= self.per_team:
+            queue = self._waiting[team_id]
+            if len(queue) >= self.max_waiting:
+                raise Refusal(429, "too_many_in_flight",
+                              f"this team already has {self.per_team + len(queue)} uploads in progress",
+                              {"hint": "wait for your receipts before handing in again"}, {"Retry-After": "5"})
+            turn = asyncio.get_running_loop().create_future()
+            queue.append(turn)
+            try:
+                await turn  # the slot is handed over by the upload that releases it
+            except BaseException:
+                if turn.done() and not turn.cancelled():
+                    self._release(team_id)  # handed over just as this one gave up: pass it on
+                else:
+                    queue.remove(turn)
+                raise
+            waited = True
+        else:
+            self._active[team_id] += 1
+        try:
+            yield self._active[team_id] - 1, waited
+        finally:
+            self._release(team_id)
+
+    def _release(self, team_id) -> None:
+        queue = self._waiting.get(team_id)
+        while queue:
+            turn = queue.popleft()
+            if not turn.done():
+                turn.set_result(None)  # the slot passes to the next in line; the count stays
+                return
+        self._waiting.pop(team_id, None)
+        self._active[team_id] -= 1
+        if self._active[team_id] <= 0:
+            del self._active[team_id]
+
+
 class Quotas:
     """The course's deadline and daily caps.
 
@@ -52,6 +131,7 @@ class Quotas:
     def __init__(self, config, now: Callable[[], datetime]):
         self.config = config
         self.now = now
+        self.in_flight = InFlight((config.extra or {}).get("max_inflight_per_team", MAX_INFLIGHT_PER_TEAM))
 
     def day(self, when: datetime) -> tuple:
         """``(day, resets_at)``: the quota day of ``when`` and when it ends (UTC)."""
@@ -100,10 +180,15 @@ class Quotas:
             used[(team_id, day)][status] = n
         return used
 
-    def refuse_early(self, now: datetime, resets_at: datetime, revealed: bool, used: dict) -> None:
-        """Refuse before reading a body: after the deadline, or when both daily caps are used up."""
+    def refuse_early(self, now: datetime, resets_at: datetime, revealed: bool, used: dict, in_flight: int = 0) -> None:
+        """Refuse before reading a body: after the deadline, or when both daily caps are used up.
+
+        ``in_flight``: the team's other uploads not yet recorded, counted as used in both caps (each
+        may yet take either): with more than one upload of a team at once, the refusal errs early.
+        """
         closed = self.closed(now, revealed)
         if closed:
             raise closed
-        if used["scored"] >= self.config.per_day and used["invalid"] >= self.config.max_invalid_per_day:
+        if (used["scored"] + in_flight >= self.config.per_day
+                and used["invalid"] + in_flight >= self.config.max_invalid_per_day):
             raise self.refusal("scored", resets_at)

@@ -171,13 +171,14 @@ class CourseService:
         return n
 
     # -- hand in -------------------------------------------------------------------------------
-    def precheck(self, who: Principal) -> Principal:
-        """Refuse before reading the body: after the deadline, or when both daily caps are used up."""
+    def precheck(self, who: Principal, in_flight: int = 0) -> Principal:
+        """Refuse before reading the body: after the deadline, or when both daily caps are used up
+        (counting ``in_flight`` other uploads of the team as used, see :meth:`.Quotas.refuse_early`)."""
         now = self.now()
         day, resets_at = self.day(now)
         with self.course.engine.connect() as conn:
             standing = self.quotas.standing(conn, who.team_id, day)
-        self.quotas.refuse_early(now, resets_at, *standing)
+        self.quotas.refuse_early(now, resets_at, *standing, in_flight=in_flight)
         return who
 
     def open_upload(self):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import errno
 import hashlib
 import os
 import re
@@ -30,6 +31,24 @@ class TooLarge(Exception):
     """The upload went over the size cap (raised while streaming)."""
 
 
+class StorageFull(Exception):
+    """The store's disk or quota is full (ENOSPC, EDQUOT): the upload was not kept."""
+
+
+#: The errors of a full disk or a used-up disk quota.
+FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+@contextlib.contextmanager
+def _disk_full_as_storage_full():
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in FULL:
+            raise StorageFull(os.strerror(exc.errno)) from exc
+        raise
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -42,7 +61,8 @@ class Upload:
     """A file being received: write chunks, :meth:`finish`, then :meth:`Store.commit` (fsync) or :meth:`discard`."""
 
     def __init__(self, tmp_dir: Path, cap: int):
-        fd, name = tempfile.mkstemp(prefix="upload-", suffix=".tmp", dir=tmp_dir)
+        with _disk_full_as_storage_full():
+            fd, name = tempfile.mkstemp(prefix="upload-", suffix=".tmp", dir=tmp_dir)
         self.path = Path(name)
         self._fh = os.fdopen(fd, "wb")
         self._hash = hashlib.sha256()
@@ -54,18 +74,21 @@ class Upload:
         if self.size > self.cap:
             raise TooLarge(self.size)
         self._hash.update(chunk)
-        self._fh.write(chunk)
+        with _disk_full_as_storage_full():
+            self._fh.write(chunk)
 
     def finish(self) -> str:
         """The whole file is written (readable by the scorer, not yet durable); return its sha256 (hex)."""
-        self._fh.flush()
+        with _disk_full_as_storage_full():
+            self._fh.flush()
         return self._hash.hexdigest()
 
     def sync(self) -> None:
         """Make the file durable (fsync) and close it."""
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
-        self._fh.close()
+        with _disk_full_as_storage_full():
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            self._fh.close()
 
     def discard(self) -> None:
         with contextlib.suppress(OSError):
@@ -123,16 +146,20 @@ class Store:
         return Upload(self.tmp, cap)
 
     def commit(self, upload: Upload, sha256: str) -> Path:
-        """Move a finished upload to its address (durably); identical content is stored once."""
+        """Move a finished upload to its address (durably); identical content is stored once.
+
+        A full disk raises :class:`StorageFull`; the caller removes what was moved in (:meth:`staged`).
+        """
         dest = self.path(sha256)
         if dest.exists():
             upload.discard()
             return dest
         upload.sync()
-        dest.parent.mkdir(exist_ok=True, mode=0o700)
-        os.chmod(upload.path, 0o600)
-        os.replace(upload.path, dest)
-        _fsync_dir(dest.parent)
+        with _disk_full_as_storage_full():
+            dest.parent.mkdir(exist_ok=True, mode=0o700)
+            os.chmod(upload.path, 0o600)
+            os.replace(upload.path, dest)
+            _fsync_dir(dest.parent)
         return dest
 
     def files(self) -> dict:

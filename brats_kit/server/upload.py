@@ -6,17 +6,23 @@ enforced, then scored and recorded by the service.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Callable, Optional
 
 from fastapi import Request
 from python_multipart.exceptions import MultipartParseError
-from python_multipart.multipart import MultipartParser, parse_options_header
+from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 from starlette.concurrency import run_in_threadpool
 
 from .refusal import Principal, Refusal
 from .service import CourseService
-from .store import TooLarge
+from .store import StorageFull, TooLarge
 
+_log = logging.getLogger("brats_kit.server")
+
+#: ``(method, path)`` of the routes that stream an upload through :func:`hand_in` (their cap is the file's own);
+#: every other body is capped small by the application's :class:`~.app.BodyLimit`.
+STREAMED_BODIES = frozenset({("POST", "/api/v1/submissions"), ("POST", "/team/upload")})
 #: Bytes a multipart body may hold beyond the file itself (boundaries, part headers, small fields).
 MULTIPART_SLACK = 64 << 10
 _HEADER_CAP = 8 << 10
@@ -89,6 +95,10 @@ async def _receive_multipart(request: Request, upload, content_type: str, limit:
         parser.finalize()
     except MultipartParseError as exc:
         raise Refusal(422, "malformed_request", f"unreadable multipart body ({exc})") from None
+    # finalize() accepts a body cut anywhere: only the closing boundary says the client sent all of it.
+    if parser.state != MultipartState.END:
+        raise Refusal(422, "malformed_request", "the multipart body ends before its closing boundary",
+                      {"hint": "the upload was cut short: send the file again"})
     if not st["files"]:
         raise Refusal(422, "malformed_request", "no 'file' part in the multipart body",
                       {"hint": "send the file as the multipart field 'file', or as the raw body"})
@@ -133,15 +143,33 @@ async def hand_in(request: Request, service: CourseService, admit: Callable[[], 
     """Admit the team, receive the body, score it in the isolated worker, store and record it: the receipt.
 
     ``admit`` (run in a worker thread) returns the team once its deadline and quotas are
-    prechecked, or raises the refusal: the API passes the bearer token's
+    prechecked, or raises the refusal; the upload then takes one of the team's slots
+    (:class:`~.quotas.InFlight`), waiting for it in turn: the API passes the bearer token's
     :meth:`~.service.CourseService.authenticate_upload`, the team page its session's
     :meth:`~.service.CourseService.precheck`. Nothing of the body is read before.
     ``before_file``: the page's CSRF check, on the form fields sent before the file.
     """
     who = await run_in_threadpool(admit)
-    upload, sha = await receive_upload(request, service, before_file)
-    try:
-        verdict = await asyncio.wrap_future(service.score(upload))
-        return await run_in_threadpool(service.hand_in, who, upload, sha, verdict)
-    finally:
-        upload.discard()  # a no-op once the file is in the store
+    # One team, one upload at a time (by default): the others wait here, before their bodies are read and
+    # without a scoring worker, and are checked against the quotas again once their turn comes.
+    async with service.quotas.in_flight.slot(who.team_id) as (others, waited):
+        if waited or others:
+            await run_in_threadpool(service.precheck, who, others)
+        try:
+            upload, sha = await receive_upload(request, service, before_file)
+            try:
+                verdict = await asyncio.wrap_future(service.score(upload))
+                return await run_in_threadpool(service.hand_in, who, upload, sha, verdict)
+            finally:
+                upload.discard()  # a no-op once the file is in the store
+        except StorageFull as exc:
+            raise storage_full(who, exc) from None
+
+
+def storage_full(who: Principal, exc: StorageFull) -> Refusal:
+    """507 ``storage_full``: logged for the instructor; the team is told the file was not received."""
+    _log.error("storage full: an upload of team %r was refused and nothing of it kept (%s); "
+               "free space in the course's store/ or raise its disk quota", who.team, exc)
+    return Refusal(507, "storage_full", "the server's disk is full: the file was NOT received",
+                   {"hint": "nothing was recorded and no quota was used; tell your instructor "
+                            "(the server's disk or quota is full) and hand in again later"})
