@@ -131,7 +131,8 @@ async def status(who: Principal = Depends(admin_auth), service: CourseService = 
 
 
 def create_app(course, *, clock: Callable[[], datetime] = utc_now, scorer=None, limiter=None,
-               board_interval_s: Optional[float] = None) -> FastAPI:
+               board_interval_s: Optional[float] = None, executor: Optional[str] = None,
+               code_workers: Optional[int] = None) -> FastAPI:
     """The server's application for a course folder (or an opened :class:`~.course.Course`).
 
     Parameters
@@ -145,6 +146,9 @@ def create_app(course, *, clock: Callable[[], datetime] = utc_now, scorer=None, 
     board_interval_s : float, optional
         Seconds between two rebuilds of the live board at most (default: the course's
         ``extra.board_interval_s``, else 10; 0: no live board). See :mod:`.board`.
+    executor, code_workers : optional
+        Where a course with a code track runs its jobs (:func:`.executors.make_executor`:
+        a local pool of ``code_workers``, or ``tcp://HOST:PORT``, a Dask scheduler).
     """
 
     @contextlib.asynccontextmanager
@@ -157,9 +161,14 @@ def create_app(course, *, clock: Callable[[], datetime] = utc_now, scorer=None, 
         from .board import start_live_board
 
         app.state.board = start_live_board(opened, interval_s=board_interval_s)
+        from .jobs import start_code_track
+
+        app.state.code_jobs, code_runner = start_code_track(service, executor=executor, workers=code_workers)
         try:
             yield
         finally:
+            if code_runner is not None:
+                await run_in_threadpool(code_runner.close)
             if app.state.board is not None:
                 await run_in_threadpool(app.state.board.close)
             if own:
@@ -184,7 +193,10 @@ def create_app(course, *, clock: Callable[[], datetime] = utc_now, scorer=None, 
     async def sign_in_first(request: Request, exc: pages.SignInFirst):
         return RedirectResponse("/", status_code=303)
 
+    from .code_routes import router as code_router
+
     app.include_router(router)
+    app.include_router(code_router)
     app.include_router(pages.router)
     app.add_middleware(SecurityHeaders)
     return app

@@ -16,9 +16,9 @@ from .service import utc_now
 
 
 def serve(course, *, host: str = "127.0.0.1", port: int = 8000, clock: Callable[[], datetime] = utc_now,
-          log_level: str = "info") -> None:
-    """Serve ``course`` until interrupted (uvicorn; Ctrl-C stops it cleanly)."""
-    app = create_app(course, clock=clock)
+          log_level: str = "info", executor: Optional[str] = None, code_workers: Optional[int] = None) -> None:
+    """Serve ``course`` until interrupted (uvicorn; Ctrl-C stops it cleanly); ``executor``: see ``create_app``."""
+    app = create_app(course, clock=clock, executor=executor, code_workers=code_workers)
     uvicorn.run(app, host=host, port=port, log_level=log_level, proxy_headers=False, server_header=False,
                 date_header=True, timeout_graceful_shutdown=5)
 
@@ -36,13 +36,13 @@ class ServerThread:
     """
 
     def __init__(self, course, *, clock: Callable[[], datetime] = utc_now, scorer=None, host: str = "127.0.0.1",
-                 log_level: str = "warning", board_interval_s: Optional[float] = None):
+                 log_level: str = "warning", board_interval_s: Optional[float] = None, **app_options):
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind((host, 0))
         self.port = self._sock.getsockname()[1]
         self.url = f"http://{host}:{self.port}"
-        self.app = create_app(course, clock=clock, scorer=scorer, board_interval_s=board_interval_s)
+        self.app = create_app(course, clock=clock, scorer=scorer, board_interval_s=board_interval_s, **app_options)
         config = uvicorn.Config(self.app, log_level=log_level, server_header=False, lifespan="on",
                                 timeout_graceful_shutdown=5)
         self._server = uvicorn.Server(config)

@@ -26,7 +26,7 @@ from . import audit
 from .auth import Authenticator
 from .clock import iso, utc_now
 from .course import Course, check_permissions, read_tokens, tokens_text, write_private
-from .db import (REVEALED, AuditEvent, Member, Submission, Team, is_revealed, set_meta,
+from .db import (REVEALED, AuditEvent, CodeJob, Member, Submission, Team, is_revealed, set_meta,
                  write_transaction)
 from .grading import truth_info
 from .naming import EXTENSIONS, export_name
@@ -45,7 +45,7 @@ def startup_checks(course: Course) -> list:
     for path in check_permissions(course.root, fix=True):
         log.warning("%s was readable by others: its mode is now owner-only", path)
     with course.sessions() as s:
-        referenced = set(s.scalars(select(Submission.sha256)))
+        referenced = set(s.scalars(select(Submission.sha256))) | set(s.scalars(select(CodeJob.sha256)))
     removed = course.store.recover(referenced)
     for path in removed:
         log.warning("removed %s, left by an interrupted upload", path)

@@ -6,7 +6,7 @@ enforced, then scored and recorded by the service.
 from __future__ import annotations
 
 import asyncio
-from typing import Callable
+from typing import Callable, Optional
 
 from fastapi import Request
 from python_multipart.exceptions import MultipartParseError
@@ -77,16 +77,20 @@ async def _receive_multipart(request: Request, upload, content_type: str, limit:
                       {"hint": "send the file as the multipart field 'file', or as the raw body"})
 
 
-async def receive_upload(request: Request, service: CourseService):
-    """The request body (multipart field ``file`` or raw), streamed into the store's tmp/ with the cap enforced."""
-    cap = service.max_bytes
+async def receive_upload(request: Request, service: CourseService, cap: Optional[int] = None):
+    """The request body (multipart field ``file`` or raw), streamed into the store's tmp/ with the cap enforced.
+
+    ``cap``: the size cap (default: the service's, a submission file's).
+    """
+    own_cap = cap
+    cap = cap or service.max_bytes
     content_type = request.headers.get("content-type", "")
     multipart = content_type.lower().startswith("multipart/form-data")
     limit = cap + (MULTIPART_SLACK if multipart else 0)
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise Refusal(413, "too_large", f"the file is over the size cap of {cap} bytes", {"max_bytes": cap})
-    upload = service.open_upload()
+    upload = service.open_upload() if own_cap is None else service.course.store.upload(own_cap)
     try:
         if multipart:
             await _receive_multipart(request, upload, content_type, limit)
