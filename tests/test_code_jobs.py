@@ -20,6 +20,7 @@ from brats_kit.server.db import CodeJob, Submission
 from brats_kit.server.jobs import MAX_ATTEMPTS, SERVER, CodeJobs, check_code_track, code_config, enable_code_track
 from brats_kit.server.run import ServerThread
 from brats_kit.server.service import CourseService
+from brats_kit.server.verify import audit_course
 from data_spec import HIDDEN, case_ids, hidden_public_mask, public_mask, write_competition
 from data_spec.layout import open_hidden
 from data_spec.submission import write_submission
@@ -134,6 +135,9 @@ def test_benign_code_is_scored_as_at_home_and_ranked_like_a_file(tmp_path, hidde
     assert "log" not in job
     (row,) = board["rows"]
     assert row["team"] == "alpha" and row["submission"] == job["submission"]
+    with Course(root) as c:
+        checked = audit_course(c)
+    assert checked["ok"], checked["problems"]
 
 
 def test_failures_show_their_class_not_the_output_and_logs_go_to_the_instructor(tmp_path, hidden_competition):
@@ -158,6 +162,9 @@ def test_failures_show_their_class_not_the_output_and_logs_go_to_the_instructor(
     assert "SECRET-HIDDEN-INPUT" in full[crashed["id"]]["log"] and "boom" in full[crashed["id"]]["log"]
     # The student's own failures are invalid submissions: they count against the invalid cap, never the valid one.
     assert listing["remaining_today"] == 5 and listing["invalid_remaining_today"] == 20 - 2
+    with Course(root) as c:
+        checked = audit_course(c)
+    assert checked["ok"], checked["problems"]
 
 
 def test_show_logs_is_the_instructors_choice(tmp_path, hidden_competition):

@@ -231,8 +231,10 @@ class CodeJobs:
             s.flush()
             job.submission_id = sub.id
             event = audit.ACCEPTED if sub.status == SCORED else audit.INVALID
-            audit.append(s, now, event, team, {"id": sub.id, "sha256": job.sha256, "bytes": job.bytes,
-                                               "status": sub.status, "job": job.id})
+            # Dated as its submission is (when the code was handed in, as the audit checks); recorded now.
+            audit.append(s, job.submitted_at, event, team, {"id": sub.id, "sha256": job.sha256, "bytes": job.bytes,
+                                                            "status": sub.status, "job": job.id,
+                                                            "recorded_at": iso(now)})
             return job.state
 
     def _server_failure(self, s, job: CodeJob, team: str, now, why: str) -> str:
