@@ -284,3 +284,35 @@ def test_a_course_without_the_code_track_refuses_code(tmp_path, competition):
     root, tokens, _ = make_course(tmp_path, competition)
     with ServerThread(root, board_interval_s=0) as server:
         assert list_code_jobs(server.url, tokens["alpha"]) is None
+
+
+def test_submit_and_submissions_commands_take_a_folder_or_a_zip(tmp_path, hidden_competition):
+    import zipfile
+
+    root, tokens, _ = code_course(tmp_path, hidden_competition)
+    code = folder(tmp_path, THRESHOLD)
+    archive = tmp_path / "code.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.write(code / "submission.py", "code/submission.py")
+    no_module = tmp_path / "empty"
+    no_module.mkdir()
+    runner = CliRunner()
+    with ServerThread(root, board_interval_s=0) as server:
+        common = ["--server", server.url, "--token", tokens["alpha"], "--json"]
+        ids = []
+        for source in (code, archive):
+            result = runner.invoke(main, ["submit", str(source)] + common)
+            assert result.exit_code == 0, result.output
+            job = json.loads(result.output)
+            assert job["status"] == "queued"
+            ids.append(job["id"])
+        refused = runner.invoke(main, ["submit", str(no_module)] + common)
+        assert refused.exit_code == 1 and "submission.py" in refused.output
+        for i in ids:
+            wait_for(server, tokens["alpha"], i)
+        listing = runner.invoke(main, ["submissions"] + common)
+        text = runner.invoke(main, ["submissions"] + common[:-1])
+    assert listing.exit_code == 0, listing.output
+    jobs = json.loads(listing.output)["code_jobs"]
+    assert [j["status"] for j in jobs] == ["scored", "scored"]
+    assert "code jobs: 2" in text.output and "SCORED" in text.output
