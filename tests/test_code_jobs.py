@@ -154,6 +154,15 @@ def test_failures_show_their_class_not_the_output_and_logs_go_to_the_instructor(
         other = httpx.get(f"{server.url}/api/v1/code/{crashed['id']}",
                           headers={"Authorization": f"Bearer {tokens['beta']}"})
         listing = list_submissions(server.url, tokens["alpha"])
+        from test_pages import sign_in
+
+        with httpx.Client(base_url=server.url) as team, httpx.Client(base_url=server.url) as instructor:
+            sign_in(team, tokens["alpha"])
+            team_page = team.get("/team").text
+            sign_in(instructor, admin, role="instructor")
+            dashboard = instructor.get("/admin").text
+    assert f'id="job-{crashed["id"]}"' in team_page and "crashed (ValueError)" in team_page
+    assert "SECRET-HIDDEN-INPUT" not in team_page and "SECRET-HIDDEN-INPUT" in dashboard
     assert (crashed["status"], crashed["failure"], crashed["error_type"]) == ("failed", "crashed", "ValueError")
     assert "SECRET-HIDDEN-INPUT" not in json.dumps(crashed) and "boom" not in json.dumps(crashed)
     assert invalid["status"] == "invalid" and {e["code"] for e in invalid["errors"]} >= {"bad_values"}

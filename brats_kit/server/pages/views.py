@@ -133,8 +133,11 @@ def _team_view(service: CourseService, who: Principal, report_id: Optional[int])
 async def _team_page(request: Request, service: CourseService, signed: SignedIn, *, code: int = 200,
                      report: Optional[int] = None, receipt=None, refusal: Optional[Refusal] = None, message=None):
     view = await run_in_threadpool(_team_view, service, signed.who, report)
+    jobs = getattr(request.app.state, "code_jobs", None)  # the code track's, when the course has one
+    code_jobs = None if jobs is None else (await run_in_threadpool(jobs.list_jobs, signed.who))["jobs"]
     return render(request, "team.html", code=code if refusal is None else refusal.status, session=signed.data,
-                  receipt=receipt, refusal=refusal.body()["error"] if refusal else None, message=message, **view)
+                  receipt=receipt, refusal=refusal.body()["error"] if refusal else None, message=message,
+                  code_jobs=code_jobs, **view)
 
 
 @router.get("/team")
@@ -226,8 +229,10 @@ async def board_file(request: Request, name: str):
 async def _admin_page(request: Request, service: CourseService, signed: SignedIn, *, message=None,
                       refusal: Optional[Refusal] = None):
     view = await run_in_threadpool(service.dashboard)
+    jobs = getattr(request.app.state, "code_jobs", None)
+    code_jobs = None if jobs is None else (await run_in_threadpool(jobs.all_jobs))["jobs"]
     return render(request, "admin.html", code=200 if refusal is None else refusal.status, session=signed.data,
-                  message=message, refusal=refusal.body()["error"] if refusal else None, **view)
+                  message=message, refusal=refusal.body()["error"] if refusal else None, code_jobs=code_jobs, **view)
 
 
 @router.get("/admin")
