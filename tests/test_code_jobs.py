@@ -137,6 +137,9 @@ def test_benign_code_is_scored_as_at_home_and_ranked_like_a_file(tmp_path, hidde
     assert row["team"] == "alpha" and row["submission"] == job["submission"]
     with Course(root) as c:
         checked = audit_course(c)
+        from brats_kit.server.integrity import integrity_of_course
+
+        assert integrity_of_course(CourseService(c)).flags == []  # the archive is never read as a prediction
     assert checked["ok"], checked["problems"]
 
 
