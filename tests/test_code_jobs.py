@@ -26,6 +26,7 @@ from data_spec.layout import open_hidden
 from data_spec.submission import write_submission
 from data_spec.truth import load_hidden_truth, load_truth
 from grader.code import grade_code, sandbox_problem
+from test_server import pg_cluster  # noqa: F401 - the PostgreSQL variant's cluster
 from test_server_support import make_course
 from conftest import make_slices
 
@@ -262,8 +263,15 @@ def test_a_killed_worker_is_retried_and_a_file_upload_completes_meanwhile(tmp_pa
     assert job["status"] == "scored" and job["attempts"] == 2
 
 
-def test_a_job_survives_a_server_restart(tmp_path, hidden_competition):
-    root, tokens, _ = code_course(tmp_path, hidden_competition)
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request):
+    if request.param == "sqlite":
+        return None
+    return request.getfixturevalue("pg_cluster").new_database()
+
+
+def test_a_job_survives_a_server_restart(tmp_path, hidden_competition, db):
+    root, tokens, _ = code_course(tmp_path, hidden_competition, db=db)
     with ServerThread(root, board_interval_s=0) as server:
         receipt = submit_code(folder(tmp_path, SLOW.format(seconds=3)), server.url, tokens["gamma"])
         wait_for(server, tokens["gamma"], receipt["id"], states=("running",))
