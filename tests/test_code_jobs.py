@@ -336,3 +336,70 @@ def test_submit_and_submissions_commands_take_a_folder_or_a_zip(tmp_path, hidden
     jobs = json.loads(listing.output)["code_jobs"]
     assert [j["status"] for j in jobs] == ["scored", "scored"]
     assert "code jobs: 2" in text.output and "SCORED" in text.output
+
+
+ATTACK = """
+import os, socket
+
+class Leaked(Exception):
+    pass
+
+def predict(x):
+    found = []
+    for path in {paths!r}:
+        try:
+            with open(path, "rb") as fh:
+                found.append((path, len(fh.read(10))))
+        except OSError:
+            pass
+    try:
+        os.makedirs({store!r} + "/planted", exist_ok=True)  # checked on the host
+    except OSError:
+        pass
+    if any(k.startswith("BRATS") or "SECRET" in v for k, v in os.environ.items()):
+        found.append("environment")
+    try:
+        socket.create_connection(("127.0.0.1", {port}), timeout=2)
+        found.append("network")
+    except OSError:
+        pass
+    if found:
+        raise Leaked(str(found))
+    raise PermissionError("nothing reachable")
+"""
+
+
+@pytest.fixture
+def outside_tmp():
+    """A folder outside /tmp (the sandbox's /tmp is its own tmpfs: a course under /tmp would be out of reach anyway)."""
+    import shutil
+    import tempfile
+
+    from pathlib import Path
+
+    d = Path(tempfile.mkdtemp(prefix="brats-jobs-test-", dir="/var/tmp"))
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def test_a_hostile_job_reaches_nothing_of_the_course(outside_tmp, tmp_path, hidden_competition, monkeypatch):
+    root, tokens, admin = code_course(outside_tmp, hidden_competition)
+    monkeypatch.setenv("BRATS_KIT_TOKEN", tokens["beta"])
+    monkeypatch.setenv("COURSE_SECRET", "SECRET")
+    private = root / "private"
+    paths = [str(p) for p in (private / "tokens.csv", private / "admin_token.txt", private / "course.db",
+                              private / "course.json", hidden_competition / "private" / "hidden_test.h5",
+                              hidden_competition / "private" / "test_truth.h5")]
+    with ServerThread(root, board_interval_s=0) as server:
+        other = submit_code(folder(tmp_path, THRESHOLD, "other-team"), server.url, tokens["beta"])
+        wait_for(server, tokens["beta"], other["id"])
+        with Course(root) as c:
+            paths.append(str(c.store.path(other["sha256"])))  # another team's code
+        body = ATTACK.format(paths=paths, store=str(root / "store"), port=server.port)
+        job = wait_for(server, tokens["alpha"], submit_code(folder(tmp_path, body), server.url, tokens["alpha"])["id"])
+        import httpx
+        logs = httpx.get(f"{server.url}/api/v1/admin/code", headers={"Authorization": f"Bearer {admin}"}).json()
+    log_text = logs["jobs"][-1]["log"]
+    assert all(os.path.exists(p) for p in paths)  # they exist on the host...
+    assert (job["status"], job["failure"], job["error_type"]) == ("failed", "crashed", "PermissionError"), log_text
+    assert not (root / "store" / "planted").exists()  # ...and nothing of them was reached from the sandbox
