@@ -403,3 +403,15 @@ def test_a_hostile_job_reaches_nothing_of_the_course(outside_tmp, tmp_path, hidd
     assert all(os.path.exists(p) for p in paths)  # they exist on the host...
     assert (job["status"], job["failure"], job["error_type"]) == ("failed", "crashed", "PermissionError"), log_text
     assert not (root / "store" / "planted").exists()  # ...and nothing of them was reached from the sandbox
+
+
+def test_a_course_made_before_the_code_track_still_starts(tmp_path, competition):
+    from sqlalchemy import inspect
+
+    root, tokens, _ = make_course(tmp_path, competition)
+    with Course(root) as c:
+        CodeJob.__table__.drop(c.engine)
+    with ServerThread(root, board_interval_s=0) as server:
+        assert list_submissions(server.url, tokens["alpha"])["submissions"] == []
+    with Course(root) as c:
+        assert "code_job" in inspect(c.engine).get_table_names()

@@ -44,6 +44,8 @@ def startup_checks(course: Course) -> list:
     """Fix exposed private files (warning) and remove what an interrupted upload left; return what went."""
     for path in check_permissions(course.root, fix=True):
         log.warning("%s was readable by others: its mode is now owner-only", path)
+    # A course created before the code track has no table of code jobs: an empty one, added once.
+    CodeJob.__table__.create(course.engine, checkfirst=True)
     with course.sessions() as s:
         referenced = set(s.scalars(select(Submission.sha256))) | set(s.scalars(select(CodeJob.sha256)))
     removed = course.store.recover(referenced)
