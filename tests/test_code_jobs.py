@@ -202,6 +202,7 @@ def test_server_failures_are_retried_once_then_failed_and_never_counted(tmp_path
         assert jobs.record(job_id, attempt, error=RuntimeError("worker lost")) == state
     assert jobs.record(receipt["id"], MAX_ATTEMPTS, error=RuntimeError("late")) is None  # stale: nothing changes
     assert jobs.claim() is None
+    assert audit_course(service.course)["notes"] == []  # the failed job's archive is kept, and known
     job = jobs.get_job(who, receipt["id"])
     listing = service.list_submissions(who)
     assert (job["status"], job["failure"], job["submission"]) == ("failed", SERVER, None)
