@@ -299,6 +299,15 @@ def test_hostile_archives_are_refused_before_queueing(tmp_path, hidden_competiti
                        headers={"Authorization": f"Bearer {tokens['alpha']}"})
         assert r.status_code == 422 and r.json()["error"]["code"] == "bad_package"
         assert list_code_jobs(server.url, tokens["alpha"]) == []
+        spec = httpx.get(f"{server.url}/openapi.json").json()
+
+    def answer(path, method, code):
+        schema = spec["paths"][f"/api/v1{path}"][method]["responses"][code]["content"]["application/json"]["schema"]
+        return schema["$ref"].rsplit("/", 1)[-1]
+
+    assert answer("/code", "post", "201") == answer("/code/{job_id}", "get", "200") == "CodeJob"
+    assert answer("/code", "get", "200") == "CodeJobList" and answer("/admin/code", "get", "200") == "CodeJobLogs"
+    assert answer("/code", "post", "422") == "ErrorBody"
 
 
 def test_a_course_without_the_code_track_refuses_code(tmp_path, competition):

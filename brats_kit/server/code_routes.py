@@ -18,9 +18,15 @@ from grader.errors import CodePackageError
 
 from .deps import admin_auth, bearer_token, client_address, service_of, team_auth
 from .refusal import Principal, Refusal
+from .schemas import CodeJob, CodeJobList, CodeJobLogs, ErrorBody
 from .upload import receive_upload
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", responses={code: {"model": ErrorBody} for code in (401, 403, 404, 413, 422, 429)})
+
+
+def _route(method, path: str, model, **kw):
+    """``router.<method>`` with the answer's model, keeping exactly the keys the service returned."""
+    return getattr(router, method)(path, response_model=model, response_model_exclude_unset=True, **kw)
 
 
 def jobs_of(request: Request):
@@ -45,7 +51,7 @@ def check_archive(path) -> None:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-@router.post("/code", status_code=201, summary="Hand in code: a .zip of the folder holding submission.py",
+@_route("post", "/code", CodeJob, status_code=201, summary="Hand in code: a .zip of the folder holding submission.py",
              dependencies=[Depends(HTTPBearer(auto_error=False))])
 async def post_code(request: Request, jobs=Depends(jobs_of)):
     service = service_of(request)
@@ -59,16 +65,16 @@ async def post_code(request: Request, jobs=Depends(jobs_of)):
         upload.discard()  # a no-op once the archive is in the store
 
 
-@router.get("/code", summary="The team's code jobs and their status")
+@_route("get", "/code", CodeJobList, summary="The team's code jobs and their status")
 async def list_code(who: Principal = Depends(team_auth), jobs=Depends(jobs_of)):
     return await run_in_threadpool(jobs.list_jobs, who)
 
 
-@router.get("/code/{job_id}", summary="One of the team's code jobs (404 for any other)")
+@_route("get", "/code/{job_id}", CodeJob, summary="One of the team's code jobs (404 for any other)")
 async def get_code(job_id: int, who: Principal = Depends(team_auth), jobs=Depends(jobs_of)):
     return await run_in_threadpool(jobs.get_job, who, job_id)
 
 
-@router.get("/admin/code", summary="Every code job with its full log (the instructor's)")
+@_route("get", "/admin/code", CodeJobLogs, summary="Every code job with its full log (the instructor's)")
 async def admin_code(who: Principal = Depends(admin_auth), jobs=Depends(jobs_of)):
     return await run_in_threadpool(jobs.all_jobs)
