@@ -425,3 +425,23 @@ def test_a_course_made_before_the_code_track_still_starts(tmp_path, competition)
         assert list_submissions(server.url, tokens["alpha"])["submissions"] == []
     with Course(root) as c:
         assert "code_job" in inspect(c.engine).get_table_names()
+
+
+def test_a_queued_job_holds_a_slot_of_the_daily_quota(tmp_path, hidden_competition):
+    from brats_kit.server.client import SubmissionRefused
+
+    root, tokens, _ = code_course(tmp_path, hidden_competition, per_day=2)
+    pred = tmp_path / "pred.npy"
+    write_submission(pred, load_truth(hidden_competition / "private").y)
+    with ServerThread(root, board_interval_s=0) as server:
+        job_id = submit_code(folder(tmp_path, SLOW.format(seconds=3)), server.url, tokens["alpha"])["id"]
+        assert submit(pred, server.url, tokens["alpha"]).status == "scored"  # the second slot
+        for hand_in in (lambda: submit(pred, server.url, tokens["alpha"]),
+                        lambda: submit_code(folder(tmp_path, THRESHOLD, "again"), server.url, tokens["alpha"])):
+            with pytest.raises(SubmissionRefused) as refused:
+                hand_in()
+            assert refused.value.status == 429
+        assert list_submissions(server.url, tokens["alpha"])["remaining_today"] == 0
+        assert wait_for(server, tokens["alpha"], job_id)["status"] == "scored"
+        listing = list_submissions(server.url, tokens["alpha"])
+    assert listing["remaining_today"] == 0 and len(listing["submissions"]) == 2

@@ -28,12 +28,13 @@ from data_spec.errors import KitError
 from . import audit
 from .clock import iso
 from .db import CodeJob, Submission, Team, write_transaction
+from .quotas import ACTIVE_JOBS
 from .refusal import Principal, Refusal
 
 log = logging.getLogger("brats_kit.server.jobs")
 
-QUEUED, RUNNING, SCORED, INVALID, FAILED = "queued", "running", "scored", "invalid", "failed"
-ACTIVE = (QUEUED, RUNNING)
+QUEUED, RUNNING = ACTIVE_JOBS
+SCORED, INVALID, FAILED = "scored", "invalid", "failed"
 #: The failure class of a job the server could not run (worker lost twice, no sandbox): never the team's fault.
 SERVER = "server"
 MAX_ATTEMPTS = 2
@@ -142,9 +143,7 @@ class CodeJobs:
                 closed = self.service.quotas.closed(now, revealed)
                 if closed:
                     raise closed
-                active = s.scalar(select(func.count()).select_from(CodeJob).where(
-                    CodeJob.team_id == who.team_id, CodeJob.day == day, CodeJob.state.in_(ACTIVE)))
-                if used["scored"] + active >= self.service.config.per_day:
+                if used["scored"] >= self.service.config.per_day:  # queued and running jobs included
                     raise self.service.quotas.refusal("scored", resets_at)
                 job = CodeJob(team_id=who.team_id, sha256=sha256, bytes=upload.size, submitted_at=now, day=day,
                               state=QUEUED, attempts=0, detail="", log="")
