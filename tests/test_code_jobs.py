@@ -26,7 +26,7 @@ from data_spec.layout import open_hidden
 from data_spec.submission import write_submission
 from data_spec.truth import load_hidden_truth, load_truth
 from grader.code import grade_code, sandbox_problem
-from test_server import pg_cluster  # noqa: F401 - the PostgreSQL variant's cluster
+from test_server import db, pg_cluster  # noqa: F401 - SQLite and PostgreSQL, as the server's tests
 from test_server_support import make_course
 from conftest import make_slices
 
@@ -262,13 +262,6 @@ def test_a_killed_worker_is_retried_and_a_file_upload_completes_meanwhile(tmp_pa
         os.kill(worker.pid, signal.SIGKILL)
         job = wait_for(server, tokens["alpha"], receipt["id"])
     assert job["status"] == "scored" and job["attempts"] == 2
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db(request):
-    if request.param == "sqlite":
-        return None
-    return request.getfixturevalue("pg_cluster").new_database()
 
 
 def test_a_job_survives_a_server_restart(tmp_path, hidden_competition, db):
