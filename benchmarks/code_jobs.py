@@ -7,7 +7,10 @@ sandboxed job is :func:`grader.code.run_code` (copy the code and inputs into a
 job folder, start bubblewrap, import numpy and the submission inside, predict,
 validate the returned array), timed in the same run. Throughput: ``--jobs``
 sandboxed jobs spread over a local pool of ``--workers`` processes, each calling
-the same library function (Dask comes later).
+the same library function. Then the server's executors running its whole job
+(:func:`brats_kit.server.executors.execute`: the sandbox on hidden slices, then the
+validation and scoring outside): its local pool of two, and a Dask cluster of two
+one-thread worker processes on loopback (``distributed.LocalCluster``), side by side.
 
 Run: ``python benchmarks/code_jobs.py [--repeat 20] [--workers 2] [--jobs 16]``
 """
@@ -96,6 +99,56 @@ def main() -> None:
                 elapsed = time.perf_counter() - t0
             assert set(statuses) == {"ok"}, statuses
             print(f"local pool of {workers}: {args.jobs} jobs in {elapsed:.2f} s = {args.jobs / elapsed:.1f} jobs/s")
+        _executors(code, x, Path(tmp), args.jobs)
+
+
+def _throughput(executor, code: Path, hidden: str, jobs: int) -> float:
+    from brats_kit.server.executors import execute
+
+    limits = {"time_limit": 120.0, "memory_mb": 2048}
+    for f in [executor.submit(execute, str(code), hidden, limits) for _ in range(4)]:  # warm the workers (each probes the sandbox once)
+        f.result()
+    t0 = time.perf_counter()
+    outcomes = [f.result() for f in [executor.submit(execute, str(code), hidden, limits) for _ in range(jobs)]]
+    elapsed = time.perf_counter() - t0
+    assert all(o["fields"]["status"] == "scored" for o in outcomes), outcomes[0]
+    return jobs / elapsed
+
+
+def _executors(code: Path, x: np.ndarray, tmp: Path, jobs: int) -> None:
+    """The server's job (sandbox + scoring on hidden slices) on its local pool of 2 and on a 2-worker Dask cluster."""
+    from data_spec import HIDDEN, case_ids, hidden_public_mask, public_mask, write_competition
+    from brats_kit.server.executors import DaskExecutor, LocalExecutor
+
+    y = (x[..., 3] > 1.2).astype(np.uint8)
+    comp = tmp / "competition"
+    write_competition(comp, train={"x": x[:2], "y": y[:2], "case_id": case_ids("train", 2)},
+                      test={"x": x[:2], "y": y[:2], "case_id": case_ids("test", 2), "public": public_mask(2, 0)},
+                      hidden={"x": x, "y": y, "case_id": case_ids(HIDDEN, len(x)),
+                              "public": hidden_public_mask(len(x), 0)},
+                      attrs={"generator": "benchmarks.code_jobs", "seed": 0}, layouts=("hdf5",))
+    hidden = str(comp / "private" / "hidden_test.h5")
+    local = LocalExecutor(2)
+    try:
+        local_rate = _throughput(local, code, hidden, jobs)
+    finally:
+        local.close()
+    try:
+        from distributed import LocalCluster
+    except ImportError:
+        print("server executors: Dask not installed (pip install 'brats-kit[dask]'); local pool of 2: "
+              f"{local_rate:.2f} jobs/s")
+        return
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as cluster:
+        dask = DaskExecutor(cluster.scheduler_address)
+        try:
+            dask_rate = _throughput(dask, code, hidden, jobs)
+        finally:
+            dask.close()
+    print(f"server executors, {jobs} whole jobs (sandbox on {len(x)} hidden slices + scoring):")
+    print(f"  local pool of 2             {local_rate:8.2f} jobs/s   (reference)")
+    print(f"  Dask cluster of 2 workers   {dask_rate:8.2f} jobs/s   (ratio {dask_rate / local_rate:.2f})")
 
 
 if __name__ == "__main__":

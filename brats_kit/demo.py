@@ -9,7 +9,7 @@ from __future__ import annotations
 import shutil
 import time
 import warnings
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Optional
@@ -215,6 +215,8 @@ class DemoResult:
         :func:`grader.grade` of the best baseline, with its per-case report.
     figures : list of Path
     seconds : float
+    code : dict
+        The code track's team (:func:`brats_kit.demo_code.play_code_track`).
     """
 
     competition: Path
@@ -230,6 +232,7 @@ class DemoResult:
     report: dict
     figures: list
     seconds: float
+    code: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -268,7 +271,8 @@ def run_demo(out="demo-out", *, quick: bool = False, seed: Optional[int] = None,
     t_start = time.perf_counter()
     out = Path(out)
     # A rerun into the same folder must not grade files left by an earlier run.
-    for stale in (out / "baselines", out / "submissions", out / "handed-in", out / "course"):
+    for stale in (out / "baselines", out / "submissions", out / "handed-in", out / "course", out / "code-course",
+                  out / "code-submission"):
         shutil.rmtree(stale, ignore_errors=True)
     data_seed, seed = seed, 0 if seed is None else seed
     n_train, n_test = (40, 10) if quick else (256, 29)
@@ -283,7 +287,7 @@ def run_demo(out="demo-out", *, quick: bool = False, seed: Optional[int] = None,
         # An explicit --seed is the demo's reproducibility, not a course's competition.
         warnings.simplefilter("ignore", ReproducibleSeedWarning)
         write_synthetic_competition(competition, n_train=n_train, n_test=n_test, seed=data_seed, progress=progress,
-                                    force=True)
+                                    force=True, n_hidden=n_test)  # hidden slices: the code track's
     summary = describe(competition)
     test = open_split(competition, TEST)
     x_test = np.asarray(test.x)
@@ -302,6 +306,11 @@ def run_demo(out="demo-out", *, quick: bool = False, seed: Optional[int] = None,
                               seed=seed)
     klass = play_class_through_server(hand_ins, competition, out / "course", log=log)
     submissions = export_class(out / "course", out / "submissions")
+    from brats_kit.demo_code import CODE_TEAM, play_code_track
+
+    log("    the code track: one team hands in its model's code, run in the sandbox on hidden slices")
+    code = play_code_track(competition, out, roster=write_roster(out / "code-course-roster.csv", [CODE_TEAM]),
+                           seed=seed, log=log)
 
     log("4/5 publishing the leaderboard from the server's export: public phase, then the reveal")
     board, board_final = _publish_boards(out, truth, n_boot=200 if quick else 1000, seed=seed, progress=progress)
@@ -314,7 +323,7 @@ def run_demo(out="demo-out", *, quick: bool = False, seed: Optional[int] = None,
         competition=competition, summary=summary, baselines=baseline_rows, best_baseline=best,
         submissions=submissions, course=klass["course"], site=out / "site", site_final=out / "site-final",
         leaderboard=board, leaderboard_final=board_final, report=report, figures=figures,
-        seconds=time.perf_counter() - t_start,
+        seconds=time.perf_counter() - t_start, code=code,
     )
 
 

@@ -96,3 +96,17 @@ def test_team_models_fall_back_to_trained_baselines():
     assert set(assignment) == {t for t, _, _ in TEAMS}
     assert all(base in QUICK_BASELINES for base, _ in assignment.values())
     assert assignment["pixel-pushers"] == ("mlp-pixel", 6)
+
+
+def test_one_team_plays_the_code_track(demo_run):
+    from grader.code import sandbox_problem
+
+    out, summary = demo_run
+    code = summary["code"]
+    if sandbox_problem() is not None:
+        assert code == {"status": "skipped", "reason": sandbox_problem()}
+        return
+    assert code["at_home"]["status"] == "valid" and code["status"] == "scored"
+    assert (out / "code-submission" / "submission.py").is_file() and (out / "code-submission" / "model.skops").is_file()
+    # The hidden slices were scored, never shown: the job's receipt has public scores and no program output.
+    assert 0 < code["job"]["public"]["dice"] <= 1 and "log" not in code["job"]

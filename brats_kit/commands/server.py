@@ -52,18 +52,41 @@ def server():
                    "gradebook's default scale (flair-threshold = 0, the best baseline = full marks).")
 @click.option("--max-inflight-per-team", default=1, show_default=True, type=click.IntRange(1, 64),
               help="Uploads of one team scored at once; the others wait their turn (server run may override it).")
+@click.option("--code", "code_track", is_flag=True,
+              help="Enable the code track: teams hand in their model's code, run in a sandbox on the hidden test "
+                   "slices (refused without hidden slices or a working bubblewrap sandbox).")
+@click.option("--code-time-limit", default=300.0, show_default=True, type=click.FloatRange(1, 24 * 3600),
+              help="Wall-clock seconds of one code job.")
+@click.option("--code-memory-mb", default=4096, show_default=True, type=click.IntRange(256, 1 << 20),
+              help="Memory of one code job (MB).")
+@click.option("--code-workers", default=1, show_default=True, type=click.IntRange(1, 256),
+              help="Code jobs run at once by the local pool (server run --code-workers overrides it).")
+@click.option("--code-show-logs", is_flag=True,
+              help="Show teams their program's output (off: it could print the hidden inputs).")
 @click.option("--json", "as_json", is_flag=True)
 def init(course, competition, roster, per_day, max_invalid_per_day, deadline, finals, db, timezone_name, baselines,
-         max_inflight_per_team, as_json):
+         max_inflight_per_team, code_track, code_time_limit, code_memory_mb, code_workers, code_show_logs, as_json):
     """Create the course folder COURSE: configuration, database, store, one token per team."""
     from brats_kit.server.baselines import attach_baselines, check_baselines
     from brats_kit.server.course import Course, init_course
 
+    code = None
+    if code_track:  # refused (exit 1) before the course exists: no hidden slices, or no sandbox
+        from brats_kit.server.jobs import check_code_track
+
+        code = check_code_track(competition, time_limit=code_time_limit, memory_mb=code_memory_mb,
+                                workers=code_workers, show_logs=code_show_logs)
     if baselines is not None:
         check_baselines(competition, baselines)  # an invalid baseline is refused before the course exists
     info = init_course(course, competition=competition, roster=roster, per_day=per_day,
                        max_invalid_per_day=max_invalid_per_day, deadline=deadline, finals=finals, db=db,
                        timezone_name=timezone_name, extra={"max_inflight_per_team": max_inflight_per_team})
+    if code is not None:
+        from brats_kit.server.jobs import enable_code_track
+
+        enable_code_track(course, code)
+        info["code"] = {"time_limit": code.time_limit, "memory_mb": code.memory_mb, "workers": code.workers,
+                        "show_logs": code.show_logs}
     if baselines is not None:
         with Course(course) as opened:
             info["baselines"] = attach_baselines(opened, baselines)["baselines"]
@@ -95,8 +118,12 @@ def init(course, competition, roster, per_day, max_invalid_per_day, deadline, fi
                    "set by server init, else 1).")
 @click.option("--limit-concurrency", default=2048, show_default=True, type=click.IntRange(16, 1_000_000),
               help="Open connections and requests at once before the server answers 503.")
+@click.option("--executor", default=None,
+              help="Where code jobs run: the local pool (default) or tcp://HOST:8786, a Dask scheduler.")
+@click.option("--code-workers", default=None, type=click.IntRange(1, 256),
+              help="Code jobs run at once by the local pool (default: the course's).")
 def run(course, host, port, https_only, forwarded_allow_ips, header_timeout, keep_alive, max_inflight_per_team,
-        limit_concurrency):
+        limit_concurrency, executor, code_workers):
     """Serve the API of COURSE (OpenAPI page at /docs) until interrupted."""
     from brats_kit.server.course import Course
     from brats_kit.server.run import serve
@@ -105,8 +132,9 @@ def run(course, host, port, https_only, forwarded_allow_ips, header_timeout, kee
         pass
     click.echo(f"serving {safe_name(course)} on http://{host}:{port} (API at /api/v1/, documentation at /docs)",
                err=True)
-    serve(course, host=host, port=port, https_only=https_only, forwarded_allow_ips=forwarded_allow_ips, header_timeout=header_timeout,
-          keep_alive_s=keep_alive, limit_concurrency=limit_concurrency, max_inflight_per_team=max_inflight_per_team)
+    serve(course, host=host, port=port, https_only=https_only, forwarded_allow_ips=forwarded_allow_ips,
+          header_timeout=header_timeout, keep_alive_s=keep_alive, limit_concurrency=limit_concurrency,
+          max_inflight_per_team=max_inflight_per_team, executor=executor, code_workers=code_workers)
 
 
 @server.command()

@@ -25,6 +25,25 @@ def format_receipt(r) -> str:
     return "\n".join(lines)
 
 
+def format_job(job: dict) -> str:
+    """One code job as ``submit`` and ``submissions`` print it: status, failure class, scores or errors."""
+    status = _t(job.get("status")).upper()
+    if job.get("failure"):
+        status += f" ({_t(job['failure'])}{', ' + _t(job['error_type']) if job.get('error_type') else ''})"
+    lines = [f"  code job {_t(job.get('id'))}  {_t(job.get('submitted_at'))}  {status}"
+             f"  sha256 {_t(job.get('sha256', ''))[:12]}"]
+    if job.get("detail"):
+        lines.append(f"        {_t(job['detail'])}")
+    if job.get("public"):
+        lines.append(f"        public scores: {_scores(job['public'])}")
+    for e in job.get("errors") or []:
+        e = e if isinstance(e, dict) else {"message": e}
+        lines.append(f"        [{_t(e.get('code'))}] {_t(e.get('message'))}")
+    if job.get("log"):
+        lines.append("        log: " + _t(job["log"][-2000:]))
+    return "\n".join(lines)
+
+
 def _t(value) -> str:
     """A value from the server's JSON, printable: any type, control characters escaped."""
     return safe_text("" if value is None else str(value))
@@ -129,12 +148,20 @@ def submit(ctx, file, server, token, as_json):
     """Hand in FILE: validated here first with the grader's own validator (an invalid file is never
     uploaded), then uploaded; prints the receipt with the public score.
 
+    FILE may also be code (a folder, or a .zip of one, holding submission.py; try it first with
+    'brats-kit code run'): the receipt says 'queued', and 'brats-kit submissions' shows its outcome.
+
     Exit code 0 accepted, 1 refused or invalid, 2 usage, 4 server unreachable.
     """
     from brats_kit.commands.grade import format_errors
+    from brats_kit.server.client import is_code, submit_code
     from brats_kit.server.client import submit as send
     from grader.errors import InvalidSubmissionError
 
+    if is_code(file):  # a folder or a .zip holding submission.py: a code job, queued at once
+        job = _call_server(ctx, as_json, submit_code, file, server, token)
+        _echo(as_json, job, format_job(job))
+        return
     try:
         receipt = _call_server(ctx, as_json, send, file, server, token)
     except InvalidSubmissionError as exc:
@@ -157,8 +184,15 @@ def submissions(ctx, server, token, as_json):
     """
     from brats_kit.server.client import list_submissions
 
+    from brats_kit.server.client import list_code_jobs
+
     listing = _call_server(ctx, as_json, list_submissions, server, token)
-    _echo(as_json, listing, format_submissions(listing))
+    jobs = _call_server(ctx, as_json, list_code_jobs, server, token)
+    text = format_submissions(listing)
+    if jobs is not None:
+        listing["code_jobs"] = jobs
+        text += "\n" + "\n".join([f"code jobs: {len(jobs)}"] + [format_job(j) for j in jobs])
+    _echo(as_json, listing, text)
 
 
 @click.command()

@@ -179,7 +179,8 @@ async def status(who: Principal = Depends(admin_auth), service: CourseService = 
 
 def create_app(course, *, clock: Callable[[], datetime] = utc_now, scorer=None, limiter=None,
                board_interval_s: Optional[float] = None, https_only: bool = False,
-               max_inflight_per_team: Optional[int] = None) -> FastAPI:
+               max_inflight_per_team: Optional[int] = None, executor: Optional[str] = None,
+               code_workers: Optional[int] = None) -> FastAPI:
     """The server's application for a course folder (or an opened :class:`~.course.Course`).
 
     Parameters
@@ -198,6 +199,9 @@ def create_app(course, *, clock: Callable[[], datetime] = utc_now, scorer=None, 
     max_inflight_per_team : int, optional
         Uploads of one team admitted at once (default: the course's ``extra.max_inflight_per_team``,
         else 1); the others wait their turn. See :class:`~.quotas.InFlight`.
+    executor, code_workers : optional
+        Where a course with a code track runs its jobs (:func:`.executors.make_executor`:
+        a local pool of ``code_workers``, or ``tcp://HOST:PORT``, a Dask scheduler).
     """
 
     @contextlib.asynccontextmanager
@@ -212,9 +216,14 @@ def create_app(course, *, clock: Callable[[], datetime] = utc_now, scorer=None, 
         from .board import start_live_board
 
         app.state.board = start_live_board(opened, interval_s=board_interval_s)
+        from .jobs import start_code_track
+
+        app.state.code_jobs, code_runner = start_code_track(service, executor=executor, workers=code_workers)
         try:
             yield
         finally:
+            if code_runner is not None:
+                await run_in_threadpool(code_runner.close)
             if app.state.board is not None:
                 await run_in_threadpool(app.state.board.close)
             if own:
@@ -240,7 +249,10 @@ def create_app(course, *, clock: Callable[[], datetime] = utc_now, scorer=None, 
     async def sign_in_first(request: Request, exc: pages.SignInFirst):
         return RedirectResponse("/", status_code=303)
 
+    from .code_routes import router as code_router
+
     app.include_router(router)
+    app.include_router(code_router)
     app.include_router(pages.router)
     app.add_middleware(BodyLimit, streamed=STREAMED_BODIES)
     app.add_middleware(SecurityHeaders)

@@ -237,6 +237,78 @@ def submit(file, server: str, token: Optional[str] = None, *, timeout: float = 1
     return Receipt.from_json(data)
 
 
+def is_code(path) -> bool:
+    """Whether ``path`` is a code submission (a folder, or a ``.zip``) rather than a prediction file."""
+    import zipfile
+
+    return os.path.isdir(path) or (os.path.isfile(path) and zipfile.is_zipfile(path))
+
+
+def zip_code(path) -> bytes:
+    """A code submission as the ``.zip`` the server takes, checked first by the grader's own package rules.
+
+    A folder is zipped (its content at the top); a ``.zip`` is sent as it is.
+
+    Raises
+    ------
+    CodePackageError
+        A malformed or hostile package (no ``submission.py``, links, paths leaving the folder...).
+    """
+    import io
+    import shutil
+    import tempfile
+    import zipfile
+
+    from grader.code import unpack_submission
+
+    scratch = tempfile.mkdtemp(prefix="brats-submit-")
+    try:
+        checked = unpack_submission(path, os.path.join(scratch, "code"))  # refused here as the server would
+        if os.path.isfile(path):
+            with open(path, "rb") as fh:
+                return fh.read()
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+            for root, dirs, files in os.walk(checked):
+                dirs.sort()
+                for name in sorted(files):
+                    full = os.path.join(root, name)
+                    zf.write(full, os.path.relpath(full, checked))
+        return buf.getvalue()
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def submit_code(path, server: str, token: Optional[str] = None, *, timeout: float = 120.0) -> dict:
+    """Upload a code submission (a folder or a ``.zip`` holding ``submission.py``); the job's receipt, ``queued``.
+
+    Run it at home first with ``brats-kit code run`` (the same sandbox and limits).
+    The job's outcome comes later: :func:`list_code_jobs`.
+    """
+    token = _token(token)
+    data = zip_code(path)
+    job = _call("POST", server, "/code", token=token, ok=201, timeout=timeout,
+                files={"file": ("submission.zip", data, "application/zip")},
+                lost="the code may or may not have arrived: list your submissions once it is back")
+    if not all(key in job for key in ("id", "status", "sha256")):
+        raise UnexpectedAnswer("the server's receipt of the code lacks its id, status or sha256", hint=FOREIGN_HINT)
+    return job
+
+
+def list_code_jobs(server: str, token: Optional[str] = None, *, timeout: float = 30.0) -> Optional[list]:
+    """The team's code jobs with their status (``GET /code``), or None when the course has no code track."""
+    try:
+        listing = _call("GET", server, "/code", token=_token(token), timeout=timeout)
+    except SubmissionRefused as exc:
+        if exc.status == 404 and exc.code == "no_code_track":
+            return None
+        raise
+    jobs = listing.get("jobs")
+    if not isinstance(jobs, list) or not all(isinstance(j, dict) and "id" in j for j in jobs):
+        raise UnexpectedAnswer("the server's list of code jobs is not a list", hint=FOREIGN_HINT)
+    return jobs
+
+
 def list_submissions(server: str, token: Optional[str] = None, *, timeout: float = 30.0) -> dict:
     """The team's own receipts, oldest first, with what is left today (``GET /submissions``).
 

@@ -113,6 +113,34 @@ class Submission(Base):
     __table_args__ = (Index("ix_submission_team_day", "team_id", "day", "status"),)
 
 
+class CodeJob(Base):
+    """A code submission's job: queued, running, then scored, invalid or failed (see :mod:`.jobs`).
+
+    A scored or invalid job (and one failed by the student's code) becomes a ``submission``
+    row (``submission_id``); a job failed for the server's own reasons never does, so it
+    counts against no quota. ``log`` is the program's output: the instructor's only.
+    """
+
+    __tablename__ = "code_job"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("team.id"))
+    sha256: Mapped[str] = mapped_column(String(64))
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    submitted_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    day: Mapped[str] = mapped_column(String(10))
+    state: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    failure: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    error_type: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    detail: Mapped[str] = mapped_column(Text, default="")
+    log: Mapped[str] = mapped_column(Text, default="")
+    seconds: Mapped[float | None] = mapped_column(nullable=True)
+    submission_id: Mapped[int | None] = mapped_column(ForeignKey("submission.id"), nullable=True)
+
+    __table_args__ = (Index("ix_code_job_state", "state", "id"), Index("ix_code_job_team_day", "team_id", "day"))
+
+
 class AuditEvent(Base):
     """One entry of the hash-chained log: ``hash = sha256(prev_hash + canonical JSON of the entry)``."""
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from grader.integrity import DEFAULT_THRESHOLD, IntegrityReport, integrity_report, load_prediction
 
+from .jobs import FORMAT as CODE_FORMAT
 from .service import CourseService
 
 
@@ -13,7 +14,9 @@ def integrity_of_course(service: CourseService, threshold: float = DEFAULT_THRES
     (the order the database recorded them in), never by a team's name.
     """
     with service.course.sessions() as s:
-        pairs = service.board_entries(s, exact_times=True)
+        # A code job's stored file is its archive, and its prediction is of the hidden slices: not compared here.
+        pairs = [(entry, sub) for entry, sub in service.board_entries(s, exact_times=True)
+                 if sub.format != CODE_FORMAT]
     ids = {id(entry): sub.id for entry, sub in pairs}
     n = service.info["n_slices"]
     return integrity_report([entry for entry, _ in pairs],

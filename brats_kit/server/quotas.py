@@ -1,7 +1,7 @@
 """The deadline and the daily quotas: who may still hand in, and the refusals when not.
 
 A team may record ``per_day`` scored and ``max_invalid_per_day`` invalid uploads per
-quota day (midnight to midnight in the course's time zone); nothing after the
+quota day (a code job still queued or running holds one of its scored uploads) (midnight to midnight in the course's time zone); nothing after the
 deadline or the reveal. The standing of a team is read in one statement
 (:data:`STANDING`, or :data:`TEAM_STANDING` by token hash for an upload's first query).
 
@@ -22,13 +22,21 @@ from typing import Callable, Optional
 from sqlalchemy import bindparam, func, select, tuple_
 
 from .clock import iso, quota_day
-from .db import Meta, Submission, Team, revealed_flag
+from .db import CodeJob, Meta, Submission, Team, revealed_flag
 from .refusal import Refusal
 
 
+#: Code jobs still queued or running: each holds one of its team's valid submissions of the day.
+ACTIVE_JOBS = ("queued", "running")
+
+
 def _count(status: str, team_id):
-    return (select(func.count()).where(Submission.team_id == team_id, Submission.day == bindparam("day"),
-                                       Submission.status == status).scalar_subquery().label(status))
+    n = (select(func.count()).where(Submission.team_id == team_id, Submission.day == bindparam("day"),
+                                    Submission.status == status).scalar_subquery())
+    if status == "scored":
+        n = n + (select(func.count()).where(CodeJob.team_id == team_id, CodeJob.day == bindparam("day"),
+                                            CodeJob.state.in_(ACTIVE_JOBS)).scalar_subquery())
+    return n.label(status)
 
 
 _REVEALED = select(Meta.value).where(Meta.key == "revealed").scalar_subquery().label("revealed")
@@ -178,6 +186,12 @@ class Quotas:
                             .group_by(Submission.team_id, Submission.day, Submission.status))
         for team_id, day, status, n in rows:
             used[(team_id, day)][status] = n
+        jobs = conn.execute(select(CodeJob.team_id, CodeJob.day, func.count())
+                            .where(tuple_(CodeJob.team_id, CodeJob.day).in_(sorted(pairs)),
+                                   CodeJob.state.in_(ACTIVE_JOBS))
+                            .group_by(CodeJob.team_id, CodeJob.day))
+        for team_id, day, n in jobs:
+            used[(team_id, day)]["scored"] += n
         return used
 
     def refuse_early(self, now: datetime, resets_at: datetime, revealed: bool, used: dict, in_flight: int = 0) -> None:

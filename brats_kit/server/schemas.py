@@ -125,3 +125,36 @@ class Status(_Shape):
     teams: list[TeamStatus]
     submissions: int
     quarantined: list[str] = []
+
+
+class CodeJob(_Shape):
+    """A code submission's job: ``queued``, ``running``, then ``scored``, ``invalid`` or ``failed`` (with its class)."""
+
+    id: int
+    kind: str
+    status: str
+    sha256: str
+    bytes: int
+    submitted_at: str
+    attempts: int
+    failure: Optional[str] = None
+    error_type: Optional[str] = None
+    detail: str = ""
+    seconds: Optional[float] = None
+    submission: Optional[int] = None
+    public: Optional[dict] = None
+    errors: list = []
+    log: Optional[str] = None
+
+
+class CodeJobList(_Shape):
+    """The team's code jobs, oldest first."""
+
+    team: str
+    jobs: list[CodeJob]
+
+
+class CodeJobLogs(_Shape):
+    """Every code job of the course with its team and full log (the instructor's)."""
+
+    jobs: list[CodeJob]

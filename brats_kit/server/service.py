@@ -27,7 +27,7 @@ from .auth import Authenticator
 from .clock import iso, utc_now
 from . import signins
 from .course import Course, check_permissions, read_tokens, tokens_text, write_private
-from .db import (REVEALED, AuditEvent, Member, Submission, Team, is_revealed, set_meta,
+from .db import (REVEALED, AuditEvent, CodeJob, Member, Submission, Team, is_revealed, set_meta,
                  write_transaction)
 from .grading import truth_info
 from .naming import EXTENSIONS, export_name
@@ -53,8 +53,10 @@ def startup_checks(course: Course) -> list:
     """
     for path in check_permissions(course.root, fix=True):
         log.warning("%s was readable by others: its mode is now owner-only", path)
+    # A course created before the code track has no table of code jobs: an empty one, added once.
+    CodeJob.__table__.create(course.engine, checkfirst=True)
     with course.sessions() as s:
-        referenced = set(s.scalars(select(Submission.sha256)))
+        referenced = set(s.scalars(select(Submission.sha256))) | set(s.scalars(select(CodeJob.sha256)))
     removed, moved = course.store.recover(referenced)
     for path in removed:
         log.warning("removed %s, left by an interrupted upload (never acknowledged)", path)

@@ -22,7 +22,7 @@ _log = logging.getLogger("brats_kit.server")
 
 #: ``(method, path)`` of the routes that stream an upload through :func:`hand_in` (their cap is the file's own);
 #: every other body is capped small by the application's :class:`~.app.BodyLimit`.
-STREAMED_BODIES = frozenset({("POST", "/api/v1/submissions"), ("POST", "/team/upload")})
+STREAMED_BODIES = frozenset({("POST", "/api/v1/submissions"), ("POST", "/team/upload"), ("POST", "/api/v1/code")})
 #: Bytes a multipart body may hold beyond the file itself (boundaries, part headers, small fields).
 MULTIPART_SLACK = 64 << 10
 _HEADER_CAP = 8 << 10
@@ -104,20 +104,22 @@ async def _receive_multipart(request: Request, upload, content_type: str, limit:
                       {"hint": "send the file as the multipart field 'file', or as the raw body"})
 
 
-async def receive_upload(request: Request, service: CourseService,
+async def receive_upload(request: Request, service: CourseService, cap: Optional[int] = None,
                          before_file: Optional[Callable[[dict], None]] = None):
     """The request body (multipart field ``file`` or raw), streamed into the store's tmp/ with the cap enforced.
 
-    ``before_file``: see :func:`_receive_multipart` (a raw body has no fields: it gets ``{}`` first).
+    ``cap``: the size cap (default: the service's, a submission file's). ``before_file``: see
+    :func:`_receive_multipart` (a raw body has no fields: it gets ``{}`` first).
     """
-    cap = service.max_bytes
+    own_cap = cap
+    cap = cap or service.max_bytes
     content_type = request.headers.get("content-type", "")
     multipart = content_type.lower().startswith("multipart/form-data")
     limit = cap + (MULTIPART_SLACK if multipart else 0)
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise Refusal(413, "too_large", f"the file is over the size cap of {cap} bytes", {"max_bytes": cap})
-    upload = service.open_upload()
+    upload = service.open_upload() if own_cap is None else service.course.store.upload(own_cap)
     try:
         if multipart:
             await _receive_multipart(request, upload, content_type, limit, before_file)
@@ -156,7 +158,7 @@ async def hand_in(request: Request, service: CourseService, admit: Callable[[], 
         if waited or others:
             await run_in_threadpool(service.precheck, who, others)
         try:
-            upload, sha = await receive_upload(request, service, before_file)
+            upload, sha = await receive_upload(request, service, before_file=before_file)
             try:
                 verdict = await asyncio.wrap_future(service.score(upload))
                 return await run_in_threadpool(service.hand_in, who, upload, sha, verdict)

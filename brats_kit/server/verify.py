@@ -5,7 +5,7 @@ from sqlalchemy import select
 
 from . import audit
 from .course import Course
-from .db import AuditEvent, Submission, Team, is_revealed
+from .db import AuditEvent, CodeJob, Submission, Team, is_revealed
 from .grading import make_scorer, verdict_fields
 from .store import sha256_file
 
@@ -79,6 +79,7 @@ def audit_course(course: Course, *, rescore_files: bool = False, scorer=None) ->
         events = list(s.scalars(select(AuditEvent).order_by(AuditEvent.seq)))
         subs = list(s.scalars(select(Submission).order_by(Submission.id)))
         teams = {t.id: t.name for t in s.scalars(select(Team))}
+        archives = set(s.scalars(select(CodeJob.sha256)))  # code jobs' archives, queued ones included
         revealed = is_revealed(s)
     logged = {}
     finals: dict = {}
@@ -121,7 +122,7 @@ def audit_course(course: Course, *, rescore_files: bool = False, scorer=None) ->
         problems.append(f"audit entry {ev.seq} records submission {sub_id} ({ev.team}), which is not in the database")
     if revealed != (reveals > 0):
         problems.append("the reveal flag of the database differs from the audit log")
-    for sha in sorted(set(files) - referenced):
+    for sha in sorted(set(files) - referenced - archives):
         notes.append(f"stored file {sha} is not referenced by any submission (quarantined at the next start)")
     for sha in sorted(course.store.quarantined()):
         notes.append(f"quarantined file {sha}: not in the database (a restored backup?); if a team holds its "

@@ -156,8 +156,10 @@ async def _team_page(request: Request, service: CourseService, signed: SignedIn,
     flash = signed.data.get(FLASH) or {}
     code, refusal = _flashed_refusal(flash)
     view = await run_in_threadpool(_team_view, service, signed.who, report, flash.get("receipt"))
+    jobs = getattr(request.app.state, "code_jobs", None)  # the code track's, when the course has one
+    code_jobs = None if jobs is None else (await run_in_threadpool(jobs.list_jobs, signed.who))["jobs"]
     response = render(request, "team.html", code=code, session=signed.data, refusal=refusal,
-                      message=flash.get("message"), **view)
+                      message=flash.get("message"), code_jobs=code_jobs, **view)
     take_flash(request, response, signed.data)
     return response
 
@@ -267,8 +269,10 @@ async def _admin_page(request: Request, service: CourseService, signed: SignedIn
     flash = signed.data.get(FLASH) or {}
     code, refusal = _flashed_refusal(flash)
     view = await run_in_threadpool(service.dashboard)
+    jobs = getattr(request.app.state, "code_jobs", None)
+    code_jobs = None if jobs is None else (await run_in_threadpool(jobs.all_jobs))["jobs"]
     response = render(request, "admin.html", code=code, session=signed.data, message=flash.get("message"),
-                      refusal=refusal, **view)
+                      refusal=refusal, code_jobs=code_jobs, **view)
     take_flash(request, response, signed.data)
     return response
 

@@ -1,0 +1,342 @@
+"""The code track on the server: code submissions queued as jobs in the course database, run by a worker pool.
+
+A job's life: ``queued`` (its archive stored, a slot of the team's daily quota held),
+``running`` (claimed with a lease: its time limit plus :data:`MARGIN_S`), then
+``scored`` or ``invalid`` (it became a ``submission`` row, ranked like a file) or
+``failed`` with a class (:data:`grader.code.FAILURE_CLASSES`, recorded as an invalid
+submission: the student's code failed; or :data:`SERVER`: the server failed it twice,
+recorded as no submission, so it counts against no quota).
+
+Jobs never stick: a job whose worker died is retried once; a job still ``running``
+when its lease ends, or when a server starts (its worker went with the old server),
+is retried once too, then failed with :data:`SERVER`. Every outcome is recorded in
+one transaction with its audit event.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import asdict, dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Optional
+
+from sqlalchemy import func, select, update
+
+from data_spec.errors import KitError
+
+from . import audit
+from .clock import iso
+from .db import CodeJob, Submission, Team, write_transaction
+from .quotas import ACTIVE_JOBS
+from .refusal import Principal, Refusal
+
+log = logging.getLogger("brats_kit.server.jobs")
+
+QUEUED, RUNNING = ACTIVE_JOBS
+SCORED, INVALID, FAILED = "scored", "invalid", "failed"
+#: The failure class of a job the server could not run (worker lost twice, no sandbox): never the team's fault.
+SERVER = "server"
+MAX_ATTEMPTS = 2
+#: Seconds beyond a job's time limit before its lease ends (start-up, the hidden inputs, scoring).
+MARGIN_S = 60.0
+#: The stored format of a code submission's row (its file is the archive).
+FORMAT = "code"
+#: Audit events of the code track (the outcomes use the submission events).
+QUEUED_EVENT, SERVER_FAILED_EVENT = "code_queued", "code_failed"
+#: Default size cap of an uploaded archive.
+MAX_ARCHIVE_BYTES = 64 * 2**20
+
+
+@dataclass(frozen=True)
+class CodeConfig:
+    """What ``server init --code`` enabled (``course.json``'s ``extra.code``)."""
+
+    hidden: str
+    time_limit: float = 300.0
+    memory_mb: int = 4096
+    show_logs: bool = False
+    workers: int = 1
+    max_bytes: int = MAX_ARCHIVE_BYTES
+
+    def limits(self) -> dict:
+        return {"time_limit": self.time_limit, "memory_mb": self.memory_mb}
+
+
+def code_config(config) -> Optional[CodeConfig]:
+    """The course's code track, or None when it is not enabled."""
+    data = (config.extra or {}).get("code")
+    return None if not data else CodeConfig(**data)
+
+
+def check_code_track(competition, *, time_limit: float, memory_mb: int, workers: int = 1,
+                     show_logs: bool = False) -> CodeConfig:
+    """Refuse the code track where it cannot run: no hidden test slices, no working sandbox, bad limits.
+
+    Raises
+    ------
+    MissingFileError
+        The competition has no hidden test slices (``data synth --hidden-test K``).
+    SandboxUnavailableError
+        No sandbox can be made on this machine: student code never runs unsandboxed.
+    """
+    from data_spec.layout import find_hidden
+    from data_spec.truth import load_hidden_truth
+    from grader.code import Limits, probe_sandbox
+
+    Limits(time_limit=time_limit, memory_mb=memory_mb)
+    if not 1 <= workers <= 256:
+        from data_spec.errors import BadArgumentError
+
+        raise BadArgumentError(f"{workers} code workers", expected="1 to 256")
+    hidden = find_hidden(Path(competition))
+    load_hidden_truth(hidden)  # unreadable hidden slices are refused now, not at the first job
+    probe_sandbox()
+    return CodeConfig(hidden=str(hidden.resolve()), time_limit=float(time_limit), memory_mb=int(memory_mb),
+                      show_logs=bool(show_logs), workers=int(workers))
+
+
+def enable_code_track(course, code: CodeConfig) -> None:
+    """Record ``code`` in the course's configuration (``private/course.json``)."""
+    import json
+
+    from .course import CONFIG_JSON, write_private
+
+    path = Path(course) / "private" / CONFIG_JSON
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data.setdefault("extra", {})["code"] = asdict(code)
+    write_private(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def _failure_fields(run: dict) -> dict:
+    """The invalid submission row of a job whose code failed: its class and one line, never its output."""
+    error = {"code": f"code_{run['failure']}", "message": run.get("detail") or run["failure"],
+             "where": "predict(x)", "expected": "a (n, 240, 240) array of 0/1 within the limits",
+             "hint": "run 'brats-kit code run' on the public test inputs to see the failure at home"}
+    return {"status": INVALID, "format": FORMAT, "errors": [error], "public": None, "private": None, "counts": None}
+
+
+class CodeJobs:
+    """The code track's use cases: hand in, list, and the worker's claim and record.
+
+    Parameters
+    ----------
+    service : CourseService
+    code : CodeConfig
+    """
+
+    def __init__(self, service, code: CodeConfig):
+        self.service = service
+        self.course = service.course
+        self.code = code
+        self.wake = threading.Event()
+
+    # -- hand in ---------------------------------------------------------------------------------
+    def enqueue(self, who: Principal, upload, sha256: str) -> dict:
+        """Store a checked archive and queue its job (a slot of the day's quota held): the ``queued`` receipt."""
+        with self.course.store.staged(sha256, self._referenced):
+            self.course.store.commit(upload, sha256)
+            with write_transaction(self.course.sessions) as s:
+                now = self.service.now()
+                day, resets_at = self.service.day(now)
+                revealed, used = self.service.quotas.standing(s.connection(), who.team_id, day)
+                closed = self.service.quotas.closed(now, revealed)
+                if closed:
+                    raise closed
+                if used["scored"] >= self.service.config.per_day:  # queued and running jobs included
+                    raise self.service.quotas.refusal("scored", resets_at)
+                job = CodeJob(team_id=who.team_id, sha256=sha256, bytes=upload.size, submitted_at=now, day=day,
+                              state=QUEUED, attempts=0, detail="", log="")
+                s.add(job)
+                s.flush()
+                audit.append(s, now, QUEUED_EVENT, who.team, {"job": job.id, "sha256": sha256, "bytes": upload.size})
+        self.wake.set()
+        return self.view(job, None)
+
+    def _referenced(self, sha256: str) -> bool:
+        with self.course.sessions() as s:
+            return bool(s.scalar(select(func.count()).select_from(CodeJob).where(CodeJob.sha256 == sha256)))
+
+    # -- what the team and the instructor see --------------------------------------------------------
+    def view(self, job: CodeJob, sub: Optional[Submission], *, admin: bool = False) -> dict:
+        """A job as its team sees it (the program's output only for the instructor, or with ``show_logs``)."""
+        out = {"id": job.id, "kind": "code", "status": job.state, "sha256": job.sha256, "bytes": job.bytes,
+               "submitted_at": iso(job.submitted_at), "attempts": job.attempts, "failure": job.failure,
+               "error_type": job.error_type, "detail": job.detail, "seconds": job.seconds,
+               "submission": job.submission_id, "public": None, "errors": []}
+        if sub is not None:
+            out["public"], out["errors"] = sub.public, sub.errors
+        if admin or self.code.show_logs:
+            out["log"] = job.log
+        return out
+
+    def _rows(self, *where):
+        with self.course.sessions() as s:
+            return s.execute(select(CodeJob, Submission, Team.name).join(Team, Team.id == CodeJob.team_id)
+                             .outerjoin(Submission, Submission.id == CodeJob.submission_id)
+                             .where(*where).order_by(CodeJob.id)).all()
+
+    def list_jobs(self, who: Principal) -> dict:
+        return {"team": who.team, "jobs": [self.view(j, sub) for j, sub, _ in self._rows(CodeJob.team_id == who.team_id)]}
+
+    def get_job(self, who: Principal, job_id: int) -> dict:
+        rows = self._rows(CodeJob.id == job_id, CodeJob.team_id == who.team_id)
+        if not rows:
+            raise Refusal(404, "not_found", "no such code job")
+        job, sub, _ = rows[0]
+        return self.view(job, sub)
+
+    def all_jobs(self) -> dict:
+        """Every job with its full log (the instructor's dashboard)."""
+        return {"jobs": [dict(self.view(j, sub, admin=True), team=team) for j, sub, team in self._rows()]}
+
+    # -- the worker's side -----------------------------------------------------------------------
+    def claim(self) -> Optional[tuple]:
+        """Take the oldest queued job: ``(id, attempt, archive path)``, or None when none waits."""
+        with write_transaction(self.course.sessions) as s:
+            job = s.scalars(select(CodeJob).where(CodeJob.state == QUEUED).order_by(CodeJob.id).limit(1)).first()
+            if job is None:
+                return None
+            job.state, job.attempts = RUNNING, job.attempts + 1
+            job.lease_until = self.service.now() + timedelta(seconds=self.code.time_limit + MARGIN_S)
+            return job.id, job.attempts, str(self.course.store.path(job.sha256))
+
+    def record(self, job_id: int, attempt: int, outcome: Optional[dict] = None,
+               error: Optional[BaseException] = None) -> Optional[str]:
+        """Record a job's outcome in one transaction (or, on ``error``, retry it once); return its new state.
+
+        A stale report (the job was retried or failed meanwhile) changes nothing and returns None.
+        """
+        with write_transaction(self.course.sessions) as s:
+            job = s.get(CodeJob, job_id)
+            if job is None or job.state != RUNNING or job.attempts != attempt:
+                return None
+            now = self.service.now()
+            team = s.scalar(select(Team.name).where(Team.id == job.team_id))
+            if error is not None:
+                return self._server_failure(s, job, team, now, f"{type(error).__name__}")
+            run = outcome["run"]
+            job.log, job.seconds, job.lease_until = run.get("log") or "", run.get("seconds"), None
+            if run["status"] == "failed":
+                fields = _failure_fields(run)
+                job.state, job.failure, job.error_type = FAILED, run["failure"], run.get("error_type")
+                job.detail = run.get("detail") or ""
+            else:
+                fields = dict(outcome["fields"], format=FORMAT)
+                job.state = fields["status"]
+            sub = Submission(team_id=job.team_id, sha256=job.sha256, bytes=job.bytes, submitted_at=job.submitted_at,
+                             day=job.day, final=False, **fields)
+            s.add(sub)
+            s.flush()
+            job.submission_id = sub.id
+            event = audit.ACCEPTED if sub.status == SCORED else audit.INVALID
+            # Dated as its submission is (when the code was handed in, as the audit checks); recorded now.
+            audit.append(s, job.submitted_at, event, team, {"id": sub.id, "sha256": job.sha256, "bytes": job.bytes,
+                                                            "status": sub.status, "job": job.id,
+                                                            "recorded_at": iso(now)})
+            return job.state
+
+    def _server_failure(self, s, job: CodeJob, team: str, now, why: str) -> str:
+        job.lease_until = None
+        if job.attempts < MAX_ATTEMPTS:
+            job.state = QUEUED
+            log.warning("code job %d: %s; queued again", job.id, why)
+        else:
+            job.state, job.failure = FAILED, SERVER
+            job.detail = f"the server could not run it ({why}); it does not count against your quota"
+            audit.append(s, now, SERVER_FAILED_EVENT, team, {"job": job.id, "why": why})
+        return job.state
+
+    def recover(self, *, all_running: bool = False) -> int:
+        """Retry (once) or fail every job whose worker is gone: leases ended, or any ``running`` at start-up."""
+        now = self.service.now()
+        where = [CodeJob.state == RUNNING]
+        if not all_running:
+            where.append(CodeJob.lease_until < now)
+        with write_transaction(self.course.sessions) as s:
+            jobs = list(s.scalars(select(CodeJob).where(*where)))
+            for job in jobs:
+                team = s.scalar(select(Team.name).where(Team.id == job.team_id))
+                self._server_failure(s, job, team, now, "worker lost" if not all_running else "server restarted")
+        return len(jobs)
+
+
+class JobRunner:
+    """A thread of the server that hands queued jobs to the executor and records what comes back.
+
+    Parameters
+    ----------
+    jobs : CodeJobs
+    executor : LocalExecutor or DaskExecutor
+    poll_s : float
+        Seconds between two looks at the queue when nothing woke the runner.
+    """
+
+    def __init__(self, jobs: CodeJobs, executor, *, poll_s: float = 1.0):
+        self.jobs, self.executor, self.poll_s = jobs, executor, poll_s
+        self._stop = threading.Event()
+        self._inflight = 0
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._loop, name="brats-kit-code-jobs", daemon=True)
+
+    def start(self) -> "JobRunner":
+        self.jobs.recover(all_running=True)
+        self._thread.start()
+        return self
+
+    def _loop(self) -> None:
+        from .executors import execute
+
+        code = self.jobs.code
+        while not self._stop.is_set():
+            try:
+                self.jobs.recover()
+                while self._inflight < self.executor.workers and not self._stop.is_set():
+                    claimed = self.jobs.claim()
+                    if claimed is None:
+                        break
+                    job_id, attempt, archive = claimed
+                    with self._lock:
+                        self._inflight += 1
+                    future = self.executor.submit(execute, archive, code.hidden, code.limits(),
+                                                  timeout=code.time_limit + MARGIN_S)
+                    future.add_done_callback(lambda f, j=job_id, a=attempt: self._done(f, j, a))
+            except Exception:  # noqa: BLE001 - the database was busy or gone: look again later, never die
+                log.exception("code job runner")
+            self.jobs.wake.wait(self.poll_s)
+            self.jobs.wake.clear()
+
+    def _done(self, future, job_id: int, attempt: int) -> None:
+        try:
+            try:
+                outcome = future.result()
+            except Exception as exc:  # noqa: BLE001 - a lost worker, a cap, no sandbox: the server's failure
+                self.jobs.record(job_id, attempt, error=exc)
+            else:
+                self.jobs.record(job_id, attempt, outcome)
+        except Exception:  # noqa: BLE001 - a recording that failed is retried when the lease ends
+            log.exception("recording code job %d", job_id)
+        finally:
+            with self._lock:
+                self._inflight -= 1
+            self.jobs.wake.set()
+
+    def close(self) -> None:
+        self._stop.set()
+        self.jobs.wake.set()
+        self._thread.join(timeout=30)
+        self.executor.close()
+
+
+def start_code_track(service, *, executor: Optional[str] = None, workers: Optional[int] = None):
+    """The course's :class:`CodeJobs` and its running :class:`JobRunner`, or ``(None, None)`` without the track."""
+    code = code_config(service.config)
+    if code is None:
+        if executor:
+            raise KitError("this course has no code track", code="no_code_track",
+                           hint="create the course with 'brats-kit server init ... --code'")
+        return None, None
+    from .executors import make_executor
+
+    jobs = CodeJobs(service, code)
+    return jobs, JobRunner(jobs, make_executor(executor, workers or code.workers)).start()
