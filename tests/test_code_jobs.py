@@ -26,7 +26,6 @@ from data_spec.layout import open_hidden
 from data_spec.submission import write_submission
 from data_spec.truth import load_hidden_truth, load_truth
 from grader.code import grade_code, sandbox_problem
-from test_server import db, pg_cluster  # noqa: F401 - SQLite and PostgreSQL, as the server's tests
 from test_server_support import make_course
 from conftest import make_slices
 
