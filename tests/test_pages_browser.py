@@ -91,11 +91,9 @@ def click_and_wait(driver, by, value):
     WebDriverWait(driver, 15).until(lambda d: d.execute_script("return document.readyState") == "complete")
 
 
-def sign_in(driver, url, token, *, instructor=False):
+def sign_in(driver, url, token):
     driver.get(url + "/")
     driver.find_element(By.ID, "token").send_keys(token)
-    if instructor:
-        driver.find_element(By.CSS_SELECTOR, "input[name=role][value=instructor]").click()
     click_and_wait(driver, By.ID, "signin")
 
 
@@ -137,12 +135,15 @@ def test_a_team_hands_in_chooses_finals_and_the_instructor_reveals(tmp_path, com
         click_and_wait(d, By.ID, "signout")
         assert d.current_url == url + "/"
 
-        sign_in(d, url, admin, instructor=True)
+        sign_in(d, url, admin)  # one token box: the server knows it is the instructor's
         assert d.current_url == url + "/admin"
         assert "bad_values" in d.find_element(By.ID, "codes").text
         assert "chain intact" in d.find_element(By.ID, "audit").text
         d.save_screenshot(str(out / "pages_dashboard.png"))
         click_and_wait(d, By.ID, "reveal-link")
+        # Before the deadline the page asks a second time, naming it.
+        assert "2026-12-15 23:59 UTC+01:00" in d.find_element(By.ID, "before-deadline").find_element(By.XPATH, "..").text
+        d.find_element(By.ID, "before-deadline").click()
         click_and_wait(d, By.ID, "confirm-reveal")
         assert "revealed" in d.find_element(By.ID, "message").text
         d.get(url + "/leaderboard")

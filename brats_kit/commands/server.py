@@ -45,8 +45,9 @@ def server():
               help="Final submissions a team may choose.")
 @click.option("--db", default=None, help="Database URL (default: SQLite in the course folder; "
                                          "or postgresql+psycopg://USER@/DB?host=/run/postgresql).")
-@click.option("--timezone", "timezone_name", default="UTC", show_default=True,
-              help="Time zone of the quota day (it resets at local midnight).")
+@click.option("--timezone", "timezone_name", default=None,
+              help="The course's time zone (IANA name or +HH:MM): the quota day resets at its midnight, pages show "
+                   "times in it. Default: the deadline's offset (UTC without a deadline).")
 @click.option("--baselines", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="Reference submissions (DIR/<baseline>/<file>): reference rows on the live board, and the "
                    "gradebook's default scale (flair-threshold = 0, the best baseline = full marks).")
@@ -143,23 +144,32 @@ def _service(course):
 def _refusal(exc) -> None:
     from data_spec.errors import KitError
 
-    raise KitError(exc.message, code=exc.code)
+    raise KitError(exc.message, code=exc.code, hint=exc.extra.get("hint"))
 
 
 @server.command()
 @_COURSE
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--before-deadline", is_flag=True,
+              help="Reveal although the deadline has not passed (closes the competition early for every team).")
 @click.option("--json", "as_json", is_flag=True)
-def reveal(course, yes, as_json):
-    """Reveal the private board and close submissions (cannot be undone)."""
+def reveal(course, yes, before_deadline, as_json):
+    """Reveal the private board and close submissions (cannot be undone); refused before the deadline."""
     from brats_kit.server.service import Refusal
     from grader.score_types import MeanDice
 
-    if not yes:
-        click.confirm("Reveal the private leaderboard and close submissions? This cannot be undone", abort=True)
     service = _service(course)
     try:
-        board = service.reveal()
+        early = service.early_reveal()
+        if early is not None and not before_deadline:
+            _refusal(early)
+        if not yes:
+            info = service.status()
+            when = "the deadline has not passed" if early is not None else "the deadline has passed"
+            click.confirm(f"{info['handed_in']} of {len(info['teams'])} teams handed in; {when} "
+                          f"({service.deadline_text() or 'no deadline'}). Reveal the private leaderboard and close "
+                          "submissions? This cannot be undone", abort=True)
+        board = service.reveal(before_deadline=before_deadline)
     except Refusal as exc:
         _refusal(exc)
     finally:

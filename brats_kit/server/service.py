@@ -24,7 +24,7 @@ from grader.scoring import SCORED
 
 from . import audit
 from .auth import Authenticator
-from .clock import iso, utc_now
+from .clock import iso, local_text, utc_now
 from .course import Course, check_permissions, read_tokens, tokens_text, write_private
 from .db import (REVEALED, AuditEvent, Member, Submission, Team, is_revealed, set_meta,
                  write_transaction)
@@ -33,7 +33,7 @@ from .naming import EXTENSIONS, export_name
 from .quotas import Quotas, no_uploads
 from .recording import Recorder
 from .refusal import Principal, Refusal
-from .tokens import FailureLimiter, new_token, token_hash
+from .tokens import FailureLimiter, new_token, same_hash, token_hash
 
 __all__ = ["CourseService", "Refusal", "Principal", "utc_now", "iso", "EXTENSIONS", "export_name", "startup_checks"]
 
@@ -98,6 +98,13 @@ class CourseService:
         """``(day, resets_at)``: the quota day of ``when`` in the course's time zone, and when it ends (UTC)."""
         return self.quotas.day(when)
 
+    def local(self, when) -> Optional[str]:
+        """A moment (datetime or ISO text) in the course's time zone, to the minute, zone named."""
+        return local_text(when, self.config.zone)
+
+    def deadline_text(self) -> Optional[str]:
+        return self.local(self.config.deadline_at)
+
     def revealed(self) -> bool:
         with self.course.sessions() as s:
             return is_revealed(s)
@@ -110,6 +117,12 @@ class CourseService:
     def authenticate_upload(self, token: Optional[str], address: str) -> Principal:
         """:meth:`authenticate` then :meth:`precheck`, in one query (one trip to a worker thread per upload)."""
         return self.auth.authenticate_upload(token, address)
+
+    def sign_in(self, token: Optional[str], address: str) -> Principal:
+        """Whoever a token belongs to, the instructor or a team: the sign-in page has one token box."""
+        stored = self.auth.stored_hash(Principal(None, None, True))
+        admin = bool(token) and bool(stored) and same_hash(stored, token_hash(token))
+        return self.auth.authenticate(token, address, admin=admin)
 
     def signed_in_hash(self, who: Principal) -> Optional[str]:
         """The token hash a session of ``who`` is bound to, as stored now (a rotated token ends the session)."""
@@ -254,11 +267,26 @@ class CourseService:
         return {"phase": phase, "revealed": revealed, "teams": n_teams, "ranked": len(rows), "rows": rows,
                 "rule": RULE}
 
-    def reveal(self) -> dict:
+    def early_reveal(self, now: Optional[datetime] = None) -> Optional[Refusal]:
+        """The refusal of a reveal before the deadline (None once it has passed, or without a deadline)."""
+        deadline = self.config.deadline_at
+        if deadline is None or (now or self.now()) >= deadline:
+            return None
+        when = self.local(deadline)
+        return Refusal(409, "before_deadline", f"the deadline ({when}) has not passed: revealing now closes the "
+                       "competition early for every team", {"deadline": iso(deadline),
+                                                             "hint": "reveal after the deadline, or say so "
+                                                                     "explicitly: server reveal --before-deadline"})
+
+    def reveal(self, *, before_deadline: bool = False) -> dict:
+        """Reveal the private board and close submissions; before the deadline only when ``before_deadline``."""
         with write_transaction(self.course.sessions) as s:
             if is_revealed(s):
                 raise Refusal(409, "already_revealed", "the results are already revealed")
             now = self.now()
+            early = self.early_reveal(now)
+            if early is not None and not before_deadline:
+                raise early
             set_meta(s, "revealed", REVEALED)
             audit.append(s, now, audit.REVEAL, None, {})
         return self.leaderboard()
@@ -304,6 +332,7 @@ class CourseService:
                  "today_scored": today[t.id]["scored"], "today_invalid": today[t.id]["invalid"],
                  "last_activity": iso(last.get(t.id))} for t in teams]
         return {"now": iso(now), "quota_day": f"{day} ({self.config.timezone})", "quota_resets_at": iso(resets_at),
+                "timezone": self.config.timezone, "handed_in": sum(1 for r in rows if r["scored"]),
                 "per_day": self.config.per_day, "max_invalid_per_day": self.config.max_invalid_per_day,
                 "deadline": iso(self.config.deadline_at), "revealed": revealed, "teams": rows,
                 "submissions": sum(r["scored"] + r["invalid"] for r in rows)}

@@ -101,10 +101,9 @@ async def signin(request: Request, service: CourseService = Depends(service_of))
     anonymous = cookie(request)
     if not same_csrf(anonymous.get("csrf") if anonymous else None, fields.get("csrf", "")):
         raise bad_csrf()
-    admin = fields.get("role") == "instructor"
     token = fields.get("token", "").strip()
     try:
-        who = await run_in_threadpool(service.authenticate, token, client_address(request), admin=admin)
+        who = await run_in_threadpool(service.sign_in, token, client_address(request))
     except Refusal as exc:
         return _signin_form(request, exc.status, exc.body()["error"])
     data = {"csrf": secrets.token_urlsafe(24), "admin": who.admin, "team_id": who.team_id, "team": who.team,
@@ -122,19 +121,34 @@ async def signout(signed: SignedIn = Depends(any_form)):
 
 
 # -- the team page -----------------------------------------------------------------------------------
+def _standing(service: CourseService, team: str) -> Optional[dict]:
+    """The team's row of the final board (None when it has no scored submission)."""
+    board = service.leaderboard()
+    row = next((r for r in board["rows"] if r["team"] == team), None)
+    return None if row is None else {**row, "of": board["teams"]}
+
+
 def _team_view(service: CourseService, who: Principal, report_id: Optional[int]) -> dict:
     listing = service.list_submissions(who)
     report = service.public_report(who, report_id) if report_id is not None else None
     now = service.now()
-    return {"listing": listing, "report": report, "revealed": service.revealed(),
-            "time_left": _left(service.config.deadline_at, now), "now": iso(now)}
+    revealed = service.revealed()
+    deadline = service.config.deadline_at
+    # The team counts its own submissions (1st, 2nd...); ids stay in forms and links.
+    numbers = {sub["id"]: n for n, sub in enumerate(listing["submissions"], start=1)}
+    return {"listing": listing, "report": report, "revealed": revealed, "numbers": numbers,
+            "closed": revealed or (deadline is not None and now >= deadline),
+            "standing": _standing(service, who.team) if revealed else None,
+            "time_left": _left(deadline, now), "now": iso(now), "when": service.local}
 
 
 async def _team_page(request: Request, service: CourseService, signed: SignedIn, *, code: int = 200,
-                     report: Optional[int] = None, receipt=None, refusal: Optional[Refusal] = None, message=None):
+                     report: Optional[int] = None, receipt=None, refusal: Optional[Refusal] = None, message=None,
+                     ticked=None):
     view = await run_in_threadpool(_team_view, service, signed.who, report)
     return render(request, "team.html", code=code if refusal is None else refusal.status, session=signed.data,
-                  receipt=receipt, refusal=refusal.body()["error"] if refusal else None, message=message, **view)
+                  receipt=receipt, refusal=refusal.body()["error"] if refusal else None, message=message,
+                  ticked=ticked, **view)
 
 
 @router.get("/team")
@@ -163,13 +177,14 @@ def _final_ids(form) -> list:
 @router.post("/team/finals")
 async def team_finals(request: Request, signed: SignedIn = Depends(team_form),
                       service: CourseService = Depends(service_of)):
+    ticked = None
     try:
-        chosen = await run_in_threadpool(service.choose_finals, signed.who, _final_ids(signed.form))
+        ticked = _final_ids(signed.form)
+        chosen = await run_in_threadpool(service.choose_finals, signed.who, ticked)
     except Refusal as exc:
-        return await _team_page(request, service, signed, refusal=exc)
-    message = (f"Finals: {', '.join(map(str, chosen['finals']))} ({chosen['rule']})" if chosen["finals"]
-               else f"No final chosen: your {chosen['rule']} submission counts")
-    return await _team_page(request, service, signed, message=message)
+        # A refused choice (too many...) keeps the boxes the student ticked.
+        return await _team_page(request, service, signed, refusal=exc, ticked=ticked)
+    return await _team_page(request, service, signed, message={"finals": chosen["finals"], "rule": chosen["rule"]})
 
 
 @router.get("/team/submissions/{sub_id}/file")
@@ -236,11 +251,20 @@ async def admin_page(request: Request, signed: SignedIn = Depends(admin_session)
     return await _admin_page(request, service, signed)
 
 
+def _reveal_view(service: CourseService) -> dict:
+    return {"status": service.status(), "deadline": service.deadline_text(), "early": service.early_reveal() is not None}
+
+
+async def _reveal_page(request: Request, service: CourseService, signed: SignedIn, refusal: Optional[Refusal] = None):
+    view = await run_in_threadpool(_reveal_view, service)
+    return render(request, "reveal.html", code=200 if refusal is None else refusal.status, session=signed.data,
+                  refusal=refusal.body()["error"] if refusal else None, **view)
+
+
 @router.get("/admin/reveal")
 async def admin_reveal_confirm(request: Request, signed: SignedIn = Depends(admin_session),
                                service: CourseService = Depends(service_of)):
-    status = await run_in_threadpool(service.status)
-    return render(request, "reveal.html", session=signed.data, status=status)
+    return await _reveal_page(request, service, signed)
 
 
 @router.post("/admin/reveal")
@@ -249,8 +273,11 @@ async def admin_reveal(request: Request, signed: SignedIn = Depends(admin_form),
     if signed.form.get("confirm") != "reveal":
         return RedirectResponse("/admin/reveal", status_code=303)
     try:
-        await run_in_threadpool(service.reveal)
+        # Before the deadline the page asks a second time, naming it (the box "before_deadline").
+        await run_in_threadpool(partial(service.reveal, before_deadline=signed.form.get("before_deadline") == "yes"))
     except Refusal as exc:
+        if exc.code == "before_deadline":
+            return await _reveal_page(request, service, signed, exc)
         return await _admin_page(request, service, signed, refusal=exc)
     return await _admin_page(request, service, signed, message="The private board is revealed; submissions are closed.")
 
