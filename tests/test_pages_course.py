@@ -158,3 +158,34 @@ def test_a_refused_finals_choice_keeps_the_ticked_boxes(tmp_path, competition, s
         assert 'value="1" aria-label="final 1" checked' in page.text
         assert 'value="3" aria-label="final 3" checked' in page.text
         assert 'value="2" aria-label="final 2" checked' not in page.text
+
+
+def test_refused_uploads_are_counted_per_team_and_day(tmp_path, competition, scorer, files):
+    clock = Clock()
+    root, tok, admin = make_course(tmp_path, competition, per_day=1, deadline=DEADLINE)
+    bearer = {"Authorization": f"Bearer {tok['beta']}"}
+    with TestClient(create_app(root, clock=clock, scorer=scorer)) as c:
+        sign_in(c, tok["alpha"])
+        assert upload(c, files["good"]).status_code == 201
+        over = upload(c, files["good"])  # the page's form: refused before the body is read
+        assert over.status_code == 429 and "quota_exceeded" in over.text
+        codes = [c.post("/api/v1/submissions", headers=bearer, files={"file": ("p.npy", files["good"].read_bytes())})
+                 .status_code for _ in range(2)]
+        assert codes == [201, 429]  # the API's second: refused at authentication
+        clock.advance(days=4)  # after the deadline
+        late = c.post("/api/v1/submissions", headers=bearer, files={"file": ("p.npy", files["good"].read_bytes())})
+        assert late.status_code == 403
+    with Course(root) as course:
+        status = CourseService(course, clock=clock).status()
+    teams = {t["team"]: t for t in status["teams"]}
+    assert (teams["alpha"]["over_quota"], teams["alpha"]["refused_late"]) == (1, 0)
+    assert (teams["beta"]["over_quota"], teams["beta"]["refused_late"]) == (1, 1)
+    assert teams["gamma"]["over_quota"] == 0 and teams["beta"]["today_refused"] == 1
+    out = cli("server", "status", root, "--json")
+    assert {t["team"]: t["over_quota"] for t in json.loads(out.output)["teams"]} == {"alpha": 1, "beta": 1, "gamma": 0}
+    with TestClient(create_app(root, clock=clock, scorer=scorer)) as c:
+        sign_in(c, admin)
+        table = c.get("/admin").text.split('id="refused"')[1].split("</table>")[0]
+        assert "<td>2026-11-02</td><td><bdi>alpha</bdi></td><td class=\"num\">1</td><td class=\"num\">0</td>" in table
+        assert "<td>2026-11-02</td><td><bdi>beta</bdi></td><td class=\"num\">1</td><td class=\"num\">0</td>" in table
+        assert "<td>2026-11-06</td><td><bdi>beta</bdi></td><td class=\"num\">0</td><td class=\"num\">1</td>" in table

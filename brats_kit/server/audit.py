@@ -20,6 +20,8 @@ from .db import GENESIS, AuditEvent, Meta, get_meta
 ACCEPTED, INVALID, FINALS, TOKEN_ROTATED, REVEAL, COURSE_CREATED = (
     "submission_accepted", "submission_invalid", "finals_chosen", "token_rotated", "reveal", "course_created",
 )
+#: An upload the course refused (over quota, after the deadline or the reveal): counted on the dashboard.
+REFUSED = "upload_refused"
 
 
 def entry_hash(prev_hash: str, seq: int, at: datetime, kind: str, team, payload: dict) -> str:

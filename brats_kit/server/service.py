@@ -39,6 +39,9 @@ __all__ = ["CourseService", "Refusal", "Principal", "utc_now", "iso", "EXTENSION
 
 log = logging.getLogger("brats_kit.server")
 
+#: The refusals of an upload counted per team and day (``over_quota`` is the first).
+COUNTED_REFUSALS = ("quota_exceeded", "deadline_passed", "closed")
+
 
 def startup_checks(course: Course) -> list:
     """Fix exposed private files (warning) and remove what an interrupted upload left; return what went."""
@@ -50,6 +53,12 @@ def startup_checks(course: Course) -> list:
     for path in removed:
         log.warning("removed %s, left by an interrupted upload", path)
     return removed
+
+
+def refused_uploads(s) -> list:
+    """Every refused upload as ``(team, day, "over_quota" or "late")``, from the audit log (see :meth:`CourseService.refused`)."""
+    rows = s.execute(select(AuditEvent.team, AuditEvent.payload).where(AuditEvent.kind == audit.REFUSED)).all()
+    return [(team, p.get("day"), "over_quota" if p.get("code") == "quota_exceeded" else "late") for team, p in rows]
 
 
 class CourseService:
@@ -116,7 +125,12 @@ class CourseService:
 
     def authenticate_upload(self, token: Optional[str], address: str) -> Principal:
         """:meth:`authenticate` then :meth:`precheck`, in one query (one trip to a worker thread per upload)."""
-        return self.auth.authenticate_upload(token, address)
+        try:
+            return self.auth.authenticate_upload(token, address)
+        except Refusal as exc:
+            if exc.code in COUNTED_REFUSALS:  # the token was good: whose upload was refused
+                self.refused(self.auth.authenticate(token, address), exc)
+            raise
 
     def sign_in(self, token: Optional[str], address: str) -> Principal:
         """Whoever a token belongs to, the instructor or a team: the sign-in page has one token box."""
@@ -135,8 +149,25 @@ class CourseService:
         day, resets_at = self.day(now)
         with self.course.engine.connect() as conn:
             standing = self.quotas.standing(conn, who.team_id, day)
-        self.quotas.refuse_early(now, resets_at, *standing)
+        try:
+            self.quotas.refuse_early(now, resets_at, *standing)
+        except Refusal as exc:
+            self.refused(who, exc)
+            raise
         return who
+
+    def refused(self, who: Principal, exc: Refusal) -> None:
+        """Count an upload the course refused (quota, deadline, reveal): one audit event, shown by :meth:`status`.
+
+        The one place refusals are written; the facade calls it where a refusal of an upload is raised.
+        """
+        if exc.code not in COUNTED_REFUSALS or who.team is None:
+            return
+        now = self.now()
+        day, _ = self.day(now)
+        with write_transaction(self.course.sessions) as s:
+            audit.append(s, now, audit.REFUSED, who.team,
+                         {"code": exc.code, "kind": exc.extra.get("kind"), "day": day})
 
     def open_upload(self):
         """A new upload in the store's ``tmp/``, capped at :attr:`max_bytes`."""
@@ -153,7 +184,11 @@ class CourseService:
 
     def record(self, who: Principal, *, sha256: str, size: int, verdict, commit_file: Callable[[], None]) -> dict:
         """Check the quota and record a submission; return the receipt (see :meth:`.Recorder.record`)."""
-        return self.recorder.record(who, sha256=sha256, size=size, verdict=verdict, commit_file=commit_file)
+        try:
+            return self.recorder.record(who, sha256=sha256, size=size, verdict=verdict, commit_file=commit_file)
+        except Refusal as exc:
+            self.refused(who, exc)
+            raise
 
     def receipt(self, sub: Submission, team: str, *, used: Optional[dict] = None, resets_at=None,
                 revealed: Optional[bool] = None) -> dict:
@@ -309,8 +344,9 @@ class CourseService:
     def status(self) -> dict:
         """Teams, submissions, today's quota use and last activity (the instructor's view).
 
-        Three queries whatever the number of teams: the teams, every team's uploads per
-        status (all time, today, last), and whether the results are revealed.
+        Four queries whatever the number of teams: the teams, every team's uploads per
+        status (all time, today, last), whether the results are revealed, and the refused
+        uploads (``over_quota``, ``refused_late``, ``today_refused`` per team; see :meth:`refused`).
         """
         now = self.now()
         day, resets_at = self.day(now)
@@ -321,6 +357,12 @@ class CourseService:
                                           func.max(Submission.submitted_at))
                                    .group_by(Submission.team_id, Submission.status)).all()
             revealed = is_revealed(s)
+            refusals = refused_uploads(s)
+        refused: dict = {}
+        for team, refusal_day, kind in refusals:
+            counts = refused.setdefault(team, Counter())
+            counts[kind] += 1
+            counts["today_refused"] += refusal_day == day
         total = {t.id: no_uploads() for t in teams}
         today = {t.id: no_uploads() for t in teams}
         last: dict = {}
@@ -330,6 +372,9 @@ class CourseService:
             last[team_id] = max(latest, last.get(team_id, latest))
         rows = [{"team": t.name, "scored": total[t.id]["scored"], "invalid": total[t.id]["invalid"],
                  "today_scored": today[t.id]["scored"], "today_invalid": today[t.id]["invalid"],
+                 "over_quota": refused.get(t.name, {}).get("over_quota", 0),
+                 "refused_late": refused.get(t.name, {}).get("late", 0),
+                 "today_refused": refused.get(t.name, {}).get("today_refused", 0),
                  "last_activity": iso(last.get(t.id))} for t in teams]
         return {"now": iso(now), "quota_day": f"{day} ({self.config.timezone})", "quota_resets_at": iso(resets_at),
                 "timezone": self.config.timezone, "handed_in": sum(1 for r in rows if r["scored"]),
@@ -349,9 +394,15 @@ class CourseService:
             # The chain's breaks (database only: cheap enough for every dashboard load).
             problems = audit.verify_chain(s)
             events = s.scalar(select(func.count()).select_from(AuditEvent))
+            refusals = refused_uploads(s)
         days: dict = {}
         for day, kind, n in per_day:
-            days.setdefault(day, no_uploads())[kind] = n
+            days.setdefault(day, {**no_uploads(), "refused": 0})[kind] = n
+        by_team_day: dict = {}
+        for team, day, kind in refusals:
+            days.setdefault(day, {**no_uploads(), "refused": 0})["refused"] += 1
+            by_team_day.setdefault((day, team), Counter())[kind] += 1
+        days = dict(sorted(days.items()))
         codes = Counter()
         examples = {}
         for errors in invalid:
@@ -362,7 +413,9 @@ class CourseService:
         members: dict = {}
         for team, sid, name, email in roster:
             members.setdefault(team, []).append({"student_id": sid, "name": name, "email": email})
-        return {"status": status, "members": members, "days": days,
+        refused = [{"day": day, "team": team, "over_quota": n["over_quota"], "late": n["late"]}
+                   for (day, team), n in sorted(by_team_day.items())]
+        return {"status": status, "members": members, "days": days, "refused": refused,
                 "codes": [(code, n, examples.get(code, {})) for code, n in codes.most_common()],
                 "chain": {"ok": not problems, "problems": problems, "events": events}}
 

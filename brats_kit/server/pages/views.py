@@ -242,7 +242,7 @@ async def _admin_page(request: Request, service: CourseService, signed: SignedIn
                       refusal: Optional[Refusal] = None):
     view = await run_in_threadpool(service.dashboard)
     return render(request, "admin.html", code=200 if refusal is None else refusal.status, session=signed.data,
-                  message=message, refusal=refusal.body()["error"] if refusal else None, **view)
+                  message=message, refusal=refusal.body()["error"] if refusal else None, when=service.local, **view)
 
 
 @router.get("/admin")
