@@ -260,7 +260,7 @@ _SCRIPT = """(function () {
 """
 
 _STYLE = """
-body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto; max-width: 72em;
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto; max-width: 80em;
        padding: 0 1em; color: #1d1d1f; }
 table { border-collapse: collapse; font-size: 0.9em; margin: 0.5em 0 1em; }
 th, td { padding: 0.25em 0.6em; border-bottom: 1px solid #ddd; text-align: left; vertical-align: top; }
@@ -273,6 +273,9 @@ tr.baseline td { color: #666; font-style: italic; }
 tr.absent td { color: #666; }
 nav.links { margin: 0 0 0.5em; }
 td.team { min-width: 9em; max-width: 18em; overflow-wrap: anywhere; }
+td.file { max-width: 14em; overflow-wrap: anywhere; }
+#board { font-size: 0.85em; }
+#board th { font-size: 0.95em; }
 .scroll { overflow-x: auto; max-width: 100%; }
 .notes li, .phase { color: #444; }
 img { display: block; max-width: 100%; height: auto; }
@@ -280,6 +283,8 @@ h1, h2, p, li, summary { overflow-wrap: anywhere; }
 @media (max-width: 40em) {
   body { margin: 1em auto; padding: 0 0.6em; }
   table { font-size: 0.85em; }
+  #board [data-minor] { display: none; }
+  td.team { min-width: 6em; }
 }
 details { margin: 0.2em 0; }
 footer { margin-top: 2em; font-size: 0.85em; color: #555; border-top: 1px solid #ddd; padding-top: 0.5em; }
@@ -297,7 +302,10 @@ def _sort_value(report, r, key):
     }.get(key)
 
 
-_CELL_CLASS = {"team": ' class="team"', "submitted_at": ' class="time"'}
+_CELL_CLASS = {"team": ' class="team"', "submitted_at": ' class="time"', "submission": ' class="file"'}
+#: Columns a phone leaves out (the sortable table keeps them for wider screens): rank, team and score stay.
+_MINOR = {key: ' data-minor=""' for key in ("tied", "ci", "rank_ci", "f1", "submission", "submitted_at", "n", "public_dice",
+                                             "public_rank")}
 
 
 def _img(png: bytes, alt: str) -> str:
@@ -378,8 +386,8 @@ def index_html(report) -> str:
     if report["notes"]:
         out.append('<ul class="notes">' + "".join(f"<li>{h(n)}</li>" for n in report["notes"]) + "</ul>")
     out.append('<div class="scroll"><table id="board"><thead><tr>')
-    out += [f'<th data-key="{key}" data-type="{typ}" scope="col">{h(header)}</th>'
-            for _, header, typ, key in cols]
+    out += [f'<th data-key="{key}" data-type="{typ}" scope="col"{_MINOR.get(cell, "")}>{h(header)}</th>'
+            for cell, header, typ, key in cols]
     out.append("</tr></thead><tbody>")
     for i, r in enumerate(report["rows"]):
         cells = _display_cells(report, r)
@@ -393,12 +401,13 @@ def index_html(report) -> str:
             title = ""
             if key == "tied" and cells["tied"]:
                 title = f' title="Holm-adjusted p = {r["p_vs_above"]:.3g} against the team above"'
-            tds.append(f"<td{cls}{attr}{title}>{h(cells[key])}</td>")
+            tds.append(f"<td{cls}{attr}{title}{_MINOR.get(key, '')}>{h(cells[key])}</td>")
         out.append(f'<tr class="{r["kind"]}" data-order="{i}">' + "".join(tds) + "</tr>")
     for j, team in enumerate(report.get("absent", ()), start=len(report["rows"])):
         # Roster teams with nothing on the board, at its bottom (sorting keeps them there: no values).
         tds = ['<td class="team">' + h(team) + "</td>" if key == "team" else
-               ('<td class="num">no submission</td>' if key == "dice" else "<td></td>") for key, *_ in cols]
+               ('<td class="num">no submission</td>' if key == "dice" else f"<td{_MINOR.get(key, '')}></td>")
+               for key, *_ in cols]
         out.append(f'<tr class="absent" data-order="{j}">' + "".join(tds) + "</tr>")
     out.append("</tbody></table></div>")
     out.append('<p class="legend">Click a column to sort. Tie (=): not significantly different from the team '
