@@ -189,3 +189,19 @@ def test_refused_uploads_are_counted_per_team_and_day(tmp_path, competition, sco
         assert "<td>2026-11-02</td><td><bdi>alpha</bdi></td><td class=\"num\">1</td><td class=\"num\">0</td>" in table
         assert "<td>2026-11-02</td><td><bdi>beta</bdi></td><td class=\"num\">1</td><td class=\"num\">0</td>" in table
         assert "<td>2026-11-06</td><td><bdi>beta</bdi></td><td class=\"num\">0</td><td class=\"num\">1</td>" in table
+
+
+def test_the_dashboards_default_gradebook_works_without_baselines(early, scorer, files):
+    root, tok, admin = early
+    with TestClient(create_app(root, clock=Clock(), scorer=scorer)) as c:
+        sign_in(c, tok["alpha"])
+        upload(c, files["good"])
+        c.cookies.clear()
+        sign_in(c, admin)
+        c.post("/admin/reveal", data={"csrf": csrf_of(c.get("/admin")), "confirm": "reveal", "before_deadline": "yes"})
+        book = c.get("/admin/grades.csv")
+        assert book.status_code == 200, book.text
+        grades = {line.split(",")[3]: line.split(",")[5] for line in book.text.splitlines()[1:]}
+        assert float(grades["alpha"]) > 0 and grades["beta"] == ""
+        assert c.get("/admin/grades.csv", params={"zeros": "true"}).text.count(",0.0,") >= 2
+        assert "linear:0..1:100" in c.get("/admin/grades-readme.txt").text

@@ -229,22 +229,27 @@ def tokens(course, team):
               help="Moodle's or Canvas's grade import CSV, or plain CSV.")
 @click.option("--scale", default="linear:100", show_default=True,
               help="Marks: linear[:LOW..HIGH]:MARKS (default points: the flair-threshold baseline = 0, the best "
-                   "baseline = MARKS; needs --baselines) or thresholds 0.6:10,0.7:14,0.8:18,0.85:20.")
+                   "baseline = MARKS; without baselines Dice 0 = 0 and Dice 1 = MARKS, stated in the README) "
+                   "or thresholds 0.6:10,0.7:14,0.8:18,0.85:20.")
 @click.option("--baselines", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
-              help="Reference submissions, DIR/<baseline>/<file>: the scale's reference points.")
+              help="Reference submissions, DIR/<baseline>/<file>: the scale's reference points (default: the "
+                   "course's, from server init --baselines).")
 @click.option("--assignment", default="BraTS competition", show_default=True, help="The grade column's name.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Gradebook file (private: names and e-mails), with a README beside it.")
-@click.option("--force", is_flag=True, help="Replace a file the kit did not write.")
+@click.option("--force", is_flag=True, help="Replace an existing file (an earlier gradebook too).")
+@click.option("--zeros", is_flag=True, help="0 marks for a student whose team has no valid submission "
+                                            "(default: an empty grade).")
 @click.option("--json", "as_json", is_flag=True)
-def grades(course, fmt, scale, baselines, assignment, out, force, as_json):
+def grades(course, fmt, scale, baselines, assignment, out, force, zeros, as_json):
     """One row per student with the team's final private score, as marks (after the reveal)."""
+    from brats_kit.server.baselines import baselines_of
     from brats_kit.server.gradebook import course_grades
 
     service = _service(course)
     try:
-        info = course_grades(service, out, fmt=fmt, scale=scale, baselines=baselines, assignment=assignment,
-                             force=force)
+        info = course_grades(service, out, fmt=fmt, scale=scale, assignment=assignment, force=force, zeros=zeros,
+                             baselines=baselines if baselines is not None else baselines_of(service.course))
     finally:
         service.course.close()
     if as_json:

@@ -24,12 +24,11 @@ from starlette.concurrency import run_in_threadpool
 from brats_kit.text import safe_name
 from data_spec.errors import BadArgumentError, KitError
 from grader.integrity import report_csv
-from grader.leaderboard.gradebook import FORMATS, make_gradebook, parse_scale, read_roster, readme_text, render_gradebook
+from grader.leaderboard.gradebook import FORMATS, readme_text, render_gradebook
 
 from ..clock import iso
-from ..course import ROSTER_CSV
 from ..deps import client_address, service_of
-from ..gradebook import course_scores
+from ..gradebook import course_gradebook
 from ..integrity import integrity_of_course
 from ..refusal import Principal, Refusal
 from ..service import CourseService
@@ -296,21 +295,20 @@ async def admin_integrity_csv(signed: SignedIn = Depends(admin_session), service
                     headers={"Content-Disposition": 'attachment; filename="integrity.csv"'})
 
 
-def _gradebook(service: CourseService, fmt: str, scale: Optional[str]):
+def _gradebook(service: CourseService, fmt: str, scale: Optional[str], zeros: bool = False):
     """The gradebook the ``server grades`` command writes (same functions), as text for a download."""
     if fmt not in FORMATS:
         raise BadArgumentError(f"unknown gradebook format {fmt!r}", expected=" or ".join(FORMATS))
     from ..baselines import baselines_of
 
-    roster = read_roster(service.course.private / ROSTER_CSV)
-    # The default scale's reference points are the course's baselines, when it has them.
-    return make_gradebook(roster, course_scores(service, baselines_of(service.course)), parse_scale(scale or None))
+    # The default scale's reference points are the course's baselines, when it has them (else a stated fallback).
+    return course_gradebook(service, scale or None, baselines_of(service.course), zeros=zeros)
 
 
 async def _grades(request: Request, service: CourseService, signed: SignedIn, fmt: str, scale: Optional[str],
-                  readme: bool):
+                  readme: bool, zeros: bool = False):
     try:
-        book = await run_in_threadpool(_gradebook, service, fmt, scale)
+        book = await run_in_threadpool(_gradebook, service, fmt, scale, zeros)
     except KitError as exc:
         error = {"code": exc.code, "message": str(exc), "hint": getattr(exc, "hint", None)}
         return render(request, "error.html", code=409 if exc.code == "not_revealed" else 422, session=signed.data,
@@ -324,17 +322,17 @@ async def _grades(request: Request, service: CourseService, signed: SignedIn, fm
 
 
 @router.get("/admin/grades.csv")
-async def admin_grades(request: Request, format: str = "csv", scale: Optional[str] = None,
+async def admin_grades(request: Request, format: str = "csv", scale: Optional[str] = None, zeros: bool = False,
                        signed: SignedIn = Depends(admin_session), service: CourseService = Depends(service_of)):
-    """The gradebook (private: names and e-mails), after the reveal; ``scale`` as ``server grades --scale``."""
-    return await _grades(request, service, signed, format, scale, readme=False)
+    """The gradebook (private: names and e-mails), after the reveal; ``scale``, ``zeros`` as ``server grades``."""
+    return await _grades(request, service, signed, format, scale, readme=False, zeros=zeros)
 
 
 @router.get("/admin/grades-readme.txt")
-async def admin_grades_readme(request: Request, format: str = "csv", scale: Optional[str] = None,
+async def admin_grades_readme(request: Request, format: str = "csv", scale: Optional[str] = None, zeros: bool = False,
                               signed: SignedIn = Depends(admin_session), service: CourseService = Depends(service_of)):
     """What the gradebook's columns and scale mean (the README ``server grades`` writes beside the file)."""
-    return await _grades(request, service, signed, format, scale, readme=True)
+    return await _grades(request, service, signed, format, scale, readme=True, zeros=zeros)
 
 
 @router.get("/admin/audit")
