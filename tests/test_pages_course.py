@@ -181,6 +181,8 @@ def test_refused_uploads_are_counted_per_team_and_day(tmp_path, competition, sco
     assert (teams["alpha"]["over_quota"], teams["alpha"]["refused_late"]) == (1, 0)
     assert (teams["beta"]["over_quota"], teams["beta"]["refused_late"]) == (1, 1)
     assert teams["gamma"]["over_quota"] == 0 and teams["beta"]["today_refused"] == 1
+    text = cli("server", "status", root).output  # people read the course's zone, to the minute
+    assert "deadline 2026-11-05 23:59 UTC+01:00" in text and "over quota" in text and "Z;" not in text
     out = cli("server", "status", root, "--json")
     assert {t["team"]: t["over_quota"] for t in json.loads(out.output)["teams"]} == {"alpha": 1, "beta": 1, "gamma": 0}
     with TestClient(create_app(root, clock=clock, scorer=scorer)) as c:

@@ -196,13 +196,15 @@ def status(course, as_json):
     if as_json:
         _echo_json(info)
         return
-    click.echo(f"now {info['now']}; quota day {info['quota_day']} (resets {info['quota_resets_at']}); "
-               f"deadline {info['deadline'] or 'none'}; {'revealed' if info['revealed'] else 'not revealed'}")
+    when = service.local  # people read the course's zone, to the minute; --json keeps ISO 8601 UTC
+    click.echo(f"now {when(info['now'])}; quota day {info['quota_day']} (resets {when(info['quota_resets_at'])}); "
+               f"deadline {when(info['deadline']) or 'none'}; {'revealed' if info['revealed'] else 'not revealed'}; "
+               f"{info['handed_in']} of {len(info['teams'])} teams handed in")
     click.echo(f"{'team':<24} {'scored':>6} {'invalid':>7} {'today':>9} {'over quota':>10} {'late':>4}  last activity")
     for r in info["teams"]:
         today = f"{r['today_scored']}/{info['per_day']}"
         click.echo(f"{safe_text(r['team'])[:24]:<24} {r['scored']:>6} {r['invalid']:>7} {today:>9} "
-                   f"{r['over_quota']:>10} {r['refused_late']:>4}  {r['last_activity'] or '-'}")
+                   f"{r['over_quota']:>10} {r['refused_late']:>4}  {when(r['last_activity']) or '-'}")
     click.echo(f"{info['submissions']} submissions in all")
 
 
