@@ -17,6 +17,12 @@ from test_server_support import Clock, make_course
 DEADLINE = "2026-11-05T23:59:00+01:00"  # three days after the test clock's start (2026-11-02 09:00 UTC)
 
 
+def switch(client, token):
+    """Sign out whoever is signed in, sign ``token`` in."""
+    client.cookies.clear()
+    sign_in(client, token)
+
+
 def cli(*args):
     return CliRunner().invoke(main, [str(a) for a in args], env={"BRATS_KIT_TOKEN": None})
 
@@ -55,8 +61,7 @@ def test_submission_numbers_count_per_team(early, scorer, files):
     with TestClient(create_app(root, clock=Clock(), scorer=scorer)) as c:
         sign_in(c, tok["alpha"])
         upload(c, files["good"])
-        c.cookies.clear()
-        sign_in(c, tok["beta"])
+        switch(c, tok["beta"])
         receipt = upload(c, files["good"]).text
         # beta's first submission is its 1st, although the course's second.
         assert "Receipt: your submission 1 is scored" in receipt
@@ -82,11 +87,9 @@ def test_the_page_refuses_an_early_reveal_until_confirmed_twice_and_counts_teams
         upload(c, files["good"])
         upload(c, files["good"])
         upload(c, files["bad"])  # an invalid file is no hand-in
-        c.cookies.clear()
-        sign_in(c, tok["beta"])
+        switch(c, tok["beta"])
         upload(c, files["bad"])
-        c.cookies.clear()
-        sign_in(c, admin)
+        switch(c, admin)
         confirm = c.get("/admin/reveal").text
         # Two valid submissions and two invalid ones from two teams, but one team of three handed in.
         assert "1 of 3 teams" in confirm and "4 submissions in all" in confirm
@@ -140,8 +143,7 @@ def test_after_the_reveal_the_team_page_is_closed_and_shows_the_standing(early, 
         assert "The competition is over" in page and "rank 1</strong> of 3 teams" in page
         for gone in ('id="upload"', 'id="finals"', 'id="remaining"', " left)", 'type="checkbox"'):
             assert gone not in page, gone
-        c.cookies.clear()
-        sign_in(c, tok["gamma"])
+        switch(c, tok["gamma"])
         assert "no scored submission on the final board" in c.get("/team").text
 
 
@@ -198,8 +200,7 @@ def test_the_dashboards_default_gradebook_works_without_baselines(early, scorer,
     with TestClient(create_app(root, clock=Clock(), scorer=scorer)) as c:
         sign_in(c, tok["alpha"])
         upload(c, files["good"])
-        c.cookies.clear()
-        sign_in(c, admin)
+        switch(c, admin)
         c.post("/admin/reveal", data={"csrf": csrf_of(c.get("/admin")), "confirm": "reveal", "before_deadline": "yes"})
         book = c.get("/admin/grades.csv")
         assert book.status_code == 200, book.text
