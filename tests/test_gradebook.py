@@ -44,15 +44,16 @@ s5,Eve,eve@example.org,gamma
 s6,Fay,fay@example.org,omega
 """
 # linear:20 by default references: flair-threshold 0.6 = 0, best baseline 0.85 = 20, clipped.
+# No valid submission: an empty grade (issue 21: not 0.0 unless asked), Eve's 0.5 earns 0.0.
 EXPECTED = {
     "moodle": (
         "ID number,Email address,Full name,BraTS competition\r\n"
         "s1,ada@example.org,Ada Lovelace,20.0\r\n"
         "s2,grace@example.org,\"Hopper, Grace\",20.0\r\n"
         "s3,bob@example.org,'=HYPERLINK(1),12.0\r\n"
-        "s4,dan@example.org,Dan,0.0\r\n"
+        "s4,dan@example.org,Dan,\r\n"
         "s5,eve@example.org,Eve,0.0\r\n"
-        "s6,fay@example.org,Fay,0.0\r\n"
+        "s6,fay@example.org,Fay,\r\n"
     ),
     "canvas": (
         "Student,ID,SIS User ID,SIS Login ID,Section,BraTS competition\r\n"
@@ -60,18 +61,18 @@ EXPECTED = {
         "Ada Lovelace,,s1,ada@example.org,,20.0\r\n"
         "\"Hopper, Grace\",,s2,grace@example.org,,20.0\r\n"
         "'=HYPERLINK(1),,s3,bob@example.org,,12.0\r\n"
-        "Dan,,s4,dan@example.org,,0.0\r\n"
+        "Dan,,s4,dan@example.org,,\r\n"
         "Eve,,s5,eve@example.org,,0.0\r\n"
-        "Fay,,s6,fay@example.org,,0.0\r\n"
+        "Fay,,s6,fay@example.org,,\r\n"
     ),
     "csv": (
         "student_id,name,email,team,score,grade,status\r\n"
         "s1,Ada Lovelace,ada@example.org,alpha,0.9,20.0,graded\r\n"
         "s2,\"Hopper, Grace\",grace@example.org,alpha,0.9,20.0,graded\r\n"
         "s3,'=HYPERLINK(1),bob@example.org,'=cmd,0.75,12.0,graded\r\n"
-        "s4,Dan,dan@example.org,delta,,0.0,no valid submission\r\n"
+        "s4,Dan,dan@example.org,delta,,,no valid submission\r\n"
         "s5,Eve,eve@example.org,gamma,0.5,0.0,graded\r\n"
-        "s6,Fay,fay@example.org,omega,,0.0,no valid submission\r\n"
+        "s6,Fay,fay@example.org,omega,,,no valid submission\r\n"
     ),
 }
 
@@ -104,11 +105,15 @@ def test_threshold_scale_and_explicit_linear_points(site):
     out = site.parent / "g.csv"
     gradebook_from_site(site, site.parent / "roster.csv", out, fmt="csv", scale="0.5:5,0.7:14,0.85:20")
     grades = [r["grade"] for r in csv.DictReader(io.StringIO(out.read_text()))]
-    assert grades == ["20.0", "20.0", "14.0", "0.0", "5.0", "0.0"]
+    assert grades == ["20.0", "20.0", "14.0", "", "5.0", ""]
     assert "Dice >= 0.7: 14" in readme_path(out).read_text()
     gradebook_from_site(site, site.parent / "roster.csv", out, fmt="csv", scale="linear:0.5..1:10")
     grades = [r["grade"] for r in csv.DictReader(io.StringIO(out.read_text()))]
-    assert grades == ["8.0", "8.0", "5.0", "0.0", "0.0", "0.0"]
+    assert grades == ["8.0", "8.0", "5.0", "", "0.0", ""]
+    # Zeros when asked, and the README says which.
+    gradebook_from_site(site, site.parent / "roster.csv", out, fmt="csv", scale="linear:0.5..1:10", zeros=True)
+    grades = [r["grade"] for r in csv.DictReader(io.StringIO(out.read_text()))]
+    assert grades == ["8.0", "8.0", "5.0", "0.0", "0.0", "0.0"] and "--zeros" in readme_path(out).read_text()
 
 
 @pytest.mark.parametrize("text", ["linear:x", "linear:0.9..0.5:20", "0.8:10,0.7:14", "0.6:10,0.7:5", "2:10",

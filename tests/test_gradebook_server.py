@@ -73,17 +73,27 @@ def test_server_grades_equal_the_offline_gradebook_of_the_export(course, competi
     if fmt == "csv":
         rows = list(csv.DictReader(io.StringIO(out.read_text())))
         by_team = {r["team"]: r for r in rows}
-        assert by_team["delta"]["status"] == "no valid submission" and by_team["delta"]["grade"] == "0.0"
+        assert by_team["delta"]["status"] == "no valid submission" and by_team["delta"]["grade"] == ""
         assert float(by_team["alpha"]["grade"]) == float(by_team["gamma"]["grade"]) > float(by_team["beta"]["grade"])
 
 
-def test_server_grades_needs_the_reference_baselines(course):
+def test_the_default_gradebook_works_without_baselines_and_a_second_export_refuses(course):
+    # Issue 21 item 2: without `server init --baselines` the default scale falls back to a stated one.
     tmp, root, _ = course
     result = CliRunner().invoke(main, ["server", "grades", str(root), "--out", str(tmp / "g.csv")])
-    assert result.exit_code == 1 and "baseline" in result.output
-    result = CliRunner().invoke(main, ["server", "grades", str(root), "--out", str(tmp / "g.csv"),
-                                       "--scale", "0.5:10,0.9:20"])
     assert result.exit_code == 0, result.output
+    readme = (tmp / "g.csv.README.txt").read_text()
+    assert "Dice 0 = 0 marks, Dice 1 = 100" in readme and "linear:0..1:100" in readme
+    grades = {r["team"]: r["grade"] for r in csv.DictReader(io.StringIO((tmp / "g.csv").read_text()))}
+    assert grades["delta"] == "" and float(grades["alpha"]) > 0  # no submission: empty, not 0.0
+    # A second export to the same --out (Canvas over Moodle) refuses without --force.
+    before = (tmp / "g.csv").read_bytes()
+    again = CliRunner().invoke(main, ["server", "grades", str(root), "--out", str(tmp / "g.csv"), "--format", "canvas"])
+    assert again.exit_code == 1 and "earlier gradebook" in again.output and (tmp / "g.csv").read_bytes() == before
+    forced = CliRunner().invoke(main, ["server", "grades", str(root), "--out", str(tmp / "g.csv"), "--format",
+                                       "canvas", "--force", "--zeros", "--scale", "0.5:10,0.9:20"])
+    assert forced.exit_code == 0, forced.output
+    assert (tmp / "g.csv").read_text().endswith(",0.0\n")  # delta's students (last): 0 marks, as asked
 
 
 def test_server_integrity_flags_the_shared_file(course):

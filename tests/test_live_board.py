@@ -97,7 +97,16 @@ def test_an_accepted_submission_shows_on_the_engines_page_after_the_rebuild(tmp_
         text = page.text
         assert 'id="board"' in text and 'data-phase="public"' in text and "Submission history" in text
         assert "alpha" in text and "&lt;b&gt;gamma" in text and "<b>gamma" not in text
-        assert "bad_values" in text  # the engine lists the invalid file with its error
+        # Issue 21: the public board counts a team's invalid files; their names and errors are the team's own.
+        problems = text.split('id="problems"')[1].split("</table>")[0]
+        assert '<td class="team">beta</td><td class="num">1</td><td class="num">0</td>' in problems
+        assert "bad_values" not in text and "bad255" not in text
+        # Every roster team is on the board: beta, with no valid submission, at its bottom.
+        board_rows = text.split('id="board"')[1].split("</tbody>")[0].split("<tr ")
+        assert board_rows[-1].startswith('class="absent"') and '<td class="team">beta</td>' in board_rows[-1]
+        assert "no submission" in board_rows[-1]
+        # It leads back to sign-in and the team page.
+        assert '<a href="/">Sign in</a>' in text and '<a href="/team">Your team page</a>' in text
         assert "@example.org" not in text and "Student" not in text  # display names only
         assert sha[:8] not in text and "duplicate" not in text
         # The engine's own policy, plus what only a header can say; nothing more is allowed.
@@ -306,7 +315,9 @@ def test_the_live_board_ranks_the_recorded_counts_and_never_validates_again(tmp_
         done = build_board(course, bootstrap=50)
         assert done["summary"].teams_ranked == 3 and done["summary"].invalid == 1
         site = course.private / "board" / "site"
-        assert "bad_values" in (site / "index.html").read_text()
+        # The invalid file is counted; its error is the team's own (its page).
+        assert 'id="problems"' in (site / "index.html").read_text()
+        assert "bad_values" not in (site / "index.html").read_text()
         assert not (course.private / "board" / "submissions").exists()
     finally:
         course.close()
@@ -316,7 +327,7 @@ def test_the_export_reproduces_the_live_board_byte_for_byte_and_exact_ties_go_to
         tmp_path, competition, scorer, files):
     from grader.leaderboard.build import SITE_FILES, build_leaderboard
 
-    from brats_kit.server.board import TITLE
+    from brats_kit.server.board import TITLE, board_page
 
     course, service = _recorded_course(tmp_path, competition, scorer, files)
     try:
@@ -327,7 +338,7 @@ def test_the_export_reproduces_the_live_board_byte_for_byte_and_exact_ties_go_to
             assert done["revealed"] is (phase == "private")
             export_for_board(course, tmp_path / "subs")
             build_leaderboard(tmp_path / "subs", course.config.truth, tmp_path / "offline", reveal=done["revealed"],
-                              bootstrap=200, cache=tmp_path / "cache", title=TITLE)
+                              bootstrap=200, cache=tmp_path / "cache", title=TITLE, **board_page(course))
             live = course.private / "board" / "site"
             for name in SITE_FILES:
                 assert (live / name).read_bytes() == (tmp_path / "offline" / name).read_bytes(), (phase, name)

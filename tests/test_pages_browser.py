@@ -91,11 +91,9 @@ def click_and_wait(driver, by, value):
     WebDriverWait(driver, 15).until(lambda d: d.execute_script("return document.readyState") == "complete")
 
 
-def sign_in(driver, url, token, *, instructor=False):
+def sign_in(driver, url, token):
     driver.get(url + "/")
     driver.find_element(By.ID, "token").send_keys(token)
-    if instructor:
-        driver.find_element(By.CSS_SELECTOR, "input[name=role][value=instructor]").click()
     click_and_wait(driver, By.ID, "signin")
 
 
@@ -137,12 +135,15 @@ def test_a_team_hands_in_chooses_finals_and_the_instructor_reveals(tmp_path, com
         click_and_wait(d, By.ID, "signout")
         assert d.current_url == url + "/"
 
-        sign_in(d, url, admin, instructor=True)
+        sign_in(d, url, admin)  # one token box: the server knows it is the instructor's
         assert d.current_url == url + "/admin"
         assert "bad_values" in d.find_element(By.ID, "codes").text
         assert "chain intact" in d.find_element(By.ID, "audit").text
         d.save_screenshot(str(out / "pages_dashboard.png"))
         click_and_wait(d, By.ID, "reveal-link")
+        # Before the deadline the page asks a second time, naming it.
+        assert "2026-12-15 23:59 UTC+01:00" in d.find_element(By.ID, "before-deadline").find_element(By.XPATH, "..").text
+        d.find_element(By.ID, "before-deadline").click()
         click_and_wait(d, By.ID, "confirm-reveal")
         assert "revealed" in d.find_element(By.ID, "message").text
         d.get(url + "/leaderboard")
@@ -150,3 +151,75 @@ def test_a_team_hands_in_chooses_finals_and_the_instructor_reveals(tmp_path, com
         d.save_screenshot(str(out / "pages_board_revealed.png"))
         assert severe(d) == [], "console errors (or CSP violations) on the pages"
     print(f"screenshots in {out.resolve()}")
+
+
+def inside(driver, element) -> bool:
+    """Shown and wholly inside the viewport's width (no sideways swipe to see it)."""
+    return driver.execute_script(
+        "const r = arguments[0].getBoundingClientRect();"
+        "return r.width > 0 && r.left >= -1 && r.right <= document.documentElement.clientWidth + 1", element)
+
+
+def test_what_matters_fits_a_phone_and_a_laptop_after_the_reveal(tmp_path, competition, browser):
+    # Issue 21 item 7: at 390 and 1280 px the team page's rows (number, scores, final, download and report)
+    # and the final board's rank, team and score are inside the viewport; at 1280 px "Submitted" too.
+    truth = load_truth(competition / "private")
+    good, bad = tmp_path / "pred.npy", tmp_path / "pred255.npy"
+    write_submission(good, shifted(truth.y, 3))
+    np.save(bad, truth.y * np.uint8(255))
+    teams = ("Team Öst", "a rather long team name for a phone", "gamma")
+    root, tok, admin = make_course(tmp_path, competition, teams=teams)
+    out = artifacts()
+    d = browser
+    with IsolatedScorer(competition / "private", workers=1, timeout=30) as scorer, \
+            ServerThread(root, clock=Clock(), scorer=scorer, board_interval_s=0.05) as server:
+        url = server.url
+        for team in teams[:2]:
+            sign_in(d, url, tok[team])
+            for path in (good, bad, good):
+                d.find_element(By.ID, "file").send_keys(str(path))
+                click_and_wait(d, By.ID, "upload")
+            click_and_wait(d, By.ID, "signout")
+        sign_in(d, url, admin)
+        click_and_wait(d, By.ID, "reveal-link")
+        click_and_wait(d, By.ID, "confirm-reveal")
+        assert server.app.state.board.wait_current(timeout=120)
+        for width, height in ((390, 844), (1280, 900)):
+            d.set_window_size(width, height)
+            d.get(url + "/admin")
+            assert no_sideways_overflow(d), width
+            d.save_screenshot(str(out / f"dashboard_{width}.png"))
+        click_and_wait(d, By.ID, "signout")
+        sign_in(d, url, tok[teams[1]])
+        for width, height in ((390, 844), (1280, 900)):
+            d.set_window_size(width, height)
+            d.get(url + "/team")
+            assert "The competition is over" in d.find_element(By.ID, "over").text
+            rows = d.find_elements(By.CSS_SELECTOR, "#submissions tbody tr")
+            assert len(rows) == 3
+            for row in rows:
+                for label in ("#", "Status", "Public Dice", "Private Dice", "Final", "File"):
+                    cell = row.find_element(By.CSS_SELECTOR, f'td[data-label="{label}"]')
+                    assert inside(d, cell), (width, label)
+                for link in row.find_elements(By.TAG_NAME, "a"):
+                    assert inside(d, link), (width, link.text)
+            assert no_sideways_overflow(d), width
+            d.save_screenshot(str(out / f"team_page_{width}.png"))
+            d.get(url + "/leaderboard")
+            board = d.find_elements(By.CSS_SELECTOR, "#board tbody tr.team")
+            assert len(board) == 2 and d.find_element(By.CSS_SELECTOR, "#board tbody tr.absent")
+            heads = [h for h in d.find_elements(By.CSS_SELECTOR, "#board thead th") if inside(d, h)]
+            shown = [h.text for h in heads]
+            assert {"Rank", "Team", "Dice (private)"} <= set(shown), (width, shown)
+            for row in board:
+                cells = row.find_elements(By.TAG_NAME, "td")
+                assert all(inside(d, c) for c in cells[:1]) and any(inside(d, c) and c.text.startswith("0.")
+                                                                  for c in cells), width
+                assert inside(d, row.find_element(By.CSS_SELECTOR, "td.team")), width
+            for cell in d.find_elements(By.CSS_SELECTOR, "#problems td"):
+                assert inside(d, cell), width
+            if width == 1280:
+                assert "Submitted (UTC)" in shown  # once hidden past the table's box at 1280 px
+            assert no_sideways_overflow(d), width
+            d.save_screenshot(str(out / f"board_{width}.png"))
+        assert severe(d) == []

@@ -136,7 +136,7 @@ def test_receipts_quotas_days_finals_and_audit(tmp_path, competition, scorer, fi
     with Course(root) as course:
         result = audit_course(course)
         assert result["ok"], result["problems"]
-        assert result["submissions"] == 5 and result["events"] == 1 + 5 + 1
+        assert result["submissions"] == 5 and result["events"] == 1 + 5 + 1 + 2  # created, 5 uploads, finals, 2 refused (429)
 
 
 def test_authentication_is_rate_limited_and_headers_are_set(tmp_path, competition, scorer, files, db):
@@ -501,8 +501,9 @@ def test_status_runs_the_same_number_of_queries_whatever_the_number_of_teams(tmp
             status = service.status()
         finally:
             event.remove(course.engine, "before_cursor_execute", count)
-        # The teams, their uploads per status (all time, today, last) and the reveal: never one query per team.
-        assert len([s for s in statements if s.lstrip().upper().startswith("SELECT")]) == 3, statements
+        # The teams, their uploads per status (all time, today, last), the reveal and the refused uploads:
+        # never one query per team.
+        assert len([s for s in statements if s.lstrip().upper().startswith("SELECT")]) == 4, statements
         rows = {r["team"]: r for r in status["teams"]}
         assert len(rows) == n_teams and status["submissions"] == 3
         assert {k: rows["team00"][k] for k in ("scored", "invalid", "today_scored", "today_invalid")} == {
@@ -512,7 +513,8 @@ def test_status_runs_the_same_number_of_queries_whatever_the_number_of_teams(tmp
         assert rows["team01"]["last_activity"] == clock().isoformat().replace("+00:00", "Z")
         assert rows["team00"]["last_activity"] < rows["team01"]["last_activity"]
         assert rows["team02"] == {"team": "team02", "scored": 0, "invalid": 0, "today_scored": 0,
-                                  "today_invalid": 0, "last_activity": None}
+                                  "today_invalid": 0, "over_quota": 0, "refused_late": 0, "today_refused": 0,
+                                  "last_activity": None}
 
 
 def test_openapi_names_the_model_of_every_answer(tmp_path, competition, scorer, files):

@@ -45,8 +45,9 @@ def server():
               help="Final submissions a team may choose.")
 @click.option("--db", default=None, help="Database URL (default: SQLite in the course folder; "
                                          "or postgresql+psycopg://USER@/DB?host=/run/postgresql).")
-@click.option("--timezone", "timezone_name", default="UTC", show_default=True,
-              help="Time zone of the quota day (it resets at local midnight).")
+@click.option("--timezone", "timezone_name", default=None,
+              help="The course's time zone (IANA name or +HH:MM): the quota day resets at its midnight, pages show "
+                   "times in it. Default: the deadline's offset (UTC without a deadline).")
 @click.option("--baselines", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="Reference submissions (DIR/<baseline>/<file>): reference rows on the live board, and the "
                    "gradebook's default scale (flair-threshold = 0, the best baseline = full marks).")
@@ -250,23 +251,32 @@ def _service(course):
 def _refusal(exc) -> None:
     from data_spec.errors import KitError
 
-    raise KitError(exc.message, code=exc.code)
+    raise KitError(exc.message, code=exc.code, hint=exc.extra.get("hint"))
 
 
 @server.command()
 @_COURSE
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--before-deadline", is_flag=True,
+              help="Reveal although the deadline has not passed (closes the competition early for every team).")
 @click.option("--json", "as_json", is_flag=True)
-def reveal(course, yes, as_json):
-    """Reveal the private board and close submissions (cannot be undone)."""
+def reveal(course, yes, before_deadline, as_json):
+    """Reveal the private board and close submissions (cannot be undone); refused before the deadline."""
     from brats_kit.server.service import Refusal
     from grader.score_types import MeanDice
 
-    if not yes:
-        click.confirm("Reveal the private leaderboard and close submissions? This cannot be undone", abort=True)
     service = _service(course)
     try:
-        board = service.reveal()
+        early = service.early_reveal()
+        if early is not None and not before_deadline:
+            _refusal(early)
+        if not yes:
+            info = service.status()
+            when = "the deadline has not passed" if early is not None else "the deadline has passed"
+            click.confirm(f"{info['handed_in']} of {len(info['teams'])} teams handed in; {when} "
+                          f"({service.deadline_text() or 'no deadline'}). Reveal the private leaderboard and close "
+                          "submissions? This cannot be undone", abort=True)
+        board = service.reveal(before_deadline=before_deadline)
     except Refusal as exc:
         _refusal(exc)
     finally:
@@ -293,13 +303,15 @@ def status(course, as_json):
     if as_json:
         _echo_json(info)
         return
-    click.echo(f"now {info['now']}; quota day {info['quota_day']} (resets {info['quota_resets_at']}); "
-               f"deadline {info['deadline'] or 'none'}; {'revealed' if info['revealed'] else 'not revealed'}")
-    click.echo(f"{'team':<24} {'scored':>6} {'invalid':>7} {'today':>9}  last activity")
+    when = service.local  # people read the course's zone, to the minute; --json keeps ISO 8601 UTC
+    click.echo(f"now {when(info['now'])}; quota day {info['quota_day']} (resets {when(info['quota_resets_at'])}); "
+               f"deadline {when(info['deadline']) or 'none'}; {'revealed' if info['revealed'] else 'not revealed'}; "
+               f"{info['handed_in']} of {len(info['teams'])} teams handed in")
+    click.echo(f"{'team':<24} {'scored':>6} {'invalid':>7} {'today':>9} {'over quota':>10} {'late':>4}  last activity")
     for r in info["teams"]:
         today = f"{r['today_scored']}/{info['per_day']}"
-        click.echo(f"{safe_text(r['team'])[:24]:<24} {r['scored']:>6} {r['invalid']:>7} {today:>9}  "
-                   f"{r['last_activity'] or '-'}")
+        click.echo(f"{safe_text(r['team'])[:24]:<24} {r['scored']:>6} {r['invalid']:>7} {today:>9} "
+                   f"{r['over_quota']:>10} {r['refused_late']:>4}  {when(r['last_activity']) or '-'}")
     click.echo(f"{info['submissions']} submissions in all")
     for sha in info["quarantined"]:
         click.echo(f"quarantined: {sha} (not in the database: a restored backup? "
@@ -346,22 +358,27 @@ def tokens(course, team, end_sessions, as_json):
               help="Moodle's or Canvas's grade import CSV, or plain CSV.")
 @click.option("--scale", default="linear:100", show_default=True,
               help="Marks: linear[:LOW..HIGH]:MARKS (default points: the flair-threshold baseline = 0, the best "
-                   "baseline = MARKS; needs --baselines) or thresholds 0.6:10,0.7:14,0.8:18,0.85:20.")
+                   "baseline = MARKS; without baselines Dice 0 = 0 and Dice 1 = MARKS, stated in the README) "
+                   "or thresholds 0.6:10,0.7:14,0.8:18,0.85:20.")
 @click.option("--baselines", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
-              help="Reference submissions, DIR/<baseline>/<file>: the scale's reference points.")
+              help="Reference submissions, DIR/<baseline>/<file>: the scale's reference points (default: the "
+                   "course's, from server init --baselines).")
 @click.option("--assignment", default="BraTS competition", show_default=True, help="The grade column's name.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Gradebook file (private: names and e-mails), with a README beside it.")
-@click.option("--force", is_flag=True, help="Replace a file the kit did not write.")
+@click.option("--force", is_flag=True, help="Replace an existing file (an earlier gradebook too).")
+@click.option("--zeros", is_flag=True, help="0 marks for a student whose team has no valid submission "
+                                            "(default: an empty grade).")
 @click.option("--json", "as_json", is_flag=True)
-def grades(course, fmt, scale, baselines, assignment, out, force, as_json):
+def grades(course, fmt, scale, baselines, assignment, out, force, zeros, as_json):
     """One row per student with the team's final private score, as marks (after the reveal)."""
+    from brats_kit.server.baselines import baselines_of
     from brats_kit.server.gradebook import course_grades
 
     service = _service(course)
     try:
-        info = course_grades(service, out, fmt=fmt, scale=scale, baselines=baselines, assignment=assignment,
-                             force=force)
+        info = course_grades(service, out, fmt=fmt, scale=scale, assignment=assignment, force=force, zeros=zeros,
+                             baselines=baselines if baselines is not None else baselines_of(service.course))
     finally:
         service.course.close()
     if as_json:

@@ -27,6 +27,8 @@ ACCEPTED, INVALID, FINALS, TOKEN_ROTATED, REVEAL, COURSE_CREATED, SESSIONS_ENDED
     "submission_accepted", "submission_invalid", "finals_chosen", "token_rotated", "reveal", "course_created",
     "sessions_ended",
 )
+#: An upload the course refused (over quota, after the deadline or the reveal): counted on the dashboard.
+REFUSED = "upload_refused"
 
 
 #: The version of a submission event's payload; 2 adds the grade digest.

@@ -176,6 +176,17 @@ def stored_counts(row: Submission, truth: Truth) -> Counts:
     return Counts.from_record(record, truth)
 
 
+#: The live board's way back: a visitor signs in there and lands on the team page.
+BOARD_LINKS = (("Sign in", "/"), ("Your team page", "/team"))
+
+
+def board_page(course: Course) -> dict:
+    """What the live board's page adds to the engine's: every roster team, links back, counts of invalid files."""
+    with course.sessions() as s:
+        roster = tuple(s.scalars(select(Team.name).order_by(Team.name)))
+    return {"roster": roster, "links": BOARD_LINKS, "problem_files": False}
+
+
 def build_board(course: Course, *, bootstrap: int = 2000, seed: int = 0, should_stop=lambda: False) -> dict:
     """Build the site once, in the calling thread, from the counts stored at upload.
 
@@ -193,7 +204,7 @@ def build_board(course: Course, *, bootstrap: int = 2000, seed: int = 0, should_
     source = baselines_of(course)
     bases = score_baselines(truth, source, work / "cache")[0] if source is not None else []
     summary = rank_and_publish(Entries(subs, bases), truth, work / "site", reveal=revealed, bootstrap=bootstrap,
-                               seed=seed, title=TITLE)
+                               seed=seed, title=TITLE, **board_page(course))
     owner_only(work / "site")  # the site lives under private/, which the startup check keeps owner-only
     return {"version": version, "revealed": revealed, "submissions": len(subs), "summary": summary}
 

@@ -27,14 +27,13 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
 
 from data_spec.errors import BadArgumentError, KitError, LayoutError, MissingFileError, check_range
 from data_spec.layout import find_truth
 from plumbing.atomic import write_text
 
 from . import audit
+from .clock import parse_zone, zone_of_deadline
 from .db import (Member, Team, check_schema, create_schema, get_meta, make_engine, session_factory, set_meta,
                  write_transaction)
 from .store import Store
@@ -74,7 +73,8 @@ class CourseConfig:
 
     @property
     def zone(self):
-        return ZoneInfo(self.timezone)
+        """The course's time zone: an IANA name or the deadline's fixed offset (:func:`.clock.parse_zone`)."""
+        return parse_zone(self.timezone)
 
 
 class Course:
@@ -228,7 +228,7 @@ def init_course(
     deadline: Optional[str] = None,
     finals: int = 2,
     db: Optional[str] = None,
-    timezone_name: str = "UTC",
+    timezone_name: Optional[str] = None,
     timeout_s: float = 20.0,
     memory_mb: int = 2048,
     workers: int = 2,
@@ -247,10 +247,6 @@ def init_course(
     for name, value, low in (("per_day", per_day, 1), ("max_invalid_per_day", max_invalid_per_day, 0),
                              ("finals", finals, 1)):
         check_range(name, value, low)
-    try:
-        ZoneInfo(timezone_name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise BadArgumentError(f"unknown time zone {timezone_name!r}", expected="e.g. UTC, Europe/Paris") from None
     if deadline is not None:
         try:
             when = datetime.fromisoformat(deadline.replace("Z", "+00:00"))
@@ -261,6 +257,13 @@ def init_course(
             raise BadArgumentError(f"the deadline {deadline!r} has no UTC offset",
                            expected="e.g. 2026-12-15T23:59:00+01:00")
         deadline = when.isoformat()
+    # Without --timezone the quota day follows the deadline's offset: it resets at the students' midnight.
+    timezone_name = timezone_name or zone_of_deadline(deadline)
+    try:
+        parse_zone(timezone_name)
+    except ValueError:
+        raise BadArgumentError(f"unknown time zone {timezone_name!r}",
+                               expected="e.g. UTC, Europe/Paris, +01:00") from None
     truth = find_truth(Path(competition) / PRIVATE) if (Path(competition) / PRIVATE).is_dir() else find_truth(competition)
     from .grading import open_truth_info
 

@@ -57,12 +57,48 @@ def course_scores(service: CourseService, baselines=None) -> BoardScores:
     return BoardScores(scores, bases, True, f"course {service.course.root}")
 
 
-def course_grades(service: CourseService, out, *, fmt: str, scale: Optional[str] = None, baselines=None,
-                  assignment: str = DEFAULT_ASSIGNMENT, force: bool = False) -> dict:
-    """Write the course's gradebook (``fmt``: moodle, canvas or csv) and its README beside ``out``."""
-    check_format(fmt)
-    parsed = parse_scale(scale)
+def course_scale(text: Optional[str], scores: BoardScores) -> tuple:
+    """``(scale, notes)``: ``--scale`` read; the default on a course without baselines falls back to a stated scale.
+
+    The default (``linear`` or ``linear:MARKS``) puts its reference points on the course's
+    baselines (``server init --baselines``); without them the marks run linearly from
+    Dice 0 to Dice 1, and a note (in the README) says so.
+
+    Examples
+    --------
+    >>> scale, notes = course_scale("linear:20", BoardScores({"a": 0.8}, {}, True))
+    >>> scale.text, notes[0].startswith("no baselines")
+    ('linear:0..1:20', True)
+    >>> course_scale("linear:20", BoardScores({"a": 0.8}, {"flair-threshold": 0.6}, True))[0].text
+    'linear:20'
+    """
+    scale = parse_scale(text)
+    if scale.kind != "linear" or scores.baselines or len(scale.text.split(":")) > 2:
+        return scale, []
+    fallback = parse_scale(f"linear:0..1:{scale.full:g}")
+    return fallback, [f"no baselines on this course (server init --baselines): the default scale fell back to "
+                      f"'{fallback.text}' (Dice 0 = 0 marks, Dice 1 = {scale.full:g}); give --scale to choose another"]
+
+
+def course_gradebook(service: CourseService, scale: Optional[str] = None, baselines=None, *, zeros: bool = False):
+    """The course's :class:`~grader.leaderboard.gradebook.Gradebook`: the roster joined to the revealed board."""
     roster = read_roster(service.course.private / ROSTER_CSV)
-    book = make_gradebook(roster, course_scores(service, baselines), parsed)
+    scores = course_scores(service, baselines)
+    parsed, notes = course_scale(scale, scores)
+    book = make_gradebook(roster, scores, parsed, zeros=zeros)
+    book.notes[:0] = notes
+    return book
+
+
+def course_grades(service: CourseService, out, *, fmt: str, scale: Optional[str] = None, baselines=None,
+                  assignment: str = DEFAULT_ASSIGNMENT, force: bool = False, zeros: bool = False) -> dict:
+    """Write the course's gradebook (``fmt``: moodle, canvas or csv) and its README beside ``out``.
+
+    ``baselines``: reference submissions for the scale (the command passes the course's own,
+    :func:`~.baselines.baselines_of`, when not given).
+    """
+    check_format(fmt)
+    parse_scale(scale)  # a bad scale is refused before anything is read
+    book = course_gradebook(service, scale, baselines, zeros=zeros)
     return write_gradebook(out, book, fmt, assignment=assignment, source=f"course {Path(service.course.root).name}",
                            force=force)

@@ -109,6 +109,9 @@ class TeamStatus(_Shape):
     invalid: int
     today_scored: int
     today_invalid: int
+    over_quota: int = 0
+    refused_late: int = 0
+    today_refused: int = 0
     last_activity: Optional[str] = None
 
 
@@ -122,6 +125,8 @@ class Status(_Shape):
     max_invalid_per_day: int
     deadline: Optional[str] = None
     revealed: bool
+    timezone: str = "UTC"
+    handed_in: int = 0
     teams: list[TeamStatus]
     submissions: int
     quarantined: list[str] = []

@@ -24,7 +24,7 @@ from grader.scoring import SCORED
 
 from . import audit
 from .auth import Authenticator
-from .clock import iso, utc_now
+from .clock import iso, local_text, utc_now
 from . import signins
 from .course import Course, check_permissions, read_tokens, tokens_text, write_private
 from .db import (REVEALED, AuditEvent, CodeJob, Member, Submission, Team, is_revealed, set_meta,
@@ -34,7 +34,7 @@ from .naming import EXTENSIONS, export_name
 from .quotas import Quotas, no_uploads
 from .recording import Recorder
 from .refusal import Principal, Refusal
-from .tokens import FailureLimiter, new_token, token_hash
+from .tokens import FailureLimiter, new_token, same_hash, token_hash
 
 __all__ = ["CourseService", "Refusal", "Principal", "utc_now", "iso", "EXTENSIONS", "export_name", "startup_checks"]
 
@@ -42,6 +42,8 @@ log = logging.getLogger("brats_kit.server")
 
 #: The name :meth:`CourseService.rotate_token` gives the instructor.
 ADMIN = "admin"
+#: The refusals of an upload counted per team and day (``over_quota`` is the first).
+COUNTED_REFUSALS = ("quota_exceeded", "deadline_passed", "closed")
 
 
 def startup_checks(course: Course) -> list:
@@ -87,6 +89,12 @@ def submission_id(value) -> Optional[int]:
     if not isinstance(value, int) or not 1 <= value <= MAX_SUBMISSION_ID:
         return None
     return value
+
+
+def refused_uploads(s) -> list:
+    """Every refused upload as ``(team, day, "over_quota" or "late")``, from the audit log (see :meth:`CourseService.refused`)."""
+    rows = s.execute(select(AuditEvent.team, AuditEvent.payload).where(AuditEvent.kind == audit.REFUSED)).all()
+    return [(team, p.get("day"), "over_quota" if p.get("code") == "quota_exceeded" else "late") for team, p in rows]
 
 
 class CourseService:
@@ -135,6 +143,13 @@ class CourseService:
         """``(day, resets_at)``: the quota day of ``when`` in the course's time zone, and when it ends (UTC)."""
         return self.quotas.day(when)
 
+    def local(self, when) -> Optional[str]:
+        """A moment (datetime or ISO text) in the course's time zone, to the minute, zone named."""
+        return local_text(when, self.config.zone)
+
+    def deadline_text(self) -> Optional[str]:
+        return self.local(self.config.deadline_at)
+
     def revealed(self) -> bool:
         with self.course.sessions() as s:
             return is_revealed(s)
@@ -146,7 +161,18 @@ class CourseService:
 
     def authenticate_upload(self, token: Optional[str], address: str) -> Principal:
         """:meth:`authenticate` then :meth:`precheck`, in one query (one trip to a worker thread per upload)."""
-        return self.auth.authenticate_upload(token, address)
+        try:
+            return self.auth.authenticate_upload(token, address)
+        except Refusal as exc:
+            if exc.code in COUNTED_REFUSALS:  # the token was good: whose upload was refused
+                self.refused(self.auth.authenticate(token, address), exc)
+            raise
+
+    def sign_in(self, token: Optional[str], address: str) -> Principal:
+        """Whoever a token belongs to, the instructor or a team: the sign-in page has one token box."""
+        stored = self.auth.stored_hash(Principal(None, None, True))
+        admin = bool(token) and bool(stored) and same_hash(stored, token_hash(token))
+        return self.auth.authenticate(token, address, admin=admin)
 
     def signed_in_hash(self, who: Principal) -> Optional[str]:
         """The token hash a session of ``who`` is bound to, as stored now (a rotated token ends the session)."""
@@ -180,8 +206,25 @@ class CourseService:
         day, resets_at = self.day(now)
         with self.course.engine.connect() as conn:
             standing = self.quotas.standing(conn, who.team_id, day)
-        self.quotas.refuse_early(now, resets_at, *standing, in_flight=in_flight)
+        try:
+            self.quotas.refuse_early(now, resets_at, *standing, in_flight=in_flight)
+        except Refusal as exc:
+            self.refused(who, exc)
+            raise
         return who
+
+    def refused(self, who: Principal, exc: Refusal) -> None:
+        """Count an upload the course refused (quota, deadline, reveal): one audit event, shown by :meth:`status`.
+
+        The one place refusals are written; the facade calls it where a refusal of an upload is raised.
+        """
+        if exc.code not in COUNTED_REFUSALS or who.team is None:
+            return
+        now = self.now()
+        day, _ = self.day(now)
+        with write_transaction(self.course.sessions) as s:
+            audit.append(s, now, audit.REFUSED, who.team,
+                         {"code": exc.code, "kind": exc.extra.get("kind"), "day": day})
 
     def open_upload(self):
         """A new upload in the store's ``tmp/``, capped at :attr:`max_bytes`."""
@@ -198,7 +241,11 @@ class CourseService:
 
     def record(self, who: Principal, *, sha256: str, size: int, verdict, commit_file: Callable[[], None]) -> dict:
         """Check the quota and record a submission; return the receipt (see :meth:`.Recorder.record`)."""
-        return self.recorder.record(who, sha256=sha256, size=size, verdict=verdict, commit_file=commit_file)
+        try:
+            return self.recorder.record(who, sha256=sha256, size=size, verdict=verdict, commit_file=commit_file)
+        except Refusal as exc:
+            self.refused(who, exc)
+            raise
 
     def receipt(self, sub: Submission, team: str, *, used: Optional[dict] = None, resets_at=None,
                 revealed: Optional[bool] = None) -> dict:
@@ -320,11 +367,26 @@ class CourseService:
         return {"phase": phase, "revealed": revealed, "teams": n_teams, "ranked": len(rows), "rows": rows,
                 "rule": RULE}
 
-    def reveal(self) -> dict:
+    def early_reveal(self, now: Optional[datetime] = None) -> Optional[Refusal]:
+        """The refusal of a reveal before the deadline (None once it has passed, or without a deadline)."""
+        deadline = self.config.deadline_at
+        if deadline is None or (now or self.now()) >= deadline:
+            return None
+        when = self.local(deadline)
+        return Refusal(409, "before_deadline", f"the deadline ({when}) has not passed: revealing now closes the "
+                       "competition early for every team", {"deadline": iso(deadline),
+                                                             "hint": "reveal after the deadline, or say so "
+                                                                     "explicitly: server reveal --before-deadline"})
+
+    def reveal(self, *, before_deadline: bool = False) -> dict:
+        """Reveal the private board and close submissions; before the deadline only when ``before_deadline``."""
         with write_transaction(self.course.sessions) as s:
             if is_revealed(s):
                 raise Refusal(409, "already_revealed", "the results are already revealed")
             now = self.now()
+            early = self.early_reveal(now)
+            if early is not None and not before_deadline:
+                raise early
             set_meta(s, "revealed", REVEALED)
             audit.append(s, now, audit.REVEAL, None, {})
         return self.leaderboard()
@@ -361,8 +423,9 @@ class CourseService:
     def status(self) -> dict:
         """Teams, submissions, today's quota use and last activity (the instructor's view).
 
-        Three queries whatever the number of teams: the teams, every team's uploads per
-        status (all time, today, last), and whether the results are revealed.
+        Four queries whatever the number of teams: the teams, every team's uploads per
+        status (all time, today, last), whether the results are revealed, and the refused
+        uploads (``over_quota``, ``refused_late``, ``today_refused`` per team; see :meth:`refused`).
         """
         now = self.now()
         day, resets_at = self.day(now)
@@ -373,6 +436,12 @@ class CourseService:
                                           func.max(Submission.submitted_at))
                                    .group_by(Submission.team_id, Submission.status)).all()
             revealed = is_revealed(s)
+            refusals = refused_uploads(s)
+        refused: dict = {}
+        for team, refusal_day, kind in refusals:
+            counts = refused.setdefault(team, Counter())
+            counts[kind] += 1
+            counts["today_refused"] += refusal_day == day
         total = {t.id: no_uploads() for t in teams}
         today = {t.id: no_uploads() for t in teams}
         last: dict = {}
@@ -382,8 +451,12 @@ class CourseService:
             last[team_id] = max(latest, last.get(team_id, latest))
         rows = [{"team": t.name, "scored": total[t.id]["scored"], "invalid": total[t.id]["invalid"],
                  "today_scored": today[t.id]["scored"], "today_invalid": today[t.id]["invalid"],
+                 "over_quota": refused.get(t.name, {}).get("over_quota", 0),
+                 "refused_late": refused.get(t.name, {}).get("late", 0),
+                 "today_refused": refused.get(t.name, {}).get("today_refused", 0),
                  "last_activity": iso(last.get(t.id))} for t in teams]
         return {"now": iso(now), "quota_day": f"{day} ({self.config.timezone})", "quota_resets_at": iso(resets_at),
+                "timezone": self.config.timezone, "handed_in": sum(1 for r in rows if r["scored"]),
                 "per_day": self.config.per_day, "max_invalid_per_day": self.config.max_invalid_per_day,
                 "deadline": iso(self.config.deadline_at), "revealed": revealed, "teams": rows,
                 "submissions": sum(r["scored"] + r["invalid"] for r in rows),
@@ -401,9 +474,15 @@ class CourseService:
             # The chain's breaks (database only: cheap enough for every dashboard load).
             problems = audit.verify_chain(s)
             events = s.scalar(select(func.count()).select_from(AuditEvent))
+            refusals = refused_uploads(s)
         days: dict = {}
         for day, kind, n in per_day:
-            days.setdefault(day, no_uploads())[kind] = n
+            days.setdefault(day, {**no_uploads(), "refused": 0})[kind] = n
+        by_team_day: dict = {}
+        for team, day, kind in refusals:
+            days.setdefault(day, {**no_uploads(), "refused": 0})["refused"] += 1
+            by_team_day.setdefault((day, team), Counter())[kind] += 1
+        days = dict(sorted(days.items()))
         codes = Counter()
         examples = {}
         for errors in invalid:
@@ -414,7 +493,9 @@ class CourseService:
         members: dict = {}
         for team, sid, name, email in roster:
             members.setdefault(team, []).append({"student_id": sid, "name": name, "email": email})
-        return {"status": status, "members": members, "days": days,
+        refused = [{"day": day, "team": team, "over_quota": n["over_quota"], "late": n["late"]}
+                   for (day, team), n in sorted(by_team_day.items())]
+        return {"status": status, "members": members, "days": days, "refused": refused,
                 "codes": [(code, n, examples.get(code, {})) for code, n in codes.most_common()],
                 "chain": {"ok": not problems, "problems": problems, "events": events}}
 

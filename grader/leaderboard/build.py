@@ -250,6 +250,7 @@ def build_leaderboard(
     metrics=None,
     ranking=None,
     progress=no_progress,
+    **page,
 ) -> LeaderboardSummary:
     """Validate, score and rank a folder of submissions; write the site atomically.
 
@@ -340,8 +341,9 @@ def build_leaderboard(
     _check_paths(sub_dir, Path(os.path.abspath(truth.path)), out, cache_dir, base_dir)
     entries = collect_and_score(sub_dir, truth, baselines=base_dir, cache=cache_dir, jobs=jobs,
                                 metrics=tuple(dict.fromkeys(mask_metrics)), progress=progress)
+    # ``page``: rank_and_publish's roster, links and problem_files (the live board's page, reproduced offline).
     return rank_and_publish(entries, truth, out, reveal=reveal, per_day=per_day, bootstrap=bootstrap, seed=seed,
-                            title=title, metrics=metrics, ranking=ranking)
+                            title=title, metrics=metrics, ranking=ranking, **page)
 
 
 def collect_and_score(submissions, truth, *, baselines=None, cache, jobs: int = 1, metrics=(),
@@ -390,7 +392,8 @@ def check_baselines(bases) -> None:
 
 def rank_and_publish(entries: Entries, truth, out, *, reveal: bool = False, per_day: Optional[int] = None,
                      bootstrap: int = 2000, seed: int = 0, title: str = "Leaderboard",
-                     metrics=None, ranking=None) -> LeaderboardSummary:
+                     metrics=None, ranking=None, roster: tuple = (), links: tuple = (),
+                     problem_files: bool = True) -> LeaderboardSummary:
     """Step two: quota, selection, the one ranking (:func:`~.ranking.rank_teams`), intervals; write the site.
 
     Reads no submission file: everything comes from ``entries`` (their status, errors,
@@ -406,6 +409,13 @@ def rank_and_publish(entries: Entries, truth, out, *, reveal: bool = False, per_
     reveal, per_day, bootstrap, seed, title, metrics, ranking
         As :func:`build_leaderboard` (a mask score's column is empty for a submission whose
         entry carries no per-case values of it; ranking by a mask score needs them).
+    roster : tuple of str
+        Every team of the course: those with nothing on the board are listed at its bottom.
+    links : tuple of (text, href)
+        Links the page shows at its top (the server's sign-in and team page).
+    problem_files : bool
+        List invalid and ignored files by name with their errors (the instructor's offline site);
+        False: per-team counts only (the server's public board: each team sees its own errors on its page).
     """
     check_options(bootstrap=bootstrap, jobs=1, seed=seed, per_day=per_day)
     columns = extra.extra_columns(metrics)
@@ -434,7 +444,12 @@ def rank_and_publish(entries: Entries, truth, out, *, reveal: bool = False, per_
                      "and UTC day ignored (listed below).")
     board = _Board(title, phase, reveal, truth, rows, subs, ranked, labels, notes, bootstrap, seed, stab, columns,
                    ranked_by)
-    _publish(out, _report(board))
+    report = _report(board)
+    ranked_teams = {board.labels[r.team] for r in ranked}
+    report["absent"] = sorted({clean_text(t) for t in roster} - ranked_teams)
+    report["links"] = [(str(text), str(href)) for text, href in links]
+    report["problem_files"] = problem_files
+    _publish(out, report)
 
     team_rows = [r for r in rows if r["kind"] == "team"]
     return LeaderboardSummary(

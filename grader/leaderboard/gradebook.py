@@ -10,7 +10,9 @@
 >>> scores = BoardScores({"owls": 0.82, "larks": None}, {"flair-threshold": 0.6, "svm": 0.9})
 >>> book = make_gradebook(roster, scores, parse_scale("linear:20"))
 >>> [(r.student.name, r.grade, r.status) for r in book.rows]
-[('Ada', 14.67, 'graded'), ('Bob', 0.0, 'no valid submission')]
+[('Ada', 14.67, 'graded'), ('Bob', None, 'no valid submission')]
+>>> make_gradebook(roster, scores, parse_scale("linear:20"), zeros=True).rows[1].grade
+0.0
 >>> write_gradebook(folder / "grades-moodle.csv", book, "moodle")["graded"]
 1
 
@@ -347,7 +349,7 @@ def resolve_scale(scale: Scale, baselines: dict) -> ResolvedScale:
 class GradeRow:
     student: Student
     score: Optional[float]
-    grade: float
+    grade: Optional[float]  # None: no valid submission, an empty cell (unless the book gives zeros)
     status: str
 
 
@@ -359,13 +361,14 @@ class Gradebook:
     scale: ResolvedScale
     unmatched_teams: list = field(default_factory=list)
     notes: list = field(default_factory=list)
+    zeros: bool = False
 
 
-def make_gradebook(roster: list, scores: BoardScores, scale: Scale) -> Gradebook:
+def make_gradebook(roster: list, scores: BoardScores, scale: Scale, *, zeros: bool = False) -> Gradebook:
     """Join the roster to each team's final private score.
 
-    A student whose team has no valid submission (or is not on the board) gets 0
-    marks and says why; teams on the board with no student, and roster teams absent
+    A student whose team has no valid submission (or is not on the board) gets an
+    empty grade (0 marks when ``zeros``) and says why; teams on the board with no student, and roster teams absent
     from the board (a misspelt team?), are listed in ``notes``.
 
     Raises
@@ -387,15 +390,15 @@ def make_gradebook(roster: list, scores: BoardScores, scale: Scale) -> Gradebook
         score = scores.teams.get(team)
         # A team that handed in nothing valid may be absent from an offline board: the same status either way.
         status = "graded" if score is not None else NO_SUBMISSION
-        rows.append(GradeRow(st, score, resolved.marks(score), status))
+        rows.append(GradeRow(st, score, resolved.marks(score) if score is not None or zeros else None, status))
     rostered = set(key.values())
     unmatched = sorted(t for t in scores.teams if t not in rostered)
     notes = [f"team {t!r} is on the leaderboard but has no student in the roster" for t in unmatched]
     notes += [f"roster team {t!r} is not on the leaderboard (no submission at all, or a misspelt name?)"
               for t in sorted(rostered - set(scores.teams))]
-    notes += [f"{sum(1 for r in rows if r.status != 'graded')} student(s) without a score (0 marks)"] \
-        if any(r.status != "graded" for r in rows) else []
-    return Gradebook(rows, resolved, unmatched, notes)
+    notes += [f"{sum(1 for r in rows if r.status != 'graded')} student(s) without a score "
+              f"({'0 marks' if zeros else 'empty grade'})"] if any(r.status != "graded" for r in rows) else []
+    return Gradebook(rows, resolved, unmatched, notes, zeros)
 
 
 def _score_cell(score: Optional[float]):
@@ -443,7 +446,7 @@ _IMPORT_STEPS = {
                "empty. The column '{a}' becomes (or updates) an assignment; the 'Points Possible' row\n"
                "gives its full marks ({full:g})."),
     "csv": ("Plain CSV: student_id, name, email, team, score (the team's private Dice), grade (marks),\n"
-            "status (graded, or no valid submission: 0 marks)."),
+            "status (graded, or no valid submission: an empty grade, 0 marks with --zeros)."),
 }
 
 
@@ -461,7 +464,8 @@ def readme_text(book: Gradebook, fmt: str, file_name: str, *, assignment: str = 
         "public submission), turned into marks.",
         "",
         "Scale: " + book.scale.statement,
-        "A student whose team has no valid submission gets 0 marks.",
+        ("A student whose team has no valid submission gets 0 marks (asked for: --zeros)." if book.zeros else
+         "A student whose team has no valid submission gets an empty grade, not 0 (--zeros gives 0 marks)."),
         "",
         _IMPORT_STEPS[fmt].format(a=assignment, full=book.scale.scale.full),
         "",
@@ -480,11 +484,13 @@ def readme_path(out) -> Path:
 
 
 def write_gradebook(out, book: Gradebook, fmt: str, *, assignment: str = DEFAULT_ASSIGNMENT, source: str = "",
-                    force: bool = False) -> dict:
+                    force: bool = False, replace_earlier: bool = False) -> dict:
     """Write the gradebook and its README beside it, each atomically.
 
-    Refuses to replace a file it did not write (one without the kit's README beside
-    it) unless ``force``.
+    Refuses to replace any existing file unless ``force`` (a second export to the same
+    name, in another format, once replaced the first silently); ``replace_earlier``
+    lets a run that regenerates its own gradebook (``leaderboard --roster``) replace it.
+
 
     Returns
     -------
@@ -496,8 +502,9 @@ def write_gradebook(out, book: Gradebook, fmt: str, *, assignment: str = DEFAULT
     if out.is_dir():
         raise LayoutError("the gradebook path is a folder", path=out, expected="a file name, e.g. grades-moodle.csv")
     ours = readme.is_file() and readme.read_text(encoding="utf-8", errors="replace").startswith(README_MARKER)
-    if out.exists() and not ours and not force:
-        raise KitError("refusing to replace a file the kit did not write", code="exists", path=out,
+    if out.exists() and not force and not (ours and replace_earlier):
+        what = "an earlier gradebook" if ours else "a file the kit did not write"
+        raise KitError(f"refusing to replace {what}", code="exists", path=out,
                        hint="give a new file name, or --force")
     text = render_gradebook(book, fmt, assignment=assignment)
     write_text(out, text)
@@ -509,7 +516,7 @@ def write_gradebook(out, book: Gradebook, fmt: str, *, assignment: str = DEFAULT
 
 def gradebook_from_site(site, roster, out, *, fmt: str, scale: Optional[str] = None,
                         assignment: str = DEFAULT_ASSIGNMENT, force: bool = False,
-                        scores: Optional[BoardScores] = None) -> dict:
+                        scores: Optional[BoardScores] = None, zeros: bool = False) -> dict:
     """Read a revealed site and a roster, write the gradebook: what ``--roster`` does.
 
     ``scores``: the board's ranked rows in full precision
@@ -525,5 +532,6 @@ def gradebook_from_site(site, roster, out, *, fmt: str, scale: Optional[str] = N
                           hint="names and e-mails stay private: write it outside the site folder")
     parsed = parse_scale(scale)
     students = read_roster(roster)
-    book = make_gradebook(students, scores if scores is not None else scores_from_site(site), parsed)
-    return write_gradebook(out, book, fmt, assignment=assignment, source=str(site), force=force)
+    book = make_gradebook(students, scores if scores is not None else scores_from_site(site), parsed, zeros=zeros)
+    return write_gradebook(out, book, fmt, assignment=assignment, source=str(site), force=force,
+                           replace_earlier=True)

@@ -205,7 +205,9 @@ def leaderboard_md(report) -> str:
     lines += _md_table([header for _, header, *_ in cols], body)
     lines += ["", "Tie (=): not significantly different from the team above. "
               "Valid / invalid / over quota: the team's submission counts.", ""]
-    if report["problems"]:
+    if report.get("absent"):
+        lines += ["Teams without a scored submission: " + ", ".join(md_text(t) for t in report["absent"]) + ".", ""]
+    if report["problems"] and report.get("problem_files", True):
         lines += ["## Invalid and ignored submissions", ""]
         lines += _md_table(
             ["Team", "Submission", "Submitted (UTC)", "Status", "Error"],
@@ -213,6 +215,11 @@ def leaderboard_md(report) -> str:
              for p in report["problems"]],
         )
         lines.append("")
+    elif report["problems"]:
+        lines += ["## Invalid and ignored submissions", ""]
+        lines += _md_table(["Team", "Invalid", "Over quota"],
+                           [[md_text(t), str(n[0]), str(n[1])] for t, n in problem_counts(report).items()])
+        lines += ["", "Each team sees its own files' errors on its page.", ""]
     lines += ["---", "", report["method"], ""]
     return "\n".join(lines)
 
@@ -261,7 +268,7 @@ _SCRIPT = """(function () {
 """
 
 _STYLE = """
-body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto; max-width: 72em;
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto; max-width: 80em;
        padding: 0 1em; color: #1d1d1f; }
 table { border-collapse: collapse; font-size: 0.9em; margin: 0.5em 0 1em; }
 th, td { padding: 0.25em 0.6em; border-bottom: 1px solid #ddd; text-align: left; vertical-align: top; }
@@ -271,7 +278,12 @@ td.time { white-space: nowrap; }
 #board th[aria-sort="ascending"]::after { content: " \\25B2"; }
 #board th[aria-sort="descending"]::after { content: " \\25BC"; }
 tr.baseline td { color: #666; font-style: italic; }
+tr.absent td { color: #666; }
+nav.links { margin: 0 0 0.5em; }
 td.team { min-width: 9em; max-width: 18em; overflow-wrap: anywhere; }
+td.file { max-width: 14em; overflow-wrap: anywhere; }
+#board { font-size: 0.85em; }
+#board th { font-size: 0.95em; }
 .scroll { overflow-x: auto; max-width: 100%; }
 .notes li, .phase { color: #444; }
 img { display: block; max-width: 100%; height: auto; }
@@ -279,6 +291,8 @@ h1, h2, p, li, summary { overflow-wrap: anywhere; }
 @media (max-width: 40em) {
   body { margin: 1em auto; padding: 0 0.6em; }
   table { font-size: 0.85em; }
+  #board [data-minor] { display: none; }
+  td.team { min-width: 6em; }
 }
 details { margin: 0.2em 0; }
 footer { margin-top: 2em; font-size: 0.85em; color: #555; border-top: 1px solid #ddd; padding-top: 0.5em; }
@@ -298,7 +312,10 @@ def _sort_value(report, r, key):
     }.get(key)
 
 
-_CELL_CLASS = {"team": ' class="team"', "submitted_at": ' class="time"'}
+_CELL_CLASS = {"team": ' class="team"', "submitted_at": ' class="time"', "submission": ' class="file"'}
+#: Columns a phone leaves out (the sortable table keeps them for wider screens): rank, team and score stay.
+_MINOR = {key: ' data-minor=""' for key in ("tied", "ci", "rank_ci", "f1", "submission", "submitted_at", "n", "public_dice",
+                                             "public_rank")}
 
 
 def _img(png: bytes, alt: str) -> str:
@@ -325,6 +342,22 @@ def _history_html(report) -> list:
             out.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
         out.append("</tbody></table></div></details>")
     return out
+
+
+def problem_counts(report) -> dict:
+    """``{team: (invalid, over quota)}`` of the report's invalid and ignored submissions.
+
+    Examples
+    --------
+    >>> problem_counts({"problems": [{"label": "a", "status": "invalid"}, {"label": "a", "status": "over quota"},
+    ...                              {"label": "b", "status": "invalid"}]})
+    {'a': (1, 1), 'b': (1, 0)}
+    """
+    counts: dict = {}
+    for p in report["problems"]:
+        invalid, over = counts.get(p["label"], (0, 0))
+        counts[p["label"]] = (invalid + (p["status"] == "invalid"), over + (p["status"] != "invalid"))
+    return counts
 
 
 def content_security_policy() -> str:
@@ -354,14 +387,19 @@ def index_html(report) -> str:
         f"<style>{_STYLE}</style>",
         "</head>",
         f'<body data-phase="{h(report["phase"])}">',
+    ]
+    if report.get("links"):
+        out.append('<nav class="links">' + " \u00b7 ".join(f'<a href="{h(href)}">{h(text)}</a>'
+                                                          for text, href in report["links"]) + "</nav>")
+    out += [
         f"<h1>{h(report['title'])}</h1>",
         f'<p class="phase">{h(report["subtitle"])}</p>',
     ]
     if report["notes"]:
         out.append('<ul class="notes">' + "".join(f"<li>{h(n)}</li>" for n in report["notes"]) + "</ul>")
     out.append('<div class="scroll"><table id="board"><thead><tr>')
-    out += [f'<th data-key="{key}" data-type="{typ}" scope="col">{h(header)}</th>'
-            for _, header, typ, key in cols]
+    out += [f'<th data-key="{key}" data-type="{typ}" scope="col"{_MINOR.get(cell, "")}>{h(header)}</th>'
+            for cell, header, typ, key in cols]
     out.append("</tr></thead><tbody>")
     for i, r in enumerate(report["rows"]):
         cells = _display_cells(report, r)
@@ -375,8 +413,14 @@ def index_html(report) -> str:
             title = ""
             if key == "tied" and cells["tied"]:
                 title = f' title="Holm-adjusted p = {r["p_vs_above"]:.3g} against the team above"'
-            tds.append(f"<td{cls}{attr}{title}>{h(cells[key])}</td>")
+            tds.append(f"<td{cls}{attr}{title}{_MINOR.get(key, '')}>{h(cells[key])}</td>")
         out.append(f'<tr class="{r["kind"]}" data-order="{i}">' + "".join(tds) + "</tr>")
+    for j, team in enumerate(report.get("absent", ()), start=len(report["rows"])):
+        # Roster teams with nothing on the board, at its bottom (sorting keeps them there: no values).
+        tds = ['<td class="team">' + h(team) + "</td>" if key == "team" else
+               ('<td class="num">no submission</td>' if key == "dice" else f"<td{_MINOR.get(key, '')}></td>")
+               for key, *_ in cols]
+        out.append(f'<tr class="absent" data-order="{j}">' + "".join(tds) + "</tr>")
     out.append("</tbody></table></div>")
     out.append('<p class="legend">Click a column to sort. Tie (=): not significantly different from the team '
                "above. Valid / invalid / over quota: the team's submission counts. Baselines are reference "
@@ -388,7 +432,7 @@ def index_html(report) -> str:
     out += ["<h2>Submission history</h2>", _img(figs["history"], "every team's submissions over time")]
     out += _history_html(report)
     out += ["<h2>Score distribution</h2>", _img(figs["distribution"], "distribution of scores")]
-    if report["problems"]:
+    if report["problems"] and report.get("problem_files", True):
         out.append("<h2>Invalid and ignored submissions</h2>")
         out.append('<div class="scroll"><table><thead><tr><th>Team</th><th>Submission</th><th>Submitted (UTC)</th>'
                    "<th>Status</th><th>Error</th></tr></thead><tbody>")
@@ -396,6 +440,15 @@ def index_html(report) -> str:
             out.append("<tr>" + "".join(f"<td>{h(p[k])}</td>" for k in
                                         ("label", "submission", "submitted_at", "status", "message")) + "</tr>")
         out.append("</tbody></table></div>")
+    elif report["problems"]:
+        # Counts only: a file's name and its error text are the team's own (shown on its page).
+        out.append("<h2>Invalid and ignored submissions</h2>")
+        out.append('<table id="problems"><thead><tr><th>Team</th><th class="num">Invalid</th>'
+                   '<th class="num">Over quota</th></tr></thead><tbody>')
+        for team, (invalid, over) in problem_counts(report).items():
+            out.append(f'<tr><td class="team">{h(team)}</td><td class="num">{invalid}</td>'
+                       f'<td class="num">{over}</td></tr>')
+        out.append("</tbody></table>")
     out.append(f"<footer><p>{h(report['method'])}</p></footer>")
     out.append(f"<script>{_SCRIPT}</script>")
     out.append("</body>")

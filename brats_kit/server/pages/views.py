@@ -24,12 +24,11 @@ from starlette.concurrency import run_in_threadpool
 from brats_kit.text import safe_name
 from data_spec.errors import BadArgumentError, KitError
 from grader.integrity import report_csv
-from grader.leaderboard.gradebook import FORMATS, make_gradebook, parse_scale, read_roster, readme_text, render_gradebook
+from grader.leaderboard.gradebook import FORMATS, readme_text, render_gradebook
 
 from ..clock import iso
-from ..course import ROSTER_CSV
 from ..deps import client_address, service_of
-from ..gradebook import course_scores
+from ..gradebook import course_gradebook
 from ..integrity import integrity_of_course
 from ..refusal import Principal, Refusal
 from ..service import CourseService
@@ -116,10 +115,9 @@ async def signin(request: Request, service: CourseService = Depends(service_of))
     anonymous = cookie(request)
     if not same_csrf(anonymous.get("csrf") if anonymous else None, fields.get("csrf", "")):
         raise bad_csrf()
-    admin = fields.get("role") == "instructor"
     token = fields.get("token", "").strip()
     try:
-        who = await run_in_threadpool(service.authenticate, token, client_address(request), admin=admin)
+        who = await run_in_threadpool(service.sign_in, token, client_address(request))
     except Refusal as exc:
         return redirect_after_post(request, "/", anonymous, refusal=_refused(exc))
     sid = await run_in_threadpool(service.open_session, who)
@@ -138,6 +136,13 @@ async def signout(request: Request, signed: SignedIn = Depends(any_form),
 
 
 # -- the team page -----------------------------------------------------------------------------------
+def _standing(service: CourseService, team: str) -> Optional[dict]:
+    """The team's row of the final board (None when it has no scored submission)."""
+    board = service.leaderboard()
+    row = next((r for r in board["rows"] if r["team"] == team), None)
+    return None if row is None else {**row, "of": board["teams"]}
+
+
 def _team_view(service: CourseService, who: Principal, report_id: Optional[str], receipt_id=None) -> dict:
     listing = service.list_submissions(who)
     report = service.public_report(who, report_id) if report_id is not None else None
@@ -147,8 +152,14 @@ def _team_view(service: CourseService, who: Principal, report_id: Optional[str],
         receipt = {**service.get_submission(who, receipt_id),
                    **{k: v for k, v in listing.items() if "remaining" in k or k.startswith("quota_")}}
     now = service.now()
-    return {"listing": listing, "report": report, "revealed": service.revealed(), "receipt": receipt,
-            "time_left": _left(service.config.deadline_at, now), "now": iso(now)}
+    revealed = service.revealed()
+    deadline = service.config.deadline_at
+    # The team counts its own submissions (1st, 2nd...); ids stay in forms and links.
+    numbers = {sub["id"]: n for n, sub in enumerate(listing["submissions"], start=1)}
+    return {"listing": listing, "report": report, "revealed": revealed, "numbers": numbers, "receipt": receipt,
+            "closed": revealed or (deadline is not None and now >= deadline),
+            "standing": _standing(service, who.team) if revealed else None,
+            "time_left": _left(deadline, now), "now": iso(now), "when": service.local}
 
 
 async def _team_page(request: Request, service: CourseService, signed: SignedIn, *,
@@ -158,8 +169,9 @@ async def _team_page(request: Request, service: CourseService, signed: SignedIn,
     view = await run_in_threadpool(_team_view, service, signed.who, report, flash.get("receipt"))
     jobs = getattr(request.app.state, "code_jobs", None)  # the code track's, when the course has one
     code_jobs = None if jobs is None else (await run_in_threadpool(jobs.list_jobs, signed.who))["jobs"]
+    # A refused finals choice comes back with the boxes the student ticked.
     response = render(request, "team.html", code=code, session=signed.data, refusal=refusal,
-                      message=flash.get("message"), code_jobs=code_jobs, **view)
+                      message=flash.get("message"), ticked=flash.get("ticked"), code_jobs=code_jobs, **view)
     take_flash(request, response, signed.data)
     return response
 
@@ -192,13 +204,15 @@ def _final_ids(form) -> list:
 @router.post("/team/finals")
 async def team_finals(request: Request, signed: SignedIn = Depends(team_form),
                       service: CourseService = Depends(service_of)):
+    ticked = None
     try:
-        chosen = await run_in_threadpool(service.choose_finals, signed.who, _final_ids(signed.form))
+        ticked = _final_ids(signed.form)
+        chosen = await run_in_threadpool(service.choose_finals, signed.who, ticked)
     except Refusal as exc:
-        return redirect_after_post(request, "/team", signed.data, refusal=_refused(exc))
-    message = (f"Finals: {', '.join(map(str, chosen['finals']))} ({chosen['rule']})" if chosen["finals"]
-               else f"No final chosen: your {chosen['rule']} submission counts")
-    return redirect_after_post(request, "/team", signed.data, message=message)
+        # A refused choice (too many...) keeps the boxes the student ticked.
+        return redirect_after_post(request, "/team", signed.data, refusal=_refused(exc), ticked=ticked)
+    return redirect_after_post(request, "/team", signed.data,
+                               message={"finals": chosen["finals"], "rule": chosen["rule"]})
 
 
 @router.get("/team/submissions/{sub_id}/file")
@@ -272,7 +286,7 @@ async def _admin_page(request: Request, service: CourseService, signed: SignedIn
     jobs = getattr(request.app.state, "code_jobs", None)
     code_jobs = None if jobs is None else (await run_in_threadpool(jobs.all_jobs))["jobs"]
     response = render(request, "admin.html", code=code, session=signed.data, message=flash.get("message"),
-                      refusal=refusal, code_jobs=code_jobs, **view)
+                      refusal=refusal, code_jobs=code_jobs, when=service.local, **view)
     take_flash(request, response, signed.data)
     return response
 
@@ -283,11 +297,23 @@ async def admin_page(request: Request, signed: SignedIn = Depends(admin_session)
     return await _admin_page(request, service, signed)
 
 
+def _reveal_view(service: CourseService) -> dict:
+    return {"status": service.status(), "deadline": service.deadline_text(), "early": service.early_reveal() is not None}
+
+
+async def _reveal_page(request: Request, service: CourseService, signed: SignedIn):
+    flash = signed.data.get(FLASH) or {}
+    code, refusal = _flashed_refusal(flash)
+    view = await run_in_threadpool(_reveal_view, service)
+    response = render(request, "reveal.html", code=code, session=signed.data, refusal=refusal, **view)
+    take_flash(request, response, signed.data)
+    return response
+
+
 @router.get("/admin/reveal")
 async def admin_reveal_confirm(request: Request, signed: SignedIn = Depends(admin_session),
                                service: CourseService = Depends(service_of)):
-    status = await run_in_threadpool(service.status)
-    return render(request, "reveal.html", session=signed.data, status=status)
+    return await _reveal_page(request, service, signed)
 
 
 @router.post("/admin/reveal")
@@ -296,9 +322,12 @@ async def admin_reveal(request: Request, signed: SignedIn = Depends(admin_form),
     if signed.form.get("confirm") != "reveal":
         return RedirectResponse("/admin/reveal", status_code=303)
     try:
-        await run_in_threadpool(service.reveal)
+        # Before the deadline the page asks a second time, naming it (the box "before_deadline").
+        await run_in_threadpool(partial(service.reveal, before_deadline=signed.form.get("before_deadline") == "yes"))
     except Refusal as exc:
-        return redirect_after_post(request, "/admin", signed.data, refusal=_refused(exc))
+        # Before the deadline the reveal page asks a second time, naming the deadline.
+        where = "/admin/reveal" if exc.code == "before_deadline" else "/admin"
+        return redirect_after_post(request, where, signed.data, refusal=_refused(exc))
     return redirect_after_post(request, "/admin", signed.data,
                                message="The private board is revealed; submissions are closed.")
 
@@ -327,21 +356,20 @@ async def admin_integrity_csv(signed: SignedIn = Depends(admin_session), service
                     headers={"Content-Disposition": 'attachment; filename="integrity.csv"'})
 
 
-def _gradebook(service: CourseService, fmt: str, scale: Optional[str]):
+def _gradebook(service: CourseService, fmt: str, scale: Optional[str], zeros: bool = False):
     """The gradebook the ``server grades`` command writes (same functions), as text for a download."""
     if fmt not in FORMATS:
         raise BadArgumentError(f"unknown gradebook format {fmt!r}", expected=" or ".join(FORMATS))
     from ..baselines import baselines_of
 
-    roster = read_roster(service.course.private / ROSTER_CSV)
-    # The default scale's reference points are the course's baselines, when it has them.
-    return make_gradebook(roster, course_scores(service, baselines_of(service.course)), parse_scale(scale or None))
+    # The default scale's reference points are the course's baselines, when it has them (else a stated fallback).
+    return course_gradebook(service, scale or None, baselines_of(service.course), zeros=zeros)
 
 
 async def _grades(request: Request, service: CourseService, signed: SignedIn, fmt: str, scale: Optional[str],
-                  readme: bool):
+                  readme: bool, zeros: bool = False):
     try:
-        book = await run_in_threadpool(_gradebook, service, fmt, scale)
+        book = await run_in_threadpool(_gradebook, service, fmt, scale, zeros)
     except KitError as exc:
         error = {"code": exc.code, "message": str(exc), "hint": getattr(exc, "hint", None)}
         return render(request, "error.html", code=409 if exc.code == "not_revealed" else 422, session=signed.data,
@@ -355,17 +383,17 @@ async def _grades(request: Request, service: CourseService, signed: SignedIn, fm
 
 
 @router.get("/admin/grades.csv")
-async def admin_grades(request: Request, format: str = "csv", scale: Optional[str] = None,
+async def admin_grades(request: Request, format: str = "csv", scale: Optional[str] = None, zeros: bool = False,
                        signed: SignedIn = Depends(admin_session), service: CourseService = Depends(service_of)):
-    """The gradebook (private: names and e-mails), after the reveal; ``scale`` as ``server grades --scale``."""
-    return await _grades(request, service, signed, format, scale, readme=False)
+    """The gradebook (private: names and e-mails), after the reveal; ``scale``, ``zeros`` as ``server grades``."""
+    return await _grades(request, service, signed, format, scale, readme=False, zeros=zeros)
 
 
 @router.get("/admin/grades-readme.txt")
-async def admin_grades_readme(request: Request, format: str = "csv", scale: Optional[str] = None,
+async def admin_grades_readme(request: Request, format: str = "csv", scale: Optional[str] = None, zeros: bool = False,
                               signed: SignedIn = Depends(admin_session), service: CourseService = Depends(service_of)):
     """What the gradebook's columns and scale mean (the README ``server grades`` writes beside the file)."""
-    return await _grades(request, service, signed, format, scale, readme=True)
+    return await _grades(request, service, signed, format, scale, readme=True, zeros=zeros)
 
 
 @router.get("/admin/audit")
