@@ -98,7 +98,7 @@ def test_data_synth_cli_writes_both_layouts_and_points_to_the_notebook(tmp_path)
     out = tmp_path / "comp"
     result = CliRunner().invoke(main, ["data", "synth", "--out", str(out), "--train", "3", "--test", "2"])
     assert result.exit_code == 0, result.output
-    assert "starting_kit.ipynb" in result.output and "private/" in result.output
+    assert "brats-kit notebook" in result.output and "private/" in result.output
     assert (out / "train_data_x.dat").stat().st_size == 3 * 240 * 240 * 4 * 4
     assert (out / "private" / "test_truth.h5").is_file()
     show = CliRunner().invoke(main, ["data", "show", str(out), "--case", "1", "--out", str(tmp_path / "f.png")])
