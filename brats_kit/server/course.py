@@ -18,6 +18,7 @@ the folder (``cp -a``) is a copy of the course with its own database; absolute p
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import os
@@ -97,6 +98,7 @@ class Course:
             check_schema(self.engine)
             self.sessions = session_factory(self.engine)
             self._check_course_id(path)
+            self._version_old_scores()
         except BaseException:
             self.engine.dispose()
             raise
@@ -121,6 +123,26 @@ class Course:
         if self.config.course_id is None:
             self.config.course_id = stored
             write_private(config_path, json.dumps(asdict(self.config), indent=2, sort_keys=True) + "\n")
+
+    @functools.cached_property
+    def truth_sha256(self) -> str:
+        """The sha256 of the course's truth file: the version every new score is recorded against."""
+        from data_spec.hdf5 import sha256_file
+
+        return sha256_file(find_truth(self.config.truth))
+
+    def _version_old_scores(self) -> None:
+        """Rows scored before the truth was versioned (an upgraded database) get the current truth's sha256."""
+        from sqlalchemy import select, update
+
+        from .db import Submission
+
+        with self.sessions() as s:
+            old = s.scalar(select(Submission.id).where(Submission.truth_sha256.is_(None)).limit(1))
+        if old is not None:
+            with write_transaction(self.sessions) as s:
+                s.execute(update(Submission).where(Submission.truth_sha256.is_(None))
+                          .values(truth_sha256=self.truth_sha256))
 
     def _refuse_a_legacy_copy(self, config_path: Path) -> None:
         """A folder with its own ``private/course.db`` whose configuration names another folder's (an absolute

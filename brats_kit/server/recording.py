@@ -11,7 +11,7 @@ from sqlalchemy import func, insert, select
 from . import audit
 from .clock import iso
 from .db import Submission, revealed_flag, write_connection
-from .grading import verdict_fields
+from .grading import superseded_view, verdict_fields
 from .quotas import Quotas
 from .refusal import Principal, Refusal
 
@@ -67,6 +67,8 @@ class Recorder:
             out["quota_day"] = f"{sub.day} ({self.config.timezone})"
         if revealed:
             out["private"] = sub.private
+        if sub.superseded is not None:  # a rescore after a truth fix: the grade this receipt first gave
+            out["superseded"] = superseded_view(sub.superseded, revealed=revealed)
         return out
 
     def record(self, who: Principal, *, sha256: str, size: int, verdict, commit_file: Callable[[], None]) -> dict:
@@ -144,7 +146,7 @@ class Recorder:
         if used[kind] >= self.quotas.cap(kind):
             return self.quotas.refusal(kind, item.resets_at)
         values = dict(team_id=item.who.team_id, sha256=item.sha256, bytes=item.size, submitted_at=item.now,
-                      day=item.day, final=False, **item.fields)
+                      day=item.day, final=False, truth_sha256=self.course.truth_sha256, **item.fields)
         # A Core insert: the ORM's unit of work costs more than the rest of the upload's database work.
         sub = Submission(id=conn.execute(insert(Submission.__table__).values(values)).inserted_primary_key[0],
                          **values)
