@@ -198,6 +198,28 @@ def test_a_receipt_shows_the_current_scores_and_the_superseded_ones(tmp_path, co
     assert all("superseded" in s for s in untouched["submissions"])  # alpha's score changed too
 
 
+def test_the_team_page_shows_both_scores(tmp_path, competition, scorer, files, fix_file):
+    import html
+
+    from test_pages import sign_in
+
+    root, tokens = _course(tmp_path, competition, scorer, files, None)
+    with Course(root) as course:
+        first = _rows(course)[3]
+    with TestClient(create_app(root, clock=Clock(), scorer=scorer)) as c:
+        sign_in(c, tokens["gamma"])
+        assert 'id="superseded"' not in c.get("/team").text
+    with Course(root) as course:
+        rescore_course(course, fix_file)
+    with TestClient(create_app(root, clock=Clock(), scorer=scorer)) as c:
+        sign_in(c, tokens["gamma"])
+        page = html.unescape(c.get("/team").text)
+    row = page[page.index('id="sub-3"'):]
+    row = row[:row.index("</tr>")]
+    assert "1.0000" in row and f"<del class=\"superseded\" title=\"before the truth fix\">{first['public']['dice']:.4f}</del>" in row
+    assert 'id="superseded"' in page
+
+
 def test_an_upgraded_database_versions_its_old_scores(tmp_path, competition, scorer, files, old, db):
     root, _ = _course(tmp_path, competition, scorer, files, db)
     with Course(root) as course:  # a database of schema version 2: no truth_sha256, no superseded
