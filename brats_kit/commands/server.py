@@ -50,9 +50,12 @@ def server():
 @click.option("--baselines", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="Reference submissions (DIR/<baseline>/<file>): reference rows on the live board, and the "
                    "gradebook's default scale (flair-threshold = 0, the best baseline = full marks).")
+@click.option("--ranking", default=None, metavar="SCORE",
+              help="The score the live board, the API's leaderboard and the gradebook rank by (default: the "
+                   "competition's, else dice). Only dice: the server ranks from the counts each upload stores.")
 @click.option("--json", "as_json", is_flag=True)
 def init(course, competition, roster, per_day, max_invalid_per_day, deadline, finals, db, timezone_name, baselines,
-         as_json):
+         ranking, as_json):
     """Create the course folder COURSE: configuration, database, store, one token per team."""
     from brats_kit.server.baselines import attach_baselines, check_baselines
     from brats_kit.server.course import Course, init_course
@@ -61,7 +64,7 @@ def init(course, competition, roster, per_day, max_invalid_per_day, deadline, fi
         check_baselines(competition, baselines)  # an invalid baseline is refused before the course exists
     info = init_course(course, competition=competition, roster=roster, per_day=per_day,
                        max_invalid_per_day=max_invalid_per_day, deadline=deadline, finals=finals, db=db,
-                       timezone_name=timezone_name)
+                       timezone_name=timezone_name, ranking=ranking)
     if baselines is not None:
         with Course(course) as opened:
             info["baselines"] = attach_baselines(opened, baselines)["baselines"]

@@ -68,6 +68,8 @@ class CourseConfig:
     max_bytes: Optional[int] = None
     extra: dict = field(default_factory=dict)
     course_id: Optional[str] = None
+    #: The score the live board, ``/api/v1/leaderboard`` and the gradebook rank by (:func:`server_ranking`).
+    ranking: str = "dice"
 
     @property
     def deadline_at(self) -> Optional[datetime]:
@@ -93,6 +95,7 @@ class Course:
             self.config = CourseConfig(**data)
         except (ValueError, TypeError) as exc:
             raise LayoutError(f"unreadable course configuration ({exc})", path=path) from None
+        server_ranking(self.config.ranking)  # a hand-edited configuration the board could not rank by
         self.engine = engine or make_engine(database_url(self.config.db, self.root))
         try:
             check_schema(self.engine)
@@ -176,6 +179,44 @@ class Course:
         self.close()
 
 
+#: What the server can rank by: scores computed from the per-case counts an upload stores. A mask
+#: score (hd95, lesion_dice, lesion_hd95, nsd) needs the prediction's masks, which the upload does not keep.
+SERVER_RANKABLE = ("dice",)
+
+
+def server_ranking(name: Optional[str], truth=None) -> str:
+    """The ranking score of a course: ``name``, else the competition's (its private manifest), else Dice.
+
+    Raises
+    ------
+    BadArgumentError
+        A name no board ranks by, or a mask score (the server ranks from stored counts).
+
+    Examples
+    --------
+    >>> server_ranking(None), server_ranking("dice")
+    ('dice', 'dice')
+    >>> server_ranking("nsd")
+    Traceback (most recent call last):
+    ...
+    data_spec.errors.BadArgumentError: the submission server cannot rank by nsd: ...
+    """
+    from data_spec.ranking_record import recorded_ranking
+    from grader.leaderboard.ranking import ranking_type
+
+    chosen = name if name is not None else (recorded_ranking(truth) if truth is not None else None) or "dice"
+    score = ranking_type(chosen)
+    if score.name not in SERVER_RANKABLE:
+        told = "" if name is not None else " (the competition's private manifest names it)"
+        raise BadArgumentError(
+            f"the submission server cannot rank by {score.name}{told}: it ranks from the per-case counts each "
+            "upload stores, and this score needs the predicted masks",
+            expected="--ranking " + " or ".join(SERVER_RANKABLE),
+            hint=f"rank the course by dice; 'brats-kit server export' then 'brats-kit leaderboard --ranking "
+                 f"{score.name}' gives the board by {score.name} offline")
+    return score.name
+
+
 def database_url(url: str, root) -> str:
     """``url`` with a relative SQLite path resolved against the course folder ``root`` (absolute ones as they are).
 
@@ -254,6 +295,7 @@ def init_course(
     timeout_s: float = 20.0,
     memory_mb: int = 2048,
     workers: int = 2,
+    ranking: Optional[str] = None,
     clock=None,
 ) -> dict:
     """Create a course folder (see the module doc) and return where its files are.
@@ -286,6 +328,7 @@ def init_course(
     from .grading import open_truth_info
 
     info = open_truth_info(truth)  # a truth the grader cannot read is refused now, not at the first upload
+    ranking = server_ranking(ranking, truth)
     teams = read_roster(roster)
     root.mkdir(parents=True, exist_ok=True)
     os.chmod(root, 0o700)
@@ -299,7 +342,7 @@ def init_course(
     config = CourseConfig(competition=str(Path(competition).resolve()), truth=str(Path(truth).resolve()), db=url,
                           per_day=per_day, max_invalid_per_day=max_invalid_per_day, deadline=deadline,
                           finals=finals, timezone=timezone_name, timeout_s=timeout_s, memory_mb=memory_mb,
-                          workers=workers, max_bytes=info["max_bytes"], course_id=course_id)
+                          workers=workers, max_bytes=info["max_bytes"], course_id=course_id, ranking=ranking)
     engine = make_engine(database_url(url, root))
     try:
         create_schema(engine, course_id)
@@ -323,7 +366,8 @@ def init_course(
     write_private(private / ROSTER_CSV, Path(roster).read_text(encoding="utf-8-sig"))
     write_private(private / CONFIG_JSON, json.dumps(asdict(config), indent=2, sort_keys=True) + "\n")
     return {"course": root, "tokens": private / TOKENS_CSV, "admin_token": private / ADMIN_TOKEN,
-            "teams": len(teams), "students": sum(len(v) for v in teams.values()), "db": _shown_url(url)}
+            "teams": len(teams), "students": sum(len(v) for v in teams.values()), "db": _shown_url(url),
+            "ranking": ranking}
 
 
 def _shown_url(url: str) -> str:
