@@ -198,6 +198,27 @@ def test_a_receipt_shows_the_current_scores_and_the_superseded_ones(tmp_path, co
     assert all("superseded" in s for s in untouched["submissions"])  # alpha's score changed too
 
 
+def test_a_server_started_before_the_rescore_refuses_uploads_until_restarted(tmp_path, competition, scorer,
+                                                                             files, fix_file, db):
+    from brats_kit.server.grading import make_scorer
+    from brats_kit.server.refusal import Refusal
+
+    root, _ = _course(tmp_path, competition, scorer, files, db)
+    with Course(root) as running:
+        service = CourseService(running, clock=Clock())
+        with Course(root) as course:
+            plan = rescore_course(course, fix_file)
+        rows = _rows(running)
+        with pytest.raises(Refusal) as refused:  # its workers hold the old truth
+            record_directly(service, running, "beta", files["gamma"], scorer)
+        assert refused.value.code == "truth_replaced" and _rows(running) == rows
+    with Course(root) as restarted, make_scorer(restarted.config) as fresh:
+        receipt = record_directly(CourseService(restarted, clock=Clock()), restarted, "beta", files["gamma"], fresh)
+        assert receipt["public"]["dice"] == 1.0
+        assert _rows(restarted)[receipt["id"]]["truth_sha256"] == plan["new_truth"]
+        assert audit_course(restarted)["ok"]
+
+
 def test_the_team_page_shows_both_scores(tmp_path, competition, scorer, files, fix_file):
     import html
 

@@ -32,6 +32,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
 from data_spec.errors import BadArgumentError, KitError, LayoutError, MissingFileError, check_range
+from data_spec.hdf5 import sha256_file
 from data_spec.layout import find_truth
 from plumbing.atomic import write_text
 
@@ -130,22 +131,24 @@ class Course:
     @functools.cached_property
     def truth_sha256(self) -> str:
         """The sha256 of the course's truth file: the version every new score is recorded against."""
-        from data_spec.hdf5 import sha256_file
-
         return sha256_file(find_truth(self.config.truth))
 
     def _version_old_scores(self) -> None:
-        """Rows scored before the truth was versioned (an upgraded database) get the current truth's sha256."""
+        """A database from before truths were versioned (upgraded in place): its rows and its ``truth_sha256``
+        fact get the current truth's sha256."""
         from sqlalchemy import select, update
 
         from .db import Submission
 
         with self.sessions() as s:
             old = s.scalar(select(Submission.id).where(Submission.truth_sha256.is_(None)).limit(1))
-        if old is not None:
+            known = get_meta(s, "truth_sha256")
+        if old is not None or known is None:
             with write_transaction(self.sessions) as s:
                 s.execute(update(Submission).where(Submission.truth_sha256.is_(None))
                           .values(truth_sha256=self.truth_sha256))
+                if get_meta(s, "truth_sha256") is None:
+                    set_meta(s, "truth_sha256", self.truth_sha256)
 
     def _refuse_a_legacy_copy(self, config_path: Path) -> None:
         """A folder with its own ``private/course.db`` whose configuration names another folder's (an absolute
@@ -357,6 +360,7 @@ def init_course(
                 for sid, name, email in teams[team]:
                     s.add(Member(team_id=t.id, student_id=sid, name=name, email=email))
             set_meta(s, "admin_token_hash", token_hash(admin))
+            set_meta(s, "truth_sha256", sha256_file(truth))  # what every upload is recorded against
             audit.append(s, now, audit.COURSE_CREATED, None, {"teams": len(teams)})
     finally:
         engine.dispose()

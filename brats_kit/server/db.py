@@ -268,9 +268,11 @@ def session_factory(engine: Engine) -> sessionmaker:
     return sessionmaker(engine, expire_on_commit=False)
 
 
-#: PostgreSQL's write lock: the rows of the audit head, which every write moves, and of the reveal;
-#: read as the lock is taken, for the facts a write needs (SQLite renders no FOR UPDATE).
-_LOCKED_META = select(Meta.key, Meta.value).where(Meta.key.in_(("audit_head", "revealed"))).with_for_update()
+#: PostgreSQL's write lock: the rows of the audit head, which every write moves, of the reveal and of
+#: the truth's sha256 (``server rescore`` moves it); read as the lock is taken, for the facts a write
+#: needs (SQLite renders no FOR UPDATE).
+_LOCKED_META = (select(Meta.key, Meta.value).where(Meta.key.in_(("audit_head", "revealed", "truth_sha256")))
+                .with_for_update())
 
 
 @contextlib.contextmanager
@@ -288,7 +290,7 @@ def write_transaction(sessions: sessionmaker):
 def write_connection(engine: Engine):
     """:func:`write_transaction` as a Core connection: the same lock, without the ORM's unit of work.
 
-    Yields ``(connection, meta)``, ``meta`` holding ``audit_head`` and ``revealed`` as read
+    Yields ``(connection, meta)``, ``meta`` holding ``audit_head``, ``revealed`` and ``truth_sha256`` as read
     under the lock (in the statement that takes it, on PostgreSQL). For the upload's hot
     path (:meth:`~.service.CourseService.record`), where the ORM's per-statement overhead
     and each round trip to the database count.

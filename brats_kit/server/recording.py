@@ -117,9 +117,10 @@ class Recorder:
                     item.now = self.quotas.now()
                     item.day, item.resets_at = self.quotas.day(item.now)
                 used = self.quotas.used_by(conn, {(item.who.team_id, item.day) for item in batch})
+                stale = self._stale_truth(meta.get("truth_sha256"))
                 for item in batch:
-                    item.error = self._insert(conn, chain, item, revealed_flag(meta.get("revealed")),
-                                              used[(item.who.team_id, item.day)])
+                    item.error = stale or self._insert(conn, chain, item, revealed_flag(meta.get("revealed")),
+                                                       used[(item.who.team_id, item.day)])
                 chain.close()
             for item in batch:
                 if item.error is None:
@@ -133,6 +134,14 @@ class Recorder:
         finally:
             for item in batch:
                 item.done = True
+
+    def _stale_truth(self, recorded: Optional[str]) -> Optional[Refusal]:
+        """A refusal when ``server rescore`` replaced the truth after this server loaded its own (None otherwise):
+        its workers would score against the old one."""
+        if recorded is None or recorded == self.course.truth_sha256:
+            return None
+        return Refusal(503, "truth_replaced", "the course's test truth was replaced while the server ran: "
+                       "uploads wait until the instructor restarts it", {"retry": "after the restart"})
 
     def _insert(self, conn, chain: "audit.Chain", item: _Pending, revealed: bool, used: dict) -> Optional[Refusal]:
         """One upload's quota check and rows, inside the batch's transaction (a refusal is returned).

@@ -41,7 +41,7 @@ from plumbing.atomic import atomic_path
 from . import audit
 from .clock import utc_now
 from .course import CONFIG_JSON, Course, write_private
-from .db import Submission, write_transaction
+from .db import Submission, set_meta, write_transaction
 from .grading import make_scorer, verdict_fields
 from .service import CourseService
 
@@ -285,6 +285,7 @@ def _apply(course: Course, rows: dict, teams: dict, fresh: dict, changed: list, 
                          {key: plan[key] for key in ("old_truth", "new_truth", "rescored", "submissions_changed",
                                                      "scores_changed", "ranks_changed")})
             chain.close()
+            set_meta(s, "truth_sha256", plan["new_truth"])  # a server still running refuses uploads from now on
             # Switched inside the transaction: a failed commit puts the old configuration back below.
             write_private(config_path, json.dumps(asdict(config), indent=2, sort_keys=True) + "\n")
     except BaseException:
