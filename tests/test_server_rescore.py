@@ -219,6 +219,26 @@ def test_a_server_started_before_the_rescore_refuses_uploads_until_restarted(tmp
         assert audit_course(restarted)["ok"]
 
 
+def test_an_upload_recorded_during_the_rescore_stops_it_unchanged(tmp_path, competition, scorer, files, fix_file,
+                                                                  db):
+    root, _ = _course(tmp_path, competition, scorer, files, db)
+    with Course(root) as course:
+        config = (root / "private" / "course.json").read_bytes()
+
+        def upload_meanwhile(plan):  # the server was not stopped: beta hands in while the instructor reads
+            record_directly(CourseService(course, clock=Clock()), course, "beta", files["alpha"], scorer)
+            return True
+
+        with pytest.raises(KitError, match="arrived during the rescore") as err:
+            rescore_course(course, fix_file, confirm=upload_meanwhile)
+        assert err.value.code == "course_changed"
+        rows = _rows(course)
+        assert len(rows) == 4 and {r["superseded"] for r in rows.values()} == {None}
+        assert audit_course(course)["ok"]
+    assert (root / "private" / "course.json").read_bytes() == config
+    assert not (root / "private" / "rescore").exists() or not any((root / "private" / "rescore").rglob("*.csv"))
+
+
 def test_the_team_page_shows_both_scores(tmp_path, competition, scorer, files, fix_file):
     import html
 

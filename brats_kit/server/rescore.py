@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 
 from data_spec.errors import KitError
 from data_spec.hdf5 import sha256_file, write_split_h5
@@ -242,19 +242,24 @@ def rescore_course(course: Course, new_truth, *, confirm: Callable[[dict], bool]
                 "applied": False}
         if not confirm(plan):
             return plan
-        kept = keep_old_truth(course, Path(course.config.truth), old.sha256)
-        _apply(course, rows, teams, fresh, changed, plan, staged, clock())
+        # The report first: a folder that cannot be written stops the rescore before any change.
+        folder = Path(out) if out is not None else course.private / REPORTS / new_sha
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        report = {"csv": folder / DIFF_CSV, "summary": folder / SUMMARY_TXT}
+        write_private(report["csv"], _csv(plan["rows"]))
+        write_private(report["summary"], summary_text(plan))
+        try:
+            kept = keep_old_truth(course, Path(course.config.truth), old.sha256)
+            _apply(course, rows, teams, fresh, changed, plan, staged, clock())
+        except BaseException:
+            for path in report.values():
+                path.unlink(missing_ok=True)
+            raise
         applied = plan["applied"] = True
-        plan["old_truth_kept"] = str(kept)
-        plan["truth"] = str(staged)
+        plan.update(old_truth_kept=str(kept), truth=str(staged), report={k: str(v) for k, v in report.items()})
     finally:
         if not applied and created:
             staged.unlink(missing_ok=True)
-    folder = Path(out) if out is not None else course.private / REPORTS / new_sha
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    write_private(folder / DIFF_CSV, _csv(plan["rows"]))
-    write_private(folder / SUMMARY_TXT, summary_text(plan))
-    plan["report"] = {"csv": str(folder / DIFF_CSV), "summary": str(folder / SUMMARY_TXT)}
     if rebuild_board is not None:
         rebuild_board(course)
     return plan
@@ -268,6 +273,10 @@ def _apply(course: Course, rows: dict, teams: dict, fresh: dict, changed: list, 
     config = dataclasses.replace(course.config, truth=str(staged))
     try:
         with write_transaction(course.sessions) as s:
+            arrived = s.scalar(select(func.count()).select_from(Submission).where(Submission.id.notin_(list(fresh))))
+            if arrived:
+                raise KitError(f"{arrived} submission(s) arrived during the rescore: the course is unchanged",
+                               code="course_changed", hint="stop the server, then run the rescore again")
             chain = audit.Chain(s)
             for sub_id in changed:
                 row, fields = rows[sub_id], fresh[sub_id]
