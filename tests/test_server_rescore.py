@@ -121,6 +121,26 @@ def test_a_one_slice_fix_changes_the_expected_scores_and_ranks(tmp_path, competi
     assert [r["team"] for r in board["rows"]] == ["gamma", "alpha", "beta"]
 
 
+def test_a_flagless_course_truth_keeps_its_split(tmp_path, competition, scorer, old, fixed):
+    """A course's ``test_data_y.dat`` has no flags: its split comes from its sha256, which the fix changes.
+    The fixed truth handed in the same way must keep the split the class was scored on."""
+    from data_spec.course import write_course_array
+
+    flagless = tmp_path / "flagless"
+    write_course_array(flagless / "private" / "test_data_y.dat", old.y, "y")
+    before = load_truth(flagless)
+    fix = tmp_path / "fix" / "test_data_y.dat"
+    write_course_array(fix, fixed[0], "y")
+    assert not load_truth(fix).has_flags and not np.array_equal(load_truth(fix).public, before.public)
+    root, _, _ = make_course(tmp_path, flagless)
+    with Course(root) as course:
+        plan = rescore_course(course, fix)
+        assert course.config.truth == plan["truth"]
+    current = load_truth(plan["truth"])
+    assert current.has_flags and np.array_equal(current.public, before.public)
+    assert (root / "private" / TRUTHS / f"{before.sha256}.dat").read_bytes() == old.y.tobytes()
+
+
 def test_a_truth_of_another_shape_or_other_cases_is_refused(tmp_path, competition, scorer, files, old, db):
     root, _ = _course(tmp_path, competition, scorer, files, db)
     short = tmp_path / "short.h5"
