@@ -56,7 +56,16 @@ def truth_version(sha256: str) -> str:
 
 
 def superseded_view(superseded, *, revealed: bool):
-    """What a receipt shows of the grade a rescore replaced (None if never re-scored): private scores after the reveal."""
+    """What a receipt shows of the grade a rescore replaced (None if never re-scored): private scores after the reveal.
+
+    Examples
+    --------
+    >>> old = {"status": "scored", "public": {"dice": 0.8}, "private": {"dice": 0.7}, "truth_sha256": "ab" * 32}
+    >>> sorted(superseded_view(old, revealed=False)), superseded_view(old, revealed=True)["private"]
+    (['public', 'status', 'truth_version'], {'dice': 0.7})
+    >>> superseded_view(None, revealed=True) is None
+    True
+    """
     if superseded is None:
         return None
     out = {"status": superseded.get("status"), "public": superseded.get("public"),
