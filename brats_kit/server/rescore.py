@@ -213,7 +213,7 @@ def rescore_course(course: Course, new_truth, *, confirm: Callable[[dict], bool]
     applied = False
     try:
         with course.sessions() as s:
-            entries = CourseService.board_entries(s, exact_times=True)
+            entries = CourseService.board_entries(s)  # as the API and the gradebook rank them (times to the second)
         rows = {row.id: row for _, row in entries}
         teams = {row.team_id: entry.team for entry, row in entries}
         files = course.store.files()
