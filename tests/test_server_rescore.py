@@ -259,6 +259,31 @@ def test_an_upload_recorded_during_the_rescore_stops_it_unchanged(tmp_path, comp
     assert not (root / "private" / "rescore").exists() or not any((root / "private" / "rescore").rglob("*.csv"))
 
 
+def test_a_file_that_times_out_in_the_rescore_stops_it_unchanged(tmp_path, competition, scorer, files, fix_file,
+                                                                 monkeypatch):
+    import brats_kit.server.rescore as rescore_module
+    from grader.isolation import IsolatedScorer
+
+    root, _ = _course(tmp_path, competition, scorer, files, None)
+
+    def slow_workers(config):  # every file overruns its limit (a loaded machine)
+        return IsolatedScorer(config.truth, workers=1, timeout=0.5, task=_sleeping)
+
+    monkeypatch.setattr(rescore_module, "make_scorer", slow_workers)
+    with Course(root) as course:
+        rows = _rows(course)
+        with pytest.raises(KitError, match="could not be re-scored") as err:
+            rescore_course(course, fix_file)
+        assert err.value.code == "rescore_incomplete" and _rows(course) == rows
+    assert not any((root / "private" / TRUTHS).iterdir())
+
+
+def _sleeping(path, truth, max_bytes):
+    import time
+
+    time.sleep(30)
+
+
 def test_the_team_page_shows_both_scores(tmp_path, competition, scorer, files, fix_file):
     import html
 

@@ -220,9 +220,16 @@ def rescore_course(course: Course, new_truth, *, confirm: Callable[[dict], bool]
         scorer = make_scorer(dataclasses.replace(course.config, truth=str(staged)))
         try:
             futures = {sha: scorer.submit(files[sha]) for sha in sorted({r.sha256 for r in rows.values()} & set(files))}
-            by_sha = {sha: verdict_fields(f.result()) for sha, f in futures.items()}
+            verdicts = {sha: f.result() for sha, f in futures.items()}
         finally:
             scorer.close()
+        # A timeout or a dead worker says nothing about the file: it must not turn a grade into "invalid".
+        unsure = sorted(sha for sha, v in verdicts.items() if v.transient)
+        if unsure:
+            raise KitError(f"{len(unsure)} stored file(s) could not be re-scored (a timeout or a failed worker, "
+                           f"e.g. {unsure[0]}): the course is unchanged", code="rescore_incomplete",
+                           hint="run the rescore again on a quieter machine, or raise timeout_s in course.json")
+        by_sha = {sha: verdict_fields(v) for sha, v in verdicts.items()}
         fresh = {i: by_sha[r.sha256] for i, r in rows.items() if r.sha256 in by_sha}
         missing = sorted(i for i, r in rows.items() if r.sha256 not in by_sha)
         if missing:
