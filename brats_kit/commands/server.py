@@ -1,4 +1,4 @@
-"""``brats-kit server init|run|export|audit|reveal|status|tokens``: the submission server's instructor commands."""
+"""``brats-kit server init|run|export|audit|rescore|reveal|status|tokens``: the submission server's instructor commands."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -64,9 +64,13 @@ def server():
               help="Code jobs run at once by the local pool (server run --code-workers overrides it).")
 @click.option("--code-show-logs", is_flag=True,
               help="Show teams their program's output (off: it could print the hidden inputs).")
+@click.option("--ranking", default=None, metavar="SCORE",
+              help="The score the live board, the API's leaderboard and the gradebook rank by (default: the "
+                   "competition's, else dice). Only dice: the server ranks from the counts each upload stores.")
 @click.option("--json", "as_json", is_flag=True)
 def init(course, competition, roster, per_day, max_invalid_per_day, deadline, finals, db, timezone_name, baselines,
-         max_inflight_per_team, code_track, code_time_limit, code_memory_mb, code_workers, code_show_logs, as_json):
+         max_inflight_per_team, code_track, code_time_limit, code_memory_mb, code_workers, code_show_logs, ranking,
+         as_json):
     """Create the course folder COURSE: configuration, database, store, one token per team."""
     from brats_kit.server.baselines import attach_baselines, check_baselines
     from brats_kit.server.course import Course, init_course
@@ -81,7 +85,8 @@ def init(course, competition, roster, per_day, max_invalid_per_day, deadline, fi
         check_baselines(competition, baselines)  # an invalid baseline is refused before the course exists
     info = init_course(course, competition=competition, roster=roster, per_day=per_day,
                        max_invalid_per_day=max_invalid_per_day, deadline=deadline, finals=finals, db=db,
-                       timezone_name=timezone_name, extra={"max_inflight_per_team": max_inflight_per_team})
+                       timezone_name=timezone_name, extra={"max_inflight_per_team": max_inflight_per_team},
+                       ranking=ranking)
     if code is not None:
         from brats_kit.server.jobs import enable_code_track
 
@@ -201,6 +206,44 @@ def audit(ctx, course, rescore, adopt_sha, team, at_text, as_json):
                    f"{result['files']} stored files{rescored}")
     if not result["ok"]:
         ctx.exit(EXIT_INVALID)
+
+
+@server.command("rescore")
+@_COURSE
+@click.option("--truth", "new_truth", required=True, type=click.Path(exists=True, path_type=Path),
+              help="The fixed truth (file or folder): the same slices and case ids as the course's.")
+@click.option("--yes", is_flag=True, help="Replace the truth without asking.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder of the report (diff.csv, summary.txt); default COURSE/private/rescore/<sha256>/.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan and its diff (no prompt).")
+def rescore_command(course, new_truth, yes, out, as_json):
+    """Re-score every stored submission against a fixed truth, then make it the course's truth.
+
+    Shows how many scores and ranks change and asks first (--yes or --json: no question).
+    Stop the server first: its workers keep the truth they loaded.
+    """
+    from brats_kit.server.board import build_board
+    from brats_kit.server.course import Course
+    from brats_kit.server.rescore import rescore_course, summary_text
+
+    def confirm(plan):
+        if yes or as_json:
+            return True
+        click.echo(safe_text(summary_text(plan)).rstrip("\n"))
+        return click.confirm(f"{plan['scores_changed']} score(s) in {plan['submissions_changed']} submission(s) "
+                             f"and {plan['ranks_changed']} rank(s) change: replace the course's truth?",
+                             default=False)
+
+
+    with Course(course) as c:
+        plan = rescore_course(c, new_truth, confirm=confirm, out=out, rebuild_board=build_board)
+    if as_json:
+        _echo_json(plan)
+    elif plan["applied"]:
+        click.echo(f"truth replaced; report: {safe_name(plan['report']['summary'])}, "
+                   f"{safe_name(plan['report']['csv'])}")
+    else:
+        click.echo("nothing changed")
 
 
 def _adopt(course, sha, team, at_text):

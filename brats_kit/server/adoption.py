@@ -72,6 +72,7 @@ def adopt(course: Course, sha256: str, team: str, *, at: Optional[datetime] = No
     size = path.stat().st_size
     with write_transaction(course.sessions) as s:
         sub = Submission(team_id=team_row.id, sha256=sha256, bytes=size, submitted_at=at, day=day, final=False,
+                         truth_sha256=course.truth_sha256,
                          **fields)
         s.add(sub)
         s.flush()

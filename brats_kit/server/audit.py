@@ -29,6 +29,9 @@ ACCEPTED, INVALID, FINALS, TOKEN_ROTATED, REVEAL, COURSE_CREATED, SESSIONS_ENDED
 )
 #: An upload the course refused (over quota, after the deadline or the reveal): counted on the dashboard.
 REFUSED = "upload_refused"
+#: ``server rescore``: a submission's new grade (payload as a submission's, plus the truth and what the
+#: receipt said before), and the truth it was scored against replaced.
+RESCORED, TRUTH_REPLACED = "submission_rescored", "truth_replaced"
 
 
 #: The version of a submission event's payload; 2 adds the grade digest.

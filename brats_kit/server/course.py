@@ -18,6 +18,7 @@ the folder (``cp -a``) is a copy of the course with its own database; absolute p
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import os
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Optional
 
 from data_spec.errors import BadArgumentError, KitError, LayoutError, MissingFileError, check_range
+from data_spec.hdf5 import sha256_file
 from data_spec.layout import find_truth
 from plumbing.atomic import write_text
 
@@ -66,6 +68,8 @@ class CourseConfig:
     max_bytes: Optional[int] = None
     extra: dict = field(default_factory=dict)
     course_id: Optional[str] = None
+    #: The score the live board, ``/api/v1/leaderboard`` and the gradebook rank by (:func:`server_ranking`).
+    ranking: str = "dice"
 
     @property
     def deadline_at(self) -> Optional[datetime]:
@@ -92,11 +96,13 @@ class Course:
             self.config = CourseConfig(**data)
         except (ValueError, TypeError) as exc:
             raise LayoutError(f"unreadable course configuration ({exc})", path=path) from None
+        server_ranking(self.config.ranking)  # a hand-edited configuration the board could not rank by
         self.engine = engine or make_engine(database_url(self.config.db, self.root))
         try:
             check_schema(self.engine)
             self.sessions = session_factory(self.engine)
             self._check_course_id(path)
+            self._version_old_scores()
         except BaseException:
             self.engine.dispose()
             raise
@@ -121,6 +127,28 @@ class Course:
         if self.config.course_id is None:
             self.config.course_id = stored
             write_private(config_path, json.dumps(asdict(self.config), indent=2, sort_keys=True) + "\n")
+
+    @functools.cached_property
+    def truth_sha256(self) -> str:
+        """The sha256 of the course's truth file: the version every new score is recorded against."""
+        return sha256_file(find_truth(self.config.truth))
+
+    def _version_old_scores(self) -> None:
+        """A database from before truths were versioned (upgraded in place): its rows and its ``truth_sha256``
+        fact get the current truth's sha256."""
+        from sqlalchemy import select, update
+
+        from .db import Submission
+
+        with self.sessions() as s:
+            old = s.scalar(select(Submission.id).where(Submission.truth_sha256.is_(None)).limit(1))
+            known = get_meta(s, "truth_sha256")
+        if old is not None or known is None:
+            with write_transaction(self.sessions) as s:
+                s.execute(update(Submission).where(Submission.truth_sha256.is_(None))
+                          .values(truth_sha256=self.truth_sha256))
+                if get_meta(s, "truth_sha256") is None:
+                    set_meta(s, "truth_sha256", self.truth_sha256)
 
     def _refuse_a_legacy_copy(self, config_path: Path) -> None:
         """A folder with its own ``private/course.db`` whose configuration names another folder's (an absolute
@@ -152,6 +180,44 @@ class Course:
 
     def __exit__(self, *exc):
         self.close()
+
+
+#: What the server can rank by: scores computed from the per-case counts an upload stores. A mask
+#: score (hd95, lesion_dice, lesion_hd95, nsd) needs the prediction's masks, which the upload does not keep.
+SERVER_RANKABLE = ("dice",)
+
+
+def server_ranking(name: Optional[str], truth=None) -> str:
+    """The ranking score of a course: ``name``, else the competition's (its private manifest), else Dice.
+
+    Raises
+    ------
+    BadArgumentError
+        A name no board ranks by, or a mask score (the server ranks from stored counts).
+
+    Examples
+    --------
+    >>> server_ranking(None), server_ranking("dice")
+    ('dice', 'dice')
+    >>> server_ranking("nsd")
+    Traceback (most recent call last):
+    ...
+    data_spec.errors.BadArgumentError: the submission server cannot rank by nsd: ...
+    """
+    from data_spec.ranking_record import recorded_ranking
+    from grader.leaderboard.ranking import ranking_type
+
+    chosen = name if name is not None else (recorded_ranking(truth) if truth is not None else None) or "dice"
+    score = ranking_type(chosen)
+    if score.name not in SERVER_RANKABLE:
+        told = "" if name is not None else " (the competition's private manifest names it)"
+        raise BadArgumentError(
+            f"the submission server cannot rank by {score.name}{told}: it ranks from the per-case counts each "
+            "upload stores, and this score needs the predicted masks",
+            expected="--ranking " + " or ".join(SERVER_RANKABLE),
+            hint=f"rank the course by dice; 'brats-kit server export' then 'brats-kit leaderboard --ranking "
+                 f"{score.name}' gives the board by {score.name} offline")
+    return score.name
 
 
 def database_url(url: str, root) -> str:
@@ -232,6 +298,7 @@ def init_course(
     timeout_s: float = 20.0,
     memory_mb: int = 2048,
     workers: int = 2,
+    ranking: Optional[str] = None,
     clock=None,
     extra: Optional[dict] = None,
 ) -> dict:
@@ -268,6 +335,7 @@ def init_course(
     from .grading import open_truth_info
 
     info = open_truth_info(truth)  # a truth the grader cannot read is refused now, not at the first upload
+    ranking = server_ranking(ranking, truth)
     teams = read_roster(roster)
     root.mkdir(parents=True, exist_ok=True)
     os.chmod(root, 0o700)
@@ -281,7 +349,8 @@ def init_course(
     config = CourseConfig(competition=str(Path(competition).resolve()), truth=str(Path(truth).resolve()), db=url,
                           per_day=per_day, max_invalid_per_day=max_invalid_per_day, deadline=deadline,
                           finals=finals, timezone=timezone_name, timeout_s=timeout_s, memory_mb=memory_mb,
-                          workers=workers, max_bytes=info["max_bytes"], course_id=course_id, extra=dict(extra or {}))
+                          workers=workers, max_bytes=info["max_bytes"], course_id=course_id, extra=dict(extra or {}),
+                          ranking=ranking)
     engine = make_engine(database_url(url, root))
     try:
         create_schema(engine, course_id)
@@ -296,6 +365,7 @@ def init_course(
                 for sid, name, email in teams[team]:
                     s.add(Member(team_id=t.id, student_id=sid, name=name, email=email))
             set_meta(s, "admin_token_hash", token_hash(admin))
+            set_meta(s, "truth_sha256", sha256_file(truth))  # what every upload is recorded against
             audit.append(s, now, audit.COURSE_CREATED, None, {"teams": len(teams)})
     finally:
         engine.dispose()
@@ -305,7 +375,8 @@ def init_course(
     write_private(private / ROSTER_CSV, Path(roster).read_text(encoding="utf-8-sig"))
     write_private(private / CONFIG_JSON, json.dumps(asdict(config), indent=2, sort_keys=True) + "\n")
     return {"course": root, "tokens": private / TOKENS_CSV, "admin_token": private / ADMIN_TOKEN,
-            "teams": len(teams), "students": sum(len(v) for v in teams.values()), "db": _shown_url(url)}
+            "teams": len(teams), "students": sum(len(v) for v in teams.values()), "db": _shown_url(url),
+            "ranking": ranking}
 
 
 def _shown_url(url: str) -> str:

@@ -35,8 +35,9 @@ from sqlalchemy.types import TypeDecorator
 from data_spec.errors import BadArgumentError, KitError
 
 #: Bumped on every change of the tables; a database with a newer version is refused, an older one
-#: upgraded in place by :func:`upgrade_schema` (version 2 added the ``session`` table and the course id).
-SCHEMA_VERSION = 2
+#: upgraded in place by :func:`upgrade_schema` (version 2 added the ``session`` table and the course id,
+#: version 3 the submission's ``truth_sha256`` and ``superseded`` columns).
+SCHEMA_VERSION = 3
 GENESIS = "0" * 64
 _IMMEDIATE = "brats_kit_write_lock"
 
@@ -109,6 +110,10 @@ class Submission(Base):
     private: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     counts: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     final: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: The sha256 of the truth file the scores were computed against (``server rescore`` moves it).
+    truth_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    #: What the receipt said before a rescore (status, scores, the truth's sha256); None if never changed.
+    superseded: Mapped[dict | None] = mapped_column(JSON, nullable=True)
 
     __table_args__ = (Index("ix_submission_team_day", "team_id", "day", "status"),)
 
@@ -245,16 +250,30 @@ def upgrade_schema(engine: Engine) -> None:
     """Bring a database of an older kit to :data:`SCHEMA_VERSION` in place (new tables only; nothing is rewritten).
 
     Version 1 to 2 adds the ``session`` table; its course id is adopted by the course folder
-    that opens it first (:class:`~.course.Course`).
+    that opens it first (:class:`~.course.Course`). Version 2 to 3 adds the submission's
+    ``truth_sha256`` and ``superseded`` columns (empty; the course folder fills the truth's).
     """
     with Session(engine) as s:
         version = int(get_meta(s, "schema_version", "0"))
     if version >= SCHEMA_VERSION:
         return
     Base.metadata.create_all(engine)  # creates the missing tables, leaves the others as they are
+    _add_missing_columns(engine, Submission.__table__)
     with write_transaction(session_factory(engine)) as s:
         if int(get_meta(s, "schema_version", "0")) < SCHEMA_VERSION:
             set_meta(s, "schema_version", str(SCHEMA_VERSION))
+
+
+def _add_missing_columns(engine: Engine, table) -> None:
+    """``ALTER TABLE ... ADD COLUMN`` for each nullable column of ``table`` the database lacks."""
+    from sqlalchemy import inspect, text
+
+    have = {c["name"] for c in inspect(engine).get_columns(table.name)}
+    with engine.begin() as conn:
+        for col in table.columns:
+            if col.name not in have:
+                kind = col.type.compile(dialect=engine.dialect)
+                conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN {col.name} {kind}'))
 
 
 def check_schema(engine: Engine) -> None:
@@ -277,9 +296,11 @@ def session_factory(engine: Engine) -> sessionmaker:
     return sessionmaker(engine, expire_on_commit=False)
 
 
-#: PostgreSQL's write lock: the rows of the audit head, which every write moves, and of the reveal;
-#: read as the lock is taken, for the facts a write needs (SQLite renders no FOR UPDATE).
-_LOCKED_META = select(Meta.key, Meta.value).where(Meta.key.in_(("audit_head", "revealed"))).with_for_update()
+#: PostgreSQL's write lock: the rows of the audit head, which every write moves, of the reveal and of
+#: the truth's sha256 (``server rescore`` moves it); read as the lock is taken, for the facts a write
+#: needs (SQLite renders no FOR UPDATE).
+_LOCKED_META = (select(Meta.key, Meta.value).where(Meta.key.in_(("audit_head", "revealed", "truth_sha256")))
+                .with_for_update())
 
 
 @contextlib.contextmanager
@@ -297,7 +318,7 @@ def write_transaction(sessions: sessionmaker):
 def write_connection(engine: Engine):
     """:func:`write_transaction` as a Core connection: the same lock, without the ORM's unit of work.
 
-    Yields ``(connection, meta)``, ``meta`` holding ``audit_head`` and ``revealed`` as read
+    Yields ``(connection, meta)``, ``meta`` holding ``audit_head``, ``revealed`` and ``truth_sha256`` as read
     under the lock (in the statement that takes it, on PostgreSQL). For the upload's hot
     path (:meth:`~.service.CourseService.record`), where the ORM's per-statement overhead
     and each round trip to the database count.

@@ -1,6 +1,8 @@
 """The server's one call into the grader: the isolated scorer, and what a receipt shows of a verdict."""
 from __future__ import annotations
 
+import hashlib
+
 from data_spec.truth import load_truth
 from grader.isolation import IsolatedScorer
 from grader.readers import default_max_bytes
@@ -34,4 +36,40 @@ def verdict_fields(verdict) -> dict:
         out["public"] = _floats(verdict.counts.scores("public"))
         out["private"] = _floats(verdict.counts.scores("private"))
         out["counts"] = verdict.counts.to_record()
+    return out
+
+
+def truth_version(sha256: str) -> str:
+    """What a team may see of a truth's identity: a digest of its sha256, never the sha256 itself.
+
+    A truth file without public flags derives them from its own sha256
+    (:func:`data_spec.load_truth`), so showing that sha256 on a receipt would let a team
+    recompute which cases are public. This label tells truths apart and reveals nothing.
+
+    Examples
+    --------
+    >>> v = truth_version("ab" * 32)
+    >>> len(v), v == truth_version("ab" * 32), v == truth_version("cd" * 32), "ab" * 8 in v
+    (16, True, False, False)
+    """
+    return hashlib.sha256(b"brats-kit truth version\0" + sha256.encode("ascii")).hexdigest()[:16]
+
+
+def superseded_view(superseded, *, revealed: bool):
+    """What a receipt shows of the grade a rescore replaced (None if never re-scored): private scores after the reveal.
+
+    Examples
+    --------
+    >>> old = {"status": "scored", "public": {"dice": 0.8}, "private": {"dice": 0.7}, "truth_sha256": "ab" * 32}
+    >>> sorted(superseded_view(old, revealed=False)), superseded_view(old, revealed=True)["private"]
+    (['public', 'status', 'truth_version'], {'dice': 0.7})
+    >>> superseded_view(None, revealed=True) is None
+    True
+    """
+    if superseded is None:
+        return None
+    out = {"status": superseded.get("status"), "public": superseded.get("public"),
+           "truth_version": truth_version(superseded["truth_sha256"]) if superseded.get("truth_sha256") else None}
+    if revealed:
+        out["private"] = superseded.get("private")
     return out

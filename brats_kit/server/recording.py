@@ -11,7 +11,7 @@ from sqlalchemy import func, insert, select
 from . import audit
 from .clock import iso
 from .db import Submission, revealed_flag, write_connection
-from .grading import verdict_fields
+from .grading import superseded_view, verdict_fields
 from .quotas import Quotas
 from .refusal import Principal, Refusal
 
@@ -67,6 +67,8 @@ class Recorder:
             out["quota_day"] = f"{sub.day} ({self.config.timezone})"
         if revealed:
             out["private"] = sub.private
+        if sub.superseded is not None:  # a rescore after a truth fix: the grade this receipt first gave
+            out["superseded"] = superseded_view(sub.superseded, revealed=revealed)
         return out
 
     def record(self, who: Principal, *, sha256: str, size: int, verdict, commit_file: Callable[[], None]) -> dict:
@@ -115,9 +117,10 @@ class Recorder:
                     item.now = self.quotas.now()
                     item.day, item.resets_at = self.quotas.day(item.now)
                 used = self.quotas.used_by(conn, {(item.who.team_id, item.day) for item in batch})
+                stale = self._stale_truth(meta.get("truth_sha256"))
                 for item in batch:
-                    item.error = self._insert(conn, chain, item, revealed_flag(meta.get("revealed")),
-                                              used[(item.who.team_id, item.day)])
+                    item.error = stale or self._insert(conn, chain, item, revealed_flag(meta.get("revealed")),
+                                                       used[(item.who.team_id, item.day)])
                 chain.close()
             for item in batch:
                 if item.error is None:
@@ -132,6 +135,14 @@ class Recorder:
             for item in batch:
                 item.done = True
 
+    def _stale_truth(self, recorded: Optional[str]) -> Optional[Refusal]:
+        """A refusal when ``server rescore`` replaced the truth after this server loaded its own (None otherwise):
+        its workers would score against the old one."""
+        if recorded is None or recorded == self.course.truth_sha256:
+            return None
+        return Refusal(503, "truth_replaced", "the course's test truth was replaced while the server ran: "
+                       "uploads wait until the instructor restarts it", {"retry": "after the restart"})
+
     def _insert(self, conn, chain: "audit.Chain", item: _Pending, revealed: bool, used: dict) -> Optional[Refusal]:
         """One upload's quota check and rows, inside the batch's transaction (a refusal is returned).
 
@@ -144,7 +155,7 @@ class Recorder:
         if used[kind] >= self.quotas.cap(kind):
             return self.quotas.refusal(kind, item.resets_at)
         values = dict(team_id=item.who.team_id, sha256=item.sha256, bytes=item.size, submitted_at=item.now,
-                      day=item.day, final=False, **item.fields)
+                      day=item.day, final=False, truth_sha256=self.course.truth_sha256, **item.fields)
         # A Core insert: the ORM's unit of work costs more than the rest of the upload's database work.
         sub = Submission(id=conn.execute(insert(Submission.__table__).values(values)).inserted_primary_key[0],
                          **values)

@@ -62,6 +62,9 @@ class Receipt(_Shape):
     invalid_remaining_today: Optional[int] = None
     quota_resets_at: Optional[str] = None
     quota_day: Optional[str] = None
+    #: After ``server rescore`` changed this grade: what the receipt said before (``status``, ``public``,
+    #: ``private`` after the reveal, ``truth_version``: a digest of the old truth's sha256).
+    superseded: Optional[dict] = None
 
 
 class SubmissionList(_Shape):

@@ -81,12 +81,14 @@ def audit_course(course: Course, *, rescore_files: bool = False, scorer=None) ->
         teams = {t.id: t.name for t in s.scalars(select(Team))}
         archives = set(s.scalars(select(CodeJob.sha256)))  # code jobs' archives, queued ones included
         revealed = is_revealed(s)
-    logged = {}
+    logged, regraded = {}, {}
     finals: dict = {}
     reveals = 0
     for ev in events:
         if ev.kind in (audit.ACCEPTED, audit.INVALID):
             logged[ev.payload.get("id")] = ev
+        elif ev.kind == audit.RESCORED:  # the latest grade of a re-scored submission (``server rescore``)
+            regraded[ev.payload.get("id")] = ev
         elif ev.kind == audit.FINALS:
             finals[ev.team] = set(ev.payload.get("ids", []))
         elif ev.kind == audit.REVEAL:
@@ -96,17 +98,20 @@ def audit_course(course: Course, *, rescore_files: bool = False, scorer=None) ->
     for sub in subs:
         team = teams.get(sub.team_id, f"<team id {sub.team_id}>")
         ev = logged.pop(sub.id, None)
-        expected_kind = audit.ACCEPTED if sub.status == "scored" else audit.INVALID
+        graded = regraded.pop(sub.id, ev)
+        expected_kind = audit.ACCEPTED if (ev is graded and sub.status == "scored") or (
+            ev is not graded and ev is not None and ev.payload.get("status") == "scored") else audit.INVALID
         if ev is None:
             problems.append(f"submission {sub.id} ({team}) has no audit entry")
         elif (ev.team != team or ev.kind != expected_kind or ev.payload.get("sha256") != sub.sha256
               or ev.payload.get("bytes") != sub.bytes or ev.at != sub.submitted_at
-              or ev.payload.get("status", sub.status) != sub.status):
-            problems.append(f"submission {sub.id} ({team}) differs from its audit entry {ev.seq}")
-        elif (ev.payload.get("v", 1) >= 2
-              and ev.payload.get("grade") != audit.grade_digest({k: getattr(sub, k) for k in audit.GRADED_COLUMNS})):
+              or graded.team != team or graded.payload.get("status", sub.status) != sub.status):
+            problems.append(f"submission {sub.id} ({team}) differs from its audit entry {graded.seq}")
+        elif ((graded.payload.get("v", 1) >= 2 and graded.payload.get("grade")
+               != audit.grade_digest({k: getattr(sub, k) for k in audit.GRADED_COLUMNS}))
+              or graded.payload.get("superseded") != sub.superseded):
             problems.append(f"submission {sub.id} ({team}): its scores, status or errors differ from its audit "
-                            f"entry {ev.seq} (edited in the database)")
+                            f"entry {graded.seq} (edited in the database)")
         if sub.final != (sub.id in finals.get(team, set())):
             problems.append(f"submission {sub.id} ({team}): final is {sub.final} but the audit log says otherwise")
         referenced.add(sub.sha256)
@@ -118,7 +123,7 @@ def audit_course(course: Course, *, rescore_files: bool = False, scorer=None) ->
             if size != sub.bytes or sha256_file(path) != sub.sha256:
                 problems.append(f"submission {sub.id} ({team}): its stored file {path.name} does not match its sha256/size")
             checked.add(sub.sha256)
-    for sub_id, ev in sorted(logged.items(), key=lambda kv: kv[1].seq):
+    for sub_id, ev in sorted(list(logged.items()) + list(regraded.items()), key=lambda kv: kv[1].seq):
         problems.append(f"audit entry {ev.seq} records submission {sub_id} ({ev.team}), which is not in the database")
     if revealed != (reveals > 0):
         problems.append("the reveal flag of the database differs from the audit log")

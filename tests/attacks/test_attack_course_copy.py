@@ -12,7 +12,7 @@ from sqlalchemy import delete, select, text, update
 from brats_kit.cli import main
 from brats_kit.server.app import create_app
 from brats_kit.server.course import Course
-from brats_kit.server.db import Meta, SignInSession, Submission
+from brats_kit.server.db import SCHEMA_VERSION, Meta, SignInSession, Submission
 from brats_kit.server.verify import audit_course
 from data_spec import KitError
 from test_server_support import Clock, make_course
@@ -87,7 +87,7 @@ def test_a_course_made_before_course_ids_still_opens_and_audits(tmp_path, compet
     with Course(root) as c:
         assert audit_course(c)["ok"]
         with c.sessions() as s:
-            assert s.get(Meta, "schema_version").value == "2"
+            assert s.get(Meta, "schema_version").value == str(SCHEMA_VERSION)
             assert s.get(Meta, "course_id").value == c.config.course_id
             assert s.execute(text("SELECT count(*) FROM session")).scalar() == 0
     assert json.loads(config_path.read_text())["course_id"]
