@@ -3,6 +3,7 @@ server given without its scheme; and ``notebook``, which copies the starting kit
 from __future__ import annotations
 
 import json
+import re
 import os
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -203,3 +204,14 @@ def test_a_server_that_is_not_the_course_api_is_a_named_error_not_a_crash(kind, 
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def test_times_are_printed_to_the_minute_in_a_named_zone_not_as_utc_microseconds():
+    listing = {"team": "alpha", "submissions": [
+        {"id": 1, "submitted_at": "2026-11-02T09:00:07.013769Z", "status": "scored", "sha256": "ab" * 32,
+         "errors": [], "public": {"dice": 0.9}, "final": False}],
+        "remaining_today": 4, "quota_resets_at": "2026-11-03T00:00:00Z", "deadline": "2026-12-15T22:59:00Z",
+        "finals_allowed": 2}
+    text = format_submissions(listing)
+    assert ".013769" not in text and "T09:00" not in text and "22:59:00Z" not in text
+    assert re.search(r"\b2026-11-0[23] \d\d:\d\d \S+", text) and "deadline: 2026-12-1" in text

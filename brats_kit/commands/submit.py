@@ -11,17 +11,41 @@ from brats_kit.text import safe_text
 EXIT_INVALID, EXIT_UNREACHABLE = 1, 4
 
 
+def when(value, zone=None) -> str:
+    """A time of the server's (ISO 8601, UTC) as people read it: in ``zone`` (default: this machine's), to the
+    minute, the zone named. Anything that is not such a time is printed as it came, escaped.
+
+    Examples
+    --------
+    >>> from zoneinfo import ZoneInfo
+    >>> when("2026-12-15T22:59:00.123456Z", ZoneInfo("Europe/Paris"))
+    '2026-12-15 23:59 CET'
+    >>> when("not a time")
+    'not a time'
+    """
+    from datetime import datetime
+
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return _t(value)
+    if moment.tzinfo is None:
+        return _t(value)
+    local = moment.astimezone(zone)
+    return f"{local:%Y-%m-%d %H:%M} {local.tzname() or local.strftime('UTC%z')}"
+
+
 def format_receipt(r) -> str:
-    lines = [f"{r.status.upper()}: submission {r.id} of team {safe_text(r.team)} at {r.submitted_at}",
+    lines = [f"{r.status.upper()}: submission {r.id} of team {safe_text(r.team)} at {when(r.submitted_at)}",
              f"  sha256 {r.sha256} ({r.bytes} bytes)"]
     if r.public:
         lines.append("  public scores: " + _scores(r.public))
     for e in r.errors:
         lines.append(f"  [{e['code']}] {safe_text(e['message'])}")
     if r.remaining_today is not None:
-        lines.append(f"  valid submissions left today: {r.remaining_today} (resets {r.quota_resets_at})")
+        lines.append(f"  valid submissions left today: {r.remaining_today} (resets {when(r.quota_resets_at)})")
     if r.deadline:
-        lines.append(f"  deadline: {r.deadline}")
+        lines.append(f"  deadline: {when(r.deadline)}")
     return "\n".join(lines)
 
 
@@ -30,7 +54,7 @@ def format_job(job: dict) -> str:
     status = _t(job.get("status")).upper()
     if job.get("failure"):
         status += f" ({_t(job['failure'])}{', ' + _t(job['error_type']) if job.get('error_type') else ''})"
-    lines = [f"  code job {_t(job.get('id'))}  {_t(job.get('submitted_at'))}  {status}"
+    lines = [f"  code job {_t(job.get('id'))}  {when(job.get('submitted_at'))}  {status}"
              f"  sha256 {_t(job.get('sha256', ''))[:12]}"]
     if job.get("detail"):
         lines.append(f"        {_t(job['detail'])}")
@@ -62,7 +86,7 @@ def format_submissions(listing: dict) -> str:
     lines = [f"team {_t(listing.get('team'))}: {len(subs)} submission{'s' if len(subs) != 1 else ''}"]
     for r in subs:
         final = "  FINAL" if r.get("final") else ""
-        lines.append(f"  {_t(r.get('id')):>4}  {_t(r.get('submitted_at'))}  {_t(r.get('status')).upper():<8}"
+        lines.append(f"  {_t(r.get('id')):>4}  {when(r.get('submitted_at'))}  {_t(r.get('status')).upper():<8}"
                      f"  sha256 {_t(r.get('sha256', ''))[:12]}{final}")
         for phase in ("public", "private"):
             if r.get(phase):
@@ -72,12 +96,12 @@ def format_submissions(listing: dict) -> str:
             lines.append(f"        [{_t(e.get('code'))}] {_t(e.get('message'))}")
     if "remaining_today" in listing:
         lines.append(f"valid submissions left today: {_t(listing['remaining_today'])} "
-                     f"(resets {_t(listing.get('quota_resets_at'))})")
+                     f"(resets {when(listing.get('quota_resets_at'))})")
     if listing.get("finals_allowed") is not None:
         lines.append(f"finals: up to {_t(listing['finals_allowed'])} (brats-kit finals ID...); "
                      "none chosen means your best public score counts")
     if listing.get("deadline"):
-        lines.append(f"deadline: {_t(listing['deadline'])}")
+        lines.append(f"deadline: {when(listing['deadline'])}")
     return "\n".join(lines)
 
 
