@@ -77,7 +77,7 @@ def no_sideways_overflow(driver) -> bool:
     wide = driver.execute_script(
         "const w = document.documentElement.clientWidth;"
         "return [...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > w + 1"
-        " && !e.closest('.scroll')).map(e => e.tagName + '#' + e.id + '.' + e.className).slice(0, 5)")
+        " && !e.closest('.scroll, .fig')).map(e => e.tagName + '#' + e.id + '.' + e.className).slice(0, 5)")
     assert wide == [], f"wider than the screen: {wide}"
     return driver.execute_script(
         "return document.documentElement.scrollWidth <= document.documentElement.clientWidth")

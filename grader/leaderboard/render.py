@@ -267,6 +267,12 @@ _SCRIPT = """(function () {
 })();
 """
 
+#: Figures in a box of their own: on a phone a figure squeezed to the screen's width has unreadable
+#: labels, so it keeps 680 px and its box scrolls (the page itself does not). Shared by every page of a site.
+FIGURE_CSS = """img { display: block; max-width: 100%; height: auto; }
+.fig { overflow-x: auto; max-width: 100%; }
+@media (max-width: 40em) { .fig img { width: 680px; max-width: none; } }"""
+
 _STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto; max-width: 80em;
        padding: 0 1em; color: #1d1d1f; }
@@ -286,7 +292,7 @@ td.file { max-width: 14em; overflow-wrap: anywhere; }
 #board th { font-size: 0.95em; }
 .scroll { overflow-x: auto; max-width: 100%; }
 .notes li, .phase { color: #444; }
-img { display: block; max-width: 100%; height: auto; }
+""" + FIGURE_CSS + """
 h1, h2, p, li, summary { overflow-wrap: anywhere; }
 @media (max-width: 40em) {
   body { margin: 1em auto; padding: 0 0.6em; }
@@ -319,7 +325,9 @@ _MINOR = {key: ' data-minor=""' for key in ("tied", "ci", "rank_ci", "f1", "subm
 
 
 def _img(png: bytes, alt: str) -> str:
-    return f'<img alt="{h(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}">'
+    # In a box of its own: on a phone the figure keeps a readable size and its box scrolls (FIGURE_CSS).
+    return (f'<div class="fig"><img alt="{h(alt)}" '
+            f'src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}"></div>')
 
 
 def _history_html(report) -> list:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import figures
-from .render import _img, h
+from .render import FIGURE_CSS, _img, h
 from .stability import Stability
 
 PAGE = "stability.html"
@@ -18,7 +18,7 @@ CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 _STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 1.5em auto; max-width: 60em;
        padding: 0 0.8em; color: #1d1d1f; line-height: 1.4; }
-img { display: block; max-width: 100%; height: auto; }
+""" + FIGURE_CSS + """
 table { border-collapse: collapse; font-size: 0.9em; }
 th, td { padding: 0.25em 0.6em; border-bottom: 1px solid #ddd; text-align: left; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
