@@ -369,8 +369,10 @@ def tokens(course, team, end_sessions, as_json):
 @click.option("--force", is_flag=True, help="Replace an existing file (an earlier gradebook too).")
 @click.option("--zeros", is_flag=True, help="0 marks for a student whose team has no valid submission "
                                             "(default: an empty grade).")
+@click.option("--track", type=click.Choice(["file", "code"]), default="file", show_default=True,
+              help="Whose board: the file track (test slices) or the code track (hidden slices).")
 @click.option("--json", "as_json", is_flag=True)
-def grades(course, fmt, scale, baselines, assignment, out, force, zeros, as_json):
+def grades(course, fmt, scale, baselines, assignment, out, force, zeros, track, as_json):
     """One row per student with the team's final private score, as marks (after the reveal)."""
     from brats_kit.server.baselines import baselines_of
     from brats_kit.server.gradebook import course_grades
@@ -378,7 +380,7 @@ def grades(course, fmt, scale, baselines, assignment, out, force, zeros, as_json
     service = _service(course)
     try:
         info = course_grades(service, out, fmt=fmt, scale=scale, assignment=assignment, force=force, zeros=zeros,
-                             baselines=baselines if baselines is not None else baselines_of(service.course))
+                             track=track, baselines=baselines if baselines is not None else baselines_of(service.course))
     finally:
         service.course.close()
     if as_json:

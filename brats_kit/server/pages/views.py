@@ -33,6 +33,7 @@ from ..integrity import integrity_of_course
 from ..refusal import Principal, Refusal
 from ..service import CourseService
 from ..tokens import token_hash
+from ..tracks import CODE, FILE, hidden_truth_of
 from ..upload import hand_in
 from ..verify import audit_course
 from .sessions import (FLASH, SignedIn, admin_form, admin_session, any_form, bad_csrf, binding, cookie, end_session,
@@ -266,13 +267,43 @@ async def board_stability_link():
     return RedirectResponse("/leaderboard/stability.html", status_code=307)
 
 
+@router.get("/leaderboard/code")
+async def code_board_slash():
+    """The code track's board lives in its own folder: its page's relative links stay on that board."""
+    return RedirectResponse("/leaderboard/code/", status_code=307)
+
+
+@router.get("/leaderboard/code/")
+async def code_board_page(request: Request, service: CourseService = Depends(service_of)):
+    """The code track's live board (ranked on the hidden slices); 404 on a course without the code track."""
+    if not hidden_truth_of(service.config):
+        raise Refusal(404, "not_found", "this course has no code track")
+    board = getattr(request.app.state, "board", None)
+    body = await run_in_threadpool(board.read, "index.html", CODE) if board is not None else None
+    if body is not None:
+        return _site_response(body, "index.html")
+    data = await run_in_threadpool(read_session, request)
+    plain = await run_in_threadpool(service.leaderboard, CODE)
+    return render(request, "leaderboard.html", session=data, board=plain, building=board is not None)
+
+
+@router.get("/leaderboard/code/{name}")
+async def code_board_file(request: Request, name: str):
+    """A file of the code track's live board: read-only, 404 before its first build."""
+    return await _board_file(request, name, CODE)
+
+
 @router.get("/leaderboard/{name}")
 async def board_file(request: Request, name: str):
     """A file of the live board (``leaderboard.csv``...): read-only, 404 before the first build."""
+    return await _board_file(request, name, FILE)
+
+
+async def _board_file(request: Request, name: str, track: str) -> Response:
     board = getattr(request.app.state, "board", None)
     body = None
     if board is not None and name in BOARD_FILES:
-        body = await run_in_threadpool(board.read, name)
+        body = await run_in_threadpool(board.read, name, track)
     if body is None:
         raise Refusal(404, "not_found", "no such file on the board (yet)")
     return _site_response(body, name)
@@ -356,20 +387,20 @@ async def admin_integrity_csv(signed: SignedIn = Depends(admin_session), service
                     headers={"Content-Disposition": 'attachment; filename="integrity.csv"'})
 
 
-def _gradebook(service: CourseService, fmt: str, scale: Optional[str], zeros: bool = False):
+def _gradebook(service: CourseService, fmt: str, scale: Optional[str], zeros: bool = False, track: str = FILE):
     """The gradebook the ``server grades`` command writes (same functions), as text for a download."""
     if fmt not in FORMATS:
         raise BadArgumentError(f"unknown gradebook format {fmt!r}", expected=" or ".join(FORMATS))
     from ..baselines import baselines_of
 
     # The default scale's reference points are the course's baselines, when it has them (else a stated fallback).
-    return course_gradebook(service, scale or None, baselines_of(service.course), zeros=zeros)
+    return course_gradebook(service, scale or None, baselines_of(service.course), zeros=zeros, track=track)
 
 
 async def _grades(request: Request, service: CourseService, signed: SignedIn, fmt: str, scale: Optional[str],
-                  readme: bool, zeros: bool = False):
+                  readme: bool, zeros: bool = False, track: str = FILE):
     try:
-        book = await run_in_threadpool(_gradebook, service, fmt, scale, zeros)
+        book = await run_in_threadpool(_gradebook, service, fmt, scale, zeros, track)
     except KitError as exc:
         error = {"code": exc.code, "message": str(exc), "hint": getattr(exc, "hint", None)}
         return render(request, "error.html", code=409 if exc.code == "not_revealed" else 422, session=signed.data,
@@ -384,16 +415,18 @@ async def _grades(request: Request, service: CourseService, signed: SignedIn, fm
 
 @router.get("/admin/grades.csv")
 async def admin_grades(request: Request, format: str = "csv", scale: Optional[str] = None, zeros: bool = False,
-                       signed: SignedIn = Depends(admin_session), service: CourseService = Depends(service_of)):
-    """The gradebook (private: names and e-mails), after the reveal; ``scale``, ``zeros`` as ``server grades``."""
-    return await _grades(request, service, signed, format, scale, readme=False, zeros=zeros)
+                       track: str = FILE, signed: SignedIn = Depends(admin_session),
+                       service: CourseService = Depends(service_of)):
+    """The gradebook (private: names and e-mails), after the reveal; ``scale``, ``zeros``, ``track``: ``server grades``."""
+    return await _grades(request, service, signed, format, scale, readme=False, zeros=zeros, track=track)
 
 
 @router.get("/admin/grades-readme.txt")
 async def admin_grades_readme(request: Request, format: str = "csv", scale: Optional[str] = None, zeros: bool = False,
-                              signed: SignedIn = Depends(admin_session), service: CourseService = Depends(service_of)):
+                              track: str = FILE, signed: SignedIn = Depends(admin_session),
+                              service: CourseService = Depends(service_of)):
     """What the gradebook's columns and scale mean (the README ``server grades`` writes beside the file)."""
-    return await _grades(request, service, signed, format, scale, readme=True, zeros=zeros)
+    return await _grades(request, service, signed, format, scale, readme=True, zeros=zeros, track=track)
 
 
 @router.get("/admin/audit")

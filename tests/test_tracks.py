@@ -1,0 +1,150 @@
+"""One board per track (issue 23): file submissions ranked on the test truth, code jobs on the hidden truth.
+
+The hidden set here has 4 slices and the test set 5: before the tracks were split, a scored
+code job stopped the live board's rebuild (``stale_counts``) and the API ranked both kinds of
+row on the test truth's public/private split.
+"""
+from __future__ import annotations
+
+import csv
+import io
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from brats_kit.server.app import create_app
+from brats_kit.server.board import CODE_TITLE, build_board, export_for_board, site_of
+from brats_kit.server.client import submit, submit_code
+from brats_kit.server.course import Course
+from brats_kit.server.db import Team, set_meta
+from brats_kit.server.gradebook import course_gradebook
+from brats_kit.server.refusal import Principal, Refusal
+from brats_kit.server.run import ServerThread
+from brats_kit.server.service import CourseService
+from data_spec.errors import BadArgumentError
+from data_spec.layout import open_hidden
+from data_spec.manifest import MANIFEST_CSV
+from data_spec.submission import write_submission
+from data_spec.truth import load_hidden_truth, load_truth
+from grader.code import grade_code
+from test_code_jobs import PROBLEM, THRESHOLD, code_course, folder, hidden_competition, wait_for  # noqa: F401
+from test_server_support import make_course
+
+pytestmark = pytest.mark.skipif(PROBLEM is not None, reason=f"no sandbox on this machine: {PROBLEM}")
+API = "/api/v1"
+
+
+@pytest.fixture(scope="module")
+def two_tracks(tmp_path_factory, hidden_competition):  # noqa: F811 - the fixture imported above
+    """A code course: alpha hands in a file, beta a code job and a file, both scored; ``(root, tokens, admin)``."""
+    tmp = tmp_path_factory.mktemp("tracks")
+    root, tokens, admin = code_course(tmp, hidden_competition, finals=1)
+    truth = load_truth(hidden_competition / "private")
+    pred = tmp / "pred.npy"
+    write_submission(pred, np.ascontiguousarray(np.roll(truth.y, 2, axis=2)))
+    code = folder(tmp, THRESHOLD)
+    with ServerThread(root, board_interval_s=0) as server:
+        assert submit(pred, server.url, tokens["alpha"]).status == "scored"
+        job = wait_for(server, tokens["beta"], submit_code(code, server.url, tokens["beta"])["id"])
+        assert job["status"] == "scored"
+        assert submit(pred, server.url, tokens["beta"]).status == "scored"
+    return root, tokens, admin, code
+
+
+def hidden_verdict(competition, code):
+    hidden = open_hidden(competition)
+    return grade_code(code, np.asarray(hidden.x), load_hidden_truth(competition))[1]
+
+
+def test_a_scored_code_job_keeps_the_file_board_updating_and_ranks_on_the_hidden_truth(two_tracks,
+                                                                                     hidden_competition):  # noqa: F811
+    root, _, _, code = two_tracks
+    verdict = hidden_verdict(hidden_competition, code)
+    assert len(load_hidden_truth(hidden_competition)) != len(load_truth(hidden_competition / "private"))
+    with Course(root) as course:
+        done = build_board(course, bootstrap=0)  # stale_counts before the split
+        assert done["submissions"] == 2 and done["code"]["submissions"] == 1
+        file_page = (site_of(course) / "index.html").read_text(encoding="utf-8")
+        code_csv = (site_of(course, "code") / "leaderboard.csv").read_text(encoding="utf-8")
+        code_page = (site_of(course, "code") / "index.html").read_text(encoding="utf-8")
+        service = CourseService(course)
+        file_board, code_board = service.leaderboard(), service.leaderboard("code")
+    assert sorted(r["team"] for r in file_board["rows"]) == ["alpha", "beta"]
+    assert code_board["rows"][0]["submission"] not in {r["submission"] for r in file_board["rows"]}
+    (row,) = code_board["rows"]
+    assert row["team"] == "beta" and code_board["track"] == "code"
+    assert row["dice"] == pytest.approx(verdict.counts.scores("public")["dice"])
+    assert [r["team"] for r in csv.DictReader(io.StringIO(code_csv)) if r["kind"] == "team"] == ["beta"]
+    assert CODE_TITLE in code_page and 'href="/leaderboard"' in code_page
+    assert 'href="/leaderboard/code/"' in file_page
+
+
+def test_the_api_takes_the_track_and_refuses_another(two_tracks, hidden_competition):  # noqa: F811
+    root, _, _, code = two_tracks
+    verdict = hidden_verdict(hidden_competition, code)
+    with TestClient(create_app(root, board_interval_s=0)) as c:
+        default, files, codes = (c.get(f"{API}/leaderboard{q}") for q in ("", "?track=file", "?track=code"))
+        bad = c.get(f"{API}/leaderboard?track=both")
+        page = c.get("/leaderboard/code", follow_redirects=True)
+    assert default.json() == files.json() and files.json()["track"] == "file"
+    assert sorted(r["team"] for r in files.json()["rows"]) == ["alpha", "beta"]
+    assert [(r["team"], r["dice"]) for r in codes.json()["rows"]] == [("beta", pytest.approx(
+        verdict.counts.scores("public")["dice"]))]
+    assert bad.status_code == 422
+    assert page.status_code == 200 and "beta" in page.text
+
+
+def test_a_course_without_the_code_track_has_no_code_board(tmp_path, competition):
+    root, _, _ = make_course(tmp_path, competition)
+    with TestClient(create_app(root, board_interval_s=0)) as c:
+        assert c.get("/leaderboard/code/").status_code == 404
+        assert c.get("/leaderboard/code/leaderboard.csv").status_code == 404
+    with Course(root) as course:
+        assert "code" not in build_board(course, bootstrap=0)
+        with pytest.raises(BadArgumentError):
+            course_gradebook(CourseService(course), track="code")
+
+
+def test_the_export_of_the_file_board_holds_no_code_archive(two_tracks, tmp_path):
+    root = two_tracks[0]
+    with Course(root) as course:
+        export_for_board(course, tmp_path / "subs")
+    rows = (tmp_path / "subs" / MANIFEST_CSV).read_text(encoding="utf-8").splitlines()[1:]
+    assert len(rows) == 2 and not any(".zip" in r or ".bin" in r for r in rows)
+
+
+def test_finals_are_chosen_per_track(two_tracks):
+    root = two_tracks[0]
+    with Course(root) as course:
+        service = CourseService(course)
+        with course.sessions() as s:
+            team_id = s.scalar(select(Team.id).where(Team.name == "beta"))
+        beta = Principal(team="beta", team_id=team_id)
+        code_id = service.leaderboard("code")["rows"][0]["submission"]
+        file_id = next(r["submission"] for r in service.leaderboard()["rows"] if r["team"] == "beta")
+        # The finals limit is 1 per track: one file and one code job is within it (refused before the tracks).
+        assert service.choose_finals(beta, [code_id, file_id])["finals"] == sorted([code_id, file_id])
+        with pytest.raises(Refusal) as info:
+            service.choose_finals(beta, [code_id, file_id, 1])
+        assert info.value.code == "too_many_finals"
+        service.choose_finals(beta, [])
+
+
+def test_the_gradebook_per_track_after_the_reveal(two_tracks, hidden_competition):  # noqa: F811
+    root, _, _, code = two_tracks
+    verdict = hidden_verdict(hidden_competition, code)
+    with Course(root) as course:
+        CourseService(course).reveal(before_deadline=True)
+        try:
+            file_book = course_gradebook(CourseService(course), track="file")
+            code_book = course_gradebook(CourseService(course), track="code")
+        finally:
+            with course.sessions() as s, s.begin():  # the module's course stays unrevealed for the others
+                set_meta(s, "revealed", "no")
+    assert file_book.notes[-1].startswith("track: file") and code_book.notes[-1].startswith("track: code")
+    code_scores = {r.student.team: r.score for r in code_book.rows if r.score is not None}
+    file_scores = {r.student.team: r.score for r in file_book.rows if r.score is not None}
+    assert set(code_scores) == {"beta"} and set(file_scores) == {"alpha", "beta"}
+    assert code_scores["beta"] == pytest.approx(verdict.counts.scores("private")["dice"])
