@@ -6,7 +6,10 @@ row on the test truth's public/private split.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
+import html
+import re
 import io
 
 import numpy as np
@@ -132,19 +135,41 @@ def test_finals_are_chosen_per_track(two_tracks):
         service.choose_finals(beta, [])
 
 
-def test_the_gradebook_per_track_after_the_reveal(two_tracks, hidden_competition):  # noqa: F811
-    root, _, _, code = two_tracks
-    verdict = hidden_verdict(hidden_competition, code)
+@contextlib.contextmanager
+def revealed(root):
+    """The module's course revealed for one test, then closed again for the others."""
     with Course(root) as course:
         CourseService(course).reveal(before_deadline=True)
         try:
-            file_book = course_gradebook(CourseService(course), track="file")
-            code_book = course_gradebook(CourseService(course), track="code")
+            yield course
         finally:
-            with course.sessions() as s, s.begin():  # the module's course stays unrevealed for the others
+            with course.sessions() as s, s.begin():
                 set_meta(s, "revealed", "no")
+
+
+def test_the_gradebook_per_track_after_the_reveal(two_tracks, hidden_competition):  # noqa: F811
+    root, _, _, code = two_tracks
+    verdict = hidden_verdict(hidden_competition, code)
+    with revealed(root) as course:
+        file_book = course_gradebook(CourseService(course), track="file")
+        code_book = course_gradebook(CourseService(course), track="code")
     assert file_book.notes[-1].startswith("track: file") and code_book.notes[-1].startswith("track: code")
     code_scores = {r.student.team: r.score for r in code_book.rows if r.score is not None}
     file_scores = {r.student.team: r.score for r in file_book.rows if r.score is not None}
     assert set(code_scores) == {"beta"} and set(file_scores) == {"alpha", "beta"}
     assert code_scores["beta"] == pytest.approx(verdict.counts.scores("private")["dice"])
+
+
+def test_the_team_page_shows_the_standing_per_track_after_the_reveal(two_tracks):
+    from test_pages import sign_in
+
+    root, tokens, _, _ = two_tracks
+    with revealed(root), TestClient(create_app(root, board_interval_s=0)) as c:
+        pages = {}
+        for team in ("alpha", "beta"):
+            assert sign_in(c, tokens[team]).status_code == 303
+            pages[team] = " ".join(re.sub(r"<[^>]+>", "", html.unescape(c.get("/team").text)).split())
+            c.cookies.clear()
+    assert "Code track: rank 1 of 3 teams" in pages["beta"]
+    assert "Code track: your team has no scored code submission" in pages["alpha"]
+    assert all("Final standing: rank" in page for page in pages.values())

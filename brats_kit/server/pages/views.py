@@ -137,9 +137,9 @@ async def signout(request: Request, signed: SignedIn = Depends(any_form),
 
 
 # -- the team page -----------------------------------------------------------------------------------
-def _standing(service: CourseService, team: str) -> Optional[dict]:
-    """The team's row of the final board (None when it has no scored submission)."""
-    board = service.leaderboard()
+def _standing(service: CourseService, team: str, track: str = FILE) -> Optional[dict]:
+    """The team's row of ``track``'s final board (None when it has no scored submission there)."""
+    board = service.leaderboard(track)
     row = next((r for r in board["rows"] if r["team"] == team), None)
     return None if row is None else {**row, "of": board["teams"]}
 
@@ -160,6 +160,9 @@ def _team_view(service: CourseService, who: Principal, report_id: Optional[str],
     return {"listing": listing, "report": report, "revealed": revealed, "numbers": numbers, "receipt": receipt,
             "closed": revealed or (deadline is not None and now >= deadline),
             "standing": _standing(service, who.team) if revealed else None,
+            "code_track": bool(hidden_truth_of(service.config)),
+            "code_standing": _standing(service, who.team, CODE) if revealed and hidden_truth_of(service.config)
+            else None,
             "time_left": _left(deadline, now), "now": iso(now), "when": service.local}
 
 
