@@ -41,9 +41,9 @@ API = "/api/v1"
 
 @pytest.fixture(scope="module")
 def two_tracks(tmp_path_factory, hidden_competition):  # noqa: F811 - the fixture imported above
-    """A code course: alpha hands in a file, beta a code job and a file, both scored; ``(root, tokens, admin)``."""
+    """A code course: alpha hands in a file, beta a code job and a file, gamma and delta copies of beta's code."""
     tmp = tmp_path_factory.mktemp("tracks")
-    root, tokens, admin = code_course(tmp, hidden_competition, finals=1)
+    root, tokens, admin = code_course(tmp, hidden_competition, finals=1, teams=("alpha", "beta", "gamma", "delta"))
     truth = load_truth(hidden_competition / "private")
     pred = tmp / "pred.npy"
     write_submission(pred, np.ascontiguousarray(np.roll(truth.y, 2, axis=2)))
@@ -53,6 +53,12 @@ def two_tracks(tmp_path_factory, hidden_competition):  # noqa: F811 - the fixtur
         job = wait_for(server, tokens["beta"], submit_code(code, server.url, tokens["beta"])["id"])
         assert job["status"] == "scored"
         assert submit(pred, server.url, tokens["beta"]).status == "scored"
+        # gamma hands in beta's archive as it is; delta the same submission.py beside a file of its own.
+        copy = folder(tmp, THRESHOLD, name="delta")
+        (copy / "notes.txt").write_text("our own work\n")
+        for team, source in (("gamma", code), ("delta", copy)):
+            assert wait_for(server, tokens[team], submit_code(source, server.url, tokens[team])["id"])["status"] == \
+                "scored"
     return root, tokens, admin, code
 
 
@@ -68,7 +74,7 @@ def test_a_scored_code_job_keeps_the_file_board_updating_and_ranks_on_the_hidden
     assert len(load_hidden_truth(hidden_competition)) != len(load_truth(hidden_competition / "private"))
     with Course(root) as course:
         done = build_board(course, bootstrap=0)  # stale_counts before the split
-        assert done["submissions"] == 2 and done["code"]["submissions"] == 1
+        assert done["submissions"] == 2 and done["code"]["submissions"] == 3
         file_page = (site_of(course) / "index.html").read_text(encoding="utf-8")
         code_csv = (site_of(course, "code") / "leaderboard.csv").read_text(encoding="utf-8")
         code_page = (site_of(course, "code") / "index.html").read_text(encoding="utf-8")
@@ -76,10 +82,11 @@ def test_a_scored_code_job_keeps_the_file_board_updating_and_ranks_on_the_hidden
         file_board, code_board = service.leaderboard(), service.leaderboard("code")
     assert sorted(r["team"] for r in file_board["rows"]) == ["alpha", "beta"]
     assert code_board["rows"][0]["submission"] not in {r["submission"] for r in file_board["rows"]}
-    (row,) = code_board["rows"]
-    assert row["team"] == "beta" and code_board["track"] == "code"
+    row = code_board["rows"][0]
+    assert row["team"] == "beta" and code_board["track"] == "code"  # the copies came later: ties go to the earlier
     assert row["dice"] == pytest.approx(verdict.counts.scores("public")["dice"])
-    assert [r["team"] for r in csv.DictReader(io.StringIO(code_csv)) if r["kind"] == "team"] == ["beta"]
+    code_teams = [r["team"] for r in csv.DictReader(io.StringIO(code_csv)) if r["kind"] == "team"]
+    assert code_teams[0] == "beta" and sorted(code_teams) == ["beta", "delta", "gamma"]
     assert CODE_TITLE in code_page and 'href="/leaderboard"' in code_page
     assert 'href="/leaderboard/code/"' in file_page
 
@@ -93,10 +100,10 @@ def test_the_api_takes_the_track_and_refuses_another(two_tracks, hidden_competit
         page = c.get("/leaderboard/code", follow_redirects=True)
     assert default.json() == files.json() and files.json()["track"] == "file"
     assert sorted(r["team"] for r in files.json()["rows"]) == ["alpha", "beta"]
-    assert [(r["team"], r["dice"]) for r in codes.json()["rows"]] == [("beta", pytest.approx(
-        verdict.counts.scores("public")["dice"]))]
+    assert {r["team"] for r in codes.json()["rows"]} == {"beta", "gamma", "delta"}
+    assert codes.json()["rows"][0]["dice"] == pytest.approx(verdict.counts.scores("public")["dice"])
     assert bad.status_code == 422
-    assert page.status_code == 200 and "beta" in page.text
+    assert page.status_code == 200 and "beta" in page.text and "alpha" not in page.text
 
 
 def test_a_course_without_the_code_track_has_no_code_board(tmp_path, competition):
@@ -156,7 +163,7 @@ def test_the_gradebook_per_track_after_the_reveal(two_tracks, hidden_competition
     assert file_book.notes[-1].startswith("track: file") and code_book.notes[-1].startswith("track: code")
     code_scores = {r.student.team: r.score for r in code_book.rows if r.score is not None}
     file_scores = {r.student.team: r.score for r in file_book.rows if r.score is not None}
-    assert set(code_scores) == {"beta"} and set(file_scores) == {"alpha", "beta"}
+    assert set(code_scores) == {"beta", "gamma", "delta"} and set(file_scores) == {"alpha", "beta"}
     assert code_scores["beta"] == pytest.approx(verdict.counts.scores("private")["dice"])
 
 
@@ -170,6 +177,20 @@ def test_the_team_page_shows_the_standing_per_track_after_the_reveal(two_tracks)
             assert sign_in(c, tokens[team]).status_code == 303
             pages[team] = " ".join(re.sub(r"<[^>]+>", "", html.unescape(c.get("/team").text)).split())
             c.cookies.clear()
-    assert "Code track: rank 1 of 3 teams" in pages["beta"]
+    assert "Code track: rank 1 of 4 teams" in pages["beta"]
     assert "Code track: your team has no scored code submission" in pages["alpha"]
     assert all("Final standing: rank" in page for page in pages.values())
+
+
+def test_integrity_flags_identical_archives_and_identical_submission_py(two_tracks):
+    from brats_kit.server.integrity import integrity_of_course
+
+    with Course(two_tracks[0]) as course:
+        report = integrity_of_course(CourseService(course))
+    code = sorted((f.kind, f.team_a, f.team_b) for f in report.flags if f.kind.startswith("identical_")
+                  and f.kind != "identical_file")
+    assert code == [("identical_archive", "beta", "gamma"), ("identical_submission_py", "beta", "delta")]
+    assert report.to_dict()["identical_code"] == 2
+    # alpha's and beta's files are the same bytes: the file track's own section, unchanged.
+    assert [(f.kind, f.team_a, f.team_b) for f in report.flags if f.kind == "identical_file"] == [
+        ("identical_file", "alpha", "beta")]
