@@ -10,6 +10,7 @@ import contextlib
 import csv
 import html
 import re
+import zipfile
 import io
 
 import numpy as np
@@ -194,3 +195,53 @@ def test_integrity_flags_identical_archives_and_identical_submission_py(two_trac
     # alpha's and beta's files are the same bytes: the file track's own section, unchanged.
     assert [(f.kind, f.team_a, f.team_b) for f in report.flags if f.kind == "identical_file"] == [
         ("identical_file", "alpha", "beta")]
+
+
+def _zip(members: dict) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for name, text in members.items():
+            z.writestr(name, text)
+    return buf.getvalue()
+
+
+def test_the_team_page_hands_in_code_through_the_apis_use_case(tmp_path, hidden_competition):  # noqa: F811
+    from test_pages import csrf_of, sign_in
+
+    root, tokens, _ = code_course(tmp_path, hidden_competition)
+    good = _zip({"submission.py": THRESHOLD})
+    with TestClient(create_app(root, board_interval_s=0)) as c:
+        assert sign_in(c, tokens["alpha"]).status_code == 303
+        page = c.get("/team")
+        assert 'action="/team/code"' in page.text
+        csrf = csrf_of(page)
+        # Attacks: no token, the token after the file, a hostile archive: nothing queued.
+        assert c.post("/team/code", files={"file": ("a.zip", good)}).status_code == 403
+        after = c.post("/team/code", files=[("file", ("a.zip", good, "application/zip")),
+                                            ("csrf", (None, csrf))])
+        assert after.status_code == 403
+        evil = c.post("/team/code", data={"csrf": csrf}, files={"file": ("e.zip", _zip({"../submission.py": "x"}))},
+                      follow_redirects=False)
+        assert evil.status_code == 303 and evil.headers["location"] == "/team", evil.text[-600:]
+        refused = c.get("/team").text
+        assert "bad_package" in refused
+        assert c.get(f"{API}/code", headers={"Authorization": f"Bearer {tokens['alpha']}"}).json()["jobs"] == []
+        # The form: post, redirect, get; the job is the API's.
+        r = c.post("/team/code", data={"csrf": csrf}, files={"file": ("a.zip", good)}, follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"] == "/team"
+        shown = c.get("/team").text
+        (job,) = c.get(f"{API}/code", headers={"Authorization": f"Bearer {tokens['alpha']}"}).json()["jobs"]
+        assert f"Code job {job['id']} received: queued." in shown
+        assert f"Code job {job['id']} received" not in c.get("/team").text  # shown once (the flash is taken)
+
+
+def test_a_course_without_the_code_track_has_no_code_form(tmp_path, competition):
+    from test_pages import csrf_of, sign_in
+
+    root, tokens, _ = make_course(tmp_path, competition)
+    with TestClient(create_app(root, board_interval_s=0)) as c:
+        sign_in(c, tokens["alpha"])
+        page = c.get("/team")
+        assert 'action="/team/code"' not in page.text
+        r = c.post("/team/code", data={"csrf": csrf_of(page)}, files={"file": ("a.zip", _zip({"submission.py": "x"}))})
+        assert r.status_code == 404

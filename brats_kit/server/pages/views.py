@@ -34,7 +34,7 @@ from ..refusal import Principal, Refusal
 from ..service import CourseService
 from ..tokens import token_hash
 from ..tracks import CODE, FILE, hidden_truth_of
-from ..upload import hand_in
+from ..upload import hand_in, hand_in_code
 from ..verify import audit_course
 from .sessions import (FLASH, SignedIn, admin_form, admin_session, any_form, bad_csrf, binding, cookie, end_session,
                        read_session, redirect_after_post, same_csrf, set_session, take_flash, team_form, team_session,
@@ -175,7 +175,8 @@ async def _team_page(request: Request, service: CourseService, signed: SignedIn,
     code_jobs = None if jobs is None else (await run_in_threadpool(jobs.list_jobs, signed.who))["jobs"]
     # A refused finals choice comes back with the boxes the student ticked.
     response = render(request, "team.html", code=code, session=signed.data, refusal=refusal,
-                      message=flash.get("message"), ticked=flash.get("ticked"), code_jobs=code_jobs, **view)
+                      message=flash.get("message"), ticked=flash.get("ticked"), code_jobs=code_jobs,
+                      code_job=flash.get("code_job"), **view)
     take_flash(request, response, signed.data)
     return response
 
@@ -196,6 +197,23 @@ async def team_upload_form(request: Request, signed: SignedIn = Depends(team_upl
             raise
         return redirect_after_post(request, "/team", signed.data, refusal=_refused(exc))
     return redirect_after_post(request, "/team", signed.data, receipt=receipt["id"])
+
+
+@router.post("/team/code")
+async def team_code_form(request: Request, signed: SignedIn = Depends(team_upload),
+                         service: CourseService = Depends(service_of)):
+    """The team page's code form: the archive goes through ``POST /api/v1/code``'s use case, then back to the page."""
+    jobs = getattr(request.app.state, "code_jobs", None)
+    if jobs is None:
+        raise Refusal(404, "no_code_track", "this course takes no code submissions")
+    try:
+        receipt = await hand_in_code(request, service, jobs, partial(service.precheck, signed.who),
+                                     upload_csrf(signed.data))
+    except Refusal as exc:
+        if exc.code == bad_csrf().code:
+            raise
+        return redirect_after_post(request, "/team", signed.data, refusal=_refused(exc))
+    return redirect_after_post(request, "/team", signed.data, code_job=receipt["id"])
 
 
 def _final_ids(form) -> list:
