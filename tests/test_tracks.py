@@ -9,15 +9,18 @@ from __future__ import annotations
 import contextlib
 import csv
 import html
+import json
 import re
 import zipfile
 import io
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from brats_kit.cli import main
 from brats_kit.server.app import create_app
 from brats_kit.server.board import CODE_TITLE, build_board, export_for_board, site_of
 from brats_kit.server.client import submit, submit_code
@@ -245,3 +248,26 @@ def test_a_course_without_the_code_track_has_no_code_form(tmp_path, competition)
         assert 'action="/team/code"' not in page.text
         r = c.post("/team/code", data={"csrf": csrf_of(page)}, files={"file": ("a.zip", _zip({"submission.py": "x"}))})
         assert r.status_code == 404
+
+
+def test_the_file_board_of_a_code_course_is_reproduced_offline_and_export_takes_the_track(two_tracks, tmp_path):
+    from grader.leaderboard.build import SITE_FILES, build_leaderboard
+
+    from brats_kit.server.board import TITLE, board_page
+
+    root = two_tracks[0]
+    with Course(root) as course:
+        build_board(course, bootstrap=200)
+        export_for_board(course, tmp_path / "subs")
+        build_leaderboard(tmp_path / "subs", course.config.truth, tmp_path / "offline", bootstrap=200,
+                          cache=tmp_path / "cache", title=TITLE, **board_page(course))
+        for name in SITE_FILES:
+            assert (site_of(course) / name).read_bytes() == (tmp_path / "offline" / name).read_bytes(), name
+    runner = CliRunner()
+    for track, n in (("file", 2), ("code", 3)):
+        r = runner.invoke(main, ["server", "export", str(root), "--out", str(tmp_path / track), "--track", track,
+                                 "--json"])
+        assert r.exit_code == 0, r.output
+        assert json.loads(r.output)["submissions"] == n
+    assert runner.invoke(main, ["server", "export", str(root), "--out", str(tmp_path / "x"), "--track",
+                                "both"]).exit_code == 2

@@ -141,14 +141,16 @@ def run(course, host, port, https_only, forwarded_allow_ips, header_timeout, kee
 @server.command()
 @_COURSE
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="SUBMISSIONS folder to write.")
+@click.option("--track", type=click.Choice(["file", "code"]), default="file", show_default=True,
+              help="The file track's predictions, or the code track's archives.")
 @click.option("--json", "as_json", is_flag=True)
-def export(course, out, as_json):
+def export(course, out, track, as_json):
     """Write SUBMISSIONS/<team>/<file> and manifest.csv for 'brats-kit leaderboard'."""
     from brats_kit.server.course import Course
     from brats_kit.server.export import export_submissions
 
     with Course(course) as c:
-        info = export_submissions(c, out)
+        info = export_submissions(c, out, track)
     if as_json:
         _echo_json(info)
     else:
