@@ -12,6 +12,7 @@ import html
 import json
 import re
 import zipfile
+from pathlib import Path
 import io
 
 import numpy as np
@@ -158,12 +159,23 @@ def revealed(root):
                 set_meta(s, "revealed", "no")
 
 
-def test_the_gradebook_per_track_after_the_reveal(two_tracks, hidden_competition):  # noqa: F811
-    root, _, _, code = two_tracks
+def test_the_gradebook_per_track_after_the_reveal(two_tracks, hidden_competition, tmp_path):  # noqa: F811
+    root, _, admin, code = two_tracks
     verdict = hidden_verdict(hidden_competition, code)
     with revealed(root) as course:
         file_book = course_gradebook(CourseService(course), track="file")
         code_book = course_gradebook(CourseService(course), track="code")
+        r = CliRunner().invoke(main, ["server", "grades", str(root), "--track", "code", "--out",
+                                      str(tmp_path / "grades.csv"), "--json"])
+        with TestClient(create_app(root, board_interval_s=0)) as c:
+            from test_pages import sign_in
+
+            sign_in(c, admin, role="admin")
+            page_readme = c.get("/admin/grades-readme.txt?track=code").text
+            page_default = c.get("/admin/grades-readme.txt").text
+    assert r.exit_code == 0, r.output
+    readme = Path(json.loads(r.output)["readme"]).read_text(encoding="utf-8")
+    assert "track: code" in readme and "track: code" in page_readme and "track: file" in page_default
     assert file_book.notes[-1].startswith("track: file") and code_book.notes[-1].startswith("track: code")
     code_scores = {r.student.team: r.score for r in code_book.rows if r.score is not None}
     file_scores = {r.student.team: r.score for r in file_book.rows if r.score is not None}
