@@ -13,6 +13,10 @@ Two signals, for the instructor to look into; neither changes a score or a rank:
   (default 0.98). The report also gives the median pairwise Dice, the typical
   agreement between independent teams, to weigh the flags against.
 
+Code submissions have their own section (:func:`identical_code`): byte-identical
+archives handed in by two teams, and archives whose ``submission.py`` is identical
+(a copied model under another wrapper's bytes).
+
 :func:`integrity_report` takes scored submissions (the leaderboard's
 :func:`~grader.leaderboard.build.collect_and_score`, or the server's recorded
 entries) and a loader of their predictions; :func:`report_csv` writes the flags.
@@ -36,6 +40,8 @@ from grader.leaderboard.select import select_submissions
 
 DEFAULT_THRESHOLD = 0.98
 IDENTICAL, NEAR = "identical_file", "near_identical"
+#: The code section's kinds: the same archive, or the same ``submission.py`` in different archives.
+IDENTICAL_ARCHIVE, IDENTICAL_MODULE = "identical_archive", "identical_submission_py"
 COLUMNS = ("kind", "team_a", "submission_a", "submitted_at_a", "team_b", "submission_b", "submitted_at_b",
            "dice", "sha256_a", "sha256_b")
 
@@ -76,6 +82,7 @@ class IntegrityReport:
                 "pairs": self.pairs, "median_pairwise_dice": self.median_dice,
                 "identical_files": sum(1 for f in self.flags if f.kind == IDENTICAL),
                 "near_identical": sum(1 for f in self.flags if f.kind == NEAR),
+                "identical_code": sum(1 for f in self.flags if f.kind in (IDENTICAL_ARCHIVE, IDENTICAL_MODULE)),
                 "flags": [f.to_dict() for f in self.flags], "notes": list(self.notes)}
 
 
@@ -111,10 +118,15 @@ def _flag(kind, a, b, dice, order: Callable = arrival) -> Flag:
 
 def identical_files(submissions, order: Callable = arrival) -> list:
     """Every later team's copy of a file first handed in by another team (valid or not), in ``order``."""
+    return _copies(submissions, lambda s: s.sha256, IDENTICAL, order)
+
+
+def _copies(submissions, key: Callable, kind: str, order: Callable) -> list:
+    """Every later team's submission whose ``key`` another team's earlier one has: a flag of ``kind``."""
     by_hash: dict = {}
     for s in submissions:
-        if s.sha256:
-            by_hash.setdefault(s.sha256, []).append(s)
+        if key(s):
+            by_hash.setdefault(key(s), []).append(s)
     flags = []
     for subs in by_hash.values():
         subs = sorted(subs, key=order)
@@ -122,8 +134,54 @@ def identical_files(submissions, order: Callable = arrival) -> list:
         for s in subs:
             first_of_team.setdefault(s.team, s)
         firsts = list(first_of_team.values())
-        flags += [_flag(IDENTICAL, firsts[0], later, 1.0, order) for later in firsts[1:]]
+        flags += [_flag(kind, firsts[0], later, 1.0, order) for later in firsts[1:]]
     return flags
+
+
+def module_sha256(archive) -> Optional[str]:
+    """The sha256 of a code archive's ``submission.py``; None for an archive the package check refuses.
+
+    The archive is unpacked by the same hostile-input checks as a job's
+    (:func:`grader.code.package.unpack_submission`), into a temporary folder.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, zipfile
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> with zipfile.ZipFile(d / "a.zip", "w") as z:
+    ...     z.writestr("team/submission.py", "def predict(x):\\n    return x[..., 0] > 0\\n")
+    >>> module_sha256(d / "a.zip")[:12], module_sha256(d / "missing.zip")
+    ('24705210f17a', None)
+    """
+    import hashlib
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from grader.code.package import SUBMISSION_MODULE, unpack_submission
+
+    work = Path(tempfile.mkdtemp(prefix="brats-integrity-"))
+    try:
+        folder = unpack_submission(archive, work / "code")
+        return hashlib.sha256((folder / SUBMISSION_MODULE).read_bytes()).hexdigest()
+    except KitError:
+        return None
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def identical_code(submissions, archive_of: Callable, order: Callable = arrival) -> list:
+    """The code section: byte-identical archives, then identical ``submission.py`` in different archives.
+
+    ``archive_of(submission)`` is the stored archive's path. Each distinct archive is unpacked once.
+    """
+    flags = _copies(submissions, lambda s: s.sha256, IDENTICAL_ARCHIVE, order)
+    modules: dict = {}
+    for s in submissions:
+        if s.sha256 and s.sha256 not in modules:
+            modules[s.sha256] = module_sha256(archive_of(s))
+    same_module = _copies(submissions, lambda s: modules.get(s.sha256), IDENTICAL_MODULE, order)
+    return flags + [f for f in same_module if f.sha256_a != f.sha256_b]
 
 
 def candidates(submissions) -> dict:

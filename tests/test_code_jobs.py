@@ -127,7 +127,8 @@ def test_benign_code_is_scored_as_at_home_and_ranked_like_a_file(tmp_path, hidde
         receipt = submit_code(code, server.url, tokens["alpha"])
         assert receipt["status"] == "queued"
         job = wait_for(server, tokens["alpha"], receipt["id"])
-        board = server.app.state.service.leaderboard()
+        board = server.app.state.service.leaderboard("code")  # its own track's board, on the hidden truth
+        assert server.app.state.service.leaderboard()["rows"] == []
     hidden = open_hidden(hidden_competition)
     run, verdict = grade_code(code, np.asarray(hidden.x), load_hidden_truth(hidden_competition))
     assert job["status"] == "scored" and verdict.status == "scored"

@@ -146,14 +146,16 @@ def run(course, host, port, https_only, forwarded_allow_ips, header_timeout, kee
 @server.command()
 @_COURSE
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="SUBMISSIONS folder to write.")
+@click.option("--track", type=click.Choice(["file", "code"]), default="file", show_default=True,
+              help="The file track's predictions, or the code track's archives.")
 @click.option("--json", "as_json", is_flag=True)
-def export(course, out, as_json):
+def export(course, out, track, as_json):
     """Write SUBMISSIONS/<team>/<file> and manifest.csv for 'brats-kit leaderboard'."""
     from brats_kit.server.course import Course
     from brats_kit.server.export import export_submissions
 
     with Course(course) as c:
-        info = export_submissions(c, out)
+        info = export_submissions(c, out, track)
     if as_json:
         _echo_json(info)
     else:
@@ -412,8 +414,10 @@ def tokens(course, team, end_sessions, as_json):
 @click.option("--force", is_flag=True, help="Replace an existing file (an earlier gradebook too).")
 @click.option("--zeros", is_flag=True, help="0 marks for a student whose team has no valid submission "
                                             "(default: an empty grade).")
+@click.option("--track", type=click.Choice(["file", "code"]), default="file", show_default=True,
+              help="Whose board: the file track (test slices) or the code track (hidden slices).")
 @click.option("--json", "as_json", is_flag=True)
-def grades(course, fmt, scale, baselines, assignment, out, force, zeros, as_json):
+def grades(course, fmt, scale, baselines, assignment, out, force, zeros, track, as_json):
     """One row per student with the team's final private score, as marks (after the reveal)."""
     from brats_kit.server.baselines import baselines_of
     from brats_kit.server.gradebook import course_grades
@@ -421,7 +425,7 @@ def grades(course, fmt, scale, baselines, assignment, out, force, zeros, as_json
     service = _service(course)
     try:
         info = course_grades(service, out, fmt=fmt, scale=scale, assignment=assignment, force=force, zeros=zeros,
-                             baselines=baselines if baselines is not None else baselines_of(service.course))
+                             track=track, baselines=baselines if baselines is not None else baselines_of(service.course))
     finally:
         service.course.close()
     if as_json:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 from functools import partial
 from datetime import datetime
-from typing import Callable, Optional
+from typing import Callable, Literal, Optional
 
 from fastapi import APIRouter, Body, Depends, FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
@@ -163,8 +163,8 @@ async def put_finals(ids: list[int] = Body(..., embed=True), who: Principal = De
 
 
 @_route("get", "/leaderboard", Leaderboard, summary="The public board (the private one after the reveal)")
-async def leaderboard(service: CourseService = Depends(service_of)):
-    return await run_in_threadpool(service.leaderboard)
+async def leaderboard(track: Literal["file", "code"] = "file", service: CourseService = Depends(service_of)):
+    return await run_in_threadpool(service.leaderboard, track)
 
 
 @_route("post", "/admin/reveal", Leaderboard, summary="Reveal the private board (closes submissions)")

@@ -56,6 +56,7 @@ from .baselines import baselines_of, owner_only, score_baselines
 from .course import Course
 from .db import AuditEvent, Submission, Team, get_meta
 from .service import EXTENSIONS, CourseService
+from .tracks import CODE, FILE, hidden_truth_of
 
 log = logging.getLogger("brats_kit.server.board")
 
@@ -69,6 +70,8 @@ POLL_S = 1.0
 #: Niceness of the rebuild's process: below the server's requests and scoring workers.
 NICENESS = 10
 TITLE = "Leaderboard"
+#: The code track's board: its own site (under ``private/board/code/``), title and address.
+CODE_DIR, CODE_TITLE, CODE_URL = "code", "Leaderboard: code track", "/leaderboard/code/"
 
 
 class _Stopped(Exception):
@@ -98,8 +101,8 @@ def _link(src: Path, dest: Path) -> None:
         os.chmod(dest, 0o600)
 
 
-def export_for_board(course: Course, out: Path) -> dict:
-    """The live board's submissions as a folder (hard links into the store, the board's file names, a manifest).
+def export_for_board(course: Course, out: Path, track: str = FILE) -> dict:
+    """The live board's submissions of ``track`` as a folder (hard links into the store, the board's names, a manifest).
 
     ``brats-kit leaderboard`` on it (``--title Leaderboard``, the course's baselines) writes the live board
     byte for byte: the check that the server ranks what the offline engine would. Written whole; returns
@@ -108,8 +111,7 @@ def export_for_board(course: Course, out: Path) -> dict:
     with course.sessions() as s:
         version = int(s.scalar(select(func.max(AuditEvent.seq))) or 0)
         revealed = get_meta(s, "revealed") == "yes"
-        rows = s.execute(select(Submission, Team.name).join(Team, Team.id == Submission.team_id)
-                         .order_by(Submission.id)).all()
+        rows = [(sub, entry.team) for entry, sub in CourseService.board_entries(s, name=board_name, track=track)]
     manifest = []
     with atomic_dir(out) as tmp:
         os.chmod(tmp, 0o700)
@@ -131,20 +133,28 @@ def export_for_board(course: Course, out: Path) -> dict:
 _TRUTHS: dict = {}
 
 
-def board_truth(path) -> Truth:
-    """The course's truth (:func:`~grader.leaderboard.collect.load_board_truth`), loaded once per process."""
+def board_truth(path, track: str = FILE) -> Truth:
+    """The truth ``track`` is ranked on, loaded once per process.
+
+    ``file``: the course's test truth (:func:`~grader.leaderboard.collect.load_board_truth`);
+    ``code``: the hidden slices' (:func:`data_spec.truth.load_hidden_truth`, their own public flags).
+    """
+    from data_spec.layout import find_hidden
+    from data_spec.truth import load_hidden_truth
     from grader.leaderboard.collect import load_board_truth
 
-    found = find_truth(path)
+    found = find_hidden(path) if track == CODE else find_truth(path)
     st = os.stat(found)
-    key = (os.fspath(found), st.st_mtime_ns, st.st_size)
+    key = (track, os.fspath(found), st.st_mtime_ns, st.st_size)
     if key not in _TRUTHS:
-        _TRUTHS[key] = load_board_truth(found)
+        _TRUTHS[key] = (load_hidden_truth if track == CODE else load_board_truth)(found)
     return _TRUTHS[key]
 
 
-def recorded_entries(course: Course, truth: Truth) -> tuple:
-    """What the server recorded, as the engine's entries: ``(version, revealed, entries)``, one database session.
+def recorded_entries(course: Course, truth: Truth, track: str = FILE) -> tuple:
+    """What the server recorded for ``track``, as the engine's entries: ``(version, revealed, entries)``.
+
+    One database session; ``truth`` is the track's own (:func:`board_truth`).
 
     Each scored submission brings the scores and per-case counts its upload stored:
     no file of the store is read, hashed or validated again.
@@ -152,7 +162,7 @@ def recorded_entries(course: Course, truth: Truth) -> tuple:
     with course.sessions() as s:
         version = int(s.scalar(select(func.max(AuditEvent.seq))) or 0)
         revealed = get_meta(s, "revealed") == "yes"
-        pairs = CourseService.board_entries(s, name=board_name)
+        pairs = CourseService.board_entries(s, name=board_name, track=track)
     for entry, row in pairs:
         if entry.valid:
             entry.counts = stored_counts(row, truth)
@@ -178,13 +188,22 @@ def stored_counts(row: Submission, truth: Truth) -> Counts:
 
 #: The live board's way back: a visitor signs in there and lands on the team page.
 BOARD_LINKS = (("Sign in", "/"), ("Your team page", "/team"))
+#: Each board's link to the other track's, on a course with the code track.
+TRACK_LINKS = {FILE: ("Code track board", CODE_URL), CODE: ("File track board", "/leaderboard")}
 
 
-def board_page(course: Course) -> dict:
+def board_page(course: Course, track: str = FILE) -> dict:
     """What the live board's page adds to the engine's: every roster team, links back, counts of invalid files."""
     with course.sessions() as s:
         roster = tuple(s.scalars(select(Team.name).order_by(Team.name)))
-    return {"roster": roster, "links": BOARD_LINKS, "problem_files": False}
+    links = BOARD_LINKS + ((TRACK_LINKS[track],) if hidden_truth_of(course.config) else ())
+    return {"roster": roster, "links": links, "problem_files": False}
+
+
+def site_of(course: Course, track: str = FILE) -> Path:
+    """Where ``track``'s board is built (``private/board/site``, the code track's under ``board/code/``)."""
+    work = course.private / BOARD_DIR
+    return (work / CODE_DIR if track == CODE else work) / "site"
 
 
 def build_board(course: Course, *, bootstrap: int = 2000, seed: int = 0, should_stop=lambda: False) -> dict:
@@ -203,9 +222,30 @@ def build_board(course: Course, *, bootstrap: int = 2000, seed: int = 0, should_
         raise _Stopped()
     source = baselines_of(course)
     bases = score_baselines(truth, source, work / "cache")[0] if source is not None else []
-    summary = rank_and_publish(Entries(subs, bases), truth, work / "site", reveal=revealed, bootstrap=bootstrap,
+    summary = rank_and_publish(Entries(subs, bases), truth, site_of(course), reveal=revealed, bootstrap=bootstrap,
                                seed=seed, title=TITLE, **board_page(course))
-    owner_only(work / "site")  # the site lives under private/, which the startup check keeps owner-only
+    owner_only(site_of(course))  # the site lives under private/, which the startup check keeps owner-only
+    done = {"version": version, "revealed": revealed, "submissions": len(subs), "summary": summary}
+    hidden = hidden_truth_of(course.config)
+    if hidden:
+        done[CODE] = build_code_board(course, hidden, bootstrap=bootstrap, seed=seed, should_stop=should_stop)
+    return done
+
+
+def build_code_board(course: Course, hidden, *, bootstrap: int = 2000, seed: int = 0,
+                     should_stop=lambda: False) -> dict:
+    """The code track's board: its rows ranked on the hidden truth, without baselines (files of the test slices)."""
+    from grader.leaderboard.build import Entries, rank_and_publish
+
+    (course.private / BOARD_DIR / CODE_DIR).mkdir(mode=0o700, parents=True, exist_ok=True)
+    truth = board_truth(hidden, CODE)
+    version, revealed, subs = recorded_entries(course, truth, CODE)
+    if should_stop():
+        raise _Stopped()
+    site = site_of(course, CODE)
+    summary = rank_and_publish(Entries(subs, []), truth, site, reveal=revealed, bootstrap=bootstrap, seed=seed,
+                               title=CODE_TITLE, **board_page(course, CODE))
+    owner_only(site)
     return {"version": version, "revealed": revealed, "submissions": len(subs), "summary": summary}
 
 
@@ -243,7 +283,7 @@ class LiveBoard:
         self.interval_s = float(interval_s)
         self.poll_s = min(float(poll_s), max(self.interval_s, 0.05))
         self.bootstrap = bootstrap
-        self.site = course.private / BOARD_DIR / "site"
+        self.site = site_of(course)
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._built = threading.Condition()
@@ -334,14 +374,14 @@ class LiveBoard:
         return True
 
     # -- what the routes serve ------------------------------------------------------------------
-    def read(self, name: str) -> Optional[bytes]:
-        """A file of the current site (``index.html``, ``leaderboard.csv``...), or None before the first build."""
+    def read(self, name: str, track: str = FILE) -> Optional[bytes]:
+        """A file of ``track``'s current site (``index.html``, ``leaderboard.csv``...), None before its first build."""
         from grader.leaderboard.build import SITE_FILES
 
-        if name not in SITE_FILES:
+        if name not in SITE_FILES or track not in TRACK_LINKS:
             return None
         try:
-            return (self.site / name).read_bytes()
+            return (site_of(self.course, track) / name).read_bytes()
         except (FileNotFoundError, NotADirectoryError):
             return None
 

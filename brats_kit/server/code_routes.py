@@ -7,20 +7,17 @@ at once with status ``queued``.
 """
 from __future__ import annotations
 
-import shutil
-import tempfile
+from functools import partial
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.security import HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from grader.errors import CodePackageError
-
 from .deps import admin_auth, bearer_token, client_address, service_of, team_auth
 from .refusal import Principal, Refusal
 from .schemas import CodeJob, CodeJobList, CodeJobLogs, ErrorBody
 from .service import submission_id
-from .upload import receive_upload
+from .upload import hand_in_code
 
 router = APIRouter(prefix="/api/v1", responses={code: {"model": ErrorBody} for code in (401, 403, 404, 413, 422, 429)})
 
@@ -38,32 +35,12 @@ def jobs_of(request: Request):
     return jobs
 
 
-def check_archive(path) -> None:
-    """Refuse (422 ``bad_package``) an archive the sandbox would refuse, before anything is queued."""
-    from grader.code import unpack_submission
-
-    scratch = tempfile.mkdtemp(prefix="brats-check-")
-    try:
-        unpack_submission(path, f"{scratch}/code")
-    except CodePackageError as exc:
-        body = {k: v for k, v in exc.to_dict().items() if k in ("where", "expected", "hint") and v}
-        raise Refusal(422, "bad_package", str(exc), body) from None
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-
-
 @_route("post", "/code", CodeJob, status_code=201, summary="Hand in code: a .zip of the folder holding submission.py",
              dependencies=[Depends(HTTPBearer(auto_error=False))])
 async def post_code(request: Request, jobs=Depends(jobs_of)):
     service = service_of(request)
-    who: Principal = await run_in_threadpool(service.authenticate_upload, bearer_token(request),
-                                             client_address(request))
-    upload, sha = await receive_upload(request, service, jobs.code.max_bytes)
-    try:
-        await run_in_threadpool(check_archive, upload.path)
-        return await run_in_threadpool(jobs.enqueue, who, upload, sha)
-    finally:
-        upload.discard()  # a no-op once the archive is in the store
+    admit = partial(service.authenticate_upload, bearer_token(request), client_address(request))
+    return await hand_in_code(request, service, jobs, admit)
 
 
 @_route("get", "/code", CodeJobList, summary="The team's code jobs and their status")

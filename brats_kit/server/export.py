@@ -19,15 +19,19 @@ from plumbing.atomic import atomic_dir
 from .course import Course
 from .db import Submission, Team
 from .service import export_name
+from .tracks import FILE, check_track, track_of
 
 
-def export_submissions(course: Course, out) -> dict:
-    """Write every submission (scored and invalid) and the manifest under ``out``, all or nothing.
+def export_submissions(course: Course, out, track: str = FILE) -> dict:
+    """Write every submission of ``track`` (scored and invalid) and the manifest under ``out``, all or nothing.
+
+    ``file`` (the default) is what ``brats-kit leaderboard`` ranks on the test truth; ``code``
+    writes the code track's archives (their predictions are of the hidden slices).
 
     Refuses an ``out`` that exists and was not made by a previous export (it must
     then hold only team folders and ``manifest.csv``).
     """
-    out = Path(out)
+    out, track = Path(out), check_track(track)
     if out.exists():
         if not out.is_dir() or not (out / MANIFEST_CSV).is_file():
             raise KitError("the output folder exists and is not a previous export", code="exists", path=out,
@@ -37,6 +41,7 @@ def export_submissions(course: Course, out) -> dict:
     with course.sessions() as s:
         rows = s.execute(select(Submission, Team.name).join(Team, Team.id == Submission.team_id)
                          .order_by(Submission.id)).all()
+    rows = [(sub, team) for sub, team in rows if track_of(sub.format) == track]
     manifest, teams = [], set()
     with atomic_dir(out) as tmp:
         for sub, team in rows:

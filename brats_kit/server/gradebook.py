@@ -28,6 +28,11 @@ from grader.leaderboard.ranking import rank_teams, score_of
 from .course import ROSTER_CSV
 from .db import Team
 from .service import CourseService
+from .tracks import CODE, FILE, check_track, hidden_truth_of
+
+#: What each track's gradebook is ranked on, said in its README.
+TRACK_NOTES = {FILE: "track: file (prediction files, ranked on the test slices)",
+               CODE: "track: code (code run in the sandbox, ranked on the hidden test slices)"}
 
 
 def baseline_scores(truth_path, baselines) -> dict:
@@ -40,20 +45,31 @@ def baseline_scores(truth_path, baselines) -> dict:
     return scores_of(score_baselines(baselines, truth, truth.path.parent / ".leaderboard-cache"), "private")
 
 
-def course_scores(service: CourseService, baselines=None) -> BoardScores:
-    """Every team's selected private Dice in full precision (None without a valid submission), after the reveal.
+def course_scores(service: CourseService, baselines=None, track: str = FILE) -> BoardScores:
+    """Every team's selected private Dice of ``track`` in full precision (None without one), after the reveal.
 
-    The rows of the one ranking (:func:`~grader.leaderboard.ranking.rank_teams`) the boards show.
+    The rows of the one ranking (:func:`~grader.leaderboard.ranking.rank_teams`) ``track``'s board shows.
+    The code track has no baselines: they are files of the test slices, not of the hidden ones.
+
+    Raises
+    ------
+    BadArgumentError
+        ``track`` is not a track, or ``code`` on a course without the code track.
     """
+    if check_track(track) == CODE and not hidden_truth_of(service.course.config):
+        from data_spec.errors import BadArgumentError
+
+        raise BadArgumentError("track 'code'", expected="a course with the code track (server init --code)")
     if not service.revealed():
         raise NotRevealedError("the results are not revealed: grades come from the private cases only",
                                hint="brats-kit server reveal COURSE (after the deadline)")
     with service.course.sessions() as s:
-        entries = [e for e, _ in service.board_entries(s)]
+        entries = [e for e, _ in service.board_entries(s, track=track)]
         teams = list(s.scalars(select(Team.name).order_by(Team.name)))
     scores = dict.fromkeys(teams)
     scores.update({r.team: score_of(r.submission, "private") for r in rank_teams(entries, "private")})
-    bases = baseline_scores(service.course.config.truth, baselines) if baselines is not None else {}
+    use = baselines is not None and track == FILE
+    bases = baseline_scores(service.course.config.truth, baselines) if use else {}
     return BoardScores(scores, bases, True, f"course {service.course.root}")
 
 
@@ -80,18 +96,21 @@ def course_scale(text: Optional[str], scores: BoardScores) -> tuple:
                       f"'{fallback.text}' (Dice 0 = 0 marks, Dice 1 = {scale.full:g}); give --scale to choose another"]
 
 
-def course_gradebook(service: CourseService, scale: Optional[str] = None, baselines=None, *, zeros: bool = False):
-    """The course's :class:`~grader.leaderboard.gradebook.Gradebook`: the roster joined to the revealed board."""
+def course_gradebook(service: CourseService, scale: Optional[str] = None, baselines=None, *, zeros: bool = False,
+                     track: str = FILE):
+    """The course's :class:`~grader.leaderboard.gradebook.Gradebook` of ``track``: the roster joined to its board."""
     roster = read_roster(service.course.private / ROSTER_CSV)
-    scores = course_scores(service, baselines)
+    scores = course_scores(service, baselines, track)
     parsed, notes = course_scale(scale, scores)
     book = make_gradebook(roster, scores, parsed, zeros=zeros)
     book.notes[:0] = notes
+    book.notes.append(TRACK_NOTES[track])
     return book
 
 
 def course_grades(service: CourseService, out, *, fmt: str, scale: Optional[str] = None, baselines=None,
-                  assignment: str = DEFAULT_ASSIGNMENT, force: bool = False, zeros: bool = False) -> dict:
+                  assignment: str = DEFAULT_ASSIGNMENT, force: bool = False, zeros: bool = False,
+                  track: str = FILE) -> dict:
     """Write the course's gradebook (``fmt``: moodle, canvas or csv) and its README beside ``out``.
 
     ``baselines``: reference submissions for the scale (the command passes the course's own,
@@ -99,6 +118,7 @@ def course_grades(service: CourseService, out, *, fmt: str, scale: Optional[str]
     """
     check_format(fmt)
     parse_scale(scale)  # a bad scale is refused before anything is read
-    book = course_gradebook(service, scale, baselines, zeros=zeros)
-    return write_gradebook(out, book, fmt, assignment=assignment, source=f"course {Path(service.course.root).name}",
+    book = course_gradebook(service, scale, baselines, zeros=zeros, track=track)
+    info = write_gradebook(out, book, fmt, assignment=assignment, source=f"course {Path(service.course.root).name}",
                            force=force)
+    return dict(info, track=track)

@@ -1,24 +1,31 @@
 """``server integrity``: :mod:`grader.integrity` over a course's submissions, files read from the store."""
 from __future__ import annotations
 
-from grader.integrity import DEFAULT_THRESHOLD, IntegrityReport, integrity_report, load_prediction
+from grader.integrity import DEFAULT_THRESHOLD, IntegrityReport, identical_code, integrity_report, load_prediction
 
-from .jobs import FORMAT as CODE_FORMAT
 from .service import CourseService
+from .tracks import CODE, FILE
 
 
 def integrity_of_course(service: CourseService, threshold: float = DEFAULT_THRESHOLD) -> IntegrityReport:
     """Identical files and near-identical predictions between the course's teams (no score changes).
 
     Which copy came first is decided by the full recorded timestamp, then the submission id
-    (the order the database recorded them in), never by a team's name.
+    (the order the database recorded them in), never by a team's name. Code submissions are
+    compared as code (:func:`~grader.integrity.identical_code`): their stored file is the
+    archive, and their predictions are of the hidden slices.
     """
     with service.course.sessions() as s:
-        # A code job's stored file is its archive, and its prediction is of the hidden slices: not compared here.
-        pairs = [(entry, sub) for entry, sub in service.board_entries(s, exact_times=True)
-                 if sub.format != CODE_FORMAT]
-    ids = {id(entry): sub.id for entry, sub in pairs}
+        pairs = service.board_entries(s, exact_times=True, track=FILE)
+        code = service.board_entries(s, exact_times=True, track=CODE)
+    ids = {id(entry): sub.id for entry, sub in pairs + code}
+
+    def order(e):
+        return (e.submitted_at, ids[id(e)])
+
     n = service.info["n_slices"]
-    return integrity_report([entry for entry, _ in pairs],
-                            lambda e: load_prediction(service.course.store.path(e.sha256), n),
-                            threshold=threshold, order=lambda e: (e.submitted_at, ids[id(e)]))
+    report = integrity_report([entry for entry, _ in pairs],
+                              lambda e: load_prediction(service.course.store.path(e.sha256), n),
+                              threshold=threshold, order=order)
+    report.flags += identical_code([entry for entry, _ in code], lambda e: service.course.store.path(e.sha256), order)
+    return report

@@ -104,6 +104,7 @@ class Leaderboard(_Shape):
     ranked: Optional[int] = None
     rows: list[BoardRow]
     rule: Optional[str] = None
+    track: Optional[str] = None
 
 
 class TeamStatus(_Shape):

@@ -34,6 +34,7 @@ from .naming import EXTENSIONS, export_name
 from .quotas import Quotas, no_uploads
 from .recording import Recorder
 from .refusal import Principal, Refusal
+from .tracks import FILE, check_track, hidden_truth_of, track_of
 from .tokens import FailureLimiter, new_token, same_hash, token_hash
 
 __all__ = ["CourseService", "Refusal", "Principal", "utc_now", "iso", "EXTENSIONS", "export_name", "startup_checks"]
@@ -303,9 +304,8 @@ class CourseService:
     def choose_finals(self, who: Principal, ids) -> dict:
         """Mark up to ``finals`` of the team's own scored submissions as its finals (an empty list: best public)."""
         ids = sorted(set(int(i) for i in ids))
-        if len(ids) > self.config.finals:
-            raise Refusal(422, "too_many_finals", f"at most {self.config.finals} final submissions may be chosen",
-                          {"allowed": self.config.finals})
+        if len(ids) > self.config.finals * (2 if hidden_truth_of(self.config) else 1):  # per track, checked below
+            raise self._too_many_finals()
         with write_transaction(self.course.sessions) as s:
             now = self.now()
             closed = self.quotas.closed(now, is_revealed(s))
@@ -317,15 +317,22 @@ class CourseService:
                     raise Refusal(404, "not_found", f"no such submission: {i}")
                 if subs[i].status != SCORED:
                     raise Refusal(422, "not_scored", f"submission {i} is invalid and cannot be a final")
+            if any(n > self.config.finals for n in Counter(track_of(subs[i].format) for i in ids).values()):
+                raise self._too_many_finals()
             for sub in subs.values():
                 sub.final = sub.id in ids
             audit.append(s, now, audit.FINALS, who.team, {"ids": ids})
         return {"team": who.team, "finals": ids, "rule": "best public among the finals" if ids else "best public"}
 
+    def _too_many_finals(self) -> Refusal:
+        return Refusal(422, "too_many_finals", f"at most {self.config.finals} final submissions may be chosen per "
+                       "track", {"allowed": self.config.finals})
+
     # -- the board -----------------------------------------------------------------------------
     @staticmethod
-    def board_entries(s, *, name: Callable[[Submission], str] = export_name, exact_times: bool = False) -> list:
-        """Every submission as a leaderboard entry, with the scores stored at upload.
+    def board_entries(s, *, name: Callable[[Submission], str] = export_name, exact_times: bool = False,
+                      track: str = FILE) -> list:
+        """Every submission of ``track`` as a leaderboard entry, with the scores stored at upload.
 
         Returns ``(entry, row)`` pairs; nothing is read from the store, nothing re-validated.
         ``name`` gives each entry's file name (the live board's hides the hash). Times are cut
@@ -335,6 +342,8 @@ class CourseService:
                          .order_by(Submission.id)).all()
         out = []
         for sub, team in rows:
+            if track_of(sub.format) != track:  # each track is ranked on its own truth
+                continue
             when = sub.submitted_at if exact_times else sub.submitted_at.replace(microsecond=0)
             entry = BoardEntry(team, name(sub), None, when,
                                final=True if sub.final else None, time_source="server", sha256=sub.sha256,
@@ -344,14 +353,15 @@ class CourseService:
             out.append((entry, sub))
         return out
 
-    def leaderboard(self) -> dict:
-        """The public board (display names only); after the reveal, the private board too.
+    def leaderboard(self, track: str = FILE) -> dict:
+        """``track``'s public board (display names only); after the reveal, the private board too.
 
         Ranked by the library's one ranking (:func:`grader.leaderboard.ranking.rank_teams`), as the live board is.
         """
+        check_track(track)
         with self.course.sessions() as s:
             revealed = is_revealed(s)
-            entries = self.board_entries(s)
+            entries = self.board_entries(s, track=track)
             n_teams = s.scalar(select(func.count()).select_from(Team))
         ids = {id(e): sub.id for e, sub in entries}
         phase = "private" if revealed else "public"
@@ -365,7 +375,7 @@ class CourseService:
                            public_rank=r.public_rank, move=r.move)
             rows.append(row)
         return {"phase": phase, "revealed": revealed, "teams": n_teams, "ranked": len(rows), "rows": rows,
-                "rule": RULE}
+                "rule": RULE, "track": track}
 
     def early_reveal(self, now: Optional[datetime] = None) -> Optional[Refusal]:
         """The refusal of a reveal before the deadline (None once it has passed, or without a deadline)."""

@@ -22,7 +22,8 @@ _log = logging.getLogger("brats_kit.server")
 
 #: ``(method, path)`` of the routes that stream an upload through :func:`hand_in` (their cap is the file's own);
 #: every other body is capped small by the application's :class:`~.app.BodyLimit`.
-STREAMED_BODIES = frozenset({("POST", "/api/v1/submissions"), ("POST", "/team/upload"), ("POST", "/api/v1/code")})
+STREAMED_BODIES = frozenset({("POST", "/api/v1/submissions"), ("POST", "/team/upload"), ("POST", "/api/v1/code"),
+                             ("POST", "/team/code")})
 #: Bytes a multipart body may hold beyond the file itself (boundaries, part headers, small fields).
 MULTIPART_SLACK = 64 << 10
 _HEADER_CAP = 8 << 10
@@ -166,6 +167,40 @@ async def hand_in(request: Request, service: CourseService, admit: Callable[[], 
                 upload.discard()  # a no-op once the file is in the store
         except StorageFull as exc:
             raise storage_full(who, exc) from None
+
+
+def check_archive(path) -> None:
+    """Refuse (422 ``bad_package``) an archive the sandbox would refuse, before anything is queued."""
+    import shutil
+    import tempfile
+
+    from grader.code import unpack_submission
+    from grader.errors import CodePackageError
+
+    scratch = tempfile.mkdtemp(prefix="brats-check-")
+    try:
+        unpack_submission(path, f"{scratch}/code")
+    except CodePackageError as exc:
+        body = {k: v for k, v in exc.to_dict().items() if k in ("where", "expected", "hint") and v}
+        raise Refusal(422, "bad_package", str(exc), body) from None
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+async def hand_in_code(request: Request, service: CourseService, jobs, admit: Callable[[], Principal],
+                       before_file: Optional[Callable[[dict], None]] = None) -> dict:
+    """Admit the team, receive the archive, check it as the sandbox would and queue its job: the receipt.
+
+    The code track's :func:`hand_in`, for ``POST /api/v1/code`` and the team page's form
+    alike; ``jobs`` is the course's :class:`~.jobs.CodeJobs`; the receipt's status is ``queued``.
+    """
+    who = await run_in_threadpool(admit)
+    upload, sha = await receive_upload(request, service, jobs.code.max_bytes, before_file)
+    try:
+        await run_in_threadpool(check_archive, upload.path)
+        return await run_in_threadpool(jobs.enqueue, who, upload, sha)
+    finally:
+        upload.discard()  # a no-op once the archive is in the store
 
 
 def storage_full(who: Principal, exc: StorageFull) -> Refusal:

@@ -33,7 +33,8 @@ from ..integrity import integrity_of_course
 from ..refusal import Principal, Refusal
 from ..service import CourseService
 from ..tokens import token_hash
-from ..upload import hand_in
+from ..tracks import CODE, FILE, hidden_truth_of
+from ..upload import hand_in, hand_in_code
 from ..verify import audit_course
 from .sessions import (FLASH, SignedIn, admin_form, admin_session, any_form, bad_csrf, binding, cookie, end_session,
                        read_session, redirect_after_post, same_csrf, set_session, take_flash, team_form, team_session,
@@ -136,9 +137,9 @@ async def signout(request: Request, signed: SignedIn = Depends(any_form),
 
 
 # -- the team page -----------------------------------------------------------------------------------
-def _standing(service: CourseService, team: str) -> Optional[dict]:
-    """The team's row of the final board (None when it has no scored submission)."""
-    board = service.leaderboard()
+def _standing(service: CourseService, team: str, track: str = FILE) -> Optional[dict]:
+    """The team's row of ``track``'s final board (None when it has no scored submission there)."""
+    board = service.leaderboard(track)
     row = next((r for r in board["rows"] if r["team"] == team), None)
     return None if row is None else {**row, "of": board["teams"]}
 
@@ -159,6 +160,9 @@ def _team_view(service: CourseService, who: Principal, report_id: Optional[str],
     return {"listing": listing, "report": report, "revealed": revealed, "numbers": numbers, "receipt": receipt,
             "closed": revealed or (deadline is not None and now >= deadline),
             "standing": _standing(service, who.team) if revealed else None,
+            "code_track": bool(hidden_truth_of(service.config)),
+            "code_standing": _standing(service, who.team, CODE) if revealed and hidden_truth_of(service.config)
+            else None,
             "time_left": _left(deadline, now), "now": iso(now), "when": service.local}
 
 
@@ -171,7 +175,8 @@ async def _team_page(request: Request, service: CourseService, signed: SignedIn,
     code_jobs = None if jobs is None else (await run_in_threadpool(jobs.list_jobs, signed.who))["jobs"]
     # A refused finals choice comes back with the boxes the student ticked.
     response = render(request, "team.html", code=code, session=signed.data, refusal=refusal,
-                      message=flash.get("message"), ticked=flash.get("ticked"), code_jobs=code_jobs, **view)
+                      message=flash.get("message"), ticked=flash.get("ticked"), code_jobs=code_jobs,
+                      code_job=flash.get("code_job"), **view)
     take_flash(request, response, signed.data)
     return response
 
@@ -192,6 +197,23 @@ async def team_upload_form(request: Request, signed: SignedIn = Depends(team_upl
             raise
         return redirect_after_post(request, "/team", signed.data, refusal=_refused(exc))
     return redirect_after_post(request, "/team", signed.data, receipt=receipt["id"])
+
+
+@router.post("/team/code")
+async def team_code_form(request: Request, signed: SignedIn = Depends(team_upload),
+                         service: CourseService = Depends(service_of)):
+    """The team page's code form: the archive goes through ``POST /api/v1/code``'s use case, then back to the page."""
+    jobs = getattr(request.app.state, "code_jobs", None)
+    if jobs is None:
+        raise Refusal(404, "no_code_track", "this course takes no code submissions")
+    try:
+        receipt = await hand_in_code(request, service, jobs, partial(service.precheck, signed.who),
+                                     upload_csrf(signed.data))
+    except Refusal as exc:
+        if exc.code == bad_csrf().code:
+            raise
+        return redirect_after_post(request, "/team", signed.data, refusal=_refused(exc))
+    return redirect_after_post(request, "/team", signed.data, code_job=receipt["id"])
 
 
 def _final_ids(form) -> list:
@@ -266,13 +288,43 @@ async def board_stability_link():
     return RedirectResponse("/leaderboard/stability.html", status_code=307)
 
 
+@router.get("/leaderboard/code")
+async def code_board_slash():
+    """The code track's board lives in its own folder: its page's relative links stay on that board."""
+    return RedirectResponse("/leaderboard/code/", status_code=307)
+
+
+@router.get("/leaderboard/code/")
+async def code_board_page(request: Request, service: CourseService = Depends(service_of)):
+    """The code track's live board (ranked on the hidden slices); 404 on a course without the code track."""
+    if not hidden_truth_of(service.config):
+        raise Refusal(404, "not_found", "this course has no code track")
+    board = getattr(request.app.state, "board", None)
+    body = await run_in_threadpool(board.read, "index.html", CODE) if board is not None else None
+    if body is not None:
+        return _site_response(body, "index.html")
+    data = await run_in_threadpool(read_session, request)
+    plain = await run_in_threadpool(service.leaderboard, CODE)
+    return render(request, "leaderboard.html", session=data, board=plain, building=board is not None)
+
+
+@router.get("/leaderboard/code/{name}")
+async def code_board_file(request: Request, name: str):
+    """A file of the code track's live board: read-only, 404 before its first build."""
+    return await _board_file(request, name, CODE)
+
+
 @router.get("/leaderboard/{name}")
 async def board_file(request: Request, name: str):
     """A file of the live board (``leaderboard.csv``...): read-only, 404 before the first build."""
+    return await _board_file(request, name, FILE)
+
+
+async def _board_file(request: Request, name: str, track: str) -> Response:
     board = getattr(request.app.state, "board", None)
     body = None
     if board is not None and name in BOARD_FILES:
-        body = await run_in_threadpool(board.read, name)
+        body = await run_in_threadpool(board.read, name, track)
     if body is None:
         raise Refusal(404, "not_found", "no such file on the board (yet)")
     return _site_response(body, name)
@@ -356,20 +408,20 @@ async def admin_integrity_csv(signed: SignedIn = Depends(admin_session), service
                     headers={"Content-Disposition": 'attachment; filename="integrity.csv"'})
 
 
-def _gradebook(service: CourseService, fmt: str, scale: Optional[str], zeros: bool = False):
+def _gradebook(service: CourseService, fmt: str, scale: Optional[str], zeros: bool = False, track: str = FILE):
     """The gradebook the ``server grades`` command writes (same functions), as text for a download."""
     if fmt not in FORMATS:
         raise BadArgumentError(f"unknown gradebook format {fmt!r}", expected=" or ".join(FORMATS))
     from ..baselines import baselines_of
 
     # The default scale's reference points are the course's baselines, when it has them (else a stated fallback).
-    return course_gradebook(service, scale or None, baselines_of(service.course), zeros=zeros)
+    return course_gradebook(service, scale or None, baselines_of(service.course), zeros=zeros, track=track)
 
 
 async def _grades(request: Request, service: CourseService, signed: SignedIn, fmt: str, scale: Optional[str],
-                  readme: bool, zeros: bool = False):
+                  readme: bool, zeros: bool = False, track: str = FILE):
     try:
-        book = await run_in_threadpool(_gradebook, service, fmt, scale, zeros)
+        book = await run_in_threadpool(_gradebook, service, fmt, scale, zeros, track)
     except KitError as exc:
         error = {"code": exc.code, "message": str(exc), "hint": getattr(exc, "hint", None)}
         return render(request, "error.html", code=409 if exc.code == "not_revealed" else 422, session=signed.data,
@@ -384,16 +436,18 @@ async def _grades(request: Request, service: CourseService, signed: SignedIn, fm
 
 @router.get("/admin/grades.csv")
 async def admin_grades(request: Request, format: str = "csv", scale: Optional[str] = None, zeros: bool = False,
-                       signed: SignedIn = Depends(admin_session), service: CourseService = Depends(service_of)):
-    """The gradebook (private: names and e-mails), after the reveal; ``scale``, ``zeros`` as ``server grades``."""
-    return await _grades(request, service, signed, format, scale, readme=False, zeros=zeros)
+                       track: str = FILE, signed: SignedIn = Depends(admin_session),
+                       service: CourseService = Depends(service_of)):
+    """The gradebook (private: names and e-mails), after the reveal; ``scale``, ``zeros``, ``track``: ``server grades``."""
+    return await _grades(request, service, signed, format, scale, readme=False, zeros=zeros, track=track)
 
 
 @router.get("/admin/grades-readme.txt")
 async def admin_grades_readme(request: Request, format: str = "csv", scale: Optional[str] = None, zeros: bool = False,
-                              signed: SignedIn = Depends(admin_session), service: CourseService = Depends(service_of)):
+                              track: str = FILE, signed: SignedIn = Depends(admin_session),
+                              service: CourseService = Depends(service_of)):
     """What the gradebook's columns and scale mean (the README ``server grades`` writes beside the file)."""
-    return await _grades(request, service, signed, format, scale, readme=True, zeros=zeros)
+    return await _grades(request, service, signed, format, scale, readme=True, zeros=zeros, track=track)
 
 
 @router.get("/admin/audit")
