@@ -87,6 +87,17 @@ def _signin_form(request: Request, code: int = 200, error: Optional[dict] = None
     return response
 
 
+def _render_after_redirect(request: Request, template: str, signed: SignedIn, **context) -> HTMLResponse:
+    """``template`` with what the form post that redirected here left (its refusal, with its status, and its
+    message), then forgotten: a reload shows it no more. ``context`` may read the rest from ``flash``."""
+    flash = signed.data.get(FLASH) or {}
+    code, refusal = _flashed_refusal(flash)
+    response = render(request, template, code=code, session=signed.data, refusal=refusal,
+                      message=flash.get("message"), **context)
+    take_flash(request, response, signed.data)
+    return response
+
+
 def _flashed_refusal(flash: dict) -> tuple:
     """``(status, error)`` of a refusal a form post redirected with (``(200, None)`` without one)."""
     error = flash.get("refusal")
@@ -169,16 +180,12 @@ def _team_view(service: CourseService, who: Principal, report_id: Optional[str],
 async def _team_page(request: Request, service: CourseService, signed: SignedIn, *,
                      report: Optional[str] = None):
     flash = signed.data.get(FLASH) or {}
-    code, refusal = _flashed_refusal(flash)
     view = await run_in_threadpool(_team_view, service, signed.who, report, flash.get("receipt"))
     jobs = getattr(request.app.state, "code_jobs", None)  # the code track's, when the course has one
     code_jobs = None if jobs is None else (await run_in_threadpool(jobs.list_jobs, signed.who))["jobs"]
     # A refused finals choice comes back with the boxes the student ticked.
-    response = render(request, "team.html", code=code, session=signed.data, refusal=refusal,
-                      message=flash.get("message"), ticked=flash.get("ticked"), code_jobs=code_jobs,
-                      code_job=flash.get("code_job"), **view)
-    take_flash(request, response, signed.data)
-    return response
+    return _render_after_redirect(request, "team.html", signed, ticked=flash.get("ticked"), code_jobs=code_jobs,
+                                  code_job=flash.get("code_job"), **view)
 
 
 @router.get("/team")
@@ -332,15 +339,10 @@ async def _board_file(request: Request, name: str, track: str) -> Response:
 
 # -- the instructor's dashboard ---------------------------------------------------------------------------
 async def _admin_page(request: Request, service: CourseService, signed: SignedIn):
-    flash = signed.data.get(FLASH) or {}
-    code, refusal = _flashed_refusal(flash)
     view = await run_in_threadpool(service.dashboard)
     jobs = getattr(request.app.state, "code_jobs", None)
     code_jobs = None if jobs is None else (await run_in_threadpool(jobs.all_jobs))["jobs"]
-    response = render(request, "admin.html", code=code, session=signed.data, message=flash.get("message"),
-                      refusal=refusal, code_jobs=code_jobs, when=service.local, **view)
-    take_flash(request, response, signed.data)
-    return response
+    return _render_after_redirect(request, "admin.html", signed, code_jobs=code_jobs, when=service.local, **view)
 
 
 @router.get("/admin")
@@ -354,12 +356,8 @@ def _reveal_view(service: CourseService) -> dict:
 
 
 async def _reveal_page(request: Request, service: CourseService, signed: SignedIn):
-    flash = signed.data.get(FLASH) or {}
-    code, refusal = _flashed_refusal(flash)
     view = await run_in_threadpool(_reveal_view, service)
-    response = render(request, "reveal.html", code=code, session=signed.data, refusal=refusal, **view)
-    take_flash(request, response, signed.data)
-    return response
+    return _render_after_redirect(request, "reveal.html", signed, **view)
 
 
 @router.get("/admin/reveal")
