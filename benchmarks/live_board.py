@@ -22,7 +22,7 @@ from datetime import timezone
 from pathlib import Path
 
 from brats_kit.server.baselines import attach_baselines, baselines_of
-from brats_kit.server.board import DEFAULT_INTERVAL_S, TITLE, build_board, export_for_board
+from brats_kit.server.board import DEFAULT_INTERVAL_S, TITLE, board_page, build_board, export_for_board
 from brats_kit.server.course import Course, init_course
 from brats_kit.server.db import Team
 from brats_kit.server.service import CourseService, Principal
@@ -40,7 +40,7 @@ def old_path(course, work: Path, bootstrap: int) -> None:
     """The rebuild before issue 19: export the store as hard links, then the whole offline leaderboard."""
     export_for_board(course, work / "submissions")
     build_leaderboard(work / "submissions", course.config.truth, work / "old-site", bootstrap=bootstrap, jobs=1,
-                      baselines=baselines_of(course), cache=work / "old-cache", title=TITLE)
+                      baselines=baselines_of(course), cache=work / "old-cache", title=TITLE, **board_page(course))
 
 
 def timed(run) -> float:

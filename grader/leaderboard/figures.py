@@ -22,7 +22,8 @@ def _png(fig) -> bytes:
     with warnings.catch_warnings():
         # Exotic characters in team names: a missing glyph is drawn as a box, not an error.
         warnings.simplefilter("ignore", UserWarning)
-        fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
+        # zlib level 3 rather than 6: a tenth larger, a fifth faster to write (the live board redraws every figure).
+        fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None}, pil_kwargs={"compress_level": 3})
     return buf.getvalue()
 
 
