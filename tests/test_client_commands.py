@@ -215,3 +215,17 @@ def test_times_are_printed_to_the_minute_in_a_named_zone_not_as_utc_microseconds
     text = format_submissions(listing)
     assert ".013769" not in text and "T09:00" not in text and "22:59:00Z" not in text
     assert re.search(r"\b2026-11-0[23] \d\d:\d\d \S+", text) and "deadline: 2026-12-1" in text
+
+
+def test_a_code_folder_zips_to_the_same_bytes_whenever_it_is_sent(tmp_path):
+    import time as time_module
+
+    from brats_kit.server.client import zip_code
+
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "submission.py").write_text("def predict(x):\n    return (x[..., 3] > 0).astype('uint8')\n")
+    (code / "notes.txt").write_text("ours\n")
+    first = zip_code(code)
+    time_module.sleep(2.1)  # past a zip timestamp's 2-second step: the copy zip_code checks has new mtimes
+    assert zip_code(code) == first

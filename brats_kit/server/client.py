@@ -273,7 +273,12 @@ def zip_code(path) -> bytes:
                 dirs.sort()
                 for name in sorted(files):
                     full = os.path.join(root, name)
-                    zf.write(full, os.path.relpath(full, checked))
+                    # Fixed times and modes: the same folder always zips to the same bytes (the copy above
+                    # has fresh mtimes), so a receipt's sha256 names the code, not the second it was sent.
+                    info = zipfile.ZipInfo(os.path.relpath(full, checked), date_time=(1980, 1, 1, 0, 0, 0))
+                    info.external_attr, info.compress_type = 0o100644 << 16, zipfile.ZIP_DEFLATED
+                    with open(full, "rb") as fh:
+                        zf.writestr(info, fh.read())
         return buf.getvalue()
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
