@@ -29,13 +29,16 @@ def _floats(scores: dict) -> dict:
 
 
 def verdict_fields(verdict) -> dict:
-    """Columns of a submission row: status, format, errors (path-free), public and private scores, counts."""
+    """Columns of a submission row: status, format, errors (path-free), public and private scores, counts
+    and the per-case mask scores the scoring worker computed (:attr:`grader.scoring.Verdict.mask_scores`)."""
     out = {"status": verdict.status, "format": verdict.format, "errors": verdict.error_dicts(with_path=False),
-           "public": None, "private": None, "counts": None}
+           "public": None, "private": None, "counts": None, "mask_scores": None}
     if verdict.counts is not None:
         out["public"] = _floats(verdict.counts.scores("public"))
         out["private"] = _floats(verdict.counts.scores("private"))
         out["counts"] = verdict.counts.to_record()
+        if verdict.mask_scores is not None:
+            out["mask_scores"] = {name: [float(v) for v in values] for name, values in verdict.mask_scores.items()}
     return out
 
 

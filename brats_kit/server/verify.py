@@ -48,7 +48,10 @@ def rescore(course: Course, subs, teams: dict, scorer=None) -> tuple:
         if sub.sha256 not in fresh:
             continue
         stored = {k: getattr(sub, k) for k in audit.GRADED_COLUMNS}
-        for name, was, now in _differences(stored, fresh[sub.sha256]):
+        again = fresh[sub.sha256]
+        if sub.mask_scores is None:  # recorded before they were stored: a note of audit_course, not a difference
+            again = dict(again, mask_scores=None)
+        for name, was, now in _differences(stored, again):
             problems.append(f"submission {sub.id} ({teams.get(sub.team_id, sub.team_id)}): {name} is "
                             f"{_shown(was)} in the database but {_shown(now)} when re-scored")
     return problems, len(fresh)
@@ -132,6 +135,10 @@ def audit_course(course: Course, *, rescore_files: bool = False, scorer=None) ->
     for sha in sorted(course.store.quarantined()):
         notes.append(f"quarantined file {sha}: not in the database (a restored backup?); if a team holds its "
                      f"receipt: brats-kit server audit COURSE --adopt {sha} --team TEAM")
+    lacking = sum(sub.status == "scored" and sub.mask_scores is None for sub in subs)
+    if lacking:
+        notes.append(f"{lacking} scored submission(s) recorded before mask scores were stored (schema version 4) "
+                     f"have none: a course ranked by one of them needs 'brats-kit server rescore COURSE --backfill'")
     tmp = course.store.temporary_files()
     if tmp:
         notes.append(f"{len(tmp)} temporary upload file(s) in {course.store.tmp} (never acknowledged: "
