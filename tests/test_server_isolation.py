@@ -46,7 +46,8 @@ def test_same_record_as_in_process(competition, tmp_path):
     write_submission(path, y)
     with IsolatedScorer(competition / "private", workers=1, timeout=30) as scorer:
         verdict = scorer.score(path)
-    assert verdict.record() == evaluate_record(path, truth, None)
+    assert verdict.record() == evaluate_record(path, truth, None, scorer.metrics)
+    assert set(verdict.record()["mask_scores"]) == {"hd95", "lesion_dice", "lesion_hd95", "nsd"}
 
 
 @pytest.mark.parametrize("task, code", [(sleepy_task, "timeout"), (crashing_task, "unreadable"),

@@ -112,7 +112,7 @@ class Submission(Base):
     #: Per-case values of every mask score (hd95, lesion_dice, lesion_hd95, nsd), computed by the scoring
     #: worker at upload: what a course ranked by one of them ranks on. None: recorded before schema version 4
     #: (``server rescore --backfill`` computes them).
-    mask_scores: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    mask_scores: Mapped[dict | None] = mapped_column(JSON(none_as_null=True), nullable=True)  # None: SQL NULL
     final: Mapped[bool] = mapped_column(Boolean, default=False)
     #: The sha256 of the truth file the scores were computed against (``server rescore`` moves it).
     truth_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)

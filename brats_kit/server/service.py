@@ -61,6 +61,7 @@ def startup_checks(course: Course) -> list:
     CodeJob.__table__.create(course.engine, checkfirst=True)
     with course.sessions() as s:
         referenced = set(s.scalars(select(Submission.sha256))) | set(s.scalars(select(CodeJob.sha256)))
+    _warn_missing_mask_scores(course)
     removed, moved = course.store.recover(referenced)
     for path in removed:
         log.warning("removed %s, left by an interrupted upload (never acknowledged)", path)
@@ -68,6 +69,19 @@ def startup_checks(course: Course) -> list:
         log.warning("quarantined %s: the database does not know it (a restored backup?); "
                     "see 'brats-kit server audit --adopt'", path)
     return removed + moved
+
+
+def _warn_missing_mask_scores(course: Course) -> None:
+    """Say at start-up that a course ranked by a mask score holds rows without them (an upgraded database)."""
+    ranking = ranking_type(course.config.ranking)
+    if not ranking.needs_masks:
+        return
+    with course.sessions() as s:
+        lacking = s.scalar(select(func.count()).select_from(Submission)
+                           .where(Submission.status == SCORED, Submission.mask_scores.is_(None)))
+    if lacking:
+        log.warning("%d scored submission(s) have no stored mask scores: the board cannot be ranked by %s until "
+                    "'brats-kit server rescore COURSE --backfill' computes them", lacking, ranking.name)
 
 
 def check_mask_scores(entries, truth, ranking) -> None:
@@ -404,8 +418,17 @@ class CourseService:
         ids = {id(e): sub.id for e, sub in entries}
         phase = "private" if revealed else "public"
         ranking = ranking_type(self.config.ranking)
+        try:
+            ranked = rank_recorded([e for e, _ in entries], phase, self.track_truth(track), ranking)
+        except KitError as exc:
+            if exc.code != "missing_scores":
+                raise
+            # Said to everyone without naming a team or a file; the instructor's log and audit name them.
+            raise Refusal(503, "missing_scores", f"the board cannot be ranked by {ranking.name} until the instructor "
+                          "computes the scores of submissions recorded before they were stored",
+                          {"retry": "after 'brats-kit server rescore COURSE --backfill'"}) from None
         rows = []
-        for r in rank_recorded([e for e, _ in entries], phase, self.track_truth(track), ranking):
+        for r in ranked:
             e = r.submission
             row = {"team": r.team, RANKING.name: score_of(e, phase), "f1": e.scores[phase]["f1"],
                    "submitted_at": e.time_text, "selected_by": r.reason, "submission": ids[id(e)], "rank": r.rank}

@@ -1,0 +1,57 @@
+"""What storing every mask score adds to one upload's scoring, beside the upload as it was (counts only).
+
+Issue 22: the server's isolated scoring worker also computes the per-case HD95, lesion-wise
+Dice and HD95 and NSD of each valid file, so a course can rank by any of them without reading
+the file again. This times :meth:`grader.isolation.IsolatedScorer.score` of one 29-slice
+``.npy`` submission (the masks of ``metrics_speed.py``: discs, shifted and resized, plus
+scattered false-positive pixels) in the same run, two ways:
+
+* reference: ``IsolatedScorer(metrics=())``, the worker as it was (validate, count);
+* ours: the server's worker (every mask score, the default).
+
+Each figure is the median over ``--repeat`` files scored one after the other (the worker
+started once, as in the server); the difference is the added time per upload.
+
+Run: ``python benchmarks/upload_mask_scores.py [--repeat 30] [--slices 29]``
+"""
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from data_spec import case_ids, public_mask
+from data_spec.hdf5 import write_split_h5
+from data_spec.submission import write_submission
+from grader.isolation import IsolatedScorer
+from grader_speed import _masks as disc_masks  # the grader benchmark's masks and timer (a sibling script)
+from grader_speed import _median_ms
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=30)
+    parser.add_argument("--slices", type=int, default=29)
+    args = parser.parse_args()
+    y, p = disc_masks(args.slices, seed=0)
+    with tempfile.TemporaryDirectory(prefix="brats-kit-upload-bench-") as tmp:
+        truth = Path(tmp) / "test_truth.h5"
+        write_split_h5(truth, y=y, case_id=case_ids("test", len(y)), public=public_mask(len(y), 0), split="test")
+        sub = Path(tmp) / "pred.npy"
+        write_submission(sub, p)
+        times = {}
+        for label, metrics in (("counts only (the worker before)", ()), ("+ every mask score (now)", None)):
+            with IsolatedScorer(truth, workers=1, timeout=120, metrics=metrics) as scorer:
+                verdict = scorer.score(sub)
+                assert verdict.ok and (verdict.mask_scores is None) == (metrics == ())
+                times[label] = _median_ms(lambda: scorer.score(sub), args.repeat)
+    (ref_label, ref), (our_label, ours) = times.items()
+    print(f"one upload's scoring in the isolated worker, {args.slices} slices, median of {args.repeat}")
+    print(f"  {ref_label:<34} {ref:8.1f} ms")
+    print(f"  {our_label:<34} {ours:8.1f} ms   (x{ours / ref:.2f}; added {ours - ref:.1f} ms per upload)")
+
+
+if __name__ == "__main__":
+    main()
