@@ -317,13 +317,14 @@ class IsolatedScorer:
         A picklable ``task(path, truth, max_bytes) -> record`` run in the worker
         instead of :func:`evaluate_record` (for tests of the limits).
     metrics : sequence of str, optional
-        The mask scores each valid file's verdict carries per case (``Verdict.mask_scores``);
-        by default every one (:func:`mask_score_names`), so a course may rank by any of them
-        from what its uploads stored. ``()``: counts only.
+        The mask scores each valid file's verdict carries per case (``Verdict.mask_scores``),
+        e.g. a course's ranking score (the server's :func:`~brats_kit.server.grading.make_scorer`);
+        None: every one (:func:`mask_score_names`). By default none: counts only, the cheap
+        upload (each mask score costs tens of ms per 29 slices, see ``benchmarks/upload_mask_scores.py``).
     """
 
     def __init__(self, truth, *, workers: int = 2, timeout: float = 20.0, memory_mb: Optional[int] = 2048,
-                 max_bytes: Optional[int] = None, seed: int = 0, task: Optional[Callable] = None, metrics=None):
+                 max_bytes: Optional[int] = None, seed: int = 0, task: Optional[Callable] = None, metrics=()):
         self.truth = load_truth(truth, seed=seed)
         if self.truth.path is None:
             raise BadArgumentError("the isolated scorer needs a truth file (workers load it themselves)")

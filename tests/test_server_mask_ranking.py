@@ -59,9 +59,16 @@ def files(tmp_path_factory, truth):
 
 
 @pytest.fixture(scope="module")
+def scorer(competition):
+    """Workers that store every mask score (a course's own store its ranking score's only)."""
+    with IsolatedScorer(competition / "private", workers=2, timeout=30, metrics=NAMES) as scorer:
+        yield scorer
+
+
+@pytest.fixture(scope="module")
 def legacy_scorer(competition):
-    """Workers as the previous kit had them: counts only, no mask scores."""
-    with IsolatedScorer(competition / "private", workers=1, timeout=30, metrics=()) as scorer:
+    """Workers as the previous kit had them (and a course ranked by dice has): counts only, no mask scores."""
+    with IsolatedScorer(competition / "private", workers=1, timeout=30) as scorer:
         yield scorer
 
 
@@ -93,9 +100,9 @@ def test_the_worker_returns_every_mask_score_per_case_as_computed_in_process(sco
     assert scorer.score(files["bad"]).mask_scores is None  # an invalid file has none
 
 
-def test_a_scorer_asked_for_no_mask_scores_returns_counts_only_and_an_unknown_name_is_refused(competition, files):
-    with IsolatedScorer(competition / "private", workers=1, timeout=30, metrics=()) as scorer:
-        verdict = scorer.score(files["near"])
+def test_a_scorer_asked_for_no_mask_scores_returns_counts_only_and_an_unknown_name_is_refused(legacy_scorer, files,
+                                                                                                competition):
+    verdict = legacy_scorer.score(files["near"])
     assert verdict.ok and verdict.mask_scores is None and "mask_scores" not in verdict.record()
     with pytest.raises(BadArgumentError, match="not a mask score: 'dice'"):
         IsolatedScorer(competition / "private", workers=1, metrics=("dice",))
@@ -106,7 +113,7 @@ def test_an_upload_stores_the_mask_scores_and_the_api_ranks_by_the_course_s_scor
                                                                                    files, truth):
     root, tok, _ = make_course(tmp_path, competition, teams=("alpha", "beta"), ranking="nsd")
     clock = Clock()
-    with TestClient(create_app(root, clock=clock, scorer=scorer)) as c:
+    with TestClient(create_app(root, clock=clock)) as c:  # the course's own workers (make_scorer)
         for team, name in (("alpha", "far"), ("beta", "near")):
             r = c.post(f"{API}/submissions", files={"file": ("p.npy", files[name].read_bytes())},
                        headers={"Authorization": f"Bearer {tok[team]}"})
@@ -116,8 +123,8 @@ def test_an_upload_stores_the_mask_scores_and_the_api_ranks_by_the_course_s_scor
         board = c.get(f"{API}/leaderboard").json()
     with Course(root) as course:
         rows = _rows(course)
-    assert all(set(r.mask_scores) == set(NAMES) and all(len(v) == len(truth) for v in r.mask_scores.values())
-               for r in rows)
+    # Only the score the course ranks by: every mask score would cost each upload about 20 times more.
+    assert all(set(r.mask_scores) == {"nsd"} and len(r.mask_scores["nsd"]) == len(truth) for r in rows)
     assert board["ranking"] == "nsd" and "NSD" in board["rule"]
     assert [r["team"] for r in board["rows"]] == ["beta", "alpha"]
     public = truth.public
@@ -227,8 +234,8 @@ def test_an_upgraded_database_is_refused_by_name_until_the_backfill(tmp_path, co
     hand_ins = (("beta", "far"), ("alpha", "near"), ("beta", "bad"))
     course, _ = _course(tmp_path, competition, legacy_scorer, files, "dice", hand_ins, db=db)
     root = course.root
-    uploaded = {1: scorer.score(files["far"]).record()["mask_scores"],
-                2: scorer.score(files["near"]).record()["mask_scores"], 3: None}
+    uploaded = {1: {"nsd": scorer.score(files["far"]).record()["mask_scores"]["nsd"]},
+                2: {"nsd": scorer.score(files["near"]).record()["mask_scores"]["nsd"]}, 3: None}
     _as_schema_3(course)
     course.close()
     with Course(root) as course:  # upgraded in place: the column is back, empty
@@ -239,11 +246,12 @@ def test_an_upgraded_database_is_refused_by_name_until_the_backfill(tmp_path, co
         before = [(r.public, r.private, r.counts, r.superseded) for r in rows]
         checked = audit_course(course)
         assert checked["ok"], checked["problems"]
-        assert any("--backfill" in n and n.startswith("2 scored") for n in checked["notes"])
-        build_board(course, bootstrap=20)  # a course ranked by dice does not need them
+        assert not any("--backfill" in n for n in checked["notes"])  # a course ranked by dice does not need them
+        build_board(course, bootstrap=20)
     config = json.loads((root / "private" / "course.json").read_text())
     (root / "private" / "course.json").write_text(json.dumps(dict(config, ranking="nsd")))
     with Course(root) as course:
+        assert any("--backfill" in n and n.startswith("2 scored") for n in audit_course(course)["notes"])
         with pytest.raises(KitError, match="2 scored submission") as err:
             build_board(course, bootstrap=20)
         assert err.value.code == "missing_scores" and "--backfill" in err.value.hint
@@ -251,7 +259,7 @@ def test_an_upgraded_database_is_refused_by_name_until_the_backfill(tmp_path, co
             refused = c.get(f"{API}/leaderboard")
         assert refused.status_code == 503 and refused.json()["error"]["code"] == "missing_scores"
         assert "beta" not in refused.text and "alpha" not in refused.text
-        done = backfill_mask_scores(course, scorer=scorer)
+        done = backfill_mask_scores(course)  # the course's own workers
         assert done == {"backfilled": 2, "files": 2, "code_lacking": 0}
         rows = _rows(course)
         assert {r.id: r.mask_scores for r in rows} == uploaded  # as an upload stores them now
@@ -260,11 +268,11 @@ def test_an_upgraded_database_is_refused_by_name_until_the_backfill(tmp_path, co
         assert checked["ok"], checked["problems"]
         assert not any("--backfill" in n for n in checked["notes"])
         assert build_board(course, bootstrap=20)["summary"].teams_ranked == 2
-        assert backfill_mask_scores(course, scorer=scorer)["backfilled"] == 0  # nothing left: nothing written
+        assert backfill_mask_scores(course)["backfilled"] == 0  # nothing left: nothing written
 
 
 def test_the_backfill_refuses_a_row_that_no_longer_scores_as_recorded(tmp_path, competition, scorer, files):
-    course, _ = _course(tmp_path, competition, scorer, files, "dice", (("alpha", "near"),))
+    course, _ = _course(tmp_path, competition, scorer, files, "lesion_dice", (("alpha", "near"),))
     try:
         with course.sessions() as s, s.begin():
             s.execute(update(Submission).values(mask_scores=None, counts={"tp": [0] * 6, "fp": [0] * 6,
@@ -277,8 +285,8 @@ def test_the_backfill_refuses_a_row_that_no_longer_scores_as_recorded(tmp_path, 
         course.close()
 
 
-def test_the_command_backfills_and_wants_one_of_its_two_modes(tmp_path, competition, scorer, files):
-    course, _ = _course(tmp_path, competition, scorer, files, "dice", (("alpha", "near"),))
+def test_the_command_backfills_and_wants_one_of_its_two_modes(tmp_path, competition, legacy_scorer, files):
+    course, _ = _course(tmp_path, competition, legacy_scorer, files, "lesion_hd95", (("alpha", "near"),))
     root = course.root
     with course.sessions() as s, s.begin():
         s.execute(update(Submission).values(mask_scores=None))
@@ -290,7 +298,7 @@ def test_the_command_backfills_and_wants_one_of_its_two_modes(tmp_path, competit
     assert done.exit_code == 0, done.output
     assert json.loads(done.output)["backfilled"] == 1
     with Course(root) as course:
-        assert set(_rows(course)[0].mask_scores) == set(NAMES)
+        assert set(_rows(course)[0].mask_scores) == {"lesion_hd95"}
 
 
 # -- hostile edits, rescore -----------------------------------------------------------------------
@@ -327,8 +335,8 @@ def test_a_rescore_recomputes_the_mask_scores_against_the_new_truth(tmp_path, co
         assert any(r["kind"] == "score" and r["name"] == "nsd" for r in plan["rows"])
         assert {r["name"] for r in plan["rows"] if r["kind"] == "rank"} == {"nsd"}
         rows = {r.id: r for r in _rows(course)}
-        assert rows[2].mask_scores["nsd"] == [1.0] * len(truth) and rows[2].mask_scores["hd95"] == [0.0] * len(truth)
-        assert rows[1].mask_scores != before[1]
+        assert rows[2].mask_scores == {"nsd": [1.0] * len(truth)}  # the course's workers: its ranking score
+        assert rows[1].mask_scores["nsd"] != before[1]["nsd"]
         assert [r["team"] for r in CourseService(course).leaderboard()["rows"]] == ["beta", "alpha"]
         assert audit_course(course)["ok"]
     finally:

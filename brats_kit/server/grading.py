@@ -19,9 +19,39 @@ def truth_info(truth) -> dict:
             "max_bytes": default_max_bytes(len(truth))}
 
 
+def course_mask_scores(config) -> tuple:
+    """The mask scores a course's uploads store per case: its ranking score's, when it is one (else none).
+
+    Only what the course ranks by: one mask score adds 14 to 24 ms to an upload's 3 ms of validation
+    and counting (29 slices), all four 51 ms (``benchmarks/upload_mask_scores.py``).
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> course_mask_scores(SimpleNamespace(ranking="dice")), course_mask_scores(SimpleNamespace(ranking="nsd"))
+    ((), ('nsd',))
+    """
+    from grader.leaderboard.ranking import ranking_type
+
+    ranking = ranking_type(config.ranking)
+    return (ranking.name,) if ranking.needs_masks else ()
+
+
+def lacks_mask_scores(stored, names) -> bool:
+    """Whether a scored row's stored ``mask_scores`` miss one of ``names`` (recorded before they were stored).
+
+    Examples
+    --------
+    >>> lacks_mask_scores(None, ("nsd",)), lacks_mask_scores({"nsd": [1.0]}, ("nsd",)), lacks_mask_scores(None, ())
+    (True, False, False)
+    """
+    return any(name not in (stored or {}) for name in names)
+
+
 def make_scorer(config) -> IsolatedScorer:
+    """The course's scoring workers: validation, counts and the mask scores it ranks by (:func:`course_mask_scores`)."""
     return IsolatedScorer(config.truth, workers=config.workers, timeout=config.timeout_s,
-                          memory_mb=config.memory_mb, max_bytes=config.max_bytes)
+                          memory_mb=config.memory_mb, max_bytes=config.max_bytes, metrics=course_mask_scores(config))
 
 
 def _floats(scores: dict) -> dict:

@@ -42,7 +42,7 @@ from . import audit
 from .clock import utc_now
 from .course import CONFIG_JSON, Course, write_private
 from .db import Submission, Team, set_meta, write_transaction
-from .grading import make_scorer, verdict_fields
+from .grading import course_mask_scores, lacks_mask_scores, make_scorer, verdict_fields
 from .service import CourseService, rank_recorded
 from .tracks import CODE, FILE, track_of
 
@@ -336,13 +336,23 @@ def _apply(course: Course, rows: dict, teams: dict, fresh: dict, changed: list, 
 
 
 def backfill_mask_scores(course: Course, *, clock=utc_now, scorer=None) -> dict:
-    """Store the per-case mask scores of the file-track submissions recorded before uploads stored them.
+    """Store the course's mask scores (its ranking score's) of the file-track submissions recorded without them.
 
-    Each such stored file is scored again against the course's present truth in the isolated
-    workers; its grade must come back as recorded (status and counts), else nothing is written.
-    One transaction then fills ``mask_scores`` and appends a ``submission_rescored`` event per
-    row (``backfilled``; the receipt's scores do not change, so nothing is marked superseded).
-    Code-track rows cannot be scored from a file: they are counted in ``code_lacking``.
+    Rows recorded before uploads stored mask scores (an upgraded database), or before the
+    course was ranked by this one. Each such stored file is scored again against the course's
+    present truth in the isolated workers; its grade must come back as recorded (status and
+    counts), else nothing is written. One transaction then adds the values to ``mask_scores``
+    and appends a ``submission_rescored`` event per row (``backfilled``; the receipt's scores
+    do not change, so nothing is marked superseded). Code-track rows cannot be scored from a
+    file: they are counted in ``code_lacking``.
+
+    Parameters
+    ----------
+    course : Course
+    clock : callable
+        The time of the audit events.
+    scorer : IsolatedScorer, optional
+        Workers that compute at least the course's mask scores (default: the course's own).
 
     Returns
     -------
@@ -356,13 +366,15 @@ def backfill_mask_scores(course: Course, *, clock=utc_now, scorer=None) -> dict:
         timeout or a failed worker), ``grade_changed`` (a re-scored grade differs from the
         stored one: the truth changed, see ``server audit --rescore``), ``course_changed``.
     """
+    names = course_mask_scores(course.config)
     with course.sessions() as s:
-        lacking = list(s.scalars(select(Submission).where(Submission.status == SCORED,
-                                                          Submission.mask_scores.is_(None))
-                                 .order_by(Submission.id)))
+        scored = s.scalars(select(Submission).where(Submission.status == SCORED).order_by(Submission.id))
+        lacking = [r for r in scored if lacks_mask_scores(r.mask_scores, names)]
         teams = dict(s.execute(select(Team.id, Team.name)).all())
     code = [r for r in lacking if track_of(r.format) == CODE]
     rows = [r for r in lacking if track_of(r.format) == FILE]
+    if not rows:
+        return {"backfilled": 0, "files": 0, "code_lacking": len(code)}
     files = course.store.files()
     missing = [r.id for r in rows if r.sha256 not in files]
     if missing:
@@ -379,11 +391,11 @@ def backfill_mask_scores(course: Course, *, clock=utc_now, scorer=None) -> dict:
             scorer.close()
     for r in rows:
         got = fields[r.sha256]
-        if got["status"] != SCORED and any(code in TRANSIENT_CODES for code in (e["code"] for e in got["errors"])):
+        if got["status"] != SCORED and any(e["code"] in TRANSIENT_CODES for e in got["errors"]):
             raise KitError(f"submission {r.id}'s file could not be scored again (a timeout or a failed worker): "
                            "nothing was written", code="rescore_incomplete",
                            hint="run it again on a quieter machine, or raise timeout_s in course.json")
-        if got["status"] != r.status or got["counts"] != r.counts or got["mask_scores"] is None:
+        if got["status"] != r.status or got["counts"] != r.counts or lacks_mask_scores(got["mask_scores"], names):
             raise KitError(f"submission {r.id} does not score as recorded against the course's truth: nothing was "
                            "written", code="grade_changed",
                            hint="'brats-kit server audit COURSE --rescore' names what differs")
@@ -392,10 +404,10 @@ def backfill_mask_scores(course: Course, *, clock=utc_now, scorer=None) -> dict:
         chain = audit.Chain(s)
         for r in rows:
             current = s.get(Submission, r.id)
-            if current is None or current.mask_scores is not None or current.counts != r.counts:
+            if current is None or current.mask_scores != r.mask_scores or current.counts != r.counts:
                 raise KitError(f"submission {r.id} changed during the backfill: nothing was written",
                                code="course_changed", hint="stop the server, then run it again")
-            masks = fields[r.sha256]["mask_scores"]
+            masks = {**(current.mask_scores or {}), **fields[r.sha256]["mask_scores"]}
             s.execute(update(Submission).where(Submission.id == r.id).values(mask_scores=masks))
             graded = {k: getattr(current, k) for k in audit.GRADED_COLUMNS}
             graded["mask_scores"] = masks

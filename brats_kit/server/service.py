@@ -30,7 +30,7 @@ from . import signins
 from .course import Course, check_permissions, read_tokens, tokens_text, write_private
 from .db import (REVEALED, AuditEvent, CodeJob, Member, Submission, Team, is_revealed, set_meta,
                  write_transaction)
-from .grading import truth_info
+from .grading import course_mask_scores, lacks_mask_scores, truth_info
 from .naming import EXTENSIONS, export_name
 from .quotas import Quotas, no_uploads
 from .recording import Recorder
@@ -72,16 +72,16 @@ def startup_checks(course: Course) -> list:
 
 
 def _warn_missing_mask_scores(course: Course) -> None:
-    """Say at start-up that a course ranked by a mask score holds rows without them (an upgraded database)."""
-    ranking = ranking_type(course.config.ranking)
-    if not ranking.needs_masks:
+    """Say at start-up that a course ranked by a mask score holds rows without it (an upgraded database)."""
+    names = course_mask_scores(course.config)
+    if not names:
         return
     with course.sessions() as s:
-        lacking = s.scalar(select(func.count()).select_from(Submission)
-                           .where(Submission.status == SCORED, Submission.mask_scores.is_(None)))
+        stored = s.scalars(select(Submission.mask_scores).where(Submission.status == SCORED))
+        lacking = sum(lacks_mask_scores(m, names) for m in stored)
     if lacking:
-        log.warning("%d scored submission(s) have no stored mask scores: the board cannot be ranked by %s until "
-                    "'brats-kit server rescore COURSE --backfill' computes them", lacking, ranking.name)
+        log.warning("%d scored submission(s) have no stored %s: the board cannot be ranked by it until "
+                    "'brats-kit server rescore COURSE --backfill' computes them", lacking, names[0])
 
 
 def check_mask_scores(entries, truth, ranking) -> None:

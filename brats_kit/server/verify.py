@@ -6,7 +6,7 @@ from sqlalchemy import select
 from . import audit
 from .course import Course
 from .db import AuditEvent, CodeJob, Submission, Team, is_revealed
-from .grading import make_scorer, verdict_fields
+from .grading import course_mask_scores, lacks_mask_scores, make_scorer, verdict_fields
 from .store import sha256_file
 
 
@@ -49,8 +49,12 @@ def rescore(course: Course, subs, teams: dict, scorer=None) -> tuple:
             continue
         stored = {k: getattr(sub, k) for k in audit.GRADED_COLUMNS}
         again = fresh[sub.sha256]
-        if sub.mask_scores is None:  # recorded before they were stored: a note of audit_course, not a difference
-            again = dict(again, mask_scores=None)
+        # The mask scores both hold are compared: a row recorded before the course ranked by one
+        # (or before they were stored) lacks it, a note of audit_course rather than a difference.
+        held, scored = sub.mask_scores or {}, again["mask_scores"] or {}
+        common = set(held) & set(scored)
+        stored["mask_scores"] = {k: held[k] for k in common} or None
+        again = dict(again, mask_scores={k: scored[k] for k in common} or None)
         for name, was, now in _differences(stored, again):
             problems.append(f"submission {sub.id} ({teams.get(sub.team_id, sub.team_id)}): {name} is "
                             f"{_shown(was)} in the database but {_shown(now)} when re-scored")
@@ -135,10 +139,11 @@ def audit_course(course: Course, *, rescore_files: bool = False, scorer=None) ->
     for sha in sorted(course.store.quarantined()):
         notes.append(f"quarantined file {sha}: not in the database (a restored backup?); if a team holds its "
                      f"receipt: brats-kit server audit COURSE --adopt {sha} --team TEAM")
-    lacking = sum(sub.status == "scored" and sub.mask_scores is None for sub in subs)
+    names = course_mask_scores(course.config)
+    lacking = sum(sub.status == "scored" and lacks_mask_scores(sub.mask_scores, names) for sub in subs)
     if lacking:
-        notes.append(f"{lacking} scored submission(s) recorded before mask scores were stored (schema version 4) "
-                     f"have none: a course ranked by one of them needs 'brats-kit server rescore COURSE --backfill'")
+        notes.append(f"{lacking} scored submission(s) have no stored {names[0]}, the course's ranking score "
+                     "(recorded before uploads stored it): 'brats-kit server rescore COURSE --backfill'")
     tmp = course.store.temporary_files()
     if tmp:
         notes.append(f"{len(tmp)} temporary upload file(s) in {course.store.tmp} (never acknowledged: "
