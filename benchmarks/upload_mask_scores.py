@@ -22,8 +22,6 @@ import argparse
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
 from data_spec import case_ids, public_mask
 from data_spec.hdf5 import write_split_h5
 from data_spec.submission import write_submission

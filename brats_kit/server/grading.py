@@ -54,6 +54,21 @@ def make_scorer(config) -> IsolatedScorer:
                           memory_mb=config.memory_mb, max_bytes=config.max_bytes, metrics=course_mask_scores(config))
 
 
+def score_files(config, paths: dict, scorer=None) -> dict:
+    """``sha256 -> row columns`` (:func:`verdict_fields`) of stored files ``paths`` (``sha256 -> path``), scored again.
+
+    In ``scorer``'s workers, else in the course's own (started and stopped here).
+    """
+    own = scorer is None
+    scorer = make_scorer(config) if own else scorer
+    try:
+        futures = {sha: scorer.submit(path) for sha, path in sorted(paths.items())}
+        return {sha: verdict_fields(f.result()) for sha, f in futures.items()}
+    finally:
+        if own:
+            scorer.close()
+
+
 def _floats(scores: dict) -> dict:
     return {k: (int(v) if k.startswith("n_") else float(v)) for k, v in scores.items()}
 

@@ -42,7 +42,7 @@ from . import audit
 from .clock import utc_now
 from .course import CONFIG_JSON, Course, write_private
 from .db import Submission, Team, set_meta, write_transaction
-from .grading import course_mask_scores, lacks_mask_scores, make_scorer, verdict_fields
+from .grading import course_mask_scores, lacks_mask_scores, make_scorer, score_files, verdict_fields
 from .service import CourseService, rank_recorded
 from .tracks import CODE, FILE, track_of
 
@@ -380,15 +380,7 @@ def backfill_mask_scores(course: Course, *, clock=utc_now, scorer=None) -> dict:
     if missing:
         raise KitError(f"{len(missing)} submission(s) have no stored file (e.g. {missing[0]}): their mask scores "
                        "cannot be computed", code="missing_files", hint="run 'brats-kit server audit' first")
-    todo = sorted({r.sha256 for r in rows})
-    own = scorer is None
-    scorer = make_scorer(course.config) if own else scorer
-    try:
-        futures = {sha: scorer.submit(files[sha]) for sha in todo}
-        fields = {sha: verdict_fields(f.result()) for sha, f in futures.items()}
-    finally:
-        if own:
-            scorer.close()
+    fields = score_files(course.config, {r.sha256: files[r.sha256] for r in rows}, scorer)
     for r in rows:
         got = fields[r.sha256]
         if got["status"] != SCORED and any(e["code"] in TRANSIENT_CODES for e in got["errors"]):
@@ -415,4 +407,4 @@ def backfill_mask_scores(course: Course, *, clock=utc_now, scorer=None) -> dict:
                            truth_sha256=current.truth_sha256, superseded=current.superseded, backfilled=True)
             chain.append(now, audit.RESCORED, teams[r.team_id], payload)
         chain.close()
-    return {"backfilled": len(rows), "files": len(todo), "code_lacking": len(code)}
+    return {"backfilled": len(rows), "files": len(fields), "code_lacking": len(code)}

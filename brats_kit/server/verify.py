@@ -6,7 +6,7 @@ from sqlalchemy import select
 from . import audit
 from .course import Course
 from .db import AuditEvent, CodeJob, Submission, Team, is_revealed
-from .grading import course_mask_scores, lacks_mask_scores, make_scorer, verdict_fields
+from .grading import course_mask_scores, lacks_mask_scores, score_files
 from .store import sha256_file
 
 
@@ -34,15 +34,8 @@ def rescore(course: Course, subs, teams: dict, scorer=None) -> tuple:
     submission, and how many distinct files were scored.
     """
     files = course.store.files()
-    todo = sorted({sub.sha256 for sub in subs if sub.sha256 in files})
-    own = scorer is None
-    scorer = make_scorer(course.config) if own else scorer
-    try:
-        futures = {sha: scorer.submit(files[sha]) for sha in todo}
-        fresh = {sha: verdict_fields(f.result()) for sha, f in futures.items()}
-    finally:
-        if own:
-            scorer.close()
+    fresh = score_files(course.config, {sub.sha256: files[sub.sha256] for sub in subs if sub.sha256 in files},
+                        scorer)
     problems = []
     for sub in subs:
         if sub.sha256 not in fresh:
