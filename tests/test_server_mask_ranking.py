@@ -34,6 +34,7 @@ from grader.isolation import IsolatedScorer
 from grader.leaderboard.build import SITE_FILES, build_leaderboard
 from grader.metrics import mask_scores_per_slice
 from grader.score_types import MASK_SCORES
+from test_code_jobs import hidden_competition  # noqa: F401  (a fixture)
 from test_server_support import Clock, make_course, record_directly, shifted
 
 API = "/api/v1"
@@ -341,3 +342,30 @@ def test_a_rescore_recomputes_the_mask_scores_against_the_new_truth(tmp_path, co
         assert audit_course(course)["ok"]
     finally:
         course.close()
+
+
+# -- the code track --------------------------------------------------------------------------------
+def test_a_code_job_stores_its_mask_scores_and_the_code_board_ranks_by_the_course_s_score(tmp_path,
+                                                                                          hidden_competition):
+    from brats_kit.server.run import ServerThread
+    from brats_kit.server.client import submit_code
+    from data_spec.truth import load_hidden_truth
+    from grader.code import sandbox_problem
+    from test_code_jobs import THRESHOLD, code_course, folder, wait_for
+
+    if sandbox_problem():
+        pytest.skip(sandbox_problem())
+    root, tokens, _ = code_course(tmp_path, hidden_competition, teams=("alpha",), ranking="lesion_dice")
+    with ServerThread(root, board_interval_s=0) as server:
+        receipt = submit_code(folder(tmp_path, THRESHOLD), server.url, tokens["alpha"])
+        job = wait_for(server, tokens["alpha"], receipt["id"])
+        board = server.app.state.service.leaderboard("code")
+    assert job["status"] == "scored"
+    hidden = load_hidden_truth(hidden_competition)
+    with Course(root) as course:
+        (row,) = _rows(course)
+        assert set(row.mask_scores) == set(NAMES) and len(row.mask_scores["lesion_dice"]) == len(hidden)
+        assert build_board(course, bootstrap=20)["code"]["summary"].teams_ranked == 1
+    (ranked,) = board["rows"]
+    assert board["ranking"] == "lesion_dice"
+    assert ranked["lesion_dice"] == np.mean(np.asarray(row.mask_scores["lesion_dice"])[hidden.public])
