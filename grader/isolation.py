@@ -30,6 +30,7 @@ so the two never import each other at load time.
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import multiprocessing
 import os
 import signal
@@ -242,11 +243,37 @@ def _init(truth_path, seed: int, memory_bytes: Optional[int], max_bytes: Optiona
     _WORKER.update(truth=truth, max_bytes=max_bytes)
 
 
-def evaluate_record(path, truth: Truth, max_bytes: Optional[int]) -> dict:
-    """The default task: :func:`~grader.scoring.evaluate` as a path-free record (cheap to send back)."""
-    from .scoring import evaluate
+def evaluate_record(path, truth: Truth, max_bytes: Optional[int], metrics=()) -> dict:
+    """The default task: :func:`~grader.scoring.evaluate` as a path-free record (cheap to send back).
 
-    return evaluate(path, truth, max_bytes=max_bytes).record()
+    ``metrics``: mask scores whose per-case values the record also holds (:func:`~grader.scoring.with_mask_scores`),
+    computed here while the prediction is in the worker's memory.
+    """
+    from .scoring import evaluate, with_mask_scores
+
+    return with_mask_scores(evaluate(path, truth, max_bytes=max_bytes), truth, metrics).record()
+
+
+def mask_score_names(metrics=None) -> tuple:
+    """The mask scores a scorer computes: ``metrics`` (names), or every one (None).
+
+    Examples
+    --------
+    >>> mask_score_names()
+    ('hd95', 'lesion_dice', 'lesion_hd95', 'nsd')
+    >>> mask_score_names(["nsd"]), mask_score_names(())
+    (('nsd',), ())
+    """
+    from .score_types import MASK_SCORES
+
+    known = tuple(st.name for st in MASK_SCORES)
+    if metrics is None:
+        return known
+    names = tuple(str(m) for m in metrics)
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise BadArgumentError(f"not a mask score: {unknown[0][:40]!r}", expected="any of " + ", ".join(known))
+    return names
 
 
 def _ready() -> bool:
@@ -289,15 +316,21 @@ class IsolatedScorer:
     task : callable, optional
         A picklable ``task(path, truth, max_bytes) -> record`` run in the worker
         instead of :func:`evaluate_record` (for tests of the limits).
+    metrics : sequence of str, optional
+        The mask scores each valid file's verdict carries per case (``Verdict.mask_scores``),
+        e.g. a course's ranking score (the server's :func:`~brats_kit.server.grading.make_scorer`);
+        None: every one (:func:`mask_score_names`). By default none: counts only, the cheap
+        upload (each mask score costs tens of ms per 29 slices, see ``benchmarks/upload_mask_scores.py``).
     """
 
     def __init__(self, truth, *, workers: int = 2, timeout: float = 20.0, memory_mb: Optional[int] = 2048,
-                 max_bytes: Optional[int] = None, seed: int = 0, task: Optional[Callable] = None):
+                 max_bytes: Optional[int] = None, seed: int = 0, task: Optional[Callable] = None, metrics=()):
         self.truth = load_truth(truth, seed=seed)
         if self.truth.path is None:
             raise BadArgumentError("the isolated scorer needs a truth file (workers load it themselves)")
         self.timeout = float(timeout)
-        self.task = task or evaluate_record
+        self.metrics = mask_score_names(metrics)
+        self.task = task or functools.partial(evaluate_record, metrics=self.metrics)
         memory = None if memory_mb is None else int(memory_mb) << 20
         # spawn: the server has threads, and a forked copy of a threaded process may deadlock.
         self._pool = ProcessPool(max_workers=max(1, int(workers)), initializer=_init,

@@ -42,6 +42,9 @@ class Verdict:
         never part of a record.
     path : str or None
         The file, as given (never part of a record).
+    mask_scores : dict or None
+        Per-case values of mask scores (HD95, lesion-wise Dice and HD95, NSD), by name,
+        when they were asked for (:func:`with_mask_scores`); part of the record.
     """
 
     status: str
@@ -50,6 +53,7 @@ class Verdict:
     counts: Optional[Counts] = None
     y_pred: Optional[np.ndarray] = None
     path: Optional[str] = None
+    mask_scores: Optional[dict] = None
 
     @property
     def ok(self) -> bool:
@@ -76,18 +80,22 @@ class Verdict:
         return out
 
     def record(self) -> dict:
-        """The verdict as a path-free JSON record: ``status``, ``errors``, ``format`` and the counts."""
+        """The verdict as a path-free JSON record: ``status``, ``errors``, ``format``, the counts and any mask scores."""
         out = {"status": self.status, "errors": self.error_dicts(with_path=False), "format": self.format}
         if self.counts is not None:
             out.update(self.counts.to_record())
+        if self.mask_scores is not None:
+            out["mask_scores"] = {name: list(values) for name, values in self.mask_scores.items()}
         return out
 
     @classmethod
     def from_record(cls, record: dict, truth: Truth, path=None) -> "Verdict":
         """The inverse of :meth:`record` (the errors come back as :class:`~grader.errors.RecordedError`)."""
         errors = tuple(RecordedError(d) for d in record["errors"])
-        counts = Counts.from_record(record, truth) if record["status"] == SCORED else None
-        return cls(record["status"], errors, record.get("format"), counts, None, path)
+        scored = record["status"] == SCORED
+        counts = Counts.from_record(record, truth) if scored else None
+        masks = record.get("mask_scores") if scored else None
+        return cls(record["status"], errors, record.get("format"), counts, None, path, masks)
 
 
 def _path_free(message: str, path) -> str:
@@ -155,3 +163,28 @@ def verdict_of(validation: Validation, truth: Truth) -> Verdict:
         return Verdict(INVALID, tuple(validation.errors), validation.format, None, None, validation.path)
     counts = count(truth, validation.y_pred)
     return Verdict(SCORED, (), validation.format, counts, validation.y_pred, validation.path)
+
+
+def with_mask_scores(verdict: Verdict, truth: Truth, names) -> Verdict:
+    """``verdict`` with the per-case values of the mask scores ``names`` (an invalid one, or no names: as it is).
+
+    Computed from the validated prediction while it is in memory: counts cannot give them later.
+
+    Examples
+    --------
+    >>> from data_spec.truth import Truth
+    >>> y = np.zeros((2, 240, 240), np.uint8); y[0, 10:20, 10:20] = 1
+    >>> truth = Truth(y, np.array(["a", "b"]), np.array([True, False]), "truth", None)
+    >>> scored = with_mask_scores(evaluate(y, truth), truth, ["nsd", "hd95"])
+    >>> scored.mask_scores, scored.record()["mask_scores"]["nsd"]
+    ({'nsd': (1.0, 1.0), 'hd95': (0.0, 0.0)}, [1.0, 1.0])
+    """
+    names = [name for name in names if name]
+    if not verdict.ok or not names:
+        return verdict
+    from dataclasses import replace
+
+    from .metrics import mask_scores_per_slice
+
+    per_case = mask_scores_per_slice(truth.mask, verdict.y_pred, names)
+    return replace(verdict, mask_scores={name: tuple(float(v) for v in values) for name, values in per_case.items()})

@@ -44,9 +44,10 @@ def test_same_record_as_in_process(competition, tmp_path):
     y[0, :20, :20] = 1
     path = tmp_path / "p.npy"
     write_submission(path, y)
-    with IsolatedScorer(competition / "private", workers=1, timeout=30) as scorer:
+    with IsolatedScorer(competition / "private", workers=1, timeout=30, metrics=("nsd", "lesion_hd95")) as scorer:
         verdict = scorer.score(path)
-    assert verdict.record() == evaluate_record(path, truth, None)
+    assert verdict.record() == evaluate_record(path, truth, None, ("nsd", "lesion_hd95"))
+    assert set(verdict.record()["mask_scores"]) == {"nsd", "lesion_hd95"}
 
 
 @pytest.mark.parametrize("task, code", [(sleepy_task, "timeout"), (crashing_task, "unreadable"),

@@ -111,11 +111,7 @@ def leaderboard(submissions, truth, out, reveal, per_day, bootstrap, jobs, seed,
 def _check_gradable(truth, ranking) -> None:
     """A gradebook's scale turns higher scores into higher grades: refuse a board ranked by a distance."""
     from data_spec import find_truth
-    from data_spec.errors import BadArgumentError
     from data_spec.ranking_record import recorded_ranking
-    from grader.leaderboard.ranking import ranking_type
+    from grader.leaderboard.gradebook import gradable
 
-    chosen = ranking_type(ranking if ranking is not None else recorded_ranking(find_truth(truth)))
-    if chosen.is_lower_the_better:
-        raise BadArgumentError(f"a gradebook cannot grade {chosen.title}: lower is better there",
-                               hint="build the gradebook from a board ranked by a score (--ranking dice)")
+    gradable(ranking if ranking is not None else recorded_ranking(find_truth(truth)))

@@ -66,7 +66,8 @@ def server():
               help="Show teams their program's output (off: it could print the hidden inputs).")
 @click.option("--ranking", default=None, metavar="SCORE",
               help="The score the live board, the API's leaderboard and the gradebook rank by (default: the "
-                   "competition's, else dice). Only dice: the server ranks from the counts each upload stores.")
+                   "competition's, else dice): dice, hd95, lesion_dice, lesion_hd95 or nsd (each upload stores "
+                   "every mask score per case).")
 @click.option("--json", "as_json", is_flag=True)
 def init(course, competition, roster, per_day, max_invalid_per_day, deadline, finals, db, timezone_name, baselines,
          max_inflight_per_team, code_track, code_time_limit, code_memory_mb, code_workers, code_show_logs, ranking,
@@ -212,21 +213,41 @@ def audit(ctx, course, rescore, adopt_sha, team, at_text, as_json):
 
 @server.command("rescore")
 @_COURSE
-@click.option("--truth", "new_truth", required=True, type=click.Path(exists=True, path_type=Path),
+@click.option("--truth", "new_truth", default=None, type=click.Path(exists=True, path_type=Path),
               help="The fixed truth (file or folder): the same slices and case ids as the course's.")
+@click.option("--backfill", is_flag=True,
+              help="Instead: compute the per-case mask scores of submissions recorded before uploads stored "
+                   "them (an upgraded course), against the course's truth; their grades do not change.")
 @click.option("--yes", is_flag=True, help="Replace the truth without asking.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder of the report (diff.csv, summary.txt); default COURSE/private/rescore/<sha256>/.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan and its diff (no prompt).")
-def rescore_command(course, new_truth, yes, out, as_json):
+def rescore_command(course, new_truth, backfill, yes, out, as_json):
     """Re-score every stored submission against a fixed truth, then make it the course's truth.
 
     Shows how many scores and ranks change and asks first (--yes or --json: no question).
-    Stop the server first: its workers keep the truth they loaded.
+    Stop the server first: its workers keep the truth they loaded. With --backfill, store the
+    mask scores (hd95, lesion_dice, lesion_hd95, nsd) the submissions recorded before lack.
     """
     from brats_kit.server.board import build_board
     from brats_kit.server.course import Course
-    from brats_kit.server.rescore import rescore_course, summary_text
+    from brats_kit.server.rescore import backfill_mask_scores, rescore_course, summary_text
+
+    if backfill == (new_truth is not None):
+        raise click.UsageError("give either --truth NEW (a truth fix) or --backfill")
+    if backfill:
+        with Course(course) as c:
+            done = backfill_mask_scores(c)
+            if done["backfilled"]:
+                build_board(c)
+        if as_json:
+            _echo_json(done)
+        else:
+            code = (f"; {done['code_lacking']} code-track submission(s) have none (a code run is not re-scored: "
+                    "rank the code track by dice)") if done["code_lacking"] else ""
+            click.echo(f"mask scores stored for {done['backfilled']} submission(s) ({done['files']} file(s) "
+                       f"scored){code}")
+        return
 
     def confirm(plan):
         if yes or as_json:

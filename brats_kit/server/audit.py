@@ -6,7 +6,7 @@ the last entries is detected as well as editing or deleting one in the middle.
 
 A submission's event (version 2, ``"v": 2`` in its payload) also carries the
 :func:`grade_digest` of every column its grade depends on (status, format, errors,
-the scores of both phases, the per-case counts), so editing a score in the database
+the scores of both phases, the per-case counts and mask scores), so editing a score in the database
 is found by ``server audit``; events of version 1 (courses made before) hold the
 file's hash, size and status only and are checked for those.
 """
@@ -38,7 +38,9 @@ RESCORED, TRUTH_REPLACED = "submission_rescored", "truth_replaced"
 SUBMISSION_EVENT_VERSION = 2
 #: The columns of a submission that its grade depends on, covered by :func:`grade_digest`
 #: (its team, time, sha256, size and final choice are in the event itself or in the finals events).
-GRADED_COLUMNS = ("status", "format", "errors", "public", "private", "counts")
+GRADED_COLUMNS = ("status", "format", "errors", "public", "private", "counts", "mask_scores")
+#: Graded columns a digest leaves out while they are empty: rows recorded before they existed keep their digest.
+_LATER_COLUMNS = ("mask_scores",)
 
 
 def grade_digest(columns: dict) -> str:
@@ -52,9 +54,13 @@ def grade_digest(columns: dict) -> str:
     True
     >>> grade_digest(row) == grade_digest(dict(row, private={"dice": 0.9}))
     False
+    >>> masked = dict(row, mask_scores={"nsd": [1.0]})
+    >>> grade_digest(row) == grade_digest(dict(row, mask_scores=None)), grade_digest(row) == grade_digest(masked)
+    (True, False)
     """
-    body = json.dumps({k: columns.get(k) for k in GRADED_COLUMNS}, sort_keys=True, separators=(",", ":"),
-                      ensure_ascii=True)
+    graded = {k: columns.get(k) for k in GRADED_COLUMNS
+              if k not in _LATER_COLUMNS or columns.get(k) is not None}
+    body = json.dumps(graded, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(body.encode("ascii")).hexdigest()
 
 

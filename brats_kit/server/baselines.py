@@ -45,7 +45,7 @@ def baselines_of(course: Course) -> Optional[Path]:
     return path if any(not p.name.startswith(".") for p in path.iterdir()) else None
 
 
-def score_baselines(truth, source, cache_dir) -> tuple:
+def score_baselines(truth, source, cache_dir, metrics=()) -> tuple:
     """Every reference submission in ``source``, scored against ``truth``; refuse an invalid one.
 
     Parameters
@@ -56,6 +56,8 @@ def score_baselines(truth, source, cache_dir) -> tuple:
         ``DIR/<baseline>/<file>`` or ``DIR/<baseline>.<ext>``.
     cache_dir : path-like
         The score cache (it holds private counts: keep it with the private files).
+    metrics : sequence of str
+        Mask scores to compute per case as well (the course's ranking score, when it is one).
 
     Returns
     -------
@@ -67,7 +69,7 @@ def score_baselines(truth, source, cache_dir) -> tuple:
     from grader.leaderboard.collect import load_board_truth
 
     board_truth = truth if isinstance(truth, Truth) else load_board_truth(truth)
-    bases = score_reference(Path(source), board_truth, Path(cache_dir))
+    bases = score_reference(Path(source), board_truth, Path(cache_dir), metrics)
     owner_only(Path(cache_dir))
     return bases, baseline_scores(bases, "public")
 

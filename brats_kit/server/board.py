@@ -51,11 +51,12 @@ from plumbing.atomic import atomic_dir
 
 from data_spec import Truth, find_truth
 from grader.counts import Counts
+from grader.leaderboard.ranking import ranking_type
 
 from .baselines import baselines_of, owner_only, score_baselines
 from .course import Course
 from .db import AuditEvent, Submission, Team, get_meta
-from .service import EXTENSIONS, CourseService
+from .service import EXTENSIONS, CourseService, check_mask_scores
 from .tracks import CODE, FILE, hidden_truth_of
 
 log = logging.getLogger("brats_kit.server.board")
@@ -156,8 +157,9 @@ def recorded_entries(course: Course, truth: Truth, track: str = FILE) -> tuple:
 
     One database session; ``truth`` is the track's own (:func:`board_truth`).
 
-    Each scored submission brings the scores and per-case counts its upload stored:
-    no file of the store is read, hashed or validated again.
+    Each scored submission brings the scores, per-case counts and per-case mask scores its
+    upload stored: no file of the store is read, hashed or validated again. A course ranked by
+    a mask score is refused (``missing_scores``) while a scored submission lacks its values.
     """
     with course.sessions() as s:
         version = int(s.scalar(select(func.max(AuditEvent.seq))) or 0)
@@ -166,7 +168,9 @@ def recorded_entries(course: Course, truth: Truth, track: str = FILE) -> tuple:
     for entry, row in pairs:
         if entry.valid:
             entry.counts = stored_counts(row, truth)
-    return version, revealed, [entry for entry, _ in pairs]
+    entries = [entry for entry, _ in pairs]
+    check_mask_scores(entries, truth, ranking_type(course.config.ranking))
+    return version, revealed, entries
 
 
 def stored_counts(row: Submission, truth: Truth) -> Counts:
@@ -221,9 +225,11 @@ def build_board(course: Course, *, bootstrap: int = 2000, seed: int = 0, should_
     if should_stop():
         raise _Stopped()
     source = baselines_of(course)
-    bases = score_baselines(truth, source, work / "cache")[0] if source is not None else []
+    ranking = ranking_type(course.config.ranking)
+    metrics = (ranking.name,) if ranking.needs_masks else ()
+    bases = score_baselines(truth, source, work / "cache", metrics)[0] if source is not None else []
     summary = rank_and_publish(Entries(subs, bases), truth, site_of(course), reveal=revealed, bootstrap=bootstrap,
-                               seed=seed, title=TITLE, **board_page(course))
+                               seed=seed, title=TITLE, ranking=ranking.name, **board_page(course))
     owner_only(site_of(course))  # the site lives under private/, which the startup check keeps owner-only
     done = {"version": version, "revealed": revealed, "submissions": len(subs), "summary": summary}
     hidden = hidden_truth_of(course.config)
@@ -244,7 +250,7 @@ def build_code_board(course: Course, hidden, *, bootstrap: int = 2000, seed: int
         raise _Stopped()
     site = site_of(course, CODE)
     summary = rank_and_publish(Entries(subs, []), truth, site, reveal=revealed, bootstrap=bootstrap, seed=seed,
-                               title=CODE_TITLE, **board_page(course, CODE))
+                               title=CODE_TITLE, ranking=course.config.ranking, **board_page(course, CODE))
     owner_only(site)
     return {"version": version, "revealed": revealed, "submissions": len(subs), "summary": summary}
 

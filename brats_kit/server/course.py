@@ -182,42 +182,31 @@ class Course:
         self.close()
 
 
-#: What the server can rank by: scores computed from the per-case counts an upload stores. A mask
-#: score (hd95, lesion_dice, lesion_hd95, nsd) needs the prediction's masks, which the upload does not keep.
-SERVER_RANKABLE = ("dice",)
-
-
 def server_ranking(name: Optional[str], truth=None) -> str:
     """The ranking score of a course: ``name``, else the competition's (its private manifest), else Dice.
+
+    Any score a board ranks by (:data:`grader.leaderboard.ranking.RANKABLE`): the scoring
+    worker stores every mask score per case at upload, so the live board ranks from them.
 
     Raises
     ------
     BadArgumentError
-        A name no board ranks by, or a mask score (the server ranks from stored counts).
+        A name no board ranks by.
 
     Examples
     --------
-    >>> server_ranking(None), server_ranking("dice")
-    ('dice', 'dice')
-    >>> server_ranking("nsd")
+    >>> server_ranking(None), server_ranking("dice"), server_ranking("lesion_hd95")
+    ('dice', 'dice', 'lesion_hd95')
+    >>> server_ranking("f1")
     Traceback (most recent call last):
     ...
-    data_spec.errors.BadArgumentError: the submission server cannot rank by nsd: ...
+    data_spec.errors.BadArgumentError: cannot rank by 'f1'; expected one of dice, hd95, lesion_dice, lesion_hd95, nsd...
     """
     from data_spec.ranking_record import recorded_ranking
     from grader.leaderboard.ranking import ranking_type
 
     chosen = name if name is not None else (recorded_ranking(truth) if truth is not None else None) or "dice"
-    score = ranking_type(chosen)
-    if score.name not in SERVER_RANKABLE:
-        told = "" if name is not None else " (the competition's private manifest names it)"
-        raise BadArgumentError(
-            f"the submission server cannot rank by {score.name}{told}: it ranks from the per-case counts each "
-            "upload stores, and this score needs the predicted masks",
-            expected="--ranking " + " or ".join(SERVER_RANKABLE),
-            hint=f"rank the course by dice; 'brats-kit server export' then 'brats-kit leaderboard --ranking "
-                 f"{score.name}' gives the board by {score.name} offline")
-    return score.name
+    return ranking_type(chosen).name
 
 
 def database_url(url: str, root) -> str:

@@ -36,8 +36,8 @@ from data_spec.errors import BadArgumentError, KitError
 
 #: Bumped on every change of the tables; a database with a newer version is refused, an older one
 #: upgraded in place by :func:`upgrade_schema` (version 2 added the ``session`` table and the course id,
-#: version 3 the submission's ``truth_sha256`` and ``superseded`` columns).
-SCHEMA_VERSION = 3
+#: version 3 the submission's ``truth_sha256`` and ``superseded`` columns, version 4 its ``mask_scores``).
+SCHEMA_VERSION = 4
 GENESIS = "0" * 64
 _IMMEDIATE = "brats_kit_write_lock"
 
@@ -109,6 +109,10 @@ class Submission(Base):
     public: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     private: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     counts: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    #: Per-case values of every mask score (hd95, lesion_dice, lesion_hd95, nsd), computed by the scoring
+    #: worker at upload: what a course ranked by one of them ranks on. None: recorded before schema version 4
+    #: (``server rescore --backfill`` computes them).
+    mask_scores: Mapped[dict | None] = mapped_column(JSON(none_as_null=True), nullable=True)  # None: SQL NULL
     final: Mapped[bool] = mapped_column(Boolean, default=False)
     #: The sha256 of the truth file the scores were computed against (``server rescore`` moves it).
     truth_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
@@ -251,7 +255,8 @@ def upgrade_schema(engine: Engine) -> None:
 
     Version 1 to 2 adds the ``session`` table; its course id is adopted by the course folder
     that opens it first (:class:`~.course.Course`). Version 2 to 3 adds the submission's
-    ``truth_sha256`` and ``superseded`` columns (empty; the course folder fills the truth's).
+    ``truth_sha256`` and ``superseded`` columns (empty; the course folder fills the truth's). Version 3
+    to 4 adds the submission's ``mask_scores`` (empty: ``server rescore --backfill`` fills them).
     """
     with Session(engine) as s:
         version = int(get_meta(s, "schema_version", "0"))

@@ -38,8 +38,14 @@ def execute(archive: str, hidden: str, limits: dict) -> dict:
     from data_spec.truth import load_hidden_truth
     from grader.code import Limits, grade_code
 
+    from grader.isolation import mask_score_names
+    from grader.scoring import with_mask_scores
+
     x = np.asarray(open_hidden(hidden).x)
-    run, verdict = grade_code(archive, x, load_hidden_truth(hidden), limits=Limits(**limits))
+    truth = load_hidden_truth(hidden)
+    run, verdict = grade_code(archive, x, truth, limits=Limits(**limits))
+    if verdict is not None:  # every mask score per case, as a file upload's worker stores them
+        verdict = with_mask_scores(verdict, truth, mask_score_names())
     record = run.public(show_log=True)
     record.pop("validation", None)
     return {"run": record, "fields": None if verdict is None else verdict_fields(verdict)}

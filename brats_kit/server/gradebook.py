@@ -22,12 +22,14 @@ from grader.leaderboard.gradebook import (
     read_roster,
     write_gradebook,
     DEFAULT_ASSIGNMENT,
+    gradable,
 )
-from grader.leaderboard.ranking import rank_teams, score_of
+from grader.leaderboard.ranking import score_of
+from grader.score_types import RANKING
 
 from .course import ROSTER_CSV
 from .db import Team
-from .service import CourseService
+from .service import CourseService, rank_recorded
 from .tracks import CODE, FILE, check_track, hidden_truth_of
 
 #: What each track's gradebook is ranked on, said in its README.
@@ -35,14 +37,19 @@ TRACK_NOTES = {FILE: "track: file (prediction files, ranked on the test slices)"
                CODE: "track: code (code run in the sandbox, ranked on the hidden test slices)"}
 
 
-def baseline_scores(truth_path, baselines) -> dict:
-    """Private Dice of each reference submission in ``baselines`` (``DIR/<baseline>/<file>``)."""
-    from grader.leaderboard.build import baseline_scores as scores_of, score_baselines
+def baseline_scores(truth_path, baselines, ranking=RANKING) -> dict:
+    """Private ``ranking`` score (Dice by default) of each reference submission in ``baselines`` (``DIR/<baseline>/<file>``)."""
+    from grader.leaderboard.build import baseline_scores as scores_of, phase_scores, score_baselines
 
     from .board import board_truth
 
     truth = board_truth(truth_path)  # loaded once per process
-    return scores_of(score_baselines(baselines, truth, truth.path.parent / ".leaderboard-cache"), "private")
+    metrics = (ranking.name,) if ranking.needs_masks else ()
+    bases = score_baselines(baselines, truth, truth.path.parent / ".leaderboard-cache", metrics)
+    if not ranking.needs_masks:
+        return scores_of(bases, "private")
+    phase_scores(bases, {"private": ~truth.public}, ranking)
+    return {b.team: score_of(b, "private", ranking) for b in bases}
 
 
 def course_scores(service: CourseService, baselines=None, track: str = FILE) -> BoardScores:
@@ -63,13 +70,15 @@ def course_scores(service: CourseService, baselines=None, track: str = FILE) -> 
     if not service.revealed():
         raise NotRevealedError("the results are not revealed: grades come from the private cases only",
                                hint="brats-kit server reveal COURSE (after the deadline)")
+    ranking = gradable(service.config.ranking)
     with service.course.sessions() as s:
         entries = [e for e, _ in service.board_entries(s, track=track)]
         teams = list(s.scalars(select(Team.name).order_by(Team.name)))
     scores = dict.fromkeys(teams)
-    scores.update({r.team: score_of(r.submission, "private") for r in rank_teams(entries, "private")})
+    ranked = rank_recorded(entries, "private", service.track_truth(track), ranking)
+    scores.update({r.team: score_of(r.submission, "private", ranking) for r in ranked})
     use = baselines is not None and track == FILE
-    bases = baseline_scores(service.course.config.truth, baselines) if use else {}
+    bases = baseline_scores(service.course.config.truth, baselines, ranking) if use else {}
     return BoardScores(scores, bases, True, f"course {service.course.root}")
 
 

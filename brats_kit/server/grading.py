@@ -19,9 +19,54 @@ def truth_info(truth) -> dict:
             "max_bytes": default_max_bytes(len(truth))}
 
 
+def course_mask_scores(config) -> tuple:
+    """The mask scores a course's uploads store per case: its ranking score's, when it is one (else none).
+
+    Only what the course ranks by: one mask score adds 14 to 24 ms to an upload's 3 ms of validation
+    and counting (29 slices), all four 51 ms (``benchmarks/upload_mask_scores.py``).
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> course_mask_scores(SimpleNamespace(ranking="dice")), course_mask_scores(SimpleNamespace(ranking="nsd"))
+    ((), ('nsd',))
+    """
+    from grader.leaderboard.ranking import ranking_type
+
+    ranking = ranking_type(config.ranking)
+    return (ranking.name,) if ranking.needs_masks else ()
+
+
+def lacks_mask_scores(stored, names) -> bool:
+    """Whether a scored row's stored ``mask_scores`` miss one of ``names`` (recorded before they were stored).
+
+    Examples
+    --------
+    >>> lacks_mask_scores(None, ("nsd",)), lacks_mask_scores({"nsd": [1.0]}, ("nsd",)), lacks_mask_scores(None, ())
+    (True, False, False)
+    """
+    return any(name not in (stored or {}) for name in names)
+
+
 def make_scorer(config) -> IsolatedScorer:
+    """The course's scoring workers: validation, counts and the mask scores it ranks by (:func:`course_mask_scores`)."""
     return IsolatedScorer(config.truth, workers=config.workers, timeout=config.timeout_s,
-                          memory_mb=config.memory_mb, max_bytes=config.max_bytes)
+                          memory_mb=config.memory_mb, max_bytes=config.max_bytes, metrics=course_mask_scores(config))
+
+
+def score_files(config, paths: dict, scorer=None) -> dict:
+    """``sha256 -> row columns`` (:func:`verdict_fields`) of stored files ``paths`` (``sha256 -> path``), scored again.
+
+    In ``scorer``'s workers, else in the course's own (started and stopped here).
+    """
+    own = scorer is None
+    scorer = make_scorer(config) if own else scorer
+    try:
+        futures = {sha: scorer.submit(path) for sha, path in sorted(paths.items())}
+        return {sha: verdict_fields(f.result()) for sha, f in futures.items()}
+    finally:
+        if own:
+            scorer.close()
 
 
 def _floats(scores: dict) -> dict:
@@ -29,13 +74,16 @@ def _floats(scores: dict) -> dict:
 
 
 def verdict_fields(verdict) -> dict:
-    """Columns of a submission row: status, format, errors (path-free), public and private scores, counts."""
+    """Columns of a submission row: status, format, errors (path-free), public and private scores, counts
+    and the per-case mask scores the scoring worker computed (:attr:`grader.scoring.Verdict.mask_scores`)."""
     out = {"status": verdict.status, "format": verdict.format, "errors": verdict.error_dicts(with_path=False),
-           "public": None, "private": None, "counts": None}
+           "public": None, "private": None, "counts": None, "mask_scores": None}
     if verdict.counts is not None:
         out["public"] = _floats(verdict.counts.scores("public"))
         out["private"] = _floats(verdict.counts.scores("private"))
         out["counts"] = verdict.counts.to_record()
+        if verdict.mask_scores is not None:
+            out["mask_scores"] = {name: [float(v) for v in values] for name, values in verdict.mask_scores.items()}
     return out
 
 

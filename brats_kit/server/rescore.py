@@ -33,17 +33,18 @@ from data_spec.errors import KitError
 from data_spec.hdf5 import sha256_file, write_split_h5
 from data_spec.layout import find_truth
 from data_spec.truth import load_truth
-from grader.leaderboard.ranking import rank_teams
+from grader.leaderboard.ranking import ranking_type
 from grader.score_types import RANKING
-from grader.scoring import SCORED
+from grader.scoring import SCORED, TRANSIENT_CODES
 from plumbing.atomic import atomic_path
 
 from . import audit
 from .clock import utc_now
 from .course import CONFIG_JSON, Course, write_private
-from .db import Submission, set_meta, write_transaction
-from .grading import make_scorer, verdict_fields
-from .service import CourseService
+from .db import Submission, Team, set_meta, write_transaction
+from .grading import course_mask_scores, lacks_mask_scores, make_scorer, score_files, verdict_fields
+from .service import CourseService, rank_recorded
+from .tracks import CODE, FILE, track_of
 
 #: Where the course keeps every truth it has used, each named by its sha256.
 TRUTHS = "truths"
@@ -109,29 +110,47 @@ def keep_old_truth(course: Course, path: Path, sha: str) -> Path:
     return kept
 
 
-def _ranks(entries) -> dict:
+def _ranks(entries, truth, ranking=RANKING) -> dict:
     """``(phase, team) -> (rank, submission id)`` on both phases' boards, from ``(entry, row)`` pairs."""
     ids = {id(e): row.id for e, row in entries}
     return {(phase, r.team): (r.rank, ids[id(r.submission)])
-            for phase in _PHASES for r in rank_teams([e for e, _ in entries], phase)}
+            for phase in _PHASES for r in rank_recorded([e for e, _ in entries], phase, truth, ranking)}
 
 
 def _with_fields(entries, fresh: dict) -> list:
-    """A copy of the board's ``(entry, row)`` pairs with each row's re-scored status and scores."""
+    """A copy of the board's ``(entry, row)`` pairs with each row's re-scored status, scores and mask scores."""
     out = []
     for entry, row in entries:
         fields = fresh.get(row.id)
         if fields is not None:
             entry = copy.copy(entry)
             entry.status, entry.errors = fields["status"], fields["errors"]
-            entry.scores = {"public": fields["public"], "private": fields["private"]} \
-                if fields["status"] == SCORED else None
+            scored = fields["status"] == SCORED
+            entry.scores = {"public": dict(fields["public"]), "private": dict(fields["private"])} if scored else None
+            entry.mask_scores = {name: np.asarray(values, dtype=np.float64)
+                                 for name, values in ((fields["mask_scores"] or {}) if scored else {}).items()}
         out.append((entry, row))
     return out
 
 
-def diff_rows(rows: dict, teams: dict, fresh: dict, old_ranks: dict, new_ranks: dict) -> list:
-    """The report's rows: each changed status or score of a submission, each team's changed rank."""
+def _phase_values(columns: dict, ranking, public) -> dict:
+    """A row's scores of both phases, with its mask ranking score's phase values (from its per-case ones)."""
+    out = {phase: dict(columns.get(phase) or {}) for phase in _PHASES}
+    values = (columns.get("mask_scores") or {}).get(ranking.name)
+    if ranking.needs_masks and values is not None and public is not None and len(values) == len(public):
+        for phase, mask in (("public", public), ("private", ~public)):
+            if out[phase]:
+                out[phase][ranking.name] = ranking.aggregate(np.asarray(values, dtype=np.float64)[mask])
+    return out
+
+
+def diff_rows(rows: dict, teams: dict, fresh: dict, old_ranks: dict, new_ranks: dict, ranking=RANKING,
+              public=None) -> list:
+    """The report's rows: each changed status or score of a submission, each team's changed rank.
+
+    ``ranking``: the course's ranking score (a mask score's phase values are compared too, from the
+    per-case values; ``public``: the truth's public flags).
+    """
     out = []
     for sub_id in sorted(fresh):
         row, new = rows[sub_id], fresh[sub_id]
@@ -139,8 +158,10 @@ def diff_rows(rows: dict, teams: dict, fresh: dict, old_ranks: dict, new_ranks: 
         if row.status != new["status"]:
             out.append({"kind": "status", "team": team, "submission": sub_id, "phase": "", "name": "status",
                         "old": row.status, "new": new["status"]})
+        before = _phase_values({k: getattr(row, k) for k in (*_PHASES, "mask_scores")}, ranking, public)
+        after = _phase_values(new, ranking, public)
         for phase in _PHASES:
-            was, now = getattr(row, phase) or {}, new[phase] or {}
+            was, now = before[phase], after[phase]
             for name in sorted(set(was) | set(now)):
                 if was.get(name) != now.get(name):
                     out.append({"kind": "score", "team": team, "submission": sub_id, "phase": phase,
@@ -149,7 +170,7 @@ def diff_rows(rows: dict, teams: dict, fresh: dict, old_ranks: dict, new_ranks: 
         was, now = old_ranks.get((phase, team)), new_ranks.get((phase, team))
         if (was and was[0]) != (now and now[0]):
             out.append({"kind": "rank", "team": team, "submission": now[1] if now else was[1], "phase": phase,
-                        "name": RANKING.name, "old": was and was[0], "new": now and now[0]})
+                        "name": ranking.name, "old": was and was[0], "new": now and now[0]})
     return out
 
 
@@ -235,9 +256,10 @@ def rescore_course(course: Course, new_truth, *, confirm: Callable[[dict], bool]
         if missing:
             raise KitError(f"{len(missing)} submission(s) have no stored file (e.g. {missing[0]}): they cannot be "
                            "re-scored", code="missing_files", hint="run 'brats-kit server audit' first")
-        old_ranks = _ranks(_with_fields(entries, {}))
-        new_ranks = _ranks(_with_fields(entries, fresh))
-        diff = diff_rows(rows, teams, fresh, old_ranks, new_ranks)
+        ranking = ranking_type(course.config.ranking)
+        old_ranks = _ranks(_with_fields(entries, {}), old, ranking)  # the public flags stay (stage_truth)
+        new_ranks = _ranks(_with_fields(entries, fresh), old, ranking)
+        diff = diff_rows(rows, teams, fresh, old_ranks, new_ranks, ranking, old.public)
         changed = sorted(i for i in fresh
                          if any(getattr(rows[i], k) != fresh[i][k] for k in audit.GRADED_COLUMNS))
         ranks = [r for r in diff if r["kind"] == "rank"]
@@ -287,7 +309,9 @@ def _apply(course: Course, rows: dict, teams: dict, fresh: dict, changed: list, 
             chain = audit.Chain(s)
             for sub_id in changed:
                 row, fields = rows[sub_id], fresh[sub_id]
-                superseded = _superseded(row)
+                # Only what a receipt shows is superseded: mask scores filled in (an upgraded row) are not.
+                shown = any(getattr(row, k) != fields[k] for k in ("status", "public", "private"))
+                superseded = _superseded(row) if shown else row.superseded
                 s.execute(update(Submission).where(Submission.id == sub_id)
                           .values(truth_sha256=plan["new_truth"], superseded=superseded, **fields))
                 payload = dict(audit.submission_payload(sub_id, row.sha256, row.bytes, fields),
@@ -309,3 +333,78 @@ def _apply(course: Course, rows: dict, teams: dict, fresh: dict, changed: list, 
         raise
     course.config = config
     course.__dict__.pop("truth_sha256", None)  # the cached version of the course's truth
+
+
+def backfill_mask_scores(course: Course, *, clock=utc_now, scorer=None) -> dict:
+    """Store the course's mask scores (its ranking score's) of the file-track submissions recorded without them.
+
+    Rows recorded before uploads stored mask scores (an upgraded database), or before the
+    course was ranked by this one. Each such stored file is scored again against the course's
+    present truth in the isolated workers; its grade must come back as recorded (status and
+    counts), else nothing is written. One transaction then adds the values to ``mask_scores``
+    and appends a ``submission_rescored`` event per row (``backfilled``; the receipt's scores
+    do not change, so nothing is marked superseded). Code-track rows cannot be scored from a
+    file: they are counted in ``code_lacking``.
+
+    Parameters
+    ----------
+    course : Course
+    clock : callable
+        The time of the audit events.
+    scorer : IsolatedScorer, optional
+        Workers that compute at least the course's mask scores (default: the course's own).
+
+    Returns
+    -------
+    dict
+        ``backfilled`` (rows filled), ``files`` (scored), ``code_lacking``.
+
+    Raises
+    ------
+    KitError
+        ``missing_files`` (a row's file is not in the store), ``rescore_incomplete`` (a
+        timeout or a failed worker), ``grade_changed`` (a re-scored grade differs from the
+        stored one: the truth changed, see ``server audit --rescore``), ``course_changed``.
+    """
+    names = course_mask_scores(course.config)
+    with course.sessions() as s:
+        scored = s.scalars(select(Submission).where(Submission.status == SCORED).order_by(Submission.id))
+        lacking = [r for r in scored if lacks_mask_scores(r.mask_scores, names)]
+        teams = dict(s.execute(select(Team.id, Team.name)).all())
+    code = [r for r in lacking if track_of(r.format) == CODE]
+    rows = [r for r in lacking if track_of(r.format) == FILE]
+    if not rows:
+        return {"backfilled": 0, "files": 0, "code_lacking": len(code)}
+    files = course.store.files()
+    missing = [r.id for r in rows if r.sha256 not in files]
+    if missing:
+        raise KitError(f"{len(missing)} submission(s) have no stored file (e.g. {missing[0]}): their mask scores "
+                       "cannot be computed", code="missing_files", hint="run 'brats-kit server audit' first")
+    fields = score_files(course.config, {r.sha256: files[r.sha256] for r in rows}, scorer)
+    for r in rows:
+        got = fields[r.sha256]
+        if got["status"] != SCORED and any(e["code"] in TRANSIENT_CODES for e in got["errors"]):
+            raise KitError(f"submission {r.id}'s file could not be scored again (a timeout or a failed worker): "
+                           "nothing was written", code="rescore_incomplete",
+                           hint="run it again on a quieter machine, or raise timeout_s in course.json")
+        if got["status"] != r.status or got["counts"] != r.counts or lacks_mask_scores(got["mask_scores"], names):
+            raise KitError(f"submission {r.id} does not score as recorded against the course's truth: nothing was "
+                           "written", code="grade_changed",
+                           hint="'brats-kit server audit COURSE --rescore' names what differs")
+    now = clock()
+    with write_transaction(course.sessions) as s:
+        chain = audit.Chain(s)
+        for r in rows:
+            current = s.get(Submission, r.id)
+            if current is None or current.mask_scores != r.mask_scores or current.counts != r.counts:
+                raise KitError(f"submission {r.id} changed during the backfill: nothing was written",
+                               code="course_changed", hint="stop the server, then run it again")
+            masks = {**(current.mask_scores or {}), **fields[r.sha256]["mask_scores"]}
+            s.execute(update(Submission).where(Submission.id == r.id).values(mask_scores=masks))
+            graded = {k: getattr(current, k) for k in audit.GRADED_COLUMNS}
+            graded["mask_scores"] = masks
+            payload = dict(audit.submission_payload(r.id, r.sha256, r.bytes, graded),
+                           truth_sha256=current.truth_sha256, superseded=current.superseded, backfilled=True)
+            chain.append(now, audit.RESCORED, teams[r.team_id], payload)
+        chain.close()
+    return {"backfilled": len(rows), "files": len(fields), "code_lacking": len(code)}

@@ -12,13 +12,14 @@ from collections import Counter
 from datetime import datetime, timezone
 from typing import Callable, Optional
 
+import numpy as np
 from sqlalchemy import case, func, select
 
 from data_spec.errors import KitError
 from data_spec.truth import load_truth
 from grader.counts import Counts
 from grader.leaderboard.collect import Submission as BoardEntry
-from grader.leaderboard.ranking import RULE, rank_teams, score_of
+from grader.leaderboard.ranking import rank_teams, ranking_type, rule, score_of
 from grader.score_types import RANKING, MeanDice
 from grader.scoring import SCORED
 
@@ -29,7 +30,7 @@ from . import signins
 from .course import Course, check_permissions, read_tokens, tokens_text, write_private
 from .db import (REVEALED, AuditEvent, CodeJob, Member, Submission, Team, is_revealed, set_meta,
                  write_transaction)
-from .grading import truth_info
+from .grading import course_mask_scores, lacks_mask_scores, truth_info
 from .naming import EXTENSIONS, export_name
 from .quotas import Quotas, no_uploads
 from .recording import Recorder
@@ -60,6 +61,7 @@ def startup_checks(course: Course) -> list:
     CodeJob.__table__.create(course.engine, checkfirst=True)
     with course.sessions() as s:
         referenced = set(s.scalars(select(Submission.sha256))) | set(s.scalars(select(CodeJob.sha256)))
+    _warn_missing_mask_scores(course)
     removed, moved = course.store.recover(referenced)
     for path in removed:
         log.warning("removed %s, left by an interrupted upload (never acknowledged)", path)
@@ -67,6 +69,52 @@ def startup_checks(course: Course) -> list:
         log.warning("quarantined %s: the database does not know it (a restored backup?); "
                     "see 'brats-kit server audit --adopt'", path)
     return removed + moved
+
+
+def _warn_missing_mask_scores(course: Course) -> None:
+    """Say at start-up that a course ranked by a mask score holds rows without it (an upgraded database)."""
+    names = course_mask_scores(course.config)
+    if not names:
+        return
+    with course.sessions() as s:
+        stored = s.scalars(select(Submission.mask_scores).where(Submission.status == SCORED))
+        lacking = sum(lacks_mask_scores(m, names) for m in stored)
+    if lacking:
+        log.warning("%d scored submission(s) have no stored %s: the board cannot be ranked by it until "
+                    "'brats-kit server rescore COURSE --backfill' computes them", lacking, names[0])
+
+
+def check_mask_scores(entries, truth, ranking) -> None:
+    """Refuse to rank by a mask score valid entries do not all hold per case, for every case of ``truth``.
+
+    Raises
+    ------
+    KitError
+        ``missing_scores``: submissions recorded before the uploads stored mask scores (or with
+        values of another number of cases): never ranked as if they scored the worst.
+    """
+    if not ranking.needs_masks:
+        return
+    lacking = [e for e in entries if e.valid and len(e.mask_scores.get(ranking.name, ())) != len(truth)]
+    if lacking:
+        raise KitError(f"{len(lacking)} scored submission(s) have no stored per-case {ranking.title} for the "
+                       f"{len(truth)} cases of the truth (e.g. {lacking[0].team}'s {lacking[0].name}): the course "
+                       f"cannot be ranked by {ranking.name} yet", code="missing_scores", path=truth.path,
+                       hint="brats-kit server rescore COURSE --backfill computes them once from the stored files")
+
+
+def rank_recorded(entries, phase: str, truth, ranking=RANKING) -> list:
+    """The one ranking (:func:`~grader.leaderboard.ranking.rank_teams`) of recorded entries by ``ranking``.
+
+    A mask score's phase values come from the per-case values each upload stored
+    (:func:`~grader.leaderboard.build.phase_scores`, as the live board computes them).
+    """
+    from grader.leaderboard.build import phase_scores
+
+    check_mask_scores(entries, truth, ranking)
+    if ranking.needs_masks:
+        phase_scores([e for e in entries if e.valid], {"public": truth.public, "private": ~truth.public}, ranking)
+    return rank_teams(entries, phase, ranking)
 
 
 #: The largest id a submission can have (the column is a 32-bit INTEGER on PostgreSQL).
@@ -126,6 +174,7 @@ class CourseService:
         self.clock = clock
         self.scorer = scorer
         self.truth = load_truth(self.config.truth)
+        self._hidden = None
         self.info = truth_info(self.truth)
         self.max_bytes = self.config.max_bytes or self.info["max_bytes"]
         self.quotas = Quotas(self.config, self.now)
@@ -349,7 +398,10 @@ class CourseService:
                                final=True if sub.final else None, time_source="server", sha256=sub.sha256,
                                status=sub.status, errors=sub.errors)
             if sub.status == SCORED:
-                entry.scores = {"public": sub.public, "private": sub.private}
+                # Copies: a mask score ranked by is added to them (:func:`rank_recorded`), never to the row.
+                entry.scores = {"public": dict(sub.public), "private": dict(sub.private)}
+                entry.mask_scores = {name: np.asarray(values, dtype=np.float64)
+                                     for name, values in (sub.mask_scores or {}).items()}
             out.append((entry, sub))
         return out
 
@@ -365,17 +417,40 @@ class CourseService:
             n_teams = s.scalar(select(func.count()).select_from(Team))
         ids = {id(e): sub.id for e, sub in entries}
         phase = "private" if revealed else "public"
+        ranking = ranking_type(self.config.ranking)
+        try:
+            ranked = rank_recorded([e for e, _ in entries], phase, self.track_truth(track), ranking)
+        except KitError as exc:
+            if exc.code != "missing_scores":
+                raise
+            # Said to everyone without naming a team or a file; the instructor's log and audit name them.
+            raise Refusal(503, "missing_scores", f"the board cannot be ranked by {ranking.name} until the instructor "
+                          "computes the scores of submissions recorded before they were stored",
+                          {"retry": "after 'brats-kit server rescore COURSE --backfill'"}) from None
         rows = []
-        for r in rank_teams([e for e, _ in entries], phase):
+        for r in ranked:
             e = r.submission
             row = {"team": r.team, RANKING.name: score_of(e, phase), "f1": e.scores[phase]["f1"],
                    "submitted_at": e.time_text, "selected_by": r.reason, "submission": ids[id(e)], "rank": r.rank}
+            row[ranking.name] = score_of(e, phase, ranking)
             if revealed:
                 row.update(public_dice=score_of(e, "public"), public_f1=e.scores["public"]["f1"],
                            public_rank=r.public_rank, move=r.move)
+                row["public_" + ranking.name] = score_of(e, "public", ranking)
             rows.append(row)
         return {"phase": phase, "revealed": revealed, "teams": n_teams, "ranked": len(rows), "rows": rows,
-                "rule": RULE, "track": track}
+                "rule": rule(ranking), "ranking": ranking.name, "track": track}
+
+    def track_truth(self, track: str = FILE):
+        """The truth ``track`` is ranked on: the test truth, or the code track's hidden slices (loaded once)."""
+        if check_track(track) == FILE:
+            return self.truth
+        if self._hidden is None:
+            from data_spec.layout import find_hidden
+            from data_spec.truth import load_hidden_truth
+
+            self._hidden = load_hidden_truth(find_hidden(hidden_truth_of(self.config)))
+        return self._hidden
 
     def early_reveal(self, now: Optional[datetime] = None) -> Optional[Refusal]:
         """The refusal of a reveal before the deadline (None once it has passed, or without a deadline)."""

@@ -6,7 +6,7 @@ from sqlalchemy import select
 from . import audit
 from .course import Course
 from .db import AuditEvent, CodeJob, Submission, Team, is_revealed
-from .grading import make_scorer, verdict_fields
+from .grading import course_mask_scores, lacks_mask_scores, score_files
 from .store import sha256_file
 
 
@@ -34,21 +34,21 @@ def rescore(course: Course, subs, teams: dict, scorer=None) -> tuple:
     submission, and how many distinct files were scored.
     """
     files = course.store.files()
-    todo = sorted({sub.sha256 for sub in subs if sub.sha256 in files})
-    own = scorer is None
-    scorer = make_scorer(course.config) if own else scorer
-    try:
-        futures = {sha: scorer.submit(files[sha]) for sha in todo}
-        fresh = {sha: verdict_fields(f.result()) for sha, f in futures.items()}
-    finally:
-        if own:
-            scorer.close()
+    fresh = score_files(course.config, {sub.sha256: files[sub.sha256] for sub in subs if sub.sha256 in files},
+                        scorer)
     problems = []
     for sub in subs:
         if sub.sha256 not in fresh:
             continue
         stored = {k: getattr(sub, k) for k in audit.GRADED_COLUMNS}
-        for name, was, now in _differences(stored, fresh[sub.sha256]):
+        again = fresh[sub.sha256]
+        # The mask scores both hold are compared: a row recorded before the course ranked by one
+        # (or before they were stored) lacks it, a note of audit_course rather than a difference.
+        held, scored = sub.mask_scores or {}, again["mask_scores"] or {}
+        common = set(held) & set(scored)
+        stored["mask_scores"] = {k: held[k] for k in common} or None
+        again = dict(again, mask_scores={k: scored[k] for k in common} or None)
+        for name, was, now in _differences(stored, again):
             problems.append(f"submission {sub.id} ({teams.get(sub.team_id, sub.team_id)}): {name} is "
                             f"{_shown(was)} in the database but {_shown(now)} when re-scored")
     return problems, len(fresh)
@@ -132,6 +132,11 @@ def audit_course(course: Course, *, rescore_files: bool = False, scorer=None) ->
     for sha in sorted(course.store.quarantined()):
         notes.append(f"quarantined file {sha}: not in the database (a restored backup?); if a team holds its "
                      f"receipt: brats-kit server audit COURSE --adopt {sha} --team TEAM")
+    names = course_mask_scores(course.config)
+    lacking = sum(sub.status == "scored" and lacks_mask_scores(sub.mask_scores, names) for sub in subs)
+    if lacking:
+        notes.append(f"{lacking} scored submission(s) have no stored {names[0]}, the course's ranking score "
+                     "(recorded before uploads stored it): 'brats-kit server rescore COURSE --backfill'")
     tmp = course.store.temporary_files()
     if tmp:
         notes.append(f"{len(tmp)} temporary upload file(s) in {course.store.tmp} (never acknowledged: "

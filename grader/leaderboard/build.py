@@ -96,7 +96,7 @@ def _check_paths(submissions: Path, truth: Path, out: Path, cache: Path, baselin
         )
 
 
-def _phase_scores(valid, masks: dict, ranking=RANKING) -> None:
+def phase_scores(valid, masks: dict, ranking=RANKING) -> None:
     """The official score, pixel F1 and the ranking score of each phase a valid submission lacks.
 
     Count-based scores in one batched call per phase; a mask score ranked by comes from the
@@ -363,15 +363,15 @@ def collect_and_score(submissions, truth, *, baselines=None, cache, jobs: int = 
     return Entries(subs, bases, notes, stats, str(store.path), store.ignored_reason)
 
 
-def score_baselines(source, truth, cache) -> list:
+def score_baselines(source, truth, cache, metrics=()) -> list:
     """The reference submissions of ``source`` (``DIR/<baseline>/<file>`` or ``DIR/<baseline>.<ext>``), counted.
 
-    Scored through the score ``cache`` like the teams' files; an invalid one is refused.
-    Their scores per phase: :func:`baseline_scores`.
+    Scored through the score ``cache`` like the teams' files (with the per-case mask scores
+    ``metrics``); an invalid one is refused. Their scores per phase: :func:`baseline_scores`.
     """
     bases = collect_baselines(source)
     store = ScoreCache(cache)
-    score_submissions(bases, truth, store)
+    score_submissions(bases, truth, store, metrics=metrics)
     store.save()
     check_baselines(bases)
     return bases
@@ -428,7 +428,7 @@ def rank_and_publish(entries: Entries, truth, out, *, reveal: bool = False, per_
         if truth.public.all():
             raise LayoutError("the truth has no private case to reveal", path=truth.path)
         masks["private"] = ~truth.public
-    _phase_scores([s for s in subs + bases if s.valid], masks, ranked_by)
+    phase_scores([s for s in subs + bases if s.valid], masks, ranked_by)
     over = apply_quota(subs, per_day)
     ranked = rank_teams(subs, phase, ranked_by)
 

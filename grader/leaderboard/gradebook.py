@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Optional
 
 from data_spec import KitError, LayoutError, MissingFileError
-from data_spec.errors import check_choice
+from data_spec.errors import BadArgumentError, check_choice
 from plumbing.atomic import write_text
 
 from .collect import display_names
@@ -535,3 +535,29 @@ def gradebook_from_site(site, roster, out, *, fmt: str, scale: Optional[str] = N
     book = make_gradebook(students, scores if scores is not None else scores_from_site(site), parsed, zeros=zeros)
     return write_gradebook(out, book, fmt, assignment=assignment, source=str(site), force=force,
                            replace_earlier=True)
+
+
+def gradable(name):
+    """The score type a board ranks by (``name``), if a gradebook can grade it: higher is better.
+
+    Raises
+    ------
+    BadArgumentError
+        A distance (HD95, lesion-wise HD95): a scale turns higher scores into higher grades.
+
+    Examples
+    --------
+    >>> gradable("nsd").name
+    'nsd'
+    >>> gradable("hd95")
+    Traceback (most recent call last):
+    ...
+    data_spec.errors.BadArgumentError: a gradebook cannot grade HD95 (pixels): lower is better there...
+    """
+    from .ranking import ranking_type
+
+    ranking = ranking_type(name)
+    if ranking.is_lower_the_better:
+        raise BadArgumentError(f"a gradebook cannot grade {ranking.title}: lower is better there",
+                               hint="build the gradebook from a board ranked by a score (dice, lesion_dice or nsd)")
+    return ranking

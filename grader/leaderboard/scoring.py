@@ -26,7 +26,7 @@ from plumbing.progress import no_progress
 from data_spec import KitError, Truth, load_truth
 from grader.counts import Counts
 from grader.readers import default_max_bytes, open_submission
-from grader.scoring import INVALID, SCORED, UnreadableError, Verdict, evaluate_bytes
+from grader.scoring import INVALID, SCORED, UnreadableError, Verdict, evaluate_bytes, with_mask_scores
 
 from .cache import cache_key
 
@@ -90,13 +90,8 @@ def score_file(path, truth: Truth, known=frozenset(), metrics=()) -> tuple:
     sha = hashlib.sha256(data).hexdigest()
     if sha in known:
         return sha, None
-    verdict = score_bytes(data, truth, shown)
+    verdict = with_mask_scores(score_bytes(data, truth, shown), truth, metrics)
     record = verdict.record()
-    if metrics and verdict.ok:
-        from grader.metrics import mask_scores_per_slice
-
-        per_case = mask_scores_per_slice(truth.mask, verdict.y_pred, list(metrics))
-        record["mask_scores"] = {name: [float(v) for v in values] for name, values in per_case.items()}
     record["transient"] = verdict.transient
     return sha, record
 
