@@ -64,13 +64,16 @@ def server():
               help="Code jobs run at once by the local pool (server run --code-workers overrides it).")
 @click.option("--code-show-logs", is_flag=True,
               help="Show teams their program's output (off: it could print the hidden inputs).")
+@click.option("--code-user", default=None, metavar="USER",
+              help="The unprivileged host user code jobs run as (default: nobody when the server runs as root, "
+                   "else the server's own user). It must be able to read the kit's Python environment.")
 @click.option("--ranking", default=None, metavar="SCORE",
               help="The score the live board, the API's leaderboard and the gradebook rank by (default: the "
                    "competition's, else dice). Only dice: the server ranks from the counts each upload stores.")
 @click.option("--json", "as_json", is_flag=True)
 def init(course, competition, roster, per_day, max_invalid_per_day, deadline, finals, db, timezone_name, baselines,
-         max_inflight_per_team, code_track, code_time_limit, code_memory_mb, code_workers, code_show_logs, ranking,
-         as_json):
+         max_inflight_per_team, code_track, code_time_limit, code_memory_mb, code_workers, code_show_logs, code_user,
+         ranking, as_json):
     """Create the course folder COURSE: configuration, database, store, one token per team."""
     from brats_kit.server.baselines import attach_baselines, check_baselines
     from brats_kit.server.course import Course, init_course
@@ -80,7 +83,7 @@ def init(course, competition, roster, per_day, max_invalid_per_day, deadline, fi
         from brats_kit.server.jobs import check_code_track
 
         code = check_code_track(competition, time_limit=code_time_limit, memory_mb=code_memory_mb,
-                                workers=code_workers, show_logs=code_show_logs)
+                                workers=code_workers, show_logs=code_show_logs, user=code_user)
     if baselines is not None:
         check_baselines(competition, baselines)  # an invalid baseline is refused before the course exists
     info = init_course(course, competition=competition, roster=roster, per_day=per_day,
@@ -92,7 +95,7 @@ def init(course, competition, roster, per_day, max_invalid_per_day, deadline, fi
 
         enable_code_track(course, code)
         info["code"] = {"time_limit": code.time_limit, "memory_mb": code.memory_mb, "workers": code.workers,
-                        "show_logs": code.show_logs}
+                        "show_logs": code.show_logs, "user": code.user}
     if baselines is not None:
         with Course(course) as opened:
             info["baselines"] = attach_baselines(opened, baselines)["baselines"]

@@ -13,7 +13,7 @@ from typing import Optional
 from .grading import verdict_fields
 
 
-def execute(archive: str, hidden: str, limits: dict) -> dict:
+def execute(archive: str, hidden: str, limits: dict, user: Optional[str] = None) -> dict:
     """Run one code job and return its outcome (what :class:`~.jobs.JobRunner` records).
 
     Parameters
@@ -24,6 +24,9 @@ def execute(archive: str, hidden: str, limits: dict) -> dict:
         The hidden test slices (``private/hidden_test.h5``); only their inputs enter the sandbox.
     limits : dict
         Keyword arguments of :class:`grader.code.Limits`.
+    user : str, optional
+        The host user the sandbox is started as (resolved where the job runs: a Dask worker's
+        machine has its own uids); default: ``nobody`` when the worker is root.
 
     Returns
     -------
@@ -36,10 +39,10 @@ def execute(archive: str, hidden: str, limits: dict) -> dict:
 
     from data_spec.layout import open_hidden
     from data_spec.truth import load_hidden_truth
-    from grader.code import Limits, grade_code
+    from grader.code import Limits, code_user, grade_code
 
     x = np.asarray(open_hidden(hidden).x)
-    run, verdict = grade_code(archive, x, load_hidden_truth(hidden), limits=Limits(**limits))
+    run, verdict = grade_code(archive, x, load_hidden_truth(hidden), limits=Limits(**limits), user=code_user(user))
     record = run.public(show_log=True)
     record.pop("validation", None)
     return {"run": record, "fields": None if verdict is None else verdict_fields(verdict)}

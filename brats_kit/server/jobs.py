@@ -58,6 +58,9 @@ class CodeConfig:
     show_logs: bool = False
     workers: int = 1
     max_bytes: int = MAX_ARCHIVE_BYTES
+    #: The host user jobs run as (``--code-user``); None in a course made before it was recorded:
+    #: ``nobody`` when the server is root (:func:`grader.code.code_user`).
+    user: Optional[str] = None
 
     def limits(self) -> dict:
         return {"time_limit": self.time_limit, "memory_mb": self.memory_mb}
@@ -70,8 +73,11 @@ def code_config(config) -> Optional[CodeConfig]:
 
 
 def check_code_track(competition, *, time_limit: float, memory_mb: int, workers: int = 1,
-                     show_logs: bool = False) -> CodeConfig:
+                     show_logs: bool = False, user: Optional[str] = None) -> CodeConfig:
     """Refuse the code track where it cannot run: no hidden test slices, no working sandbox, bad limits.
+
+    ``user`` is the host user jobs run as (default: ``nobody`` when this process is root, else
+    its own user); the sandbox is probed as that user, and its name is recorded.
 
     Raises
     ------
@@ -79,10 +85,14 @@ def check_code_track(competition, *, time_limit: float, memory_mb: int, workers:
         The competition has no hidden test slices (``data synth --hidden-test K``).
     SandboxUnavailableError
         No sandbox can be made on this machine: student code never runs unsandboxed.
+        :class:`~grader.errors.CodeUserError` when the code user cannot reach the Python environment.
+    BadArgumentError
+        No such user, or another user asked of a process that is not root.
     """
     from data_spec.layout import find_hidden
     from data_spec.truth import load_hidden_truth
-    from grader.code import Limits, probe_sandbox
+    from grader.code import Limits, code_user, probe_sandbox
+    from grader.code.users import current_user_name
 
     Limits(time_limit=time_limit, memory_mb=memory_mb)
     if not 1 <= workers <= 256:
@@ -91,9 +101,11 @@ def check_code_track(competition, *, time_limit: float, memory_mb: int, workers:
         raise BadArgumentError(f"{workers} code workers", expected="1 to 256")
     hidden = find_hidden(Path(competition))
     load_hidden_truth(hidden)  # unreadable hidden slices are refused now, not at the first job
-    probe_sandbox()
+    runs_as = code_user(user)
+    probe_sandbox(runs_as)
     return CodeConfig(hidden=str(hidden.resolve()), time_limit=float(time_limit), memory_mb=int(memory_mb),
-                      show_logs=bool(show_logs), workers=int(workers))
+                      show_logs=bool(show_logs), workers=int(workers),
+                      user=runs_as.name if runs_as else current_user_name())
 
 
 def enable_code_track(course, code: CodeConfig) -> None:
@@ -298,7 +310,7 @@ class JobRunner:
                     job_id, attempt, archive = claimed
                     with self._lock:
                         self._inflight += 1
-                    future = self.executor.submit(execute, archive, code.hidden, code.limits(),
+                    future = self.executor.submit(execute, archive, code.hidden, code.limits(), code.user,
                                                   timeout=code.time_limit + MARGIN_S)
                     future.add_done_callback(lambda f, j=job_id, a=attempt: self._done(f, j, a))
             except Exception:  # noqa: BLE001 - the database was busy or gone: look again later, never die
@@ -336,7 +348,10 @@ def start_code_track(service, *, executor: Optional[str] = None, workers: Option
             raise KitError("this course has no code track", code="no_code_track",
                            hint="create the course with 'brats-kit server init ... --code'")
         return None, None
+    from grader.code import code_user, probe_sandbox
+
     from .executors import make_executor
 
+    probe_sandbox(code_user(code.user))  # refused at start (a named error) when its user cannot run a job here
     jobs = CodeJobs(service, code)
     return jobs, JobRunner(jobs, make_executor(executor, workers or code.workers)).start()
