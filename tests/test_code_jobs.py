@@ -1,6 +1,7 @@
 """The code track on the server (issue 23): jobs queued in the database, run in the sandbox by a pool, recorded once."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -208,6 +209,11 @@ def test_server_failures_are_retried_once_then_failed_and_never_counted(tmp_path
         assert (job_id, got) == (receipt["id"], attempt)
         assert jobs.record(job_id, attempt, error=RuntimeError("worker lost")) == state
     assert jobs.record(receipt["id"], MAX_ATTEMPTS, error=RuntimeError("late")) is None  # stale: nothing changes
+    # A scored outcome arriving after the job failed: not recorded, and its prediction not kept in the store.
+    late = {"run": {"status": "ok", "log": "", "seconds": 1.0}, "fields": {"status": "scored"},
+            "prediction": b"\x93NUMPY late prediction"}
+    assert jobs.record(receipt["id"], MAX_ATTEMPTS, late) is None
+    assert not service.course.store.path(hashlib.sha256(late["prediction"]).hexdigest()).exists()
     assert jobs.claim() is None
     assert audit_course(service.course)["notes"] == []  # the failed job's archive is kept, and known
     job = jobs.get_job(who, receipt["id"])

@@ -7,6 +7,7 @@ running one), and look at the job's processes from the host's /proc.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -100,6 +101,30 @@ def test_init_code_refuses_a_code_user_that_cannot_reach_the_sandbox(tmp_path, h
     assert result.exit_code == 1 and "does not exist" in result.output and not (tmp_path / "c2").exists()
 
 
+@as_root
+@sandboxed
+def test_a_course_whose_code_user_cannot_run_is_refused_at_start(tmp_path, hidden_competition,  # noqa: F811
+                                                                 monkeypatch):
+    """A course.json edited to a user that cannot reach the job folder: refused before serving, named."""
+    from brats_kit.server.course import Course
+    from brats_kit.server.jobs import check_code_user, code_config, enable_code_track
+    from test_code_jobs import code_course
+
+    root, _, _ = code_course(tmp_path, hidden_competition)
+    with Course(root) as course:
+        enable_code_track(root, dataclasses.replace(code_config(course.config), user="nobody"))
+    private = tmp_path / "private-tmp"
+    private.mkdir(mode=0o700)
+    monkeypatch.setattr(tempfile, "tempdir", str(private))
+    bwrap.sandbox_problem.cache_clear()
+    try:
+        with Course(root) as course, pytest.raises(CodeUserError, match="the code user 'nobody' cannot reach"):
+            check_code_user(course.config)
+    finally:
+        monkeypatch.undo()
+        bwrap.sandbox_problem.cache_clear()
+
+
 def _readable_interpreter() -> str:
     """An interpreter of this Python's version that nobody can run, or '' (then the test is skipped)."""
     version = f"python{sys.version_info.major}.{sys.version_info.minor}"
@@ -136,7 +161,7 @@ def world_readable_python():
 
 
 SCRIPT = textwrap.dedent('''
-    import json, os, sys, threading, time
+    import io, json, os, sys, threading, time
     import numpy as np, psutil
     from grader.code import code_user, run_code
     from brats_kit.server.executors import execute
@@ -165,6 +190,8 @@ SCRIPT = textwrap.dedent('''
         done.set()
         watcher.join()
     expected = (x[..., 3] > 1.0).astype(np.uint8)
+    kept = job.pop("prediction")  # the .npy the server keeps: the job's masks of the hidden slices
+    job["prediction_shape"] = list(np.load(io.BytesIO(kept), allow_pickle=False).shape)
     print(json.dumps({"status": run.status, "failure": run.failure, "error_type": run.error_type, "log": run.log,
                       "valid": bool(run.validation and run.validation.ok),
                       "same": bool(run.prediction is not None and np.array_equal(run.prediction, expected)),
@@ -172,6 +199,7 @@ SCRIPT = textwrap.dedent('''
 ''')
 
 SUBMISSION = '''
+import dataclasses
 import json
 import os
 import time
@@ -210,3 +238,4 @@ def test_a_job_runs_as_nobody_on_the_host_and_still_reads_its_code_and_inputs(tm
     assert all(uids == [65534, 65534, 65534] for uids, _ in out["processes"]), out["processes"]
     # The server's whole job as nobody: run on the hidden slices, scored outside the sandbox.
     assert out["job"]["run"]["status"] == "ok" and out["job"]["fields"]["status"] == "scored", out["job"]
+    assert out["job"]["prediction_shape"] == [4, 240, 240]

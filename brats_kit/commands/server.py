@@ -137,8 +137,10 @@ def run(course, host, port, https_only, forwarded_allow_ips, header_timeout, kee
     from brats_kit.server.course import Course
     from brats_kit.server.run import serve
 
-    with Course(course):  # refuse a folder that is not a course before binding
-        pass
+    from brats_kit.server.jobs import check_code_user
+
+    with Course(course) as opened:  # refused before binding: not a course, or a code user that cannot run
+        check_code_user(opened.config)
     click.echo(f"serving {safe_name(course)} on http://{host}:{port} (API at /api/v1/, documentation at /docs)",
                err=True)
     serve(course, host=host, port=port, https_only=https_only, forwarded_allow_ips=forwarded_allow_ips,

@@ -2,11 +2,12 @@
 
 Both run :func:`execute`, the one job function: the sandboxed ``predict`` on the hidden
 test inputs (:func:`grader.code.grade_code`), its prediction validated and scored
-outside the sandbox by the grader's scoring path, and the result as plain JSON-ready
-data. The server's own process never runs a job, so file uploads keep their latency.
+outside the sandbox by the grader's scoring path, and the result as plain data (JSON-ready
+but for the valid prediction's ``.npy`` bytes, which the server keeps in its store). The server's own process never runs a job, so file uploads keep their latency.
 """
 from __future__ import annotations
 
+import io
 from concurrent.futures import Future
 from typing import Optional
 
@@ -33,7 +34,8 @@ def execute(archive: str, hidden: str, limits: dict, user: Optional[str] = None)
     dict
         ``run``: the sandbox's record (the log included: the server decides who sees it);
         ``fields``: the submission row's columns (:func:`~.grading.verdict_fields`), or
-        None when the run failed.
+        None when the run failed; ``prediction``: the valid prediction as ``.npy`` bytes (uint8
+        masks of the hidden slices, kept in the store for the offline code board), else None.
     """
     import numpy as np
 
@@ -45,7 +47,12 @@ def execute(archive: str, hidden: str, limits: dict, user: Optional[str] = None)
     run, verdict = grade_code(archive, x, load_hidden_truth(hidden), limits=Limits(**limits), user=code_user(user))
     record = run.public(show_log=True)
     record.pop("validation", None)
-    return {"run": record, "fields": None if verdict is None else verdict_fields(verdict)}
+    prediction = None
+    if run.prediction is not None:
+        buffer = io.BytesIO()
+        np.save(buffer, run.prediction, allow_pickle=False)
+        prediction = buffer.getvalue()
+    return {"run": record, "fields": None if verdict is None else verdict_fields(verdict), "prediction": prediction}
 
 
 class LocalExecutor:

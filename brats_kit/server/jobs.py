@@ -14,6 +14,7 @@ one transaction with its audit event.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from dataclasses import asdict, dataclass
@@ -21,13 +22,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Optional
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 
 from data_spec.errors import KitError
 
 from . import audit
 from .clock import iso
-from .db import CodeJob, Submission, Team, write_transaction
+from .db import CodeJob, Submission, Team, keeps_file, write_transaction
 from .quotas import ACTIVE_JOBS
 from .refusal import Principal, Refusal
 
@@ -108,6 +109,19 @@ def check_code_track(competition, *, time_limit: float, memory_mb: int, workers:
                       user=runs_as.name if runs_as else current_user_name())
 
 
+def check_code_user(config) -> None:
+    """Refuse (a named error) to start a course's code track whose jobs' user cannot run a sandbox here.
+
+    Nothing to check without a code track. Called before the server binds (``server run``) and when
+    the code track starts; the probe runs once per process and user.
+    """
+    code = code_config(config)
+    if code is not None:
+        from grader.code import code_user, probe_sandbox
+
+        probe_sandbox(code_user(code.user))
+
+
 def enable_code_track(course, code: CodeConfig) -> None:
     """Record ``code`` in the course's configuration (``private/course.json``)."""
     import json
@@ -126,6 +140,10 @@ def _failure_fields(run: dict) -> dict:
              "where": "predict(x)", "expected": "a (n, 240, 240) array of 0/1 within the limits",
              "hint": "run 'brats-kit code run' on the public test inputs to see the failure at home"}
     return {"status": INVALID, "format": FORMAT, "errors": [error], "public": None, "private": None, "counts": None}
+
+
+class _Stale(Exception):
+    """A job's outcome arrived after the job was retried or failed: its prediction is not kept."""
 
 
 class CodeJobs:
@@ -167,7 +185,7 @@ class CodeJobs:
 
     def _referenced(self, sha256: str) -> bool:
         with self.course.sessions() as s:
-            return bool(s.scalar(select(func.count()).select_from(CodeJob).where(CodeJob.sha256 == sha256)))
+            return keeps_file(s, sha256)
 
     # -- what the team and the instructor see --------------------------------------------------------
     def view(self, job: CodeJob, sub: Optional[Submission], *, admin: bool = False) -> dict:
@@ -217,8 +235,33 @@ class CodeJobs:
                error: Optional[BaseException] = None) -> Optional[str]:
         """Record a job's outcome in one transaction (or, on ``error``, retry it once); return its new state.
 
-        A stale report (the job was retried or failed meanwhile) changes nothing and returns None.
+        A scored job's prediction goes into the store first (content-addressed, fsynced, as an
+        upload does) and its row refers to it; it is removed again if the transaction fails or
+        the report is stale (the job was retried or failed meanwhile: nothing changes, None).
         """
+        data = (outcome or {}).get("prediction") if error is None else None
+        if data is None or outcome["run"]["status"] == "failed" or (outcome.get("fields") or {}).get("status") != SCORED:
+            return self._record(job_id, attempt, outcome, error)
+        sha256 = hashlib.sha256(data).hexdigest()
+        try:
+            with self.course.store.staged(sha256, self._referenced):
+                upload = self.course.store.upload(len(data))
+                try:
+                    upload.write(data)
+                    upload.finish()
+                    self.course.store.commit(upload, sha256)
+                except BaseException:
+                    upload.discard()
+                    raise
+                state = self._record(job_id, attempt, outcome, prediction=sha256)
+                if state is None:
+                    raise _Stale()
+                return state
+        except _Stale:
+            return None
+
+    def _record(self, job_id: int, attempt: int, outcome: Optional[dict] = None,
+                error: Optional[BaseException] = None, prediction: Optional[str] = None) -> Optional[str]:
         with write_transaction(self.course.sessions) as s:
             job = s.get(CodeJob, job_id)
             if job is None or job.state != RUNNING or job.attempts != attempt:
@@ -240,12 +283,14 @@ class CodeJobs:
                              day=job.day, final=False, **fields)
             s.add(sub)
             s.flush()
-            job.submission_id = sub.id
+            job.submission_id, job.prediction_sha256 = sub.id, prediction
             event = audit.ACCEPTED if sub.status == SCORED else audit.INVALID
+            payload = {"id": sub.id, "sha256": job.sha256, "bytes": job.bytes, "status": sub.status, "job": job.id,
+                       "recorded_at": iso(now)}
+            if prediction is not None:  # the audit checks the stored prediction against it
+                payload["prediction"] = prediction
             # Dated as its submission is (when the code was handed in, as the audit checks); recorded now.
-            audit.append(s, job.submitted_at, event, team, {"id": sub.id, "sha256": job.sha256, "bytes": job.bytes,
-                                                            "status": sub.status, "job": job.id,
-                                                            "recorded_at": iso(now)})
+            audit.append(s, job.submitted_at, event, team, payload)
             return job.state
 
     def _server_failure(self, s, job: CodeJob, team: str, now, why: str) -> str:
@@ -348,10 +393,8 @@ def start_code_track(service, *, executor: Optional[str] = None, workers: Option
             raise KitError("this course has no code track", code="no_code_track",
                            hint="create the course with 'brats-kit server init ... --code'")
         return None, None
-    from grader.code import code_user, probe_sandbox
-
     from .executors import make_executor
 
-    probe_sandbox(code_user(code.user))  # refused at start (a named error) when its user cannot run a job here
+    check_code_user(service.config)  # refused at start (a named error) when its user cannot run a job here
     jobs = CodeJobs(service, code)
     return jobs, JobRunner(jobs, make_executor(executor, workers or code.workers)).start()
