@@ -207,6 +207,10 @@ def test_integrity_flags_identical_archives_and_identical_submission_py(two_trac
                   and f.kind != "identical_file")
     assert code == [("identical_archive", "beta", "gamma"), ("identical_submission_py", "beta", "delta")]
     assert report.to_dict()["identical_code"] == 2
+    # The predictions the jobs made on the hidden slices (kept in the store): delta's wrapper predicts what beta's
+    # and gamma's archive does; beta and gamma, one archive, are already flagged above.
+    near = sorted((f.team_a, f.team_b, f.dice) for f in report.flags if f.kind == "near_identical_code")
+    assert near == [("beta", "delta", 1.0), ("gamma", "delta", 1.0)] and report.to_dict()["near_identical_code"] == 2
     # alpha's and beta's files are the same bytes: the file track's own section, unchanged.
     assert [(f.kind, f.team_a, f.team_b) for f in report.flags if f.kind == "identical_file"] == [
         ("identical_file", "alpha", "beta")]
