@@ -109,7 +109,8 @@ def _throughput(executor, code: Path, hidden: str, jobs: int) -> float:
     limits = {"time_limit": 120.0, "memory_mb": 2048}
     # Jobs run as this process's own user: the same sandbox, and no world-readable Python needed for a figure.
     user = current_user_name()
-    for f in [executor.submit(execute, str(code), hidden, limits, user) for _ in range(4)]:  # warm the workers (each probes the sandbox once)
+    # Warm the workers (each probes the sandbox once).
+    for f in [executor.submit(execute, str(code), hidden, limits, user) for _ in range(4)]:
         f.result()
     t0 = time.perf_counter()
     outcomes = [f.result() for f in [executor.submit(execute, str(code), hidden, limits, user) for _ in range(jobs)]]

@@ -120,7 +120,8 @@ def test_init_code_refuses_without_hidden_slices_or_sandbox(tmp_path, competitio
     assert "sandbox" in result.output and not (tmp_path / "c2").exists()
     result = CliRunner().invoke(main, ["server", "init", str(tmp_path / "c3"), "--competition",
                                        str(hidden_competition), "--roster", str(roster), "--code",
-                                       "--code-time-limit", "30", "--json"] + (["--code-user", CODE_USER] if CODE_USER else []))
+                                       "--code-time-limit", "30", "--json"]
+                                 + (["--code-user", CODE_USER] if CODE_USER else []))
     assert result.exit_code == 0, result.output
     with Course(tmp_path / "c3") as c:
         assert code_config(c.config).time_limit == 30 and not code_config(c.config).show_logs

@@ -147,11 +147,11 @@ def world_readable_python():
     try:
         os.chmod(env, 0o755)
         subprocess.run([base, "-m", "venv", "--without-pip", str(env / "venv")], check=True)
-        site = subprocess.run([str(env / "venv" / "bin" / "python"), "-c", "import site; print(site.getsitepackages()[0])"],
+        python = str(env / "venv" / "bin" / "python")
+        site = subprocess.run([python, "-c", "import site; print(site.getsitepackages()[0])"],
                               check=True, capture_output=True, text=True).stdout.strip()
         ours = [p for p in sys.path if os.path.basename(p) == "site-packages"]
         Path(site, "brats_kit_site.pth").write_text("".join(f"import site; site.addsitedir({p!r})\n" for p in ours))
-        python = str(env / "venv" / "bin" / "python")
         blocked = unreachable(ours, NOBODY)
         if blocked:
             pytest.skip(f"this environment's packages are not readable by nobody: {blocked}")

@@ -3,7 +3,8 @@
 Both run :func:`execute`, the one job function: the sandboxed ``predict`` on the hidden
 test inputs (:func:`grader.code.grade_code`), its prediction validated and scored
 outside the sandbox by the grader's scoring path, and the result as plain data (JSON-ready
-but for the valid prediction's ``.npy`` bytes, which the server keeps in its store). The server's own process never runs a job, so file uploads keep their latency.
+but for the valid prediction's ``.npy`` bytes, which the server keeps in its store). The
+server's own process never runs a job, so file uploads keep their latency.
 """
 from __future__ import annotations
 

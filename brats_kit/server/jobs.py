@@ -240,7 +240,8 @@ class CodeJobs:
         the report is stale (the job was retried or failed meanwhile: nothing changes, None).
         """
         data = (outcome or {}).get("prediction") if error is None else None
-        if data is None or outcome["run"]["status"] == "failed" or (outcome.get("fields") or {}).get("status") != SCORED:
+        scored = data is not None and (outcome.get("fields") or {}).get("status") == SCORED
+        if not scored or outcome["run"]["status"] == "failed":
             return self._record(job_id, attempt, outcome, error)
         sha256 = hashlib.sha256(data).hexdigest()
         try:

@@ -136,6 +136,7 @@ def unreachable(paths: Iterable[str], user: Optional[CodeUser]) -> Optional[str]
             want = (5 if stat.S_ISDIR(st.st_mode) else 4) if last else 1
             if not _allows(st, user, want):
                 what = "read" if last else "enter"
-                return f"{current} (mode {stat.filemode(st.st_mode)}, owner uid {st.st_uid}: {user.name} cannot {what} it)"
+                mode = stat.filemode(st.st_mode)
+                return f"{current} (mode {mode}, owner uid {st.st_uid}: {user.name} cannot {what} it)"
             seen.add((current, last))
     return None
