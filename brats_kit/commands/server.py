@@ -152,7 +152,8 @@ def run(course, host, port, https_only, forwarded_allow_ips, header_timeout, kee
 @_COURSE
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="SUBMISSIONS folder to write.")
 @click.option("--track", type=click.Choice(["file", "code"]), default="file", show_default=True,
-              help="The file track's predictions, or the code track's archives.")
+              help="The file track's predictions, or the code track's: each scored job's kept prediction "
+                   "(rank it with --truth COMPETITION/private/hidden_test.h5), the archive of any other job.")
 @click.option("--json", "as_json", is_flag=True)
 def export(course, out, track, as_json):
     """Write SUBMISSIONS/<team>/<file> and manifest.csv for 'brats-kit leaderboard'."""
