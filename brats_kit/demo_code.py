@@ -69,12 +69,18 @@ def play_code_track(competition: Path, out: Path, *, roster: Path, seed: int = 0
     from brats_kit.server.client import list_code_jobs, submit_code
     from brats_kit.server.course import read_tokens
     from brats_kit.server.jobs import check_code_track, enable_code_track
+    from grader.code.users import current_user_name
+    from grader.errors import CodeUserError
 
     code = package_model(competition, out / "code-submission", seed=seed)
     at_home = code_run(code, competition, out / "code-run-pred.dat")
     at_home.pop("log", None)
     course = out / "code-course"
-    code_cfg = check_code_track(competition, time_limit=120, memory_mb=2048)
+    try:
+        code_cfg = check_code_track(competition, time_limit=120, memory_mb=2048)
+    except CodeUserError as exc:  # a Python under /root: the demo's own jobs run as its own user, and says so
+        log(f"    code jobs run as {current_user_name()}, not an unprivileged user: {exc.message}")
+        code_cfg = check_code_track(competition, time_limit=120, memory_mb=2048, user=current_user_name())
     info = init_course(course, competition=competition, roster=roster, per_day=5, workers=1)
     enable_code_track(course, code_cfg)
     token = read_tokens(info["tokens"])[CODE_TEAM]

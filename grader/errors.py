@@ -168,3 +168,9 @@ class SandboxUnavailableError(KitError, RuntimeError):
     """No sandbox can be made on this machine (no ``bwrap``, or namespaces forbidden): student code never runs."""
 
     code = "no_sandbox"
+
+
+class CodeUserError(SandboxUnavailableError):
+    """The unprivileged user jobs run as cannot reach what the sandbox binds (e.g. a Python under ``/root``)."""
+
+    code = "code_user_cannot_read"

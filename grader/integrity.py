@@ -15,7 +15,8 @@ Two signals, for the instructor to look into; neither changes a score or a rank:
 
 Code submissions have their own section (:func:`identical_code`): byte-identical
 archives handed in by two teams, and archives whose ``submission.py`` is identical
-(a copied model under another wrapper's bytes).
+(a copied model under another wrapper's bytes); and (:func:`near_identical_code`) the
+predictions their jobs made on the hidden slices, compared as files' are.
 
 :func:`integrity_report` takes scored submissions (the leaderboard's
 :func:`~grader.leaderboard.build.collect_and_score`, or the server's recorded
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from statistics import median
 from typing import Callable, Optional
 
@@ -42,6 +43,8 @@ DEFAULT_THRESHOLD = 0.98
 IDENTICAL, NEAR = "identical_file", "near_identical"
 #: The code section's kinds: the same archive, or the same ``submission.py`` in different archives.
 IDENTICAL_ARCHIVE, IDENTICAL_MODULE = "identical_archive", "identical_submission_py"
+#: Code submissions of two teams whose jobs predicted near-identical masks (not the same archive).
+NEAR_CODE = "near_identical_code"
 COLUMNS = ("kind", "team_a", "submission_a", "submitted_at_a", "team_b", "submission_b", "submitted_at_b",
            "dice", "sha256_a", "sha256_b")
 
@@ -83,6 +86,7 @@ class IntegrityReport:
                 "identical_files": sum(1 for f in self.flags if f.kind == IDENTICAL),
                 "near_identical": sum(1 for f in self.flags if f.kind == NEAR),
                 "identical_code": sum(1 for f in self.flags if f.kind in (IDENTICAL_ARCHIVE, IDENTICAL_MODULE)),
+                "near_identical_code": sum(1 for f in self.flags if f.kind == NEAR_CODE),
                 "flags": [f.to_dict() for f in self.flags], "notes": list(self.notes)}
 
 
@@ -216,6 +220,18 @@ def pooled_dice_matrix(masks, *, chunk: int = 1 << 16) -> np.ndarray:
     total = size[:, None] + size[None, :]
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(total > 0, 2 * inter / total, 1.0)
+
+
+def near_identical_code(submissions, load: Callable, *, threshold: float = DEFAULT_THRESHOLD,
+                        order: Callable = arrival) -> list:
+    """Code submissions of two teams whose predictions on the hidden slices are near-identical.
+
+    The file section's rule (:func:`integrity_report`: each team's selected and best public
+    submission, pooled Dice at or above ``threshold``) on the predictions the jobs returned
+    (``load(submission)``); a pair handing in the same archive is :func:`identical_code`'s.
+    """
+    report = integrity_report(submissions, load, threshold=threshold, order=order)
+    return [replace(f, kind=NEAR_CODE) for f in report.flags if f.kind == NEAR]
 
 
 def integrity_report(submissions, load: Callable, *, threshold: float = DEFAULT_THRESHOLD,

@@ -1,6 +1,7 @@
 """The code track on the server (issue 23): jobs queued in the database, run in the sandbox by a pool, recorded once."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -25,12 +26,17 @@ from data_spec import HIDDEN, case_ids, hidden_public_mask, public_mask, write_c
 from data_spec.layout import open_hidden
 from data_spec.submission import write_submission
 from data_spec.truth import load_hidden_truth, load_truth
-from grader.code import grade_code, sandbox_problem
+from grader.code import code_user, grade_code, sandbox_problem
+from grader.code.users import current_user_name
 from test_server_support import make_course
 from conftest import make_slices
 
 PROBLEM = sandbox_problem()
 pytestmark = pytest.mark.skipif(PROBLEM is not None, reason=f"no sandbox on this machine: {PROBLEM}")
+#: Who the server's jobs run as in these tests: the default (nobody when root) where it can reach the kit's
+#: Python environment (.ci/run's); else this process's own user (e.g. a Python under /root, mode 0700).
+#: tests/test_code_user.py runs jobs as nobody from a world-readable environment in every case.
+CODE_USER = None if PROBLEM or sandbox_problem(code_user()) is None else current_user_name()
 
 THRESHOLD = """
 import numpy as np
@@ -71,7 +77,7 @@ def hidden_competition(tmp_path_factory):
 def code_course(tmp_path, competition, *, time_limit=60.0, workers=1, show_logs=False, **kw):
     root, tokens, admin = make_course(tmp_path, competition, **kw)
     enable_code_track(root, check_code_track(competition, time_limit=time_limit, memory_mb=2048, workers=workers,
-                                             show_logs=show_logs))
+                                             show_logs=show_logs, user=CODE_USER))
     return root, tokens, admin
 
 
@@ -114,10 +120,13 @@ def test_init_code_refuses_without_hidden_slices_or_sandbox(tmp_path, competitio
     assert "sandbox" in result.output and not (tmp_path / "c2").exists()
     result = CliRunner().invoke(main, ["server", "init", str(tmp_path / "c3"), "--competition",
                                        str(hidden_competition), "--roster", str(roster), "--code",
-                                       "--code-time-limit", "30", "--json"])
+                                       "--code-time-limit", "30", "--json"]
+                                 + (["--code-user", CODE_USER] if CODE_USER else []))
     assert result.exit_code == 0, result.output
     with Course(tmp_path / "c3") as c:
         assert code_config(c.config).time_limit == 30 and not code_config(c.config).show_logs
+        # The user its jobs run as is recorded: the default is nobody for a server started as root.
+        assert code_config(c.config).user == (CODE_USER or ("nobody" if os.geteuid() == 0 else current_user_name()))
 
 
 def test_benign_code_is_scored_as_at_home_and_ranked_like_a_file(tmp_path, hidden_competition):
@@ -201,6 +210,11 @@ def test_server_failures_are_retried_once_then_failed_and_never_counted(tmp_path
         assert (job_id, got) == (receipt["id"], attempt)
         assert jobs.record(job_id, attempt, error=RuntimeError("worker lost")) == state
     assert jobs.record(receipt["id"], MAX_ATTEMPTS, error=RuntimeError("late")) is None  # stale: nothing changes
+    # A scored outcome arriving after the job failed: not recorded, and its prediction not kept in the store.
+    late = {"run": {"status": "ok", "log": "", "seconds": 1.0}, "fields": {"status": "scored"},
+            "prediction": b"\x93NUMPY late prediction"}
+    assert jobs.record(receipt["id"], MAX_ATTEMPTS, late) is None
+    assert not service.course.store.path(hashlib.sha256(late["prediction"]).hexdigest()).exists()
     assert jobs.claim() is None
     assert audit_course(service.course)["notes"] == []  # the failed job's archive is kept, and known
     job = jobs.get_job(who, receipt["id"])

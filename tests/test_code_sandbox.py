@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+import sys
 import textwrap
 import threading
 from pathlib import Path
@@ -34,11 +35,14 @@ def make_code(root: Path, body: str, files=None) -> Path:
 
 
 def runner_processes() -> set:
-    """Host processes that are sandboxed runners or bwrap instances."""
+    """Host processes that are sandboxed runners or bwrap instances started with this interpreter.
+
+    Another checkout's test run on the same machine starts its own with its own interpreter: not ours.
+    """
     found = set()
     for proc in psutil.process_iter(["pid", "cmdline"]):
-        cmd = " ".join(proc.info["cmdline"] or [])
-        if "/job/runner.py" in cmd:
+        argv = proc.info["cmdline"] or []
+        if "/job/runner.py" in " ".join(argv) and sys.executable in argv:
             found.add(proc.info["pid"])
     return found
 

@@ -241,7 +241,7 @@ def test_an_upgraded_database_is_refused_by_name_until_the_backfill(tmp_path, co
     course.close()
     with Course(root) as course:  # upgraded in place: the column is back, empty
         with course.sessions() as s:
-            assert s.get(Meta, "schema_version").value == str(SCHEMA_VERSION) == "4"
+            assert s.get(Meta, "schema_version").value == str(SCHEMA_VERSION) == "5"
         rows = _rows(course)
         assert [r.mask_scores for r in rows] == [None, None, None]
         before = [(r.public, r.private, r.counts, r.superseded) for r in rows]

@@ -207,6 +207,10 @@ def test_integrity_flags_identical_archives_and_identical_submission_py(two_trac
                   and f.kind != "identical_file")
     assert code == [("identical_archive", "beta", "gamma"), ("identical_submission_py", "beta", "delta")]
     assert report.to_dict()["identical_code"] == 2
+    # The predictions the jobs made on the hidden slices (kept in the store): delta's wrapper predicts what beta's
+    # and gamma's archive does; beta and gamma, one archive, are already flagged above.
+    near = sorted((f.team_a, f.team_b, f.dice) for f in report.flags if f.kind == "near_identical_code")
+    assert near == [("beta", "delta", 1.0), ("gamma", "delta", 1.0)] and report.to_dict()["near_identical_code"] == 2
     # alpha's and beta's files are the same bytes: the file track's own section, unchanged.
     assert [(f.kind, f.team_a, f.team_b) for f in report.flags if f.kind == "identical_file"] == [
         ("identical_file", "alpha", "beta")]
@@ -283,3 +287,139 @@ def test_the_file_board_of_a_code_course_is_reproduced_offline_and_export_takes_
         assert json.loads(r.output)["submissions"] == n
     assert runner.invoke(main, ["server", "export", str(root), "--out", str(tmp_path / "x"), "--track",
                                 "both"]).exit_code == 2
+
+
+SIMPLE = """
+import numpy as np
+
+def predict(x):
+    return (x[..., 0] > 0.5).astype(np.uint8)
+"""
+
+
+@pytest.fixture(scope="module")
+def code_board(tmp_path_factory, hidden_competition):  # noqa: F811 - the fixture imported above
+    """A code course: alpha and gamma scored (different models), beta's job crashed (an invalid row)."""
+    from test_code_jobs import CRASH
+
+    tmp = tmp_path_factory.mktemp("code-board")
+    root, tokens, _ = code_course(tmp, hidden_competition)
+    with ServerThread(root, board_interval_s=0) as server:
+        for team, body in (("alpha", THRESHOLD), ("beta", CRASH), ("gamma", SIMPLE)):
+            job = wait_for(server, tokens[team], submit_code(folder(tmp, body, name=team), server.url,
+                                                             tokens[team])["id"])
+            assert job["status"] == ("failed" if team == "beta" else "scored"), job
+    return root
+
+
+def test_the_code_board_is_rebuilt_offline_from_the_export_and_the_hidden_truth(code_board, hidden_competition,
+                                                                               tmp_path):  # noqa: F811
+    from grader.leaderboard.build import SITE_FILES, build_leaderboard
+
+    from brats_kit.server.board import board_page, build_code_board
+    from brats_kit.server.db import CodeJob
+
+    hidden = hidden_competition / "private" / "hidden_test.h5"
+    with Course(code_board) as course:
+        build_code_board(course, hidden, bootstrap=200)
+        with course.sessions() as s:
+            kept = {j.submission_id: j.prediction_sha256 for j in s.scalars(select(CodeJob))}
+        # Each scored job's prediction is in the store; the crashed job kept none.
+        assert sum(v is not None for v in kept.values()) == 2 and len(kept) == 3
+        for sha in filter(None, kept.values()):
+            assert course.store.path(sha).is_file()
+        # The board's own export (hard links, the board's names): the offline engine writes the live code board.
+        export_for_board(course, tmp_path / "subs", track="code")
+        build_leaderboard(tmp_path / "subs", hidden, tmp_path / "offline", bootstrap=200,
+                          cache=tmp_path / "cache", title=CODE_TITLE, **board_page(course, "code"))
+        for name in SITE_FILES:
+            assert (site_of(course, "code") / name).read_bytes() == (tmp_path / "offline" / name).read_bytes(), name
+        live = (site_of(course, "code") / "leaderboard.csv").read_text(encoding="utf-8")
+    # `server export --track code` + `brats-kit leaderboard --truth hidden_test.h5`: the same teams and scores.
+    runner = CliRunner()
+    r = runner.invoke(main, ["server", "export", str(code_board), "--out", str(tmp_path / "exported"),
+                             "--track", "code", "--json"])
+    assert r.exit_code == 0, r.output
+    rows = (tmp_path / "exported" / MANIFEST_CSV).read_text(encoding="utf-8").splitlines()[1:]
+    assert sum(".npy" in row for row in rows) == 2 and len(rows) == 3  # two predictions, beta's archive
+    r = runner.invoke(main, ["leaderboard", str(tmp_path / "exported"), "--truth", str(hidden), "--out",
+                             str(tmp_path / "site2"), "--bootstrap", "0", "--json"])
+    assert r.exit_code == 0, r.output
+
+    def ranked(text):
+        return [(row["team"], row["public_dice"]) for row in csv.DictReader(io.StringIO(text)) if row["kind"] == "team"]
+
+    offline = (tmp_path / "site2" / "leaderboard.csv").read_text(encoding="utf-8")
+    assert ranked(offline) == ranked(live) and len(ranked(live)) == 2, (offline, live)
+
+
+def _kept(course):
+    from brats_kit.server.db import CodeJob
+
+    with course.sessions() as s:
+        return [(j.id, j.prediction_sha256) for j in s.scalars(select(CodeJob).order_by(CodeJob.id))
+                if j.prediction_sha256]
+
+
+def test_kept_predictions_are_audited_backed_up_and_never_quarantined(code_board, tmp_path):
+    import shutil
+
+    from sqlalchemy import update
+
+    from brats_kit.server.backup import backup_course
+    from brats_kit.server.db import CodeJob
+    from brats_kit.server.service import startup_checks
+    from brats_kit.server.verify import audit_course
+
+    copy = tmp_path / "course"
+    shutil.copytree(code_board, copy)  # the module's course stays as it is
+    with Course(copy) as course:
+        kept = _kept(course)
+        assert len(kept) == 2
+        report = audit_course(course)
+        assert report["ok"], report["problems"]
+        assert not any("not referenced" in n for n in report["notes"]), report["notes"]
+        assert startup_checks(course) == [] and all(course.store.path(sha).is_file() for _, sha in kept)
+        backup = backup_course(course, tmp_path / "backup")
+        for _, sha in kept:
+            assert (tmp_path / "backup" / "store" / sha[:2] / sha).read_bytes() == course.store.path(sha).read_bytes()
+        assert backup["files"] >= 5  # 3 archives + 2 predictions
+        (job_a, sha_a), (job_b, sha_b) = kept
+        # A prediction edited in the store, another gone, a row pointed elsewhere: each named.
+        course.store.path(sha_a).write_bytes(b"edited")
+        with course.sessions() as s, s.begin():
+            s.execute(update(CodeJob).where(CodeJob.id == job_b).values(prediction_sha256="0" * 64))
+        problems = audit_course(course)["problems"]
+        assert any(f"code job {job_a}" in p and "does not match its sha256" in p for p in problems), problems
+        assert any(f"code job {job_b}" in p and "differs from its audit entry" in p for p in problems), problems
+        assert any(f"code job {job_b}" in p and "missing from the store" in p for p in problems), problems
+
+
+def test_a_version_3_database_gets_the_prediction_column(code_board, tmp_path):
+    import shutil
+
+    from sqlalchemy import text, update
+
+    from brats_kit.server.db import SCHEMA_VERSION, Meta
+    from brats_kit.server.verify import audit_course
+
+    copy = tmp_path / "course"
+    shutil.copytree(code_board, copy)
+    with Course(copy) as course:
+        kept = _kept(course)
+        with course.engine.begin() as conn:  # a course made before predictions were kept
+            conn.execute(text("ALTER TABLE code_job DROP COLUMN prediction_sha256"))
+        with course.sessions() as s, s.begin():
+            s.execute(update(Meta).where(Meta.key == "schema_version").values(value="3"))
+    with Course(copy) as course:
+        with course.sessions() as s:
+            assert s.get(Meta, "schema_version").value == str(SCHEMA_VERSION) == "5"
+        assert _kept(course) == []  # upgraded in place, empty: the old jobs kept nothing
+        # Their predictions are still in the store: moved aside (never deleted) at the next start.
+        from brats_kit.server.service import startup_checks
+
+        moved = startup_checks(course)
+        assert sorted(p.name for p in moved) == sorted(sha for _, sha in kept)
+        # The audit log recorded each prediction: the audit names the rows that no longer refer to theirs.
+        assert audit_course(course)["problems"] == [f"code job {job} ({team}): its kept prediction differs from its "
+                                                    f"audit entry" for (job, _), team in zip(kept, ("alpha", "gamma"))]

@@ -64,14 +64,17 @@ def server():
               help="Code jobs run at once by the local pool (server run --code-workers overrides it).")
 @click.option("--code-show-logs", is_flag=True,
               help="Show teams their program's output (off: it could print the hidden inputs).")
+@click.option("--code-user", default=None, metavar="USER",
+              help="The unprivileged host user code jobs run as (default: nobody when the server runs as root, "
+                   "else the server's own user). It must be able to read the kit's Python environment.")
 @click.option("--ranking", default=None, metavar="SCORE",
               help="The score the live board, the API's leaderboard and the gradebook rank by (default: the "
                    "competition's, else dice): dice, hd95, lesion_dice, lesion_hd95 or nsd (each upload stores "
                    "every mask score per case).")
 @click.option("--json", "as_json", is_flag=True)
 def init(course, competition, roster, per_day, max_invalid_per_day, deadline, finals, db, timezone_name, baselines,
-         max_inflight_per_team, code_track, code_time_limit, code_memory_mb, code_workers, code_show_logs, ranking,
-         as_json):
+         max_inflight_per_team, code_track, code_time_limit, code_memory_mb, code_workers, code_show_logs, code_user,
+         ranking, as_json):
     """Create the course folder COURSE: configuration, database, store, one token per team."""
     from brats_kit.server.baselines import attach_baselines, check_baselines
     from brats_kit.server.course import Course, init_course
@@ -81,7 +84,7 @@ def init(course, competition, roster, per_day, max_invalid_per_day, deadline, fi
         from brats_kit.server.jobs import check_code_track
 
         code = check_code_track(competition, time_limit=code_time_limit, memory_mb=code_memory_mb,
-                                workers=code_workers, show_logs=code_show_logs)
+                                workers=code_workers, show_logs=code_show_logs, user=code_user)
     if baselines is not None:
         check_baselines(competition, baselines)  # an invalid baseline is refused before the course exists
     info = init_course(course, competition=competition, roster=roster, per_day=per_day,
@@ -93,7 +96,7 @@ def init(course, competition, roster, per_day, max_invalid_per_day, deadline, fi
 
         enable_code_track(course, code)
         info["code"] = {"time_limit": code.time_limit, "memory_mb": code.memory_mb, "workers": code.workers,
-                        "show_logs": code.show_logs}
+                        "show_logs": code.show_logs, "user": code.user}
     if baselines is not None:
         with Course(course) as opened:
             info["baselines"] = attach_baselines(opened, baselines)["baselines"]
@@ -135,8 +138,10 @@ def run(course, host, port, https_only, forwarded_allow_ips, header_timeout, kee
     from brats_kit.server.course import Course
     from brats_kit.server.run import serve
 
-    with Course(course):  # refuse a folder that is not a course before binding
-        pass
+    from brats_kit.server.jobs import check_code_user
+
+    with Course(course) as opened:  # refused before binding: not a course, or a code user that cannot run
+        check_code_user(opened.config)
     click.echo(f"serving {safe_name(course)} on http://{host}:{port} (API at /api/v1/, documentation at /docs)",
                err=True)
     serve(course, host=host, port=port, https_only=https_only, forwarded_allow_ips=forwarded_allow_ips,
@@ -148,7 +153,8 @@ def run(course, host, port, https_only, forwarded_allow_ips, header_timeout, kee
 @_COURSE
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="SUBMISSIONS folder to write.")
 @click.option("--track", type=click.Choice(["file", "code"]), default="file", show_default=True,
-              help="The file track's predictions, or the code track's archives.")
+              help="The file track's predictions, or the code track's: each scored job's kept prediction "
+                   "(rank it with --truth COMPETITION/private/hidden_test.h5), the archive of any other job.")
 @click.option("--json", "as_json", is_flag=True)
 def export(course, out, track, as_json):
     """Write SUBMISSIONS/<team>/<file> and manifest.csv for 'brats-kit leaderboard'."""

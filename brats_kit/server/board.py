@@ -55,7 +55,7 @@ from grader.leaderboard.ranking import ranking_type
 
 from .baselines import baselines_of, owner_only, score_baselines
 from .course import Course
-from .db import AuditEvent, Submission, Team, get_meta
+from .db import AuditEvent, Submission, Team, get_meta, kept_predictions
 from .service import EXTENSIONS, CourseService, check_mask_scores
 from .tracks import CODE, FILE, hidden_truth_of
 
@@ -108,16 +108,19 @@ def export_for_board(course: Course, out: Path, track: str = FILE) -> dict:
     ``brats-kit leaderboard`` on it (``--title Leaderboard``, the course's baselines) writes the live board
     byte for byte: the check that the server ranks what the offline engine would. Written whole; returns
     ``version``, ``revealed`` and ``submissions``, read in one database session so that they agree.
+    The code track's (on the hidden truth, ``--title`` of :data:`CODE_TITLE`): a scored job's kept
+    prediction under its board name, the archive of any other code row (counted invalid, as on the server).
     """
     with course.sessions() as s:
         version = int(s.scalar(select(func.max(AuditEvent.seq))) or 0)
         revealed = get_meta(s, "revealed") == "yes"
         rows = [(sub, entry.team) for entry, sub in CourseService.board_entries(s, name=board_name, track=track)]
+        predictions = kept_predictions(s) if track == CODE else {}
     manifest = []
     with atomic_dir(out) as tmp:
         os.chmod(tmp, 0o700)
         for sub, team in rows:
-            src = course.store.path(sub.sha256)
+            src = course.store.path(predictions.get(sub.id, sub.sha256))  # a scored code job: its prediction
             if src.is_file():  # else the engine lists the manifest row as a missing file (`server audit` says why)
                 folder = tmp / team
                 folder.mkdir(mode=0o700, exist_ok=True)

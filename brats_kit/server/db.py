@@ -25,6 +25,7 @@ from sqlalchemy import (
     Text,
     create_engine,
     event,
+    func,
     select,
 )
 from sqlalchemy.engine import Engine
@@ -36,8 +37,9 @@ from data_spec.errors import BadArgumentError, KitError
 
 #: Bumped on every change of the tables; a database with a newer version is refused, an older one
 #: upgraded in place by :func:`upgrade_schema` (version 2 added the ``session`` table and the course id,
-#: version 3 the submission's ``truth_sha256`` and ``superseded`` columns, version 4 its ``mask_scores``).
-SCHEMA_VERSION = 4
+#: version 3 the submission's ``truth_sha256`` and ``superseded`` columns, version 4 its ``mask_scores``,
+#: version 5 the code job's ``prediction_sha256``).
+SCHEMA_VERSION = 5
 GENESIS = "0" * 64
 _IMMEDIATE = "brats_kit_write_lock"
 
@@ -146,6 +148,9 @@ class CodeJob(Base):
     log: Mapped[str] = mapped_column(Text, default="")
     seconds: Mapped[float | None] = mapped_column(nullable=True)
     submission_id: Mapped[int | None] = mapped_column(ForeignKey("submission.id"), nullable=True)
+    #: The stored prediction of a scored job (the store's ``.npy`` of its hidden slices): the code board
+    #: is rebuilt offline from it (``server export --track code``). None before version 4 and when not scored.
+    prediction_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
     __table_args__ = (Index("ix_code_job_state", "state", "id"), Index("ix_code_job_team_day", "team_id", "day"))
 
@@ -257,6 +262,7 @@ def upgrade_schema(engine: Engine) -> None:
     that opens it first (:class:`~.course.Course`). Version 2 to 3 adds the submission's
     ``truth_sha256`` and ``superseded`` columns (empty; the course folder fills the truth's). Version 3
     to 4 adds the submission's ``mask_scores`` (empty: ``server rescore --backfill`` fills them).
+    Version 4 to 5 adds the code job's ``prediction_sha256`` (empty: jobs scored before kept no prediction).
     """
     with Session(engine) as s:
         version = int(get_meta(s, "schema_version", "0"))
@@ -264,9 +270,29 @@ def upgrade_schema(engine: Engine) -> None:
         return
     Base.metadata.create_all(engine)  # creates the missing tables, leaves the others as they are
     _add_missing_columns(engine, Submission.__table__)
+    _add_missing_columns(engine, CodeJob.__table__)
     with write_transaction(session_factory(engine)) as s:
         if int(get_meta(s, "schema_version", "0")) < SCHEMA_VERSION:
             set_meta(s, "schema_version", str(SCHEMA_VERSION))
+
+
+def stored_files(s) -> set:
+    """Every sha256 the database keeps in the store: submissions' files, code archives, code predictions."""
+    return (set(s.scalars(select(Submission.sha256))) | set(s.scalars(select(CodeJob.sha256)))
+            | set(s.scalars(select(CodeJob.prediction_sha256).where(CodeJob.prediction_sha256.is_not(None)))))
+
+
+def kept_predictions(s) -> dict:
+    """``submission id -> sha256`` of the predictions code jobs kept: a code row's file for the offline board."""
+    return dict(s.execute(select(CodeJob.submission_id, CodeJob.prediction_sha256)
+                          .where(CodeJob.prediction_sha256.is_not(None))).all())
+
+
+def keeps_file(s, sha256: str) -> bool:
+    """Whether a row refers to the stored file ``sha256`` (a refused upload's file is removed only if none does)."""
+    return any(s.scalar(select(func.count()).select_from(table).where(column == sha256))
+               for table, column in ((Submission, Submission.sha256), (CodeJob, CodeJob.sha256),
+                                     (CodeJob, CodeJob.prediction_sha256)))
 
 
 def _add_missing_columns(engine: Engine, table) -> None:

@@ -2,18 +2,20 @@
 
 Both run :func:`execute`, the one job function: the sandboxed ``predict`` on the hidden
 test inputs (:func:`grader.code.grade_code`), its prediction validated and scored
-outside the sandbox by the grader's scoring path, and the result as plain JSON-ready
-data. The server's own process never runs a job, so file uploads keep their latency.
+outside the sandbox by the grader's scoring path, and the result as plain data (JSON-ready
+but for the valid prediction's ``.npy`` bytes, which the server keeps in its store). The
+server's own process never runs a job, so file uploads keep their latency.
 """
 from __future__ import annotations
 
+import io
 from concurrent.futures import Future
 from typing import Optional
 
 from .grading import verdict_fields
 
 
-def execute(archive: str, hidden: str, limits: dict) -> dict:
+def execute(archive: str, hidden: str, limits: dict, user: Optional[str] = None) -> dict:
     """Run one code job and return its outcome (what :class:`~.jobs.JobRunner` records).
 
     Parameters
@@ -24,31 +26,40 @@ def execute(archive: str, hidden: str, limits: dict) -> dict:
         The hidden test slices (``private/hidden_test.h5``); only their inputs enter the sandbox.
     limits : dict
         Keyword arguments of :class:`grader.code.Limits`.
+    user : str, optional
+        The host user the sandbox is started as (resolved where the job runs: a Dask worker's
+        machine has its own uids); default: ``nobody`` when the worker is root.
 
     Returns
     -------
     dict
         ``run``: the sandbox's record (the log included: the server decides who sees it);
         ``fields``: the submission row's columns (:func:`~.grading.verdict_fields`), or
-        None when the run failed.
+        None when the run failed; ``prediction``: the valid prediction as ``.npy`` bytes (uint8
+        masks of the hidden slices, kept in the store for the offline code board), else None.
     """
     import numpy as np
 
     from data_spec.layout import open_hidden
     from data_spec.truth import load_hidden_truth
-    from grader.code import Limits, grade_code
+    from grader.code import Limits, code_user, grade_code
 
     from grader.isolation import mask_score_names
     from grader.scoring import with_mask_scores
 
     x = np.asarray(open_hidden(hidden).x)
     truth = load_hidden_truth(hidden)
-    run, verdict = grade_code(archive, x, truth, limits=Limits(**limits))
+    run, verdict = grade_code(archive, x, truth, limits=Limits(**limits), user=code_user(user))
     if verdict is not None:  # every mask score per case, as a file upload's worker stores them
         verdict = with_mask_scores(verdict, truth, mask_score_names())
     record = run.public(show_log=True)
     record.pop("validation", None)
-    return {"run": record, "fields": None if verdict is None else verdict_fields(verdict)}
+    prediction = None
+    if run.prediction is not None:
+        buffer = io.BytesIO()
+        np.save(buffer, run.prediction, allow_pickle=False)
+        prediction = buffer.getvalue()
+    return {"run": record, "fields": None if verdict is None else verdict_fields(verdict), "prediction": prediction}
 
 
 class LocalExecutor:

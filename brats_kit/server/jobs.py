@@ -14,6 +14,7 @@ one transaction with its audit event.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from dataclasses import asdict, dataclass
@@ -21,13 +22,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Optional
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 
 from data_spec.errors import KitError
 
 from . import audit
 from .clock import iso
-from .db import CodeJob, Submission, Team, write_transaction
+from .db import CodeJob, Submission, Team, keeps_file, write_transaction
 from .quotas import ACTIVE_JOBS
 from .refusal import Principal, Refusal
 
@@ -58,6 +59,9 @@ class CodeConfig:
     show_logs: bool = False
     workers: int = 1
     max_bytes: int = MAX_ARCHIVE_BYTES
+    #: The host user jobs run as (``--code-user``); None in a course made before it was recorded:
+    #: ``nobody`` when the server is root (:func:`grader.code.code_user`).
+    user: Optional[str] = None
 
     def limits(self) -> dict:
         return {"time_limit": self.time_limit, "memory_mb": self.memory_mb}
@@ -70,8 +74,11 @@ def code_config(config) -> Optional[CodeConfig]:
 
 
 def check_code_track(competition, *, time_limit: float, memory_mb: int, workers: int = 1,
-                     show_logs: bool = False) -> CodeConfig:
+                     show_logs: bool = False, user: Optional[str] = None) -> CodeConfig:
     """Refuse the code track where it cannot run: no hidden test slices, no working sandbox, bad limits.
+
+    ``user`` is the host user jobs run as (default: ``nobody`` when this process is root, else
+    its own user); the sandbox is probed as that user, and its name is recorded.
 
     Raises
     ------
@@ -79,10 +86,14 @@ def check_code_track(competition, *, time_limit: float, memory_mb: int, workers:
         The competition has no hidden test slices (``data synth --hidden-test K``).
     SandboxUnavailableError
         No sandbox can be made on this machine: student code never runs unsandboxed.
+        :class:`~grader.errors.CodeUserError` when the code user cannot reach the Python environment.
+    BadArgumentError
+        No such user, or another user asked of a process that is not root.
     """
     from data_spec.layout import find_hidden
     from data_spec.truth import load_hidden_truth
-    from grader.code import Limits, probe_sandbox
+    from grader.code import Limits, code_user, probe_sandbox
+    from grader.code.users import current_user_name
 
     Limits(time_limit=time_limit, memory_mb=memory_mb)
     if not 1 <= workers <= 256:
@@ -91,9 +102,24 @@ def check_code_track(competition, *, time_limit: float, memory_mb: int, workers:
         raise BadArgumentError(f"{workers} code workers", expected="1 to 256")
     hidden = find_hidden(Path(competition))
     load_hidden_truth(hidden)  # unreadable hidden slices are refused now, not at the first job
-    probe_sandbox()
+    runs_as = code_user(user)
+    probe_sandbox(runs_as)
     return CodeConfig(hidden=str(hidden.resolve()), time_limit=float(time_limit), memory_mb=int(memory_mb),
-                      show_logs=bool(show_logs), workers=int(workers))
+                      show_logs=bool(show_logs), workers=int(workers),
+                      user=runs_as.name if runs_as else current_user_name())
+
+
+def check_code_user(config) -> None:
+    """Refuse (a named error) to start a course's code track whose jobs' user cannot run a sandbox here.
+
+    Nothing to check without a code track. Called before the server binds (``server run``) and when
+    the code track starts; the probe runs once per process and user.
+    """
+    code = code_config(config)
+    if code is not None:
+        from grader.code import code_user, probe_sandbox
+
+        probe_sandbox(code_user(code.user))
 
 
 def enable_code_track(course, code: CodeConfig) -> None:
@@ -114,6 +140,10 @@ def _failure_fields(run: dict) -> dict:
              "where": "predict(x)", "expected": "a (n, 240, 240) array of 0/1 within the limits",
              "hint": "run 'brats-kit code run' on the public test inputs to see the failure at home"}
     return {"status": INVALID, "format": FORMAT, "errors": [error], "public": None, "private": None, "counts": None}
+
+
+class _Stale(Exception):
+    """A job's outcome arrived after the job was retried or failed: its prediction is not kept."""
 
 
 class CodeJobs:
@@ -155,7 +185,7 @@ class CodeJobs:
 
     def _referenced(self, sha256: str) -> bool:
         with self.course.sessions() as s:
-            return bool(s.scalar(select(func.count()).select_from(CodeJob).where(CodeJob.sha256 == sha256)))
+            return keeps_file(s, sha256)
 
     # -- what the team and the instructor see --------------------------------------------------------
     def view(self, job: CodeJob, sub: Optional[Submission], *, admin: bool = False) -> dict:
@@ -205,8 +235,34 @@ class CodeJobs:
                error: Optional[BaseException] = None) -> Optional[str]:
         """Record a job's outcome in one transaction (or, on ``error``, retry it once); return its new state.
 
-        A stale report (the job was retried or failed meanwhile) changes nothing and returns None.
+        A scored job's prediction goes into the store first (content-addressed, fsynced, as an
+        upload does) and its row refers to it; it is removed again if the transaction fails or
+        the report is stale (the job was retried or failed meanwhile: nothing changes, None).
         """
+        data = (outcome or {}).get("prediction") if error is None else None
+        scored = data is not None and (outcome.get("fields") or {}).get("status") == SCORED
+        if not scored or outcome["run"]["status"] == "failed":
+            return self._record(job_id, attempt, outcome, error)
+        sha256 = hashlib.sha256(data).hexdigest()
+        try:
+            with self.course.store.staged(sha256, self._referenced):
+                upload = self.course.store.upload(len(data))
+                try:
+                    upload.write(data)
+                    upload.finish()
+                    self.course.store.commit(upload, sha256)
+                except BaseException:
+                    upload.discard()
+                    raise
+                state = self._record(job_id, attempt, outcome, prediction=sha256)
+                if state is None:
+                    raise _Stale()
+                return state
+        except _Stale:
+            return None
+
+    def _record(self, job_id: int, attempt: int, outcome: Optional[dict] = None,
+                error: Optional[BaseException] = None, prediction: Optional[str] = None) -> Optional[str]:
         with write_transaction(self.course.sessions) as s:
             job = s.get(CodeJob, job_id)
             if job is None or job.state != RUNNING or job.attempts != attempt:
@@ -228,12 +284,14 @@ class CodeJobs:
                              day=job.day, final=False, **fields)
             s.add(sub)
             s.flush()
-            job.submission_id = sub.id
+            job.submission_id, job.prediction_sha256 = sub.id, prediction
             event = audit.ACCEPTED if sub.status == SCORED else audit.INVALID
+            payload = {"id": sub.id, "sha256": job.sha256, "bytes": job.bytes, "status": sub.status, "job": job.id,
+                       "recorded_at": iso(now)}
+            if prediction is not None:  # the audit checks the stored prediction against it
+                payload["prediction"] = prediction
             # Dated as its submission is (when the code was handed in, as the audit checks); recorded now.
-            audit.append(s, job.submitted_at, event, team, {"id": sub.id, "sha256": job.sha256, "bytes": job.bytes,
-                                                            "status": sub.status, "job": job.id,
-                                                            "recorded_at": iso(now)})
+            audit.append(s, job.submitted_at, event, team, payload)
             return job.state
 
     def _server_failure(self, s, job: CodeJob, team: str, now, why: str) -> str:
@@ -298,7 +356,7 @@ class JobRunner:
                     job_id, attempt, archive = claimed
                     with self._lock:
                         self._inflight += 1
-                    future = self.executor.submit(execute, archive, code.hidden, code.limits(),
+                    future = self.executor.submit(execute, archive, code.hidden, code.limits(), code.user,
                                                   timeout=code.time_limit + MARGIN_S)
                     future.add_done_callback(lambda f, j=job_id, a=attempt: self._done(f, j, a))
             except Exception:  # noqa: BLE001 - the database was busy or gone: look again later, never die
@@ -338,5 +396,6 @@ def start_code_track(service, *, executor: Optional[str] = None, workers: Option
         return None, None
     from .executors import make_executor
 
+    check_code_user(service.config)  # refused at start (a named error) when its user cannot run a job here
     jobs = CodeJobs(service, code)
     return jobs, JobRunner(jobs, make_executor(executor, workers or code.workers)).start()

@@ -28,7 +28,7 @@ from .auth import Authenticator
 from .clock import iso, local_text, utc_now
 from . import signins
 from .course import Course, check_permissions, read_tokens, tokens_text, write_private
-from .db import (REVEALED, AuditEvent, CodeJob, Member, Submission, Team, is_revealed, set_meta,
+from .db import (REVEALED, AuditEvent, CodeJob, Member, Submission, Team, is_revealed, set_meta, stored_files,
                  write_transaction)
 from .grading import course_mask_scores, lacks_mask_scores, truth_info
 from .naming import EXTENSIONS, export_name
@@ -60,7 +60,7 @@ def startup_checks(course: Course) -> list:
     # A course created before the code track has no table of code jobs: an empty one, added once.
     CodeJob.__table__.create(course.engine, checkfirst=True)
     with course.sessions() as s:
-        referenced = set(s.scalars(select(Submission.sha256))) | set(s.scalars(select(CodeJob.sha256)))
+        referenced = stored_files(s)
     _warn_missing_mask_scores(course)
     removed, moved = course.store.recover(referenced)
     for path in removed:

@@ -54,6 +54,27 @@ def rescore(course: Course, subs, teams: dict, scorer=None) -> tuple:
     return problems, len(fresh)
 
 
+def _check_predictions(jobs, events, files, teams) -> list:
+    """Each recorded code job's kept prediction: in the store, of its sha256, as its audit entry says."""
+    logged = {ev.payload.get("job"): ev.payload.get("prediction") for ev in events
+              if ev.kind in (audit.ACCEPTED, audit.INVALID) and ev.payload.get("job") is not None}
+    problems, checked = [], set()
+    for job in jobs:
+        team = teams.get(job.team_id, f"<team id {job.team_id}>")
+        if logged.get(job.id) != job.prediction_sha256:
+            problems.append(f"code job {job.id} ({team}): its kept prediction differs from its audit entry")
+        sha = job.prediction_sha256
+        if sha is None or sha in checked:
+            continue
+        path = files.get(sha)
+        if path is None:
+            problems.append(f"code job {job.id} ({team}): its prediction {sha} is missing from the store")
+        elif sha256_file(path) != sha:
+            problems.append(f"code job {job.id} ({team}): its stored prediction {path.name} does not match its sha256")
+        checked.add(sha)
+    return problems
+
+
 def audit_course(course: Course, *, rescore_files: bool = False, scorer=None) -> dict:
     """Every difference between the audit log, the database and the store.
 
@@ -80,6 +101,8 @@ def audit_course(course: Course, *, rescore_files: bool = False, scorer=None) ->
         subs = list(s.scalars(select(Submission).order_by(Submission.id)))
         teams = {t.id: t.name for t in s.scalars(select(Team))}
         archives = set(s.scalars(select(CodeJob.sha256)))  # code jobs' archives, queued ones included
+        jobs = s.execute(select(CodeJob.id, CodeJob.team_id, CodeJob.submission_id, CodeJob.prediction_sha256)
+                         .where(CodeJob.submission_id.is_not(None)).order_by(CodeJob.id)).all()
         revealed = is_revealed(s)
     logged, regraded = {}, {}
     finals: dict = {}
@@ -127,7 +150,9 @@ def audit_course(course: Course, *, rescore_files: bool = False, scorer=None) ->
         problems.append(f"audit entry {ev.seq} records submission {sub_id} ({ev.team}), which is not in the database")
     if revealed != (reveals > 0):
         problems.append("the reveal flag of the database differs from the audit log")
-    for sha in sorted(set(files) - referenced - archives):
+    problems += _check_predictions(jobs, events, files, teams)
+    predictions = {job.prediction_sha256 for job in jobs}
+    for sha in sorted(set(files) - referenced - archives - predictions):
         notes.append(f"stored file {sha} is not referenced by any submission (quarantined at the next start)")
     for sha in sorted(course.store.quarantined()):
         notes.append(f"quarantined file {sha}: not in the database (a restored backup?); if a team holds its "

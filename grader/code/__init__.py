@@ -9,7 +9,8 @@ grader's normal path.
 from .bwrap import FAILURE_CLASSES, Limits, SandboxRun, probe_sandbox, run_code, sandbox_problem
 from .jobs import STATUSES, code_run, grade_code
 from .package import SUBMISSION_MODULE, unpack_submission
+from .users import CodeUser, code_user
 
-__all__ = ["FAILURE_CLASSES", "Limits", "STATUSES", "SandboxRun", "SUBMISSION_MODULE", "code_run", "grade_code",
-           "probe_sandbox", "run_code",
+__all__ = ["CodeUser", "FAILURE_CLASSES", "Limits", "STATUSES", "SandboxRun", "SUBMISSION_MODULE", "code_run",
+           "code_user", "grade_code", "probe_sandbox", "run_code",
            "sandbox_problem", "unpack_submission"]

@@ -13,6 +13,10 @@ CPU time (``RLIMIT_CPU``), threads (``RLIMIT_NPROC`` and the seccomp filter),
 output size (``RLIMIT_FSIZE`` and the tmpfs size). The runner (``runner.py``)
 sets them before anything of the student's is imported.
 
+Host user: ``bwrap`` is started as the job's :class:`~grader.code.users.CodeUser` when one is
+given (a server started as root: ``nobody`` by default), so the namespace's uid maps to that
+unprivileged user outside, never to root; the folders it binds must then be reachable by it.
+
 Outcomes: ``ok`` (a prediction came back) or ``failed`` with a class among
 :data:`FAILURE_CLASSES`. The prediction is returned as it was written; the
 caller validates and scores it with the grader's normal path.
@@ -38,10 +42,11 @@ import numpy as np
 from data_spec.constants import X_DTYPE
 from data_spec.errors import ArrayContractError, check_range
 
-from ..errors import SandboxUnavailableError
+from ..errors import CodeUserError, SandboxUnavailableError
 from ..validate import Validation, validate_bytes
 from .package import unpack_submission
 from .seccomp import no_fork_filter
+from .users import CodeUser, unreachable
 
 FAILURE_CLASSES = ("timeout", "memory", "crashed", "invalid_output")
 SANDBOX_UID = 65534
@@ -153,6 +158,12 @@ class SandboxRun:
         return out
 
 
+def _user_site() -> Optional[str]:
+    import site
+
+    return site.getusersitepackages() if site.ENABLE_USER_SITE else None
+
+
 def _bind_paths() -> list:
     """Read-only bind arguments for the system, the Python environment and the kit's shared packages."""
     args, bound = [], []
@@ -174,6 +185,9 @@ def _bind_paths() -> list:
         args.extend(["--ro-bind", "/etc/ld.so.cache", "/etc/ld.so.cache"])
     for prefix in (sys.base_prefix, sys.prefix, os.path.dirname(os.path.realpath(sys.executable))):
         bind(prefix)
+    for entry in sys.path:  # site folders outside the prefixes (added by a .pth), never the user's own
+        if os.path.basename(entry) in ("site-packages", "dist-packages") and entry != _user_site():
+            bind(entry)
     if sys.prefix != os.path.realpath(sys.prefix):  # a venv reached through a link: its own path too
         args.extend(["--symlink", os.path.realpath(sys.prefix), sys.prefix])
     for name in SHARED_PACKAGES:
@@ -181,6 +195,30 @@ def _bind_paths() -> list:
         for location in (spec.submodule_search_locations or []) if spec else []:
             bind(location)
     return args
+
+
+def bound_sources(args: list) -> list:
+    """The host paths a ``bwrap`` command line binds (what its user must be able to reach)."""
+    return [args[i + 1] for i, a in enumerate(args[:-2]) if a in ("--ro-bind", "--bind")]
+
+
+def _cannot_reach(user: CodeUser, blocked: str) -> str:
+    return f"the code user {user.name!r} cannot reach {blocked}"
+
+
+def _user_error(user: CodeUser, problem: str) -> CodeUserError:
+    return CodeUserError(problem, where="the sandbox's bind mounts",
+                         expected=f"the Python environment, the kit and the job folder readable by {user.name!r}",
+                         hint="install the kit in a virtual environment every user can read (e.g. "
+                              "'python3 -m venv /opt/brats-kit' with a Python outside /root), or 'chmod o+rx' "
+                              "the folders on that path; --code-user root runs student code as root "
+                              "(not recommended)")
+
+
+def _check_reachable(args: list, user: Optional[CodeUser]) -> None:
+    blocked = unreachable(bound_sources(args), user)
+    if blocked:
+        raise _user_error(user, _cannot_reach(user, blocked))
 
 
 def sandbox_args(job: Path, limits: Limits, seccomp_fd: Optional[int], status_fd: int) -> list:
@@ -312,7 +350,7 @@ def _validate_prediction(path: Path, n_slices: int, cap: int):
     return validate_bytes(data, n_slices=n_slices, path=PREDICTION_NAME)
 
 
-def run_code(source, x, *, limits: Limits = Limits(), workdir=None) -> SandboxRun:
+def run_code(source, x, *, limits: Limits = Limits(), workdir=None, user: Optional[CodeUser] = None) -> SandboxRun:
     """Run a code submission's ``predict(x)`` in the sandbox and return its outcome.
 
     Parameters
@@ -326,6 +364,9 @@ def run_code(source, x, *, limits: Limits = Limits(), workdir=None) -> SandboxRu
     workdir : path-like, optional
         Where the job folder is made (default: the system's temporary folder);
         it is removed afterwards.
+    user : CodeUser, optional
+        The unprivileged host user ``bwrap`` is started as (:func:`~grader.code.users.code_user`);
+        None: this process's own user (a student's ``code run``).
 
     Returns
     -------
@@ -336,14 +377,11 @@ def run_code(source, x, *, limits: Limits = Limits(), workdir=None) -> SandboxRu
     ------
     SandboxUnavailableError
         No sandbox can be made here: the code is never run unsandboxed.
+        (:class:`~grader.errors.CodeUserError` when ``user`` cannot reach a bound folder.)
     CodePackageError
         A malformed or hostile package.
     """
-    problem = sandbox_problem()
-    if problem:
-        raise SandboxUnavailableError(f"no sandbox can be made on this machine: {problem}",
-                                      hint="install bubblewrap (Debian: apt install bubblewrap) and allow "
-                                      "unprivileged user namespaces")
+    probe_sandbox(user)
     x = np.asarray(x)
     if x.ndim != 4 or x.shape[1:] != (240, 240, 4):
         raise ArrayContractError(f"inputs have shape {x.shape}", expected="(n, 240, 240, 4)")
@@ -353,17 +391,23 @@ def run_code(source, x, *, limits: Limits = Limits(), workdir=None) -> SandboxRu
         unpack_submission(source, job / "code")
         np.save(job / "x.npy", np.ascontiguousarray(x, dtype=X_DTYPE), allow_pickle=False)
         os.chmod(job / "x.npy", 0o644)
-        return _run_job(job, len(x), limits)
+        return _run_job(job, len(x), limits, user)
     finally:
         shutil.rmtree(job, ignore_errors=True)
 
 
-def _run_job(job: Path, n_slices: int, limits: Limits) -> SandboxRun:
+def _run_job(job: Path, n_slices: int, limits: Limits, user: Optional[CodeUser]) -> SandboxRun:
     pred = os.open(job / "pred.npy", os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     status = os.open(job / "status", os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     bw_read, bw_write = os.pipe()
     seccomp = _seccomp_fd()
     args = sandbox_args(job, limits, seccomp, bw_write)
+    try:
+        _check_reachable(args, user)
+    except CodeUserError:
+        for fd in (pred, status, bw_read, bw_write) + ((seccomp,) if seccomp is not None else ()):
+            os.close(fd)
+        raise
     args += [sys.executable, "-I", "-u", "/job/runner.py", json.dumps(limits.rlimits(n_slices)), str(pred), str(status)]
     passed = (pred, status, bw_write) + ((seccomp,) if seccomp is not None else ())
 
@@ -372,7 +416,8 @@ def _run_job(job: Path, n_slices: int, limits: Limits) -> SandboxRun:
     with open(job / "log", "wb") as log:
         try:
             proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                    start_new_session=True, pass_fds=passed, env=_ENV)
+                                    start_new_session=True, pass_fds=passed, env=_ENV,
+                                    **(user.popen_args() if user else {}))
         finally:
             os.close(bw_write)
         try:
@@ -401,12 +446,12 @@ def _run_job(job: Path, n_slices: int, limits: Limits) -> SandboxRun:
     return SandboxRun(kind, failure, etype, detail, log_text, round(seconds, 3), validation)
 
 
-@functools.lru_cache(maxsize=1)
-def sandbox_problem() -> Optional[str]:
-    """Why no working sandbox can be made here, or None when one can (checked once per process).
+@functools.lru_cache(maxsize=8)
+def sandbox_problem(user: Optional[CodeUser] = None) -> Optional[str]:
+    """Why no working sandbox can be made here, or None when one can (checked once per process and user).
 
-    It starts a real sandbox that imports the kit's shared packages and numpy, scipy,
-    scikit-learn and skops.
+    It starts a real sandbox, as ``user`` when given, that imports the kit's shared packages
+    and numpy, scipy, scikit-learn and skops.
     """
     if not sys.platform.startswith("linux"):
         return "bubblewrap needs Linux"
@@ -421,9 +466,14 @@ def sandbox_problem() -> Optional[str]:
         bw_read, bw_write = os.pipe()
         args = sandbox_args(job, Limits(time_limit=60), None, bw_write) + [
             sys.executable, "-I", "-c", "import numpy, scipy, sklearn, skops, starter"]
+        blocked = unreachable(bound_sources(args), user)
+        if blocked:
+            os.close(bw_write)
+            os.close(bw_read)
+            return _cannot_reach(user, blocked)
         try:
             done = subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True, timeout=60,
-                                  pass_fds=(bw_write,), env=_ENV)
+                                  pass_fds=(bw_write,), env=_ENV, **(user.popen_args() if user else {}))
         except (OSError, subprocess.TimeoutExpired) as exc:
             return f"bwrap could not run ({type(exc).__name__})"
         finally:
@@ -436,12 +486,15 @@ def sandbox_problem() -> Optional[str]:
         shutil.rmtree(job, ignore_errors=True)
 
 
-def probe_sandbox() -> None:
-    """Raise :class:`~grader.errors.SandboxUnavailableError` unless a working sandbox can be made here.
+def probe_sandbox(user: Optional[CodeUser] = None) -> None:
+    """Raise :class:`~grader.errors.SandboxUnavailableError` unless a working sandbox can be made here (as ``user``).
 
-    Used by ``server init --code``: the code track refuses to start without one.
+    Used by ``server init --code`` and at the server's start: the code track refuses to start
+    without one. :class:`~grader.errors.CodeUserError` when ``user`` cannot reach a bound folder.
     """
-    problem = sandbox_problem()
+    problem = sandbox_problem(user)
+    if problem and user is not None and problem.startswith(_cannot_reach(user, "")):
+        raise _user_error(user, problem)
     if problem:
         raise SandboxUnavailableError(f"no sandbox can be made on this machine: {problem}",
                                       hint="install bubblewrap (Debian: apt install bubblewrap) and allow "

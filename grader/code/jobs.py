@@ -18,6 +18,7 @@ from data_spec.truth import Truth
 from ..readers import is_submission_file
 from ..scoring import Verdict, verdict_of
 from .bwrap import Limits, SandboxRun, run_code
+from .users import CodeUser
 
 #: What a code job ends as: a student sees one of these (and, when failed, the failure's class).
 STATUSES = ("scored", "valid", "invalid", "failed")
@@ -62,8 +63,11 @@ def code_run(source, data, out, *, limits: Limits = Limits(), workdir=None) -> d
     return record
 
 
-def grade_code(source, x, truth: Truth, *, limits: Limits = Limits(), workdir=None) -> tuple:
+def grade_code(source, x, truth: Truth, *, limits: Limits = Limits(), workdir=None,
+               user: Optional[CodeUser] = None) -> tuple:
     """Run a code submission on (hidden) test inputs and score its prediction against their truth.
+
+    ``user``: the unprivileged host user the sandbox is started as (the server's ``--code-user``).
 
     Returns
     -------
@@ -75,6 +79,6 @@ def grade_code(source, x, truth: Truth, *, limits: Limits = Limits(), workdir=No
     if len(x) != len(truth):
         raise LayoutError(f"{len(x)} input slices for a truth of {len(truth)}", path=truth.path,
                           expected="the inputs and the truth of the same slices (open_hidden, load_hidden_truth)")
-    run: SandboxRun = run_code(source, x, limits=limits, workdir=workdir)
+    run: SandboxRun = run_code(source, x, limits=limits, workdir=workdir, user=user)
     verdict: Optional[Verdict] = None if run.status == "failed" else verdict_of(run.validation, truth)
     return run, verdict
