@@ -25,6 +25,15 @@ truth once (:func:`board_truth`): it holds neither the server's interpreter lock
 core the requests need. The child is killed when the server stops; the engine swaps
 the site in whole (``atomic_dir``), so a killed build leaves the last site as it was.
 
+Replicas (``server run --replica``) share the course folder: exactly one of them
+builds, the one holding the course's builder lock (a PostgreSQL session-level advisory
+lock, :func:`~.shared.board_lock`); the others try to take it at every poll, so one of
+them takes over within a poll of the builder's death (its connection ends, its lock
+with it). Every replica serves the site from the shared folder, read at each request
+(swapped in whole), so none serves an older board than the last one published; the
+builder records what it published (``board_built`` in the database's ``meta``), which
+the others follow (:meth:`LiveBoard.wait_current` works on each of them).
+
 The course configuration may set ``extra.board_interval_s`` (seconds, default
 :data:`DEFAULT_INTERVAL_S`; 0 turns the live board off) and ``extra.baselines`` (a
 folder of reference submissions shown as reference rows; by default
@@ -54,8 +63,9 @@ from grader.counts import Counts
 
 from .baselines import baselines_of, owner_only, score_baselines
 from .course import Course
-from .db import AuditEvent, Submission, Team, get_meta
+from .db import AuditEvent, Submission, Team, get_meta, set_meta
 from .service import EXTENSIONS, CourseService
+from .shared import board_lock
 from .tracks import CODE, FILE, hidden_truth_of
 
 log = logging.getLogger("brats_kit.server.board")
@@ -249,6 +259,26 @@ def build_code_board(course: Course, hidden, *, bootstrap: int = 2000, seed: int
     return {"version": version, "revealed": revealed, "submissions": len(subs), "summary": summary}
 
 
+#: The ``meta`` fact holding the last published board's version and reveal: ``"VERSION yes|no"``.
+BUILT_FACT = "board_built"
+
+
+def record_built(course: Course, version: int, revealed: bool) -> None:
+    """Record (for the other replicas) that the site of ``version`` is published."""
+    with course.sessions() as s, s.begin():
+        set_meta(s, BUILT_FACT, f"{int(version)} {'yes' if revealed else 'no'}")
+
+
+def published(course: Course) -> tuple:
+    """``(version, revealed)`` of the last board a replica published, ``(None, None)`` before any."""
+    with course.sessions() as s:
+        fact = get_meta(s, BUILT_FACT)
+    if not fact:
+        return None, None
+    version, revealed = fact.split()
+    return int(version), revealed == "yes"
+
+
 def _lower_priority(niceness: int) -> None:
     os.nice(niceness)
 
@@ -275,10 +305,12 @@ class LiveBoard:
         How often the audit log is looked at.
     bootstrap : int
         The engine's bootstrap resamples.
+    replica : bool
+        One of several servers of the course: this one builds only while it holds the builder lock.
     """
 
     def __init__(self, course: Course, *, interval_s: float = DEFAULT_INTERVAL_S, poll_s: float = POLL_S,
-                 bootstrap: int = 2000):
+                 bootstrap: int = 2000, replica: bool = False):
         self.course = course
         self.interval_s = float(interval_s)
         self.poll_s = min(float(poll_s), max(self.interval_s, 0.05))
@@ -293,6 +325,7 @@ class LiveBoard:
         self.last_error: Optional[str] = None
         self._pool: Optional[ProcessPool] = None  # the rebuilds' process, started at the first rebuild
         self.builder: Optional[dict] = None  # pid and niceness of the process that made the last rebuild
+        self.lock = board_lock(course.engine) if replica else None  # None: the only server builds
         self._thread = threading.Thread(target=self._run, name="brats-kit-live-board", daemon=True)
 
     # -- the thread ----------------------------------------------------------------------------
@@ -313,6 +346,9 @@ class LiveBoard:
         if self._pool is not None:
             self._pool.stop()
             self._pool.join()
+        if self.lock is not None:
+            self.lock.release()
+            self.lock.engine.dispose()
 
     def _run(self) -> None:
         # The first rebuild waits one interval too: a short-lived server (a test) builds nothing.
@@ -323,6 +359,13 @@ class LiveBoard:
             if self._stop.is_set() or self._stop.wait(max(0.0, next_at - time.monotonic())):
                 break
             try:
+                if self.lock is not None:
+                    self._follow()
+                    was = self.lock.held
+                    if not self.lock.try_acquire():
+                        continue  # another replica builds
+                    if not was:
+                        log.info("this replica (pid %d) builds the live board", os.getpid())
                 if course_version(self.course) == self.built_version:
                     continue
                 began = time.monotonic()
@@ -354,11 +397,21 @@ class LiveBoard:
                 if self._stop.is_set():
                     future.cancel()  # kills the child; the engine's atomic swap keeps the last site whole
                     raise _Stopped() from None
+        if self.lock is not None:
+            record_built(self.course, version, revealed)
         with self._built:
             self.built_version, self.built_revealed = version, revealed
             self.rebuilds += 1
             self.last_error = None
             self._built.notify_all()
+
+    def _follow(self) -> None:
+        """Take the version another replica published as this one's (it serves the same shared site)."""
+        version, revealed = published(self.course)
+        if version is not None and (self.built_version is None or version > self.built_version):
+            with self._built:
+                self.built_version, self.built_revealed = version, revealed
+                self._built.notify_all()
 
     def wait_current(self, timeout: float = 60.0) -> bool:
         """Block until a site as recent as the course's present state is in place (tests, the demo)."""
@@ -386,10 +439,11 @@ class LiveBoard:
             return None
 
 
-def start_live_board(course: Course, *, interval_s: Optional[float] = None) -> Optional[LiveBoard]:
-    """The course's live board, started (None when ``extra.board_interval_s`` is 0)."""
+def start_live_board(course: Course, *, interval_s: Optional[float] = None,
+                     replica: bool = False) -> Optional[LiveBoard]:
+    """The course's live board, started (None when ``extra.board_interval_s`` is 0); ``replica``: see :class:`LiveBoard`."""
     if interval_s is None:
         interval_s = float((course.config.extra or {}).get("board_interval_s", DEFAULT_INTERVAL_S))
     if interval_s <= 0:
         return None
-    return LiveBoard(course, interval_s=interval_s).start()
+    return LiveBoard(course, interval_s=interval_s, replica=replica).start()

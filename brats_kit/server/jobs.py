@@ -11,6 +11,13 @@ Jobs never stick: a job whose worker died is retried once; a job still ``running
 when its lease ends, or when a server starts (its worker went with the old server),
 is retried once too, then failed with :data:`SERVER`. Every outcome is recorded in
 one transaction with its audit event.
+
+Replicas (``server run --replica``) share the queue: the replica that claims a job
+also takes the job's advisory lock (:class:`~.shared.SessionLock`) and holds it
+until the outcome is recorded. A starting replica leaves the others' running jobs
+alone, and a ``running`` job whose lock is free has lost its replica (killed: its
+connection ended, the lock with it): it is retried at the next look at the queue,
+without waiting for its lease.
 """
 from __future__ import annotations
 
@@ -30,6 +37,7 @@ from .clock import iso
 from .db import CodeJob, Submission, Team, write_transaction
 from .quotas import ACTIVE_JOBS
 from .refusal import Principal, Refusal
+from .shared import CODE_JOB, SessionLock, lock_engine
 
 log = logging.getLogger("brats_kit.server.jobs")
 
@@ -130,6 +138,9 @@ class CodeJobs:
         self.course = service.course
         self.code = code
         self.wake = threading.Event()
+        #: Replicas: the advisory locks of the jobs this process runs (by job id), on an engine of their own.
+        self.held: dict = {}
+        self.lock_engine = lock_engine(self.course.engine, max_overflow=16) if service.replica else None
 
     # -- hand in ---------------------------------------------------------------------------------
     def enqueue(self, who: Principal, upload, sha256: str) -> dict:
@@ -197,6 +208,11 @@ class CodeJobs:
             job = s.scalars(select(CodeJob).where(CodeJob.state == QUEUED).order_by(CodeJob.id).limit(1)).first()
             if job is None:
                 return None
+            if self.lock_engine is not None:  # taken before the commit: no replica ever sees it running unlocked
+                lock = SessionLock(self.lock_engine, CODE_JOB, job.id)
+                if not lock.try_acquire():  # its last runner is still letting go: claimed at the next look
+                    return None
+                self.held[job.id] = lock
             job.state, job.attempts = RUNNING, job.attempts + 1
             job.lease_until = self.service.now() + timedelta(seconds=self.code.time_limit + MARGIN_S)
             return job.id, job.attempts, str(self.course.store.path(job.sha256))
@@ -207,6 +223,14 @@ class CodeJobs:
 
         A stale report (the job was retried or failed meanwhile) changes nothing and returns None.
         """
+        try:
+            return self._record(job_id, attempt, outcome, error)
+        finally:
+            lock = self.held.pop(job_id, None)
+            if lock is not None:
+                lock.release()
+
+    def _record(self, job_id: int, attempt: int, outcome: Optional[dict], error: Optional[BaseException]):
         with write_transaction(self.course.sessions) as s:
             job = s.get(CodeJob, job_id)
             if job is None or job.state != RUNNING or job.attempts != attempt:
@@ -248,17 +272,45 @@ class CodeJobs:
         return job.state
 
     def recover(self, *, all_running: bool = False) -> int:
-        """Retry (once) or fail every job whose worker is gone: leases ended, or any ``running`` at start-up."""
+        """Retry (once) or fail every job whose worker is gone: leases ended, or any ``running`` at start-up.
+
+        Replicas: ``all_running`` is ignored (the other replicas' jobs run on), and a running job
+        whose advisory lock no replica holds is gone too (its replica died).
+        """
         now = self.service.now()
         where = [CodeJob.state == RUNNING]
-        if not all_running:
+        if not all_running and self.lock_engine is None:
             where.append(CodeJob.lease_until < now)
         with write_transaction(self.course.sessions) as s:
             jobs = list(s.scalars(select(CodeJob).where(*where)))
+            orphans = []
             for job in jobs:
+                if self.lock_engine is not None and job.lease_until >= now and not self._orphaned(job.id):
+                    continue
+                orphans.append(job)
                 team = s.scalar(select(Team.name).where(Team.id == job.team_id))
-                self._server_failure(s, job, team, now, "worker lost" if not all_running else "server restarted")
-        return len(jobs)
+                why = ("its replica stopped" if self.lock_engine is not None
+                       else "worker lost" if not all_running else "server restarted")
+                self._server_failure(s, job, team, now, why)
+        return len(orphans)
+
+    def _orphaned(self, job_id: int) -> bool:
+        """Whether no replica holds a running job's lock (this one's excepted: it is running it)."""
+        if job_id in self.held:
+            return False
+        lock = SessionLock(self.lock_engine, CODE_JOB, job_id)
+        if not lock.try_acquire():
+            return False
+        lock.release()
+        return True
+
+    def close(self) -> None:
+        """Let go of the jobs' locks (an unfinished job is then another replica's to retry)."""
+        for lock in self.held.values():
+            lock.release()
+        self.held.clear()
+        if self.lock_engine is not None:
+            self.lock_engine.dispose()
 
 
 class JobRunner:
@@ -280,7 +332,7 @@ class JobRunner:
         self._thread = threading.Thread(target=self._loop, name="brats-kit-code-jobs", daemon=True)
 
     def start(self) -> "JobRunner":
-        self.jobs.recover(all_running=True)
+        self.jobs.recover(all_running=True)  # replicas: only the jobs of a replica gone
         self._thread.start()
         return self
 
@@ -326,6 +378,7 @@ class JobRunner:
         self.jobs.wake.set()
         self._thread.join(timeout=30)
         self.executor.close()
+        self.jobs.close()
 
 
 def start_code_track(service, *, executor: Optional[str] = None, workers: Optional[int] = None):

@@ -1,0 +1,257 @@
+"""Several ``brats-kit server run --replica`` processes on one PostgreSQL database and one course folder (issue 24).
+
+Each replica is a real process on its own loopback port; what they share is the
+database and the folder. The tests run in order on one course (the reveal is last).
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import re
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import func, select, text
+
+from brats_kit.server.course import Course
+from brats_kit.server.db import Submission
+from brats_kit.server.shared import BOARD_BUILDER, holders
+from brats_kit.server.verify import audit_course
+from data_spec import load_truth
+from data_spec.submission import write_submission
+from test_server_support import make_course, shifted
+from test_submit import BRATS_KIT, cli, free_port
+
+PER_DAY = 4
+API = "/api/v1"
+
+
+class Replica:
+    """``brats-kit server run COURSE --replica`` on a free loopback port (its log in ``log``)."""
+
+    def __init__(self, root: Path, log: Path, *extra):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = log
+        self._out = open(log, "ab")
+        self.proc = subprocess.Popen([BRATS_KIT, "server", "run", str(root), "--replica", "--port", str(self.port),
+                                      *extra], stdout=self._out, stderr=self._out)
+
+    def wait_up(self, timeout: float = 90.0) -> "Replica":
+        deadline = time.monotonic() + timeout
+        while True:
+            assert self.proc.poll() is None, self.log.read_text()
+            try:
+                if httpx.get(f"{self.url}{API}/competition", timeout=2).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "the replica did not start"
+            time.sleep(0.1)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill(self) -> None:
+        if self.alive():
+            self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+        self._out.close()
+
+    def stop(self) -> None:
+        if self.alive():
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._out.close()
+
+
+def start_replicas(root: Path, tmp: Path, n: int, *extra) -> list:
+    replicas = [Replica(root, tmp / f"replica-{i}.log", *extra) for i in range(n)]  # they start together
+    return [r.wait_up() for r in replicas]
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory, competition):
+    """Distinct valid submissions (``good-I.npy``) of the tiny competition."""
+    truth = load_truth(competition / "private")
+    d = tmp_path_factory.mktemp("replica-subs")
+    out = []
+    for i in range(12):
+        write_submission(d / f"good-{i}.npy", shifted(truth.y, i + 1))
+        out.append(d / f"good-{i}.npy")
+    return out
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory, competition, pg_cluster):
+    tmp = tmp_path_factory.mktemp("replicas")
+    root, tokens, admin = make_course(tmp, competition, db=pg_cluster.new_database(), per_day=PER_DAY,
+                                      teams=("alpha", "beta", "gamma", "delta", "omega"),
+                                      extra={"board_interval_s": 0.2})
+    replicas = start_replicas(root, tmp, 3)
+    yield {"root": root, "tokens": tokens, "admin": admin, "replicas": replicas, "tmp": tmp}
+    for r in replicas:
+        r.stop()
+
+
+def upload(url: str, token: str, path: Path) -> httpx.Response:
+    with open(path, "rb") as fh:
+        return httpx.post(f"{url}{API}/submissions", headers={"Authorization": f"Bearer {token}"},
+                          files={"file": (path.name, fh)}, timeout=120)
+
+
+def scored(root: Path, team_id=None) -> int:
+    with Course(root) as c, c.sessions() as s:
+        where = [Submission.status == "scored"] + ([Submission.team_id == team_id] if team_id else [])
+        return s.scalar(select(func.count()).select_from(Submission).where(*where))
+
+
+def builders(root: Path) -> list:
+    """The pids of the processes holding the live board's builder lock now."""
+    with Course(root) as c:
+        return holders(c.engine, BOARD_BUILDER)
+
+
+def test_a_replica_on_sqlite_is_refused_with_a_named_error(tmp_path, competition):
+    root, _, _ = make_course(tmp_path, competition)
+    result = cli("server", "run", root, "--replica", "--port", free_port())
+    assert result.exit_code == 1, result.output
+    assert "server run --replica needs a PostgreSQL database, not sqlite" in result.output
+
+
+def test_quotas_stay_exact_when_one_team_uploads_to_every_replica_at_once(course, files):
+    replicas, token = course["replicas"], course["tokens"]["alpha"]
+    jobs = [(replicas[i % 3].url, files[i]) for i in range(3 * PER_DAY)]
+    with concurrent.futures.ThreadPoolExecutor(len(jobs)) as pool:
+        answers = list(pool.map(lambda job: upload(job[0], token, job[1]), jobs))
+    codes = sorted(a.status_code for a in answers)
+    assert codes.count(201) == PER_DAY, codes
+    assert set(codes) == {201, 429}
+    assert {a.json()["error"]["code"] for a in answers if a.status_code == 429} <= {"quota_exceeded", "too_many_in_flight"}
+    receipts = [a.json() for a in answers if a.status_code == 201]
+    assert sorted(r["remaining_today"] for r in receipts) == list(range(PER_DAY))  # each saw the ones before
+    with Course(course["root"]) as c, c.sessions() as s:
+        team_id = s.scalar(select(Submission.team_id).where(Submission.id == receipts[0]["id"]))
+    assert scored(course["root"], team_id) == PER_DAY
+
+
+def test_failed_authentications_are_counted_over_every_replica(course):
+    replicas = course["replicas"]
+    codes = [httpx.get(f"{replicas[i % 3].url}{API}/submissions", headers={"Authorization": "Bearer nope"}).status_code
+             for i in range(21)]
+    assert codes[:20] == [401] * 20 and codes[20] == 429
+    for r in replicas:  # every replica refuses the address now, and still lets a right token in
+        assert httpx.get(f"{r.url}{API}/submissions", headers={"Authorization": "Bearer nope"}).status_code == 429
+        ok = httpx.get(f"{r.url}{API}/submissions", headers={"Authorization": f"Bearer {course['tokens']['beta']}"})
+        assert ok.status_code == 200
+
+
+def _board(url: str) -> str:
+    return httpx.get(f"{url}/leaderboard", timeout=30).text
+
+
+def _wait(predicate, timeout: float = 45.0, what: str = ""):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = predicate()
+        if got:
+            return got
+        time.sleep(0.2)
+    raise AssertionError(f"not within {timeout} s: {what}")
+
+
+def test_one_replica_builds_the_board_every_replica_serves_it_and_another_takes_over(course, files):
+    replicas = course["replicas"]
+    assert upload(replicas[0].url, course["tokens"]["beta"], files[5]).status_code == 201
+    # The new team's row appears on the board every replica serves: the same bytes from the shared site.
+    _wait(lambda: all("beta" in _board(r.url) for r in replicas), what="beta on every replica's board")
+    tables = {httpx.get(f"{r.url}/leaderboard/leaderboard.csv").content for r in replicas}
+    assert len(tables) == 1  # one site, served by all
+    pids = {r.proc.pid: r for r in replicas}
+    (builder_pid,) = builders(course["root"])
+    builder = pids[builder_pid]
+    builder.kill()
+    others = [r for r in replicas if r is not builder]
+    assert upload(others[0].url, course["tokens"]["gamma"], files[6]).status_code == 201
+    _wait(lambda: all("gamma" in _board(r.url) for r in others), what="gamma on the board after the takeover")
+    (taken_over,) = builders(course["root"])
+    assert taken_over in {r.proc.pid for r in others}
+    course["replicas"] = others + [Replica(course["root"], course["tmp"] / "replica-back.log").wait_up()]
+
+
+def test_a_rotated_token_and_ended_sessions_take_effect_on_every_replica(course):
+    replicas, root = course["replicas"], course["root"]
+    old = course["tokens"]["delta"]
+    for r in replicas:
+        assert httpx.get(f"{r.url}{API}/submissions", headers={"Authorization": f"Bearer {old}"}).status_code == 200
+    result = cli("server", "tokens", root, "--rotate", "delta", "--json")
+    assert result.exit_code == 0, result.output
+    new = json.loads(result.output)["token"]
+    for r in replicas:
+        assert httpx.get(f"{r.url}{API}/submissions", headers={"Authorization": f"Bearer {old}"}).status_code == 401
+        assert httpx.get(f"{r.url}{API}/submissions", headers={"Authorization": f"Bearer {new}"}).status_code == 200
+    # A browser signed in on one replica is signed in on all (one secret, sessions in the database)...
+    with httpx.Client(base_url=replicas[0].url) as browser:
+        csrf = re.search(r'name="csrf" value="([^"]+)"', browser.get("/").text).group(1)
+        assert browser.post("/signin", data={"csrf": csrf, "token": new, "role": "team"}).status_code == 303
+        cookies = dict(browser.cookies)
+    for r in replicas:
+        assert httpx.get(f"{r.url}/team", cookies=cookies).status_code == 200
+    # ... and "end all sessions" signs it out of every one.
+    assert cli("server", "tokens", root, "--end-sessions").exit_code == 0
+    for r in replicas:
+        assert httpx.get(f"{r.url}/team", cookies=cookies).status_code == 303
+
+
+def test_a_replica_killed_under_load_loses_no_receipt_and_the_audit_holds(course, files):
+    replicas, root, tokens = course["replicas"], course["root"], course["tokens"]
+    teams = ("beta", "gamma", "omega")
+    receipts, lock = [], threading.Lock()
+
+    def hand_in(i: int) -> None:
+        team = teams[i % len(teams)]
+        try:
+            answer = upload(replicas[i % len(replicas)].url, tokens[team], files[i % len(files)])
+        except httpx.TransportError:
+            return  # the replica died under this upload: no receipt was given
+        if answer.status_code == 201:
+            with lock:
+                receipts.append(answer.json())
+
+    with concurrent.futures.ThreadPoolExecutor(9) as pool:
+        futures = [pool.submit(hand_in, i) for i in range(3 * (PER_DAY - 1) * len(teams))]
+        _wait(lambda: len(receipts) >= 2, what="uploads accepted before the kill")
+        victim = replicas[1]
+        victim.kill()
+        concurrent.futures.wait(futures)
+    assert receipts
+    with Course(root) as c, c.sessions() as s:
+        recorded = {sub.id: sub.sha256 for sub in s.scalars(select(Submission))}
+        per_team = dict(s.execute(select(Submission.team_id, func.count()).where(Submission.status == "scored")
+                                  .group_by(Submission.team_id)).all())
+    assert all(recorded.get(r["id"]) == r["sha256"] for r in receipts)  # 0 lost
+    assert max(per_team.values()) <= PER_DAY  # quotas exact
+    with Course(root) as c:
+        report = audit_course(c)
+    assert report["ok"], report["problems"]
+    course["replicas"] = [r for r in replicas if r is not victim]
+
+
+def test_a_reveal_on_one_replica_closes_every_replica(course, files):
+    replicas, admin = course["replicas"], course["admin"]
+    answer = httpx.post(f"{replicas[0].url}{API}/admin/reveal", headers={"Authorization": f"Bearer {admin}"},
+                        timeout=60)
+    assert answer.status_code == 200, answer.text
+    for r in replicas:
+        assert httpx.get(f"{r.url}{API}/competition").json()["revealed"] is True
+        refused = upload(r.url, course["tokens"]["omega"], files[0])
+        assert refused.status_code == 403 and refused.json()["error"]["code"] == "closed"
