@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import os
 import re
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -18,14 +20,21 @@ import httpx
 import pytest
 from sqlalchemy import func, select, text
 
-from brats_kit.server.course import Course
+from brats_kit.server.course import Course, read_tokens
 from brats_kit.server.db import Submission
-from brats_kit.server.shared import BOARD_BUILDER, holders
+from brats_kit.server.client import list_code_jobs, submit_code
+from brats_kit.server.shared import BOARD_BUILDER, CODE_JOB, holders
 from brats_kit.server.verify import audit_course
 from data_spec import load_truth
 from data_spec.submission import write_submission
+from test_code_jobs import PROBLEM, SLOW, code_course, folder, hidden_competition  # noqa: F401 - a fixture
 from test_server_support import make_course, shifted
 from test_submit import BRATS_KIT, cli, free_port
+
+#: The code-track test needs the sandbox and Dask's commands; the others run without.
+DASK = Path(sys.executable).with_name("dask")
+CODE_TRACK = PROBLEM is None and DASK.exists()
+TEAMS = ("alpha", "beta", "gamma", "delta", "omega", "kappa")
 
 PER_DAY = 4
 API = "/api/v1"
@@ -79,10 +88,47 @@ def start_replicas(root: Path, tmp: Path, n: int, *extra) -> list:
     return [r.wait_up() for r in replicas]
 
 
+def stop_all(replicas) -> None:
+    for r in replicas:  # SIGINT to all first: they shut down side by side
+        if r.alive():
+            r.proc.send_signal(signal.SIGINT)
+    for r in replicas:
+        r.stop()
+
+
+class DaskCluster:
+    """A ``dask scheduler`` on a random loopback port and one one-thread ``dask worker`` (own process groups)."""
+
+    def __init__(self, tmp: Path):
+        file = tmp / "scheduler.json"
+        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "start_new_session": True}
+        self.procs = [subprocess.Popen([str(DASK), "scheduler", "--host", "127.0.0.1", "--port", "0",
+                                        "--no-dashboard", "--scheduler-file", str(file)], **quiet)]
+        deadline = time.monotonic() + 60
+        while not file.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.2)
+        self.address = json.loads(file.read_text())["address"]
+        self.procs.append(subprocess.Popen([str(DASK), "worker", self.address, "--nthreads", "1", "--no-nanny",
+                                            "--no-dashboard", "--host", "127.0.0.1"], **quiet))
+
+    def stop(self) -> None:
+        for p in reversed(self.procs):  # throw-away: a worker's graceful close waits for its scheduler's timeouts
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+
+
 @pytest.fixture(scope="module")
-def files(tmp_path_factory, competition):
-    """Distinct valid submissions (``good-I.npy``) of the tiny competition."""
-    truth = load_truth(competition / "private")
+def comp(request):
+    """The competition: with hidden slices when the code track can run here."""
+    return request.getfixturevalue("hidden_competition" if CODE_TRACK else "competition")
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory, comp):
+    """Distinct valid submissions (``good-I.npy``) of the competition."""
+    truth = load_truth(comp / "private")
     d = tmp_path_factory.mktemp("replica-subs")
     out = []
     for i in range(12):
@@ -92,15 +138,23 @@ def files(tmp_path_factory, competition):
 
 
 @pytest.fixture(scope="module")
-def course(tmp_path_factory, competition, pg_cluster):
+def course(tmp_path_factory, comp, pg_cluster):
+    """Four replicas of one course (on a Dask cluster when the code track can run here)."""
     tmp = tmp_path_factory.mktemp("replicas")
-    root, tokens, admin = make_course(tmp, competition, db=pg_cluster.new_database(), per_day=PER_DAY,
-                                      teams=("alpha", "beta", "gamma", "delta", "omega"),
-                                      extra={"board_interval_s": 0.2})
-    replicas = start_replicas(root, tmp, 3)
-    yield {"root": root, "tokens": tokens, "admin": admin, "replicas": replicas, "tmp": tmp}
-    for r in replicas:
-        r.stop()
+    kw = dict(db=pg_cluster.new_database(), per_day=PER_DAY, teams=TEAMS, extra={"board_interval_s": 0.2})
+    dask, extra = None, ()
+    if CODE_TRACK:
+        root, tokens, admin = code_course(tmp, comp, time_limit=30.0, **kw)
+        dask = DaskCluster(tmp)
+        extra = ("--executor", dask.address)
+    else:
+        root, tokens, admin = make_course(tmp, comp, **kw)
+    replicas = start_replicas(root, tmp, 4, *extra)
+    state = {"root": root, "tokens": tokens, "admin": admin, "replicas": replicas, "tmp": tmp}
+    yield state
+    stop_all(replicas)  # every one started (the tests keep those still up in state["replicas"])
+    if dask is not None:
+        dask.stop()
 
 
 def upload(url: str, token: str, path: Path) -> httpx.Response:
@@ -121,6 +175,22 @@ def builders(root: Path) -> list:
         return holders(c.engine, BOARD_BUILDER)
 
 
+def _board(url: str) -> bytes:
+    """The live board's table as a replica serves it (404 before the first build)."""
+    answer = httpx.get(f"{url}/leaderboard/leaderboard.csv", timeout=30)
+    return answer.content if answer.status_code == 200 else b""
+
+
+def _wait(predicate, timeout: float = 45.0, what: str = ""):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = predicate()
+        if got:
+            return got
+        time.sleep(0.2)
+    raise AssertionError(f"not within {timeout} s: {what}")
+
+
 def test_a_replica_on_sqlite_is_refused_with_a_named_error(tmp_path, competition):
     root, _, _ = make_course(tmp_path, competition)
     result = cli("server", "run", root, "--replica", "--port", free_port())
@@ -130,7 +200,7 @@ def test_a_replica_on_sqlite_is_refused_with_a_named_error(tmp_path, competition
 
 def test_quotas_stay_exact_when_one_team_uploads_to_every_replica_at_once(course, files):
     replicas, token = course["replicas"], course["tokens"]["alpha"]
-    jobs = [(replicas[i % 3].url, files[i]) for i in range(3 * PER_DAY)]
+    jobs = [(replicas[i % len(replicas)].url, files[i]) for i in range(3 * PER_DAY)]
     with concurrent.futures.ThreadPoolExecutor(len(jobs)) as pool:
         answers = list(pool.map(lambda job: upload(job[0], token, job[1]), jobs))
     codes = sorted(a.status_code for a in answers)
@@ -144,50 +214,6 @@ def test_quotas_stay_exact_when_one_team_uploads_to_every_replica_at_once(course
     assert scored(course["root"], team_id) == PER_DAY
 
 
-def test_failed_authentications_are_counted_over_every_replica(course):
-    replicas = course["replicas"]
-    codes = [httpx.get(f"{replicas[i % 3].url}{API}/submissions", headers={"Authorization": "Bearer nope"}).status_code
-             for i in range(21)]
-    assert codes[:20] == [401] * 20 and codes[20] == 429
-    for r in replicas:  # every replica refuses the address now, and still lets a right token in
-        assert httpx.get(f"{r.url}{API}/submissions", headers={"Authorization": "Bearer nope"}).status_code == 429
-        ok = httpx.get(f"{r.url}{API}/submissions", headers={"Authorization": f"Bearer {course['tokens']['beta']}"})
-        assert ok.status_code == 200
-
-
-def _board(url: str) -> str:
-    return httpx.get(f"{url}/leaderboard", timeout=30).text
-
-
-def _wait(predicate, timeout: float = 45.0, what: str = ""):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = predicate()
-        if got:
-            return got
-        time.sleep(0.2)
-    raise AssertionError(f"not within {timeout} s: {what}")
-
-
-def test_one_replica_builds_the_board_every_replica_serves_it_and_another_takes_over(course, files):
-    replicas = course["replicas"]
-    assert upload(replicas[0].url, course["tokens"]["beta"], files[5]).status_code == 201
-    # The new team's row appears on the board every replica serves: the same bytes from the shared site.
-    _wait(lambda: all("beta" in _board(r.url) for r in replicas), what="beta on every replica's board")
-    tables = {httpx.get(f"{r.url}/leaderboard/leaderboard.csv").content for r in replicas}
-    assert len(tables) == 1  # one site, served by all
-    pids = {r.proc.pid: r for r in replicas}
-    (builder_pid,) = builders(course["root"])
-    builder = pids[builder_pid]
-    builder.kill()
-    others = [r for r in replicas if r is not builder]
-    assert upload(others[0].url, course["tokens"]["gamma"], files[6]).status_code == 201
-    _wait(lambda: all("gamma" in _board(r.url) for r in others), what="gamma on the board after the takeover")
-    (taken_over,) = builders(course["root"])
-    assert taken_over in {r.proc.pid for r in others}
-    course["replicas"] = others + [Replica(course["root"], course["tmp"] / "replica-back.log").wait_up()]
-
-
 def test_a_rotated_token_and_ended_sessions_take_effect_on_every_replica(course):
     replicas, root = course["replicas"], course["root"]
     old = course["tokens"]["delta"]
@@ -195,7 +221,8 @@ def test_a_rotated_token_and_ended_sessions_take_effect_on_every_replica(course)
         assert httpx.get(f"{r.url}{API}/submissions", headers={"Authorization": f"Bearer {old}"}).status_code == 200
     result = cli("server", "tokens", root, "--rotate", "delta", "--json")
     assert result.exit_code == 0, result.output
-    new = json.loads(result.output)["token"]
+    new = read_tokens(json.loads(result.output)["tokens"])["delta"]
+    assert new != old
     for r in replicas:
         assert httpx.get(f"{r.url}{API}/submissions", headers={"Authorization": f"Bearer {old}"}).status_code == 401
         assert httpx.get(f"{r.url}{API}/submissions", headers={"Authorization": f"Bearer {new}"}).status_code == 200
@@ -212,8 +239,33 @@ def test_a_rotated_token_and_ended_sessions_take_effect_on_every_replica(course)
         assert httpx.get(f"{r.url}/team", cookies=cookies).status_code == 303
 
 
-def test_a_replica_killed_under_load_loses_no_receipt_and_the_audit_holds(course, files):
+def test_one_replica_builds_the_board_every_replica_serves_it_and_another_takes_over(course, files):
+    replicas = course["replicas"]
+    assert upload(replicas[0].url, course["tokens"]["beta"], files[5]).status_code == 201
+    # The new team's row appears on the board every replica serves: the same bytes from the shared site.
+    _wait(lambda: all(b"beta" in _board(r.url) for r in replicas), what="beta on every replica's board")
+    assert len({_board(r.url) for r in replicas}) == 1  # one site, served by all
+    pids = {r.proc.pid: r for r in replicas}
+    (builder_pid,) = builders(course["root"])
+    builder = pids[builder_pid]
+    builder.kill()
+    others = [r for r in replicas if r is not builder]
+    assert upload(others[0].url, course["tokens"]["gamma"], files[6]).status_code == 201
+    _wait(lambda: all(b"gamma" in _board(r.url) for r in others), what="gamma on the board after the takeover")
+    (taken_over,) = builders(course["root"])
+    assert taken_over in {r.proc.pid for r in others}
+    course["replicas"] = others
+
+
+def test_a_replica_killed_under_load_loses_no_receipt_its_code_job_is_finished_and_the_audit_holds(course, files,
+                                                                                                   tmp_path):
     replicas, root, tokens = course["replicas"], course["root"], course["tokens"]
+    victim = replicas[1]
+    if CODE_TRACK:  # a slow job, then the replica running it is the one killed
+        job_id = submit_code(folder(tmp_path, SLOW.format(seconds=3)), replicas[0].url, tokens["kappa"])["id"]
+        with Course(root) as c:
+            runner = _wait(lambda: holders(c.engine, CODE_JOB), what="the job claimed by a replica")
+        victim = next(r for r in replicas if r.proc.pid == runner[0])
     teams = ("beta", "gamma", "omega")
     receipts, lock = [], threading.Lock()
 
@@ -227,13 +279,19 @@ def test_a_replica_killed_under_load_loses_no_receipt_and_the_audit_holds(course
             with lock:
                 receipts.append(answer.json())
 
-    with concurrent.futures.ThreadPoolExecutor(9) as pool:
-        futures = [pool.submit(hand_in, i) for i in range(3 * (PER_DAY - 1) * len(teams))]
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        futures = [pool.submit(hand_in, i) for i in range(PER_DAY * len(teams))]
         _wait(lambda: len(receipts) >= 2, what="uploads accepted before the kill")
-        victim = replicas[1]
         victim.kill()
         concurrent.futures.wait(futures)
+    survivors = [r for r in replicas if r is not victim]
+    course["replicas"] = survivors
     assert receipts
+    if CODE_TRACK:  # retried by a replica still up: scored, not stuck
+        job = _wait(lambda: next((j for j in list_code_jobs(survivors[0].url, tokens["kappa"])
+                                  if j["id"] == job_id and j["status"] not in ("queued", "running")), None),
+                    timeout=60, what="the job finished by another replica")
+        assert job["status"] == "scored", job
     with Course(root) as c, c.sessions() as s:
         recorded = {sub.id: sub.sha256 for sub in s.scalars(select(Submission))}
         per_team = dict(s.execute(select(Submission.team_id, func.count()).where(Submission.status == "scored")
@@ -243,7 +301,19 @@ def test_a_replica_killed_under_load_loses_no_receipt_and_the_audit_holds(course
     with Course(root) as c:
         report = audit_course(c)
     assert report["ok"], report["problems"]
-    course["replicas"] = [r for r in replicas if r is not victim]
+
+
+def test_failed_authentications_are_counted_over_every_replica(course):
+    replicas = course["replicas"]
+    # Alternating replicas: per-process limiters would each allow 20 failures, answering 401 to all 40 tries.
+    codes = [httpx.get(f"{replicas[i % len(replicas)].url}{API}/submissions",
+                      headers={"Authorization": "Bearer nope"}).status_code for i in range(40)]
+    first = codes.index(429)
+    assert first <= 20 and codes[:first] == [401] * first and codes[first:] == [429] * (40 - first), codes
+    for r in replicas:  # every replica refuses the address now, and still lets a right token in
+        assert httpx.get(f"{r.url}{API}/submissions", headers={"Authorization": "Bearer nope"}).status_code == 429
+        ok = httpx.get(f"{r.url}{API}/submissions", headers={"Authorization": f"Bearer {course['tokens']['beta']}"})
+        assert ok.status_code == 200
 
 
 def test_a_reveal_on_one_replica_closes_every_replica(course, files):
