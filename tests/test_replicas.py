@@ -181,7 +181,7 @@ def _board(url: str) -> bytes:
     return answer.content if answer.status_code == 200 else b""
 
 
-def _wait(predicate, timeout: float = 45.0, what: str = ""):
+def _wait(predicate, timeout: float = 90.0, what: str = ""):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         got = predicate()

@@ -219,7 +219,7 @@ def create_app(course, *, clock: Callable[[], datetime] = utc_now, scorer=None, 
         service.scorer = make_scorer(opened.config) if own else scorer
         from .board import start_live_board
 
-        app.state.board = start_live_board(opened, interval_s=board_interval_s, replica=replica)
+        app.state.board = start_live_board(opened, interval_s=board_interval_s, locks=service.locks)
         from .jobs import start_code_track
 
         app.state.code_jobs, code_runner = start_code_track(service, executor=executor, workers=code_workers)
@@ -232,7 +232,7 @@ def create_app(course, *, clock: Callable[[], datetime] = utc_now, scorer=None, 
                 await run_in_threadpool(app.state.board.close)
             if own:
                 service.scorer.close()
-            service.quotas.in_flight.close()
+            service.close()
             if not isinstance(course, Course):
                 opened.close()
 

@@ -305,12 +305,12 @@ class LiveBoard:
         How often the audit log is looked at.
     bootstrap : int
         The engine's bootstrap resamples.
-    replica : bool
-        One of several servers of the course: this one builds only while it holds the builder lock.
+    locks : LockSession, optional
+        A replica's advisory locks (:mod:`.shared`): it builds only while it holds the builder lock.
     """
 
     def __init__(self, course: Course, *, interval_s: float = DEFAULT_INTERVAL_S, poll_s: float = POLL_S,
-                 bootstrap: int = 2000, replica: bool = False):
+                 bootstrap: int = 2000, locks=None):
         self.course = course
         self.interval_s = float(interval_s)
         self.poll_s = min(float(poll_s), max(self.interval_s, 0.05))
@@ -325,7 +325,7 @@ class LiveBoard:
         self.last_error: Optional[str] = None
         self._pool: Optional[ProcessPool] = None  # the rebuilds' process, started at the first rebuild
         self.builder: Optional[dict] = None  # pid and niceness of the process that made the last rebuild
-        self.lock = board_lock(course.engine) if replica else None  # None: the only server builds
+        self.lock = board_lock(locks) if locks is not None else None  # None: the only server builds
         self._thread = threading.Thread(target=self._run, name="brats-kit-live-board", daemon=True)
 
     # -- the thread ----------------------------------------------------------------------------
@@ -348,7 +348,6 @@ class LiveBoard:
             self._pool.join()
         if self.lock is not None:
             self.lock.release()
-            self.lock.engine.dispose()
 
     def _run(self) -> None:
         # The first rebuild waits one interval too: a short-lived server (a test) builds nothing.
@@ -439,11 +438,10 @@ class LiveBoard:
             return None
 
 
-def start_live_board(course: Course, *, interval_s: Optional[float] = None,
-                     replica: bool = False) -> Optional[LiveBoard]:
-    """The course's live board, started (None when ``extra.board_interval_s`` is 0); ``replica``: see :class:`LiveBoard`."""
+def start_live_board(course: Course, *, interval_s: Optional[float] = None, locks=None) -> Optional[LiveBoard]:
+    """The course's live board, started (None when ``extra.board_interval_s`` is 0); ``locks``: see :class:`LiveBoard`."""
     if interval_s is None:
         interval_s = float((course.config.extra or {}).get("board_interval_s", DEFAULT_INTERVAL_S))
     if interval_s <= 0:
         return None
-    return LiveBoard(course, interval_s=interval_s, replica=replica).start()
+    return LiveBoard(course, interval_s=interval_s, locks=locks).start()

@@ -13,7 +13,7 @@ is retried once too, then failed with :data:`SERVER`. Every outcome is recorded 
 one transaction with its audit event.
 
 Replicas (``server run --replica``) share the queue: the replica that claims a job
-also takes the job's advisory lock (:class:`~.shared.SessionLock`) and holds it
+also takes the job's advisory lock (on its :class:`~.shared.LockSession`) and holds it
 until the outcome is recorded. A starting replica leaves the others' running jobs
 alone, and a ``running`` job whose lock is free has lost its replica (killed: its
 connection ended, the lock with it): it is retried at the next look at the queue,
@@ -37,7 +37,7 @@ from .clock import iso
 from .db import CodeJob, Submission, Team, write_transaction
 from .quotas import ACTIVE_JOBS
 from .refusal import Principal, Refusal
-from .shared import CODE_JOB, SessionLock, lock_engine
+from .shared import CODE_JOB, SessionLock
 
 log = logging.getLogger("brats_kit.server.jobs")
 
@@ -138,9 +138,9 @@ class CodeJobs:
         self.course = service.course
         self.code = code
         self.wake = threading.Event()
-        #: Replicas: the advisory locks of the jobs this process runs (by job id), on an engine of their own.
+        #: Replicas: the advisory locks of the jobs this process runs (by job id), on the replica's session.
         self.held: dict = {}
-        self.lock_engine = lock_engine(self.course.engine, max_overflow=16) if service.replica else None
+        self.locks = service.locks
 
     # -- hand in ---------------------------------------------------------------------------------
     def enqueue(self, who: Principal, upload, sha256: str) -> dict:
@@ -208,8 +208,8 @@ class CodeJobs:
             job = s.scalars(select(CodeJob).where(CodeJob.state == QUEUED).order_by(CodeJob.id).limit(1)).first()
             if job is None:
                 return None
-            if self.lock_engine is not None:  # taken before the commit: no replica ever sees it running unlocked
-                lock = SessionLock(self.lock_engine, CODE_JOB, job.id)
+            if self.locks is not None:  # taken before the commit: no replica ever sees it running unlocked
+                lock = SessionLock(self.locks, CODE_JOB, job.id)
                 if not lock.try_acquire():  # its last runner is still letting go: claimed at the next look
                     return None
                 self.held[job.id] = lock
@@ -279,17 +279,17 @@ class CodeJobs:
         """
         now = self.service.now()
         where = [CodeJob.state == RUNNING]
-        if not all_running and self.lock_engine is None:
+        if not all_running and self.locks is None:
             where.append(CodeJob.lease_until < now)
         with write_transaction(self.course.sessions) as s:
             jobs = list(s.scalars(select(CodeJob).where(*where)))
             orphans = []
             for job in jobs:
-                if self.lock_engine is not None and job.lease_until >= now and not self._orphaned(job.id):
+                if self.locks is not None and job.lease_until >= now and not self._orphaned(job.id):
                     continue
                 orphans.append(job)
                 team = s.scalar(select(Team.name).where(Team.id == job.team_id))
-                why = ("its replica stopped" if self.lock_engine is not None
+                why = ("its replica stopped" if self.locks is not None
                        else "worker lost" if not all_running else "server restarted")
                 self._server_failure(s, job, team, now, why)
         return len(orphans)
@@ -298,7 +298,7 @@ class CodeJobs:
         """Whether no replica holds a running job's lock (this one's excepted: it is running it)."""
         if job_id in self.held:
             return False
-        lock = SessionLock(self.lock_engine, CODE_JOB, job_id)
+        lock = SessionLock(self.locks, CODE_JOB, job_id)
         if not lock.try_acquire():
             return False
         lock.release()
@@ -309,8 +309,6 @@ class CodeJobs:
         for lock in self.held.values():
             lock.release()
         self.held.clear()
-        if self.lock_engine is not None:
-            self.lock_engine.dispose()
 
 
 class JobRunner:

@@ -113,9 +113,6 @@ class InFlight:
         finally:
             self._release(team_id)
 
-    def close(self) -> None:
-        """Free what the slots hold beyond this process (nothing here, see :class:`SharedInFlight`)."""
-
     def _release(self, team_id) -> None:
         queue = self._waiting.get(team_id)
         while queue:
@@ -140,23 +137,24 @@ class SharedInFlight(InFlight):
 
     Within a replica the uploads of a team queue as in :class:`InFlight` (in arrival
     order, at most ``max_waiting``); the one whose turn comes then takes one of the
-    team's ``per_team`` PostgreSQL advisory locks (:class:`~.shared.SessionLock`),
-    trying again every few milliseconds while other replicas hold them all (arrival
-    order is kept within a replica, not across replicas). The lock is the session's:
-    a replica killed mid-upload frees its slot when its connection ends.
+    team's ``per_team`` PostgreSQL advisory locks (on the replica's
+    :class:`~.shared.LockSession`), trying again every few milliseconds while other
+    replicas hold them all (arrival order is kept within a replica, not across
+    replicas). The locks are the session's: a replica killed mid-upload frees its
+    slots when its connection ends.
 
     Parameters
     ----------
     engine : sqlalchemy.engine.Engine
-        The course's PostgreSQL engine; held locks use an engine of their own (:func:`~.shared.lock_engine`).
+        The course's PostgreSQL engine (to count a team's slots held by every replica).
+    locks : LockSession
+        The replica's advisory locks.
     """
 
-    def __init__(self, engine, per_team: int = MAX_INFLIGHT_PER_TEAM, max_waiting: int = MAX_WAITING_PER_TEAM,
-                 wait_s: float = SLOT_WAIT_S):
-        from .shared import lock_engine
-
+    def __init__(self, engine, locks, per_team: int = MAX_INFLIGHT_PER_TEAM,
+                 max_waiting: int = MAX_WAITING_PER_TEAM, wait_s: float = SLOT_WAIT_S):
         super().__init__(per_team, max_waiting)
-        self.engine, self.wait_s = lock_engine(engine), float(wait_s)
+        self.engine, self.locks, self.wait_s = engine, locks, float(wait_s)
 
     @contextlib.asynccontextmanager
     async def slot(self, team_id):
@@ -179,7 +177,7 @@ class SharedInFlight(InFlight):
 
         from .shared import TEAM_SLOT, SessionLock, slot_key
 
-        locks = [SessionLock(self.engine, TEAM_SLOT, slot_key(team_id, i)) for i in range(self.per_team)]
+        locks = [SessionLock(self.locks, TEAM_SLOT, slot_key(team_id, i)) for i in range(self.per_team)]
         loop = asyncio.get_running_loop()
         deadline, pause, waited = loop.time() + self.wait_s, SLOT_POLL_S[0], False
         while True:
@@ -193,10 +191,6 @@ class SharedInFlight(InFlight):
             waited = True
             await asyncio.sleep(pause)
             pause = min(2 * pause, SLOT_POLL_S[1])
-
-    def close(self) -> None:
-        self.engine.dispose()
-
 
 class Quotas:
     """The course's deadline and daily caps.

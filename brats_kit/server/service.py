@@ -34,7 +34,7 @@ from .naming import EXTENSIONS, export_name
 from .quotas import Quotas, SharedInFlight, no_uploads
 from .recording import Recorder
 from .refusal import Principal, Refusal
-from .shared import SharedFailureLimiter, require_postgresql
+from .shared import LockSession, SharedFailureLimiter, require_postgresql
 from .tracks import FILE, check_track, hidden_truth_of, track_of
 from .tokens import FailureLimiter, new_token, same_hash, token_hash
 
@@ -156,10 +156,13 @@ class CourseService:
         self.info = truth_info(self.truth)
         self.max_bytes = self.config.max_bytes or self.info["max_bytes"]
         self.quotas = Quotas(self.config, self.now)
+        #: The replica's advisory locks (None for a lone server): in-flight slots, the board's builder, code jobs.
+        self.locks: Optional[LockSession] = None
         if replica:
             require_postgresql(course.engine, course.root)
             limiter = limiter or SharedFailureLimiter(course.engine)
-            self.quotas.in_flight = SharedInFlight(course.engine, self.quotas.in_flight.per_team)
+            self.locks = LockSession(course.engine)
+            self.quotas.in_flight = SharedInFlight(course.engine, self.locks, self.quotas.in_flight.per_team)
             # Another replica may be recording the same bytes: a refused upload's file is left for the
             # start-up tidy (quarantined once old), never removed under a row about to point at it.
             course.store.shared = True
@@ -169,6 +172,11 @@ class CourseService:
     @property
     def limiter(self) -> FailureLimiter:
         return self.auth.limiter
+
+    def close(self) -> None:
+        """End what the service holds outside this process: a replica's advisory locks (its session)."""
+        if self.locks is not None:
+            self.locks.close()
 
     # -- time --------------------------------------------------------------------------------
     def now(self) -> datetime:

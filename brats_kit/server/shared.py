@@ -5,12 +5,12 @@ several, serve one course: they share the PostgreSQL database and the course
 folder (its store on a shared file system), never memory. What a single server
 keeps in its own memory is kept here instead:
 
-- a **session-level advisory lock** (:class:`SessionLock`, ``pg_try_advisory_lock``)
-  held on a connection of its own: the live board's builder (one per course) and a
-  team's in-flight slots (:class:`~.quotas.SharedInFlight`). PostgreSQL releases it
-  when the holder's connection ends, so a replica killed with SIGKILL frees
-  what it held at once, with no lease to wait for; a code job's runner holds one too
-  (:mod:`.jobs`);
+- **session-level advisory locks** (``pg_try_advisory_lock``), all of a process's
+  on one connection of its own (:class:`LockSession`): the live board's builder
+  (one per course), a team's in-flight slots (:class:`~.quotas.SharedInFlight`) and
+  the code jobs a replica runs (:mod:`.jobs`). PostgreSQL releases them when the
+  holder's connection ends, so a replica killed with SIGKILL frees what it held
+  at once, with no lease to wait for;
 - the failed authentications per address (:class:`SharedFailureLimiter`), rows of an
   UNLOGGED table (``brats_auth_failure``: state of the moment, not the course's record:
   neither in the schema version nor in the audit) timed by the database's clock.
@@ -27,6 +27,7 @@ from typing import Optional
 
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
+from sqlalchemy.pool import NullPool
 
 from data_spec.errors import KitError
 
@@ -56,67 +57,118 @@ def require_postgresql(engine: Engine, where=None) -> None:
                             "or run one server without --replica")
 
 
-class SessionLock:
-    """A PostgreSQL session-level advisory lock ``(kind, key)``, held on a connection of its own until released.
+class LockSession:
+    """The advisory locks one process holds, all on one PostgreSQL connection of its own (session level).
 
-    :meth:`try_acquire` never waits. While held, :meth:`try_acquire` checks the connection
-    is still alive (a restarted database drops it, and the lock with it) and says so.
+    One connection per replica, whatever it holds (the board's builder lock, its teams'
+    in-flight slots, its running code jobs): a class of thousands costs no connection
+    per upload. Calls take turns on the connection (each a few hundred microseconds).
+    A key this process already holds is refused to its other tasks (PostgreSQL's own
+    locks are re-entrant within a session). If the connection breaks (the database
+    restarted), every lock it held is gone: it is said in the log, and taken again by
+    whoever asks next.
 
     Parameters
     ----------
     engine : sqlalchemy.engine.Engine
-        PostgreSQL.
-    kind, key : int
-        The lock's two 32-bit keys.
+        The course's (PostgreSQL); the session connects on its own, named :func:`application_name`.
     """
 
-    def __init__(self, engine: Engine, kind: int, key: int):
-        self.engine, self.kind, self.key = engine, int(kind), int(key)
+    def __init__(self, engine: Engine):
+        from sqlalchemy import create_engine
+
+        self.engine = create_engine(engine.url, poolclass=NullPool,
+                                    connect_args={"application_name": application_name()})
         self._conn = None
+        self._held: set = set()
+        self._mutex = threading.Lock()
+
+    def try_acquire(self, kind: int, key: int) -> bool:
+        """Take ``(kind, key)`` if no session holds it, this process's other tasks included; never waits."""
+        with self._mutex:
+            if (kind, key) in self._held:
+                return False
+            if self._run("SELECT pg_try_advisory_lock(CAST(:k AS integer), CAST(:o AS integer))", kind, key):
+                self._held.add((kind, key))
+                return True
+            return False
+
+    def release(self, kind: int, key: int) -> None:
+        """Let ``(kind, key)`` go (a no-op when not held, or lost with a broken connection)."""
+        with self._mutex:
+            if (kind, key) in self._held:
+                self._held.discard((kind, key))
+                self._run("SELECT pg_advisory_unlock(CAST(:k AS integer), CAST(:o AS integer))", kind, key)
+
+    def holds(self, kind: int, key: int) -> bool:
+        """Whether this process holds ``(kind, key)`` now (the connection is checked: it may have broken)."""
+        with self._mutex:
+            if (kind, key) not in self._held:
+                return False
+            try:
+                self._run("SELECT 1")
+            except Exception:  # noqa: BLE001 - _run forgot every lock
+                return False
+            return (kind, key) in self._held
+
+    def close(self) -> None:
+        """End the session: PostgreSQL releases everything it held."""
+        with self._mutex:
+            self._reset(invalidate=False)
+        self.engine.dispose()
+
+    def _run(self, sql: str, kind: int = 0, key: int = 0):
+        if self._conn is None:
+            self._conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        try:
+            return self._conn.execute(text(sql), {"k": int(kind), "o": int(key)}).scalar()
+        except Exception:
+            if self._held:
+                log.warning("the advisory locks' connection broke: %d lock(s) lost", len(self._held))
+            self._reset(invalidate=True)
+            raise
+
+    def _reset(self, invalidate: bool) -> None:
+        conn, self._conn = self._conn, None
+        self._held.clear()
+        if conn is not None:
+            if invalidate:
+                conn.invalidate()
+            conn.close()
+
+
+class SessionLock:
+    """One advisory lock ``(kind, key)`` of a :class:`LockSession`, as a handle: ``try_acquire``, ``held``, ``release``.
+
+    :meth:`try_acquire` never waits; while held, it checks the session is still alive
+    (a restarted database drops it, and the lock with it) and takes the lock again if free.
+    """
+
+    def __init__(self, session: LockSession, kind: int, key: int):
+        self.session, self.kind, self.key = session, int(kind), int(key)
+        self._held = False
 
     @property
     def held(self) -> bool:
-        return self._conn is not None
+        return self._held
 
     def try_acquire(self) -> bool:
         """Take the lock if free (True), or confirm it is still held; False when another session holds it."""
-        if self._conn is not None:
-            try:
-                self._conn.exec_driver_sql("SELECT 1")
-                return True
-            except Exception:  # noqa: BLE001 - the connection (and the lock with it) is gone
-                log.warning("lost the advisory lock (%x, %d): its connection broke", self.kind, self.key)
-                self._drop(invalidate=True)
-        conn = self.engine.connect()
-        try:
-            got = conn.execute(text("SELECT pg_try_advisory_lock(CAST(:k AS integer), CAST(:o AS integer))"), {"k": self.kind, "o": self.key}).scalar()
-            conn.commit()  # the lock is the session's, not the transaction's: no transaction stays open
-        except BaseException:
-            conn.invalidate()
-            conn.close()
-            raise
-        if got:
-            self._conn = conn
+        if self._held and self.session.holds(self.kind, self.key):
             return True
-        conn.close()
-        return False
+        if self._held:
+            log.warning("lost the advisory lock (%x, %d) with its connection", self.kind, self.key)
+        self._held = self.session.try_acquire(self.kind, self.key)
+        return self._held
 
     def release(self) -> None:
         """Let the lock go (a no-op when not held)."""
-        if self._conn is None:
-            return
-        try:
-            self._conn.execute(text("SELECT pg_advisory_unlock(CAST(:k AS integer), CAST(:o AS integer))"), {"k": self.kind, "o": self.key})
-            self._conn.commit()
-            self._drop(invalidate=False)
-        except Exception:  # noqa: BLE001 - a broken connection holds nothing any more
-            self._drop(invalidate=True)
-
-    def _drop(self, invalidate: bool) -> None:
-        conn, self._conn = self._conn, None
-        if invalidate:
-            conn.invalidate()  # never back to the pool: whatever it held ends with it
-        conn.close()
+        if self._held:
+            self._held = False
+            try:
+                self.session.release(self.kind, self.key)
+            except Exception:  # noqa: BLE001 - a broken connection holds nothing any more
+                pass
 
 
 def held_slots(engine: Engine, team_id: int) -> int:
@@ -192,24 +244,14 @@ class SharedFailureLimiter:
                              {"a": address[:200], "window": self.window})
 
 
-def board_lock(engine: Engine) -> SessionLock:
-    """The live board's builder lock (on an engine of its own): the replica holding it builds, the others
-    serve what it published. Release it, then dispose of ``lock.engine``."""
-    return SessionLock(lock_engine(engine, pool_size=1, max_overflow=1), BOARD_BUILDER, 0)
+def board_lock(session: LockSession) -> SessionLock:
+    """The live board's builder lock: the replica holding it builds, the others serve what it published."""
+    return SessionLock(session, BOARD_BUILDER, 0)
 
 
 def application_name() -> str:
-    """How this process's lock connections are named in PostgreSQL (``pg_stat_activity``): which replica holds what."""
+    """How this process's lock session is named in PostgreSQL (``pg_stat_activity``): which replica holds what."""
     return f"{APPLICATION} {os.getpid()}"
-
-
-def lock_engine(engine: Engine, pool_size: int = 8, max_overflow: int = 120) -> Engine:
-    """An engine for held locks, beside the course's: a held lock keeps its connection for an upload's whole
-    time, which must not starve the queries' pool. Its connections carry :func:`application_name`."""
-    from sqlalchemy import create_engine
-
-    return create_engine(engine.url, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True,
-                         connect_args={"application_name": application_name()})
 
 
 def holders(engine: Engine, kind: int) -> list:
@@ -219,4 +261,3 @@ def holders(engine: Engine, kind: int) -> list:
             "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
             "WHERE l.locktype = 'advisory' AND l.granted AND l.classid::bigint = :k"), {"k": kind}).scalars()
         return sorted(int(n.split()[-1]) for n in names if n.startswith(APPLICATION + " "))
-
