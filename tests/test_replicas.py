@@ -325,3 +325,53 @@ def test_a_reveal_on_one_replica_closes_every_replica(course, files):
         assert httpx.get(f"{r.url}{API}/competition").json()["revealed"] is True
         refused = upload(r.url, course["tokens"]["omega"], files[0])
         assert refused.status_code == 403 and refused.json()["error"]["code"] == "closed"
+
+
+def _aged(path: Path, seconds: float) -> Path:
+    then = time.time() - seconds
+    os.utime(path, (then, then))
+    return path
+
+
+def test_a_starting_replica_tidies_only_old_files_of_the_shared_store(tmp_path):
+    from brats_kit.server.store import Store
+
+    store = Store(tmp_path / "store")
+    store.create()
+    files = {}
+    for name, age in (("old", 3600), ("young", 1)):
+        upload = store.upload(1 << 20)
+        upload.write(name.encode())
+        upload.finish()
+        files[f"{name}-tmp"] = _aged(upload.path, age)
+        other = store.upload(1 << 20)
+        other.write(name.encode() * 2)
+        files[f"{name}-stored"] = _aged(store.commit(other, other.finish()), age)
+    removed, moved = store.recover(set(), older_than=600)
+    assert removed == [files["old-tmp"]] and [p.name for p in moved] == [files["old-stored"].name]
+    assert files["young-tmp"].exists() and files["young-stored"].exists()  # another replica's, in progress
+    # A shared store touches a file stored again (the same bytes): a starting replica sees it in use.
+    store.shared = True
+    again = store.upload(1 << 20)
+    again.write(b"young" * 2)
+    sha = again.finish()
+    _aged(store.path(sha), 3600)
+    store.commit(again, sha)
+    assert store.recover(set(), older_than=600) == ([], [])
+    # ... and leaves a refused upload's file in place: another replica may be recording the same bytes.
+    with pytest.raises(RuntimeError):
+        with store.staged(sha, lambda _sha: False):
+            raise RuntimeError("refused in the transaction")
+    assert store.path(sha).exists()
+
+
+def test_replica_start_up_refuses_sqlite_before_touching_the_store(tmp_path, competition):
+    from brats_kit.server.service import startup_checks
+    from data_spec.errors import KitError
+
+    root, _, _ = make_course(tmp_path, competition)
+    leftover = root / "store" / "tmp" / "upload-x.tmp"
+    leftover.write_bytes(b"x")
+    with Course(root) as c, pytest.raises(KitError) as err:
+        startup_checks(c, replica=True)
+    assert err.value.code == "replica_needs_postgresql" and leftover.exists()
