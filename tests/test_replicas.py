@@ -6,6 +6,7 @@ database and the folder. The tests run in order on one course (the reveal is las
 from __future__ import annotations
 
 import concurrent.futures
+import html
 import json
 import os
 import re
@@ -214,7 +215,19 @@ def test_quotas_stay_exact_when_one_team_uploads_to_every_replica_at_once(course
     assert scored(course["root"], team_id) == PER_DAY
 
 
-def test_a_rotated_token_and_ended_sessions_take_effect_on_every_replica(course):
+def _csrf(page: str) -> str:
+    return html.unescape(re.search(r'name="csrf" value="([^"]+)"', page).group(1))
+
+
+def _signed_in(url: str, token: str) -> dict:
+    """The cookies of a browser signed in as a team on ``url``."""
+    with httpx.Client(base_url=url) as browser:
+        csrf = _csrf(browser.get("/").text)
+        assert browser.post("/signin", data={"csrf": csrf, "token": token, "role": "team"}).status_code == 303
+        return dict(browser.cookies)
+
+
+def test_a_rotated_token_ended_sessions_and_a_sign_out_take_effect_on_every_replica(course):
     replicas, root = course["replicas"], course["root"]
     old = course["tokens"]["delta"]
     for r in replicas:
@@ -227,24 +240,27 @@ def test_a_rotated_token_and_ended_sessions_take_effect_on_every_replica(course)
         assert httpx.get(f"{r.url}{API}/submissions", headers={"Authorization": f"Bearer {old}"}).status_code == 401
         assert httpx.get(f"{r.url}{API}/submissions", headers={"Authorization": f"Bearer {new}"}).status_code == 200
     # A browser signed in on one replica is signed in on all (one secret, sessions in the database)...
-    with httpx.Client(base_url=replicas[0].url) as browser:
-        csrf = re.search(r'name="csrf" value="([^"]+)"', browser.get("/").text).group(1)
-        assert browser.post("/signin", data={"csrf": csrf, "token": new, "role": "team"}).status_code == 303
-        cookies = dict(browser.cookies)
+    cookies = _signed_in(replicas[0].url, new)
     for r in replicas:
         assert httpx.get(f"{r.url}/team", cookies=cookies).status_code == 200
     # ... and "end all sessions" signs it out of every one.
     assert cli("server", "tokens", root, "--end-sessions").exit_code == 0
     for r in replicas:
         assert httpx.get(f"{r.url}/team", cookies=cookies).status_code == 303
+    # Signed in on one replica, signed out on another: a copy of the cookie opens nothing on any.
+    cookies = _signed_in(replicas[0].url, new)
+    page = httpx.get(f"{replicas[1].url}/team", cookies=cookies)
+    out = httpx.post(f"{replicas[1].url}/signout", cookies=cookies, data={"csrf": _csrf(page.text)})
+    assert out.status_code == 303
+    for r in replicas:
+        assert httpx.get(f"{r.url}/team", cookies=cookies).status_code == 303
 
 
 def test_one_replica_builds_the_board_every_replica_serves_it_and_another_takes_over(course, files):
     replicas = course["replicas"]
-    assert upload(replicas[0].url, course["tokens"]["beta"], files[5]).status_code == 201
-    # The new team's row appears on the board every replica serves: the same bytes from the shared site.
-    _wait(lambda: all(b"beta" in _board(r.url) for r in replicas), what="beta on every replica's board")
-    assert len({_board(r.url) for r in replicas}) == 1  # one site, served by all
+    # The board built since the first uploads (alpha's), by one replica, served by all: the same bytes.
+    _wait(lambda: all(b"alpha" in _board(r.url) for r in replicas), what="alpha on every replica's board")
+    assert len({_board(r.url) for r in replicas}) == 1
     pids = {r.proc.pid: r for r in replicas}
     (builder_pid,) = builders(course["root"])
     builder = pids[builder_pid]
