@@ -48,6 +48,15 @@ def require_postgresql(engine: Engine, where=None) -> None:
     ------
     KitError
         ``replica_needs_postgresql``.
+
+    Examples
+    --------
+    >>> from sqlalchemy import create_engine
+    >>> try:
+    ...     require_postgresql(create_engine("sqlite://"))
+    ... except KitError as exc:
+    ...     print(exc.code)
+    replica_needs_postgresql
     """
     if engine.dialect.name != "postgresql":
         raise KitError(f"server run --replica needs a PostgreSQL database, not {engine.dialect.name}",
@@ -182,7 +191,11 @@ def held_slots(engine: Engine, team_id: int) -> int:
 
 
 def slot_key(team_id: int, i: int) -> int:
-    """The second key of a team's ``i``-th in-flight slot."""
+    """The second key of a team's ``i``-th in-flight slot.
+
+    >>> slot_key(7, 0), slot_key(7, 1), slot_key(8, 0)
+    (448, 449, 512)
+    """
     return int(team_id) * SLOTS_PER_TEAM + int(i)
 
 
