@@ -391,3 +391,39 @@ def test_replica_start_up_refuses_sqlite_before_touching_the_store(tmp_path, com
     with Course(root) as c, pytest.raises(KitError) as err:
         startup_checks(c, replica=True)
     assert err.value.code == "replica_needs_postgresql" and leftover.exists()
+
+
+@pytest.mark.skipif(not CODE_TRACK, reason="no sandbox or no Dask here: the code track cannot be enabled")
+def test_code_jobs_of_replicas_are_held_by_their_runner_and_freed_by_its_death_or_its_lease(tmp_path, comp,
+                                                                                            pg_cluster):
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from brats_kit.server.db import CodeJob
+    from brats_kit.server.jobs import CodeJobs, code_config
+    from brats_kit.server.service import CourseService
+
+    root, tokens, _ = code_course(tmp_path, comp, db=pg_cluster.new_database())
+    # Two replicas in one process: each its own service and lock session (its own PostgreSQL connection).
+    a, b = (CourseService(Course(root), replica=True) for _ in range(2))
+    jobs_a, jobs_b = (CodeJobs(s, code_config(s.config)) for s in (a, b))
+    who = a.authenticate(tokens["beta"], "test")
+    upload = a.course.store.upload(2**20)
+    upload.write(b"PK\x05\x06" + b"\x00" * 18)  # any archive: it never runs
+    job_id = jobs_a.enqueue(who, upload, upload.finish())["id"]
+    assert jobs_a.claim()[:2] == (job_id, 1)
+    jobs_b.recover(all_running=True)  # b starting while a runs it: a's job is left alone
+    assert jobs_b.recover() == 0 and jobs_b.get_job(who, job_id)["status"] == "running"
+    a.close()  # a's connection ends (as when it is SIGKILLed): the job is b's to retry, before its lease ends
+    assert jobs_b.recover() == 1 and jobs_b.get_job(who, job_id)["status"] == "queued"
+    assert jobs_b.claim()[:2] == (job_id, 2)
+    # b's own lease ended (its worker never answered): retried no more, and its lock let go with it
+    with b.course.sessions() as s, s.begin():
+        s.execute(update(CodeJob).values(lease_until=b.now() - timedelta(seconds=1)))
+    assert jobs_b.recover() == 1 and jobs_b.get_job(who, job_id)["failure"] == "server"
+    assert jobs_b.held == {} and holders(b.course.engine, CODE_JOB) == []
+    assert jobs_b.record(job_id, 2, error=RuntimeError("late")) is None  # the late answer changes nothing
+    b.close()
+    for s in (a, b):
+        s.course.close()

@@ -138,7 +138,7 @@ class CodeJobs:
         self.course = service.course
         self.code = code
         self.wake = threading.Event()
-        #: Replicas: the advisory locks of the jobs this process runs (by job id), on the replica's session.
+        #: Replicas: the advisory locks of the jobs this process runs, by (job id, attempt), on its session.
         self.held: dict = {}
         self.locks = service.locks
 
@@ -212,7 +212,7 @@ class CodeJobs:
                 lock = SessionLock(self.locks, CODE_JOB, job.id)
                 if not lock.try_acquire():  # its last runner is still letting go: claimed at the next look
                     return None
-                self.held[job.id] = lock
+                self.held[(job.id, job.attempts + 1)] = lock
             job.state, job.attempts = RUNNING, job.attempts + 1
             job.lease_until = self.service.now() + timedelta(seconds=self.code.time_limit + MARGIN_S)
             return job.id, job.attempts, str(self.course.store.path(job.sha256))
@@ -226,7 +226,7 @@ class CodeJobs:
         try:
             return self._record(job_id, attempt, outcome, error)
         finally:
-            lock = self.held.pop(job_id, None)
+            lock = self.held.pop((job_id, attempt), None)
             if lock is not None:
                 lock.release()
 
@@ -288,15 +288,19 @@ class CodeJobs:
                 if self.locks is not None and job.lease_until >= now and not self._orphaned(job.id):
                     continue
                 orphans.append(job)
+                for key in [k for k in list(self.held) if k[0] == job.id]:  # its lease ended here: let go
+                    held = self.held.pop(key, None)
+                    if held is not None:
+                        held.release()
                 team = s.scalar(select(Team.name).where(Team.id == job.team_id))
-                why = ("its replica stopped" if self.locks is not None
-                       else "worker lost" if not all_running else "server restarted")
+                why = ("its replica stopped" if self.locks is not None and job.lease_until >= now
+                       else "worker lost" if not all_running or self.locks is not None else "server restarted")
                 self._server_failure(s, job, team, now, why)
         return len(orphans)
 
     def _orphaned(self, job_id: int) -> bool:
         """Whether no replica holds a running job's lock (this one's excepted: it is running it)."""
-        if job_id in self.held:
+        if any(key[0] == job_id for key in list(self.held)):  # a snapshot: the runner's callbacks change it
             return False
         lock = SessionLock(self.locks, CODE_JOB, job_id)
         if not lock.try_acquire():
@@ -306,7 +310,7 @@ class CodeJobs:
 
     def close(self) -> None:
         """Let go of the jobs' locks (an unfinished job is then another replica's to retry)."""
-        for lock in self.held.values():
+        for lock in list(self.held.values()):
             lock.release()
         self.held.clear()
 
