@@ -427,3 +427,22 @@ def test_code_jobs_of_replicas_are_held_by_their_runner_and_freed_by_its_death_o
     b.close()
     for s in (a, b):
         s.course.close()
+
+
+def test_replicas_starting_together_share_one_whole_session_secret(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from brats_kit.server.pages import sessions
+
+    fdopen = os.fdopen
+
+    def slow_fdopen(fd, *args):  # the window between a file's creation and its content, made wide
+        time.sleep(0.2)
+        return fdopen(fd, *args)
+
+    monkeypatch.setattr(sessions.os, "fdopen", slow_fdopen)
+    service = SimpleNamespace(course=SimpleNamespace(private=tmp_path))
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        secrets = list(pool.map(lambda _: sessions._secret(service), range(6)))
+    assert len(set(secrets)) == 1 and len(secrets[0]) == 64
+    assert sorted(p.name for p in tmp_path.iterdir()) == [sessions.SECRET_FILE]  # nothing left aside
