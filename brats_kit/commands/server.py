@@ -132,21 +132,29 @@ def init(course, competition, roster, per_day, max_invalid_per_day, deadline, fi
               help="Where code jobs run: the local pool (default) or tcp://HOST:8786, a Dask scheduler.")
 @click.option("--code-workers", default=None, type=click.IntRange(1, 256),
               help="Code jobs run at once by the local pool (default: the course's).")
+@click.option("--replica", is_flag=True,
+              help="One of several servers of this course (PostgreSQL only; the course folder on a file system "
+                   "they all mount): limits, the live board's builder and start-up tidying are per course.")
 def run(course, host, port, https_only, forwarded_allow_ips, header_timeout, keep_alive, max_inflight_per_team,
-        limit_concurrency, executor, code_workers):
+        limit_concurrency, executor, code_workers, replica):
     """Serve the API of COURSE (OpenAPI page at /docs) until interrupted."""
     from brats_kit.server.course import Course
     from brats_kit.server.run import serve
+    from brats_kit.server.shared import require_postgresql
 
     from brats_kit.server.jobs import check_code_user
 
-    with Course(course) as opened:  # refused before binding: not a course, or a code user that cannot run
+    # Refused before binding: not a course, a replica on SQLite, a code user that cannot run.
+    with Course(course) as opened:
+        if replica:
+            require_postgresql(opened.engine, opened.root)
         check_code_user(opened.config)
-    click.echo(f"serving {safe_name(course)} on http://{host}:{port} (API at /api/v1/, documentation at /docs)",
-               err=True)
+    click.echo(f"serving {safe_name(course)} on http://{host}:{port}{' as a replica' if replica else ''} "
+               "(API at /api/v1/, documentation at /docs)", err=True)
     serve(course, host=host, port=port, https_only=https_only, forwarded_allow_ips=forwarded_allow_ips,
           header_timeout=header_timeout, keep_alive_s=keep_alive, limit_concurrency=limit_concurrency,
-          max_inflight_per_team=max_inflight_per_team, executor=executor, code_workers=code_workers)
+          max_inflight_per_team=max_inflight_per_team, executor=executor, code_workers=code_workers,
+          replica=replica)
 
 
 @server.command()

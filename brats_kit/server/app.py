@@ -180,7 +180,7 @@ async def status(who: Principal = Depends(admin_auth), service: CourseService = 
 def create_app(course, *, clock: Callable[[], datetime] = utc_now, scorer=None, limiter=None,
                board_interval_s: Optional[float] = None, https_only: bool = False,
                max_inflight_per_team: Optional[int] = None, executor: Optional[str] = None,
-               code_workers: Optional[int] = None) -> FastAPI:
+               code_workers: Optional[int] = None, replica: bool = False) -> FastAPI:
     """The server's application for a course folder (or an opened :class:`~.course.Course`).
 
     Parameters
@@ -202,20 +202,24 @@ def create_app(course, *, clock: Callable[[], datetime] = utc_now, scorer=None, 
     executor, code_workers : optional
         Where a course with a code track runs its jobs (:func:`.executors.make_executor`:
         a local pool of ``code_workers``, or ``tcp://HOST:PORT``, a Dask scheduler).
+    replica : bool
+        One of several servers of the course on PostgreSQL and a shared course folder (``server run
+        --replica``): limits, the live board's builder and start-up tidying are per course, not per
+        process (see :mod:`.shared`).
     """
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
         opened = course if isinstance(course, Course) else Course(course)
-        startup_checks(opened)
-        service = app.state.service = CourseService(opened, clock=clock, limiter=limiter)
+        startup_checks(opened, replica=replica)
+        service = app.state.service = CourseService(opened, clock=clock, limiter=limiter, replica=replica)
         if max_inflight_per_team is not None:
             service.quotas.in_flight.per_team = max(1, int(max_inflight_per_team))
         own = scorer is None
         service.scorer = make_scorer(opened.config) if own else scorer
         from .board import start_live_board
 
-        app.state.board = start_live_board(opened, interval_s=board_interval_s)
+        app.state.board = start_live_board(opened, interval_s=board_interval_s, locks=service.locks)
         from .jobs import start_code_track
 
         app.state.code_jobs, code_runner = start_code_track(service, executor=executor, workers=code_workers)
@@ -228,6 +232,7 @@ def create_app(course, *, clock: Callable[[], datetime] = utc_now, scorer=None, 
                 await run_in_threadpool(app.state.board.close)
             if own:
                 service.scorer.close()
+            service.close()
             if not isinstance(course, Course):
                 opened.close()
 

@@ -25,6 +25,15 @@ truth once (:func:`board_truth`): it holds neither the server's interpreter lock
 core the requests need. The child is killed when the server stops; the engine swaps
 the site in whole (``atomic_dir``), so a killed build leaves the last site as it was.
 
+Replicas (``server run --replica``) share the course folder: exactly one of them
+builds, the one holding the course's builder lock (a PostgreSQL session-level advisory
+lock, :func:`~.shared.board_lock`); the others try to take it at every poll, so one of
+them takes over within a poll of the builder's death (its connection ends, its lock
+with it). Every replica serves the site from the shared folder, read at each request
+(swapped in whole), so none serves an older board than the last one published; the
+builder records what it published (``board_built`` in the database's ``meta``), which
+the others follow (:meth:`LiveBoard.wait_current` works on each of them).
+
 The course configuration may set ``extra.board_interval_s`` (seconds, default
 :data:`DEFAULT_INTERVAL_S`; 0 turns the live board off) and ``extra.baselines`` (a
 folder of reference submissions shown as reference rows; by default
@@ -55,8 +64,9 @@ from grader.leaderboard.ranking import ranking_type
 
 from .baselines import baselines_of, owner_only, score_baselines
 from .course import Course
-from .db import AuditEvent, Submission, Team, get_meta, kept_predictions
+from .db import AuditEvent, Submission, Team, get_meta, kept_predictions, set_meta
 from .service import EXTENSIONS, CourseService, check_mask_scores
+from .shared import board_lock
 from .tracks import CODE, FILE, hidden_truth_of
 
 log = logging.getLogger("brats_kit.server.board")
@@ -258,6 +268,26 @@ def build_code_board(course: Course, hidden, *, bootstrap: int = 2000, seed: int
     return {"version": version, "revealed": revealed, "submissions": len(subs), "summary": summary}
 
 
+#: The ``meta`` fact holding the last published board's version and reveal: ``"VERSION yes|no"``.
+BUILT_FACT = "board_built"
+
+
+def record_built(course: Course, version: int, revealed: bool) -> None:
+    """Record (for the other replicas) that the site of ``version`` is published."""
+    with course.sessions() as s, s.begin():
+        set_meta(s, BUILT_FACT, f"{int(version)} {'yes' if revealed else 'no'}")
+
+
+def published(course: Course) -> tuple:
+    """``(version, revealed)`` of the last board a replica published, ``(None, None)`` before any."""
+    with course.sessions() as s:
+        fact = get_meta(s, BUILT_FACT)
+    if not fact:
+        return None, None
+    version, revealed = fact.split()
+    return int(version), revealed == "yes"
+
+
 def _lower_priority(niceness: int) -> None:
     os.nice(niceness)
 
@@ -272,6 +302,13 @@ def _build_in_child(root: str, bootstrap: int) -> tuple:
     return done["version"], done["revealed"], {"pid": os.getpid(), "niceness": os.nice(0)}
 
 
+def _warm_child() -> int:
+    """Load the engine in the board's process (its first task), so that no rebuild's time includes it."""
+    import grader.leaderboard.build  # noqa: F401
+
+    return os.getpid()
+
+
 class LiveBoard:
     """The background thread that keeps ``private/board/site`` up to date.
 
@@ -284,10 +321,12 @@ class LiveBoard:
         How often the audit log is looked at.
     bootstrap : int
         The engine's bootstrap resamples.
+    locks : LockSession, optional
+        A replica's advisory locks (:mod:`.shared`): it builds only while it holds the builder lock.
     """
 
     def __init__(self, course: Course, *, interval_s: float = DEFAULT_INTERVAL_S, poll_s: float = POLL_S,
-                 bootstrap: int = 2000):
+                 bootstrap: int = 2000, locks=None):
         self.course = course
         self.interval_s = float(interval_s)
         self.poll_s = min(float(poll_s), max(self.interval_s, 0.05))
@@ -302,6 +341,7 @@ class LiveBoard:
         self.last_error: Optional[str] = None
         self._pool: Optional[ProcessPool] = None  # the rebuilds' process, started at the first rebuild
         self.builder: Optional[dict] = None  # pid and niceness of the process that made the last rebuild
+        self.lock = board_lock(locks) if locks is not None else None  # None: the only server builds
         self._thread = threading.Thread(target=self._run, name="brats-kit-live-board", daemon=True)
 
     # -- the thread ----------------------------------------------------------------------------
@@ -322,6 +362,8 @@ class LiveBoard:
         if self._pool is not None:
             self._pool.stop()
             self._pool.join()
+        if self.lock is not None:
+            self.lock.release()
 
     def _run(self) -> None:
         # The first rebuild waits one interval too: a short-lived server (a test) builds nothing.
@@ -332,8 +374,16 @@ class LiveBoard:
             if self._stop.is_set() or self._stop.wait(max(0.0, next_at - time.monotonic())):
                 break
             try:
+                if self.lock is not None:
+                    self._follow()
+                    was = self.lock.held
+                    if not self.lock.try_acquire():
+                        continue  # another replica builds
+                    if not was:
+                        log.info("this replica (pid %d) builds the live board", os.getpid())
                 if course_version(self.course) == self.built_version:
                     continue
+                self._start_pool()
                 began = time.monotonic()
                 next_at = began + self.interval_s
                 self._rebuild()
@@ -350,10 +400,25 @@ class LiveBoard:
                 self.last_error = repr(exc)
                 log.exception("the live board was not rebuilt")
 
+    def _start_pool(self) -> None:
+        """Start the rebuilds' process and load the engine in it, once: a one-off start-up (seconds) is not
+        counted as a rebuild's time, which sets how long the thread then rests (:data:`IDLE_RATIO`)."""
+        if self._pool is not None:
+            return
+        self._pool = ProcessPool(max_workers=1, initializer=_lower_priority, initargs=(NICENESS,),
+                                 context=multiprocessing.get_context("spawn"))
+        future = self._pool.schedule(_warm_child)
+        while True:
+            try:
+                future.result(timeout=self.poll_s)
+                return
+            except concurrent.futures.TimeoutError:
+                if self._stop.is_set():
+                    future.cancel()
+                    raise _Stopped() from None
+
     def _rebuild(self) -> None:
-        if self._pool is None:
-            self._pool = ProcessPool(max_workers=1, initializer=_lower_priority, initargs=(NICENESS,),
-                                     context=multiprocessing.get_context("spawn"))
+        self._start_pool()
         future = self._pool.schedule(_build_in_child, args=(str(self.course.root), self.bootstrap))
         while True:
             try:
@@ -363,11 +428,21 @@ class LiveBoard:
                 if self._stop.is_set():
                     future.cancel()  # kills the child; the engine's atomic swap keeps the last site whole
                     raise _Stopped() from None
+        if self.lock is not None:
+            record_built(self.course, version, revealed)
         with self._built:
             self.built_version, self.built_revealed = version, revealed
             self.rebuilds += 1
             self.last_error = None
             self._built.notify_all()
+
+    def _follow(self) -> None:
+        """Take the version another replica published as this one's (it serves the same shared site)."""
+        version, revealed = published(self.course)
+        if version is not None and (self.built_version is None or version > self.built_version):
+            with self._built:
+                self.built_version, self.built_revealed = version, revealed
+                self._built.notify_all()
 
     def wait_current(self, timeout: float = 60.0) -> bool:
         """Block until a site as recent as the course's present state is in place (tests, the demo)."""
@@ -395,10 +470,10 @@ class LiveBoard:
             return None
 
 
-def start_live_board(course: Course, *, interval_s: Optional[float] = None) -> Optional[LiveBoard]:
-    """The course's live board, started (None when ``extra.board_interval_s`` is 0)."""
+def start_live_board(course: Course, *, interval_s: Optional[float] = None, locks=None) -> Optional[LiveBoard]:
+    """The course's live board, started (None when ``extra.board_interval_s`` is 0); ``locks``: see :class:`LiveBoard`."""
     if interval_s is None:
         interval_s = float((course.config.extra or {}).get("board_interval_s", DEFAULT_INTERVAL_S))
     if interval_s <= 0:
         return None
-    return LiveBoard(course, interval_s=interval_s).start()
+    return LiveBoard(course, interval_s=interval_s, locks=locks).start()

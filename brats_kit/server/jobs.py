@@ -11,6 +11,13 @@ Jobs never stick: a job whose worker died is retried once; a job still ``running
 when its lease ends, or when a server starts (its worker went with the old server),
 is retried once too, then failed with :data:`SERVER`. Every outcome is recorded in
 one transaction with its audit event.
+
+Replicas (``server run --replica``) share the queue: the replica that claims a job
+also takes the job's advisory lock (on its :class:`~.shared.LockSession`) and holds it
+until the outcome is recorded. A starting replica leaves the others' running jobs
+alone, and a ``running`` job whose lock is free has lost its replica (killed: its
+connection ended, the lock with it): it is retried at the next look at the queue,
+without waiting for its lease.
 """
 from __future__ import annotations
 
@@ -31,6 +38,7 @@ from .clock import iso
 from .db import CodeJob, Submission, Team, keeps_file, write_transaction
 from .quotas import ACTIVE_JOBS
 from .refusal import Principal, Refusal
+from .shared import CODE_JOB, SessionLock
 
 log = logging.getLogger("brats_kit.server.jobs")
 
@@ -160,6 +168,9 @@ class CodeJobs:
         self.course = service.course
         self.code = code
         self.wake = threading.Event()
+        #: Replicas: the advisory locks of the jobs this process runs, by (job id, attempt), on its session.
+        self.held: dict = {}
+        self.locks = service.locks
 
     # -- hand in ---------------------------------------------------------------------------------
     def enqueue(self, who: Principal, upload, sha256: str) -> dict:
@@ -227,6 +238,11 @@ class CodeJobs:
             job = s.scalars(select(CodeJob).where(CodeJob.state == QUEUED).order_by(CodeJob.id).limit(1)).first()
             if job is None:
                 return None
+            if self.locks is not None:  # taken before the commit: no replica ever sees it running unlocked
+                lock = SessionLock(self.locks, CODE_JOB, job.id)
+                if not lock.try_acquire():  # its last runner is still letting go: claimed at the next look
+                    return None
+                self.held[(job.id, job.attempts + 1)] = lock
             job.state, job.attempts = RUNNING, job.attempts + 1
             job.lease_until = self.service.now() + timedelta(seconds=self.code.time_limit + MARGIN_S)
             return job.id, job.attempts, str(self.course.store.path(job.sha256))
@@ -239,6 +255,15 @@ class CodeJobs:
         upload does) and its row refers to it; it is removed again if the transaction fails or
         the report is stale (the job was retried or failed meanwhile: nothing changes, None).
         """
+        try:
+            return self._record_kept(job_id, attempt, outcome, error)
+        finally:  # a replica's lock on this job (attempt) ends with its report, whatever it says
+            lock = self.held.pop((job_id, attempt), None)
+            if lock is not None:
+                lock.release()
+
+    def _record_kept(self, job_id: int, attempt: int, outcome: Optional[dict],
+                     error: Optional[BaseException]) -> Optional[str]:
         data = (outcome or {}).get("prediction") if error is None else None
         scored = data is not None and (outcome.get("fields") or {}).get("status") == SCORED
         if not scored or outcome["run"]["status"] == "failed":
@@ -306,17 +331,47 @@ class CodeJobs:
         return job.state
 
     def recover(self, *, all_running: bool = False) -> int:
-        """Retry (once) or fail every job whose worker is gone: leases ended, or any ``running`` at start-up."""
+        """Retry (once) or fail every job whose worker is gone: leases ended, or any ``running`` at start-up.
+
+        Replicas: ``all_running`` is ignored (the other replicas' jobs run on), and a running job
+        whose advisory lock no replica holds is gone too (its replica died).
+        """
         now = self.service.now()
         where = [CodeJob.state == RUNNING]
-        if not all_running:
+        if not all_running and self.locks is None:
             where.append(CodeJob.lease_until < now)
         with write_transaction(self.course.sessions) as s:
             jobs = list(s.scalars(select(CodeJob).where(*where)))
+            orphans = []
             for job in jobs:
+                if self.locks is not None and job.lease_until >= now and not self._orphaned(job.id):
+                    continue
+                orphans.append(job)
+                for key in [k for k in list(self.held) if k[0] == job.id]:  # its lease ended here: let go
+                    held = self.held.pop(key, None)
+                    if held is not None:
+                        held.release()
                 team = s.scalar(select(Team.name).where(Team.id == job.team_id))
-                self._server_failure(s, job, team, now, "worker lost" if not all_running else "server restarted")
-        return len(jobs)
+                why = ("its replica stopped" if self.locks is not None and job.lease_until >= now
+                       else "worker lost" if not all_running or self.locks is not None else "server restarted")
+                self._server_failure(s, job, team, now, why)
+        return len(orphans)
+
+    def _orphaned(self, job_id: int) -> bool:
+        """Whether no replica holds a running job's lock (this one's excepted: it is running it)."""
+        if any(key[0] == job_id for key in list(self.held)):  # a snapshot: the runner's callbacks change it
+            return False
+        lock = SessionLock(self.locks, CODE_JOB, job_id)
+        if not lock.try_acquire():
+            return False
+        lock.release()
+        return True
+
+    def close(self) -> None:
+        """Let go of the jobs' locks (an unfinished job is then another replica's to retry)."""
+        for lock in list(self.held.values()):
+            lock.release()
+        self.held.clear()
 
 
 class JobRunner:
@@ -338,7 +393,7 @@ class JobRunner:
         self._thread = threading.Thread(target=self._loop, name="brats-kit-code-jobs", daemon=True)
 
     def start(self) -> "JobRunner":
-        self.jobs.recover(all_running=True)
+        self.jobs.recover(all_running=True)  # replicas: only the jobs of a replica gone
         self._thread.start()
         return self
 
@@ -384,6 +439,7 @@ class JobRunner:
         self.jobs.wake.set()
         self._thread.join(timeout=30)
         self.executor.close()
+        self.jobs.close()
 
 
 def start_code_track(service, *, executor: Optional[str] = None, workers: Optional[int] = None):

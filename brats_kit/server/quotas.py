@@ -126,6 +126,72 @@ class InFlight:
             del self._active[team_id]
 
 
+#: Seconds between two tries of a team's shared slot while another replica holds it (doubling up to the last).
+SLOT_POLL_S = (0.01, 0.2)
+#: Seconds an upload waits for a slot another replica holds before it is refused (429 ``too_many_in_flight``).
+SLOT_WAIT_S = 120.0
+
+
+class SharedInFlight(InFlight):
+    """:class:`InFlight` over every replica of a course (``server run --replica``).
+
+    Within a replica the uploads of a team queue as in :class:`InFlight` (in arrival
+    order, at most ``max_waiting``); the one whose turn comes then takes one of the
+    team's ``per_team`` PostgreSQL advisory locks (on the replica's
+    :class:`~.shared.LockSession`), trying again every few milliseconds while other
+    replicas hold them all (arrival order is kept within a replica, not across
+    replicas). The locks are the session's: a replica killed mid-upload frees its
+    slots when its connection ends.
+
+    Parameters
+    ----------
+    engine : sqlalchemy.engine.Engine
+        The course's PostgreSQL engine (to count a team's slots held by every replica).
+    locks : LockSession
+        The replica's advisory locks.
+    """
+
+    def __init__(self, engine, locks, per_team: int = MAX_INFLIGHT_PER_TEAM,
+                 max_waiting: int = MAX_WAITING_PER_TEAM, wait_s: float = SLOT_WAIT_S):
+        super().__init__(per_team, max_waiting)
+        self.engine, self.locks, self.wait_s = engine, locks, float(wait_s)
+
+    @contextlib.asynccontextmanager
+    async def slot(self, team_id):
+        from starlette.concurrency import run_in_threadpool
+
+        async with super().slot(team_id) as (others, waited):
+            lock, shared_wait = await self._take(team_id)
+            try:
+                if self.per_team > 1:  # the team's slots held by every replica, this one's included
+                    from .shared import held_slots
+
+                    others = max(others, await run_in_threadpool(held_slots, self.engine, team_id) - 1)
+                yield others, waited or shared_wait
+            finally:
+                await run_in_threadpool(lock.release)
+
+    async def _take(self, team_id) -> tuple:
+        """One of the team's shared slots: ``(lock, waited)``; 429 once :attr:`wait_s` have gone by."""
+        from starlette.concurrency import run_in_threadpool
+
+        from .shared import TEAM_SLOT, SessionLock, slot_key
+
+        locks = [SessionLock(self.locks, TEAM_SLOT, slot_key(team_id, i)) for i in range(self.per_team)]
+        loop = asyncio.get_running_loop()
+        deadline, pause, waited = loop.time() + self.wait_s, SLOT_POLL_S[0], False
+        while True:
+            for lock in locks:
+                if await run_in_threadpool(lock.try_acquire):
+                    return lock, waited
+            if loop.time() > deadline:
+                raise Refusal(429, "too_many_in_flight",
+                              f"this team already has {self.per_team} uploads in progress",
+                              {"hint": "wait for your receipts before handing in again"}, {"Retry-After": "5"})
+            waited = True
+            await asyncio.sleep(pause)
+            pause = min(2 * pause, SLOT_POLL_S[1])
+
 class Quotas:
     """The course's deadline and daily caps.
 

@@ -177,15 +177,16 @@ def uvicorn_config(app, *, header_timeout: float = HEADER_TIMEOUT_S, keep_alive_
 def serve(course, *, host: str = "127.0.0.1", port: int = 8000, clock: Callable[[], datetime] = utc_now,
           log_level: str = "info", https_only: bool = False, forwarded_allow_ips: Optional[str] = None,
           max_inflight_per_team: Optional[int] = None, executor: Optional[str] = None,
-          code_workers: Optional[int] = None, **limits) -> None:
+          code_workers: Optional[int] = None, replica: bool = False, **limits) -> None:
     """Serve ``course`` until interrupted (uvicorn; Ctrl-C stops it cleanly).
 
     ``https_only``: session cookies are Secure. ``limits``: the transport's, as for :func:`uvicorn_config`;
-    ``max_inflight_per_team``, ``executor`` and ``code_workers`` as for :func:`~brats_kit.server.app.create_app`.
+    ``max_inflight_per_team``, ``executor``, ``code_workers`` and ``replica`` as for
+    :func:`~brats_kit.server.app.create_app`.
     """
     raise_open_files_limit()
     app = create_app(course, clock=clock, https_only=https_only, max_inflight_per_team=max_inflight_per_team,
-                     executor=executor, code_workers=code_workers)
+                     executor=executor, code_workers=code_workers, replica=replica)
     uvicorn.Server(uvicorn_config(app, host=host, port=port, log_level=log_level,
                                   forwarded_allow_ips=forwarded_allow_ips, **limits)).run()
 
@@ -205,7 +206,7 @@ class ServerThread:
     def __init__(self, course, *, clock: Callable[[], datetime] = utc_now, scorer=None, host: str = "127.0.0.1",
                  log_level: str = "warning", board_interval_s: Optional[float] = None,
                  max_inflight_per_team: Optional[int] = None, executor: Optional[str] = None,
-                 code_workers: Optional[int] = None, **limits):
+                 code_workers: Optional[int] = None, replica: bool = False, **limits):
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind((host, 0))
@@ -213,7 +214,7 @@ class ServerThread:
         self.url = f"http://{host}:{self.port}"
         self.app = create_app(course, clock=clock, scorer=scorer, board_interval_s=board_interval_s,
                               max_inflight_per_team=max_inflight_per_team, executor=executor,
-                              code_workers=code_workers)
+                              code_workers=code_workers, replica=replica)
         self._server = uvicorn.Server(uvicorn_config(self.app, log_level=log_level, lifespan="on", **limits))
         self._thread = threading.Thread(target=self._run, name=f"brats-kit-server-{self.port}", daemon=True)
         self._error: Optional[BaseException] = None

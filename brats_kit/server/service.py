@@ -32,9 +32,10 @@ from .db import (REVEALED, AuditEvent, CodeJob, Member, Submission, Team, is_rev
                  write_transaction)
 from .grading import course_mask_scores, lacks_mask_scores, truth_info
 from .naming import EXTENSIONS, export_name
-from .quotas import Quotas, no_uploads
+from .quotas import Quotas, SharedInFlight, no_uploads
 from .recording import Recorder
 from .refusal import Principal, Refusal
+from .shared import LockSession, SharedFailureLimiter, require_postgresql
 from .tracks import FILE, check_track, hidden_truth_of, track_of
 from .tokens import FailureLimiter, new_token, same_hash, token_hash
 
@@ -48,13 +49,19 @@ ADMIN = "admin"
 COUNTED_REFUSALS = ("quota_exceeded", "deadline_passed", "closed")
 
 
-def startup_checks(course: Course) -> list:
+def startup_checks(course: Course, *, replica: bool = False) -> list:
     """Fix exposed private files (warning), remove unacknowledged uploads and quarantine unknown stored files.
 
     Returns the paths removed and moved. A stored file the database does not know may
     have a receipt (a database restored from an older backup): it is moved to
     ``store/quarantine/``, never deleted (``server audit --adopt`` records it again).
+
+    ``replica``: other replicas share the store and may be receiving, or about to
+    record, the files a lone server would tidy: only files untouched for
+    :func:`replica_grace_s` are removed or quarantined.
     """
+    if replica:
+        require_postgresql(course.engine, course.root)
     for path in check_permissions(course.root, fix=True):
         log.warning("%s was readable by others: its mode is now owner-only", path)
     # A course created before the code track has no table of code jobs: an empty one, added once.
@@ -62,7 +69,7 @@ def startup_checks(course: Course) -> list:
     with course.sessions() as s:
         referenced = stored_files(s)
     _warn_missing_mask_scores(course)
-    removed, moved = course.store.recover(referenced)
+    removed, moved = course.store.recover(referenced, older_than=replica_grace_s(course.config) if replica else None)
     for path in removed:
         log.warning("removed %s, left by an interrupted upload (never acknowledged)", path)
     for path in moved:
@@ -117,6 +124,21 @@ def rank_recorded(entries, phase: str, truth, ranking=RANKING) -> list:
     return rank_teams(entries, phase, ranking)
 
 
+#: Seconds a replica leaves another's temporary or not-yet-recorded file alone at start-up, at least.
+REPLICA_GRACE_S = 600.0
+
+
+def replica_grace_s(config) -> float:
+    """How old a file of the store must be before a starting replica tidies it: well beyond the longest upload
+    (a body under the transport's deadlines, then scoring under the course's time limit, then one commit).
+
+    >>> from types import SimpleNamespace
+    >>> replica_grace_s(SimpleNamespace(timeout_s=20.0)), replica_grace_s(SimpleNamespace(timeout_s=400.0))
+    (600.0, 1200.0)
+    """
+    return max(REPLICA_GRACE_S, 3 * float(config.timeout_s))
+
+
 #: The largest id a submission can have (the column is a 32-bit INTEGER on PostgreSQL).
 MAX_SUBMISSION_ID = 2**31 - 1
 
@@ -158,6 +180,10 @@ class CourseService:
         Failed authentications per client address.
     scorer : IsolatedScorer, optional
         The workers that score an upload (:meth:`score`); the application passes its own.
+    replica : bool
+        One of several processes serving the course (``server run --replica``, PostgreSQL only): the
+        failure limiter and the per-team in-flight slots are kept in the database
+        (:class:`~.shared.SharedFailureLimiter`, :class:`~.quotas.SharedInFlight`), not in this process.
 
     Attributes
     ----------
@@ -168,8 +194,9 @@ class CourseService:
     """
 
     def __init__(self, course: Course, *, clock: Callable[[], datetime] = utc_now,
-                 limiter: Optional[FailureLimiter] = None, scorer=None):
+                 limiter: Optional[FailureLimiter] = None, scorer=None, replica: bool = False):
         self.course = course
+        self.replica = replica
         self.config = course.config
         self.clock = clock
         self.scorer = scorer
@@ -178,12 +205,27 @@ class CourseService:
         self.info = truth_info(self.truth)
         self.max_bytes = self.config.max_bytes or self.info["max_bytes"]
         self.quotas = Quotas(self.config, self.now)
+        #: The replica's advisory locks (None for a lone server): in-flight slots, the board's builder, code jobs.
+        self.locks: Optional[LockSession] = None
+        if replica:
+            require_postgresql(course.engine, course.root)
+            limiter = limiter or SharedFailureLimiter(course.engine)
+            self.locks = LockSession(course.engine)
+            self.quotas.in_flight = SharedInFlight(course.engine, self.locks, self.quotas.in_flight.per_team)
+            # Another replica may be recording the same bytes: a refused upload's file is left for the
+            # start-up tidy (quarantined once old), never removed under a row about to point at it.
+            course.store.shared = True
         self.auth = Authenticator(course.engine, self.quotas, limiter)
         self.recorder = Recorder(course, self.quotas)
 
     @property
     def limiter(self) -> FailureLimiter:
         return self.auth.limiter
+
+    def close(self) -> None:
+        """End what the service holds outside this process: a replica's advisory locks (its session)."""
+        if self.locks is not None:
+            self.locks.close()
 
     # -- time --------------------------------------------------------------------------------
     def now(self) -> datetime:

@@ -21,8 +21,9 @@ import os
 import re
 import tempfile
 import threading
+import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional
 
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 
@@ -106,6 +107,9 @@ class Store:
         self.quarantine = self.root / "quarantine"
         self._lock = threading.Lock()
         self._inflight: collections.Counter = collections.Counter()
+        #: Shared with servers in other processes (replicas): a refused upload's file is left in place (another
+        #: may be recording the same bytes) and a file stored again is touched (see recover).
+        self.shared = False
 
     @contextlib.contextmanager
     def staged(self, sha256: str, is_referenced: Callable[[str], bool]):
@@ -129,7 +133,7 @@ class Store:
                 self._inflight[sha256] -= 1
                 if not self._inflight[sha256]:
                     del self._inflight[sha256]
-                    if not kept and not is_referenced(sha256):
+                    if not kept and not self.shared and not is_referenced(sha256):
                         with contextlib.suppress(FileNotFoundError):
                             self.path(sha256).unlink()
 
@@ -151,9 +155,17 @@ class Store:
         A full disk raises :class:`StorageFull`; the caller removes what was moved in (:meth:`staged`).
         """
         dest = self.path(sha256)
-        if dest.exists():
+        try:
+            # The same bytes are stored once. Shared: touched, so that a replica starting now sees a file in
+            # use (it tidies only old ones, see recover); gone meanwhile (quarantined): stored again below.
+            if self.shared:
+                os.utime(dest)
+            elif not dest.exists():
+                raise FileNotFoundError(dest)
             upload.discard()
             return dest
+        except FileNotFoundError:
+            pass
         upload.sync()
         with _disk_full_as_storage_full():
             dest.parent.mkdir(exist_ok=True, mode=0o700)
@@ -181,18 +193,30 @@ class Store:
             return {}
         return {f.name: f for f in sorted(self.quarantine.iterdir()) if _SHA.match(f.name)}
 
-    def recover(self, referenced: set) -> tuple:
+    def recover(self, referenced: set, older_than: Optional[float] = None) -> tuple:
         """Tidy the store at startup: ``(removed, quarantined)``.
 
         Temporary files (uploads never acknowledged) are removed; stored files the
         database does not reference are moved (durably) to ``quarantine/``, never deleted.
+        ``older_than`` (seconds): only files not modified for that long (a store shared with
+        running servers, whose uploads in progress are younger).
         """
         removed, moved = [], []
+        cutoff = None if older_than is None else time.time() - older_than
+
+        def aged(f: Path) -> bool:
+            try:
+                return cutoff is None or f.stat().st_mtime < cutoff
+            except FileNotFoundError:  # finished (moved or removed) by its own server meanwhile
+                return False
+
         for f in self.temporary_files():
-            f.unlink()
-            removed.append(f)
+            if aged(f):
+                with contextlib.suppress(FileNotFoundError):
+                    f.unlink()
+                    removed.append(f)
         for sha, f in self.files().items():
-            if sha not in referenced:
+            if sha not in referenced and aged(f):
                 self.quarantine.mkdir(exist_ok=True, mode=0o700)
                 dest = self.quarantine / sha
                 os.replace(f, dest)

@@ -82,7 +82,7 @@ def test_server_run_passes_the_transport_options(tmp_path, competition, monkeypa
     assert result.exit_code == 0, result.output
     assert seen == {"host": "127.0.0.1", "port": 8123, "forwarded_allow_ips": "10.0.0.5", "header_timeout": 3.0,
                     "keep_alive_s": 2, "limit_concurrency": 100, "max_inflight_per_team": 2, "https_only": False,
-                    "executor": None, "code_workers": None}
+                    "executor": None, "code_workers": None, "replica": False}
     config = run_module.uvicorn_config(object(), forwarded_allow_ips="10.0.0.5", header_timeout=3)
     assert config.proxy_headers and config.forwarded_allow_ips == "10.0.0.5" and config.http.header_timeout == 3.0
     assert not run_module.uvicorn_config(object()).proxy_headers  # no proxy named: no X-Forwarded-For believed

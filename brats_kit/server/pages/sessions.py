@@ -24,6 +24,7 @@ import hashlib
 import hmac
 import os
 import secrets
+import tempfile
 from dataclasses import dataclass
 from typing import Optional
 
@@ -56,16 +57,21 @@ class SignedIn:
 
 
 def _secret(service: CourseService) -> bytes:
-    """The course's session secret, created owner-only (O_EXCL: two workers never write two)."""
+    """The course's session secret, created owner-only and whole: written aside, then linked to its name
+    (fails if present), so that replicas starting together share one secret and never read a half-written one."""
     path = service.course.private / SECRET_FILE
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_bytes().strip()
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(secrets.token_hex(32).encode())
-        fh.flush()
-        os.fsync(fh.fileno())
+    if not path.exists():
+        fd, aside = tempfile.mkstemp(prefix=f".{SECRET_FILE}.", dir=path.parent)  # owner-only (0600)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(secrets.token_hex(32).encode())
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.link(aside, path)
+        except FileExistsError:
+            pass  # another server made it first: its secret is the course's
+        finally:
+            os.unlink(aside)
     return path.read_bytes().strip()
 
 
