@@ -140,9 +140,8 @@ def run(course, host, port, https_only, forwarded_allow_ips, header_timeout, kee
     """Serve the API of COURSE (OpenAPI page at /docs) until interrupted."""
     from brats_kit.server.course import Course
     from brats_kit.server.run import serve
-    from brats_kit.server.shared import require_postgresql
-
     from brats_kit.server.jobs import check_code_user
+    from brats_kit.server.shared import require_postgresql
 
     # Refused before binding: not a course, a replica on SQLite, a code user that cannot run.
     with Course(course) as opened:
