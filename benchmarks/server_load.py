@@ -16,6 +16,15 @@ Kill test: SIGKILL the server at a random moment under load, restart it, check t
 
     python benchmarks/server_load.py [--teams 200] [--kills 10] [--no-postgres]
     python benchmarks/server_load.py --hostile [--teams 200]
+    python benchmarks/server_load.py --replicas 1,2,4 [--teams 200]
+
+Replicas (issue 24): the same class against N ``brats-kit server run`` processes on one
+PostgreSQL course (``--replica`` added when the command has it; benchmarks/replicas.py), each
+team's uploads taken round robin over them, beside the single SQLite process, in one run:
+accepted uploads/s and its ratio, p50/p99, CPU per request of the replicas (with their scoring
+workers and board children) and of PostgreSQL, read from /proc; then 0 lost receipts and exact
+quotas, rows counted against receipts. This machine has 2 cores: a replica count above the
+cores measures correctness and overhead, not speed-up.
 
 Hostile mode (issue 20): team000 floods the server with corrupted HDF5 files (the damaged global
 heap of the tests' hanging file; on this benchmark's truth libhdf5 refuses it as corrupt in about
@@ -334,8 +343,10 @@ def main() -> None:
                 backends.append(("postgresql", cluster.new_database()))
         try:
             for label, db in backends:
+                load0 = os.getloadavg()[0]
                 r = load_run(label, tmp, competition, y, args.teams, db=db, clients=args.clients,
                              board_interval=args.board_interval)
+                r["load"] = (load0, os.getloadavg()[0])
                 r["ratio_to_bare"] = r["median_accepted_ms"] / bare_ms
                 r["cpu_ratio_to_bare"] = r["server_cpu_ms_per_request"] / bare_ms
                 runs.append(r)
@@ -346,8 +357,10 @@ def main() -> None:
                       f"{r['double_counted']}, quota exceeded {r['quota_exceeded']}, unexpected answers "
                       f"{r['n_unexpected']}, audit {'ok' if r['audit_ok'] else 'FAILED'} "
                       f"(server start {r['startup_s']:.1f} s); server CPU {r['server_cpu_ms_per_request']:.1f} ms "
-                      f"per request, {r['cpu_ratio_to_bare']:.1f}x the bare time; clients' CPU {r['client_cpu_ms_per_request']:.1f} ms per request (server and scoring workers: "
-                      f"{2000 / r['server_cpu_ms_per_request']:.0f} requests/s if it had 2 idle cores)", flush=True)
+                      f"per request, {r['cpu_ratio_to_bare']:.1f}x the bare time; clients' CPU "
+                      f"{r['client_cpu_ms_per_request']:.1f} ms per request; {cpu_bound_rate(r):.0f} accepted/s "
+                      f"if server and clients had the {os.cpu_count()} cores to themselves; load average "
+                      f"{r['load'][0]:.1f} -> {r['load'][1]:.1f}{busy_note(r['load'][0])}", flush=True)
                 if r["unexpected"]:
                     print(f"            first unexpected: {r['unexpected']}")
         finally:
@@ -362,6 +375,24 @@ def main() -> None:
                   f"{sum(k['audit_ok'] for k in kills)}/{len(kills)} restarts")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def cpu_bound_rate(r: dict) -> float:
+    """Accepted uploads/s that the CPU measured per request allows on this machine's cores, all free.
+
+    The clients run on the same cores, so their CPU counts too. The rate measured is below it by
+    what else ran (other processes, idle gaps); it is the figure that moves with the machine's load,
+    the CPU per request is not.
+    """
+    per_request = r["server_cpu_ms_per_request"] + r["client_cpu_ms_per_request"] + (r.get("pg_cpu_ms_per_request") or 0)
+    return 1000 * os.cpu_count() / per_request * r["accepted"] / r["uploads"]
+
+
+def busy_note(load: float) -> str:
+    """A warning beside a rate measured on a machine that was not idle (load average above 0.5)."""
+    if load <= 0.5:
+        return ""
+    return f" (NOT idle: about {min(load, os.cpu_count()):.1f} of the {os.cpu_count()} cores were busy before the run)"
 
 
 def replica_counts(text: str) -> list:
