@@ -17,7 +17,7 @@ midnight falls within the run.
 
 With ``--per-day 2`` (the default) every team's third file must be refused (429), so the quotas are
 checked both ways. Reports: accepted uploads, refusals, late ones (answered ``deadline_passed``:
-the servers fell behind), lost receipts (a receipt whose row or stored file is missing), rows
+the servers fell behind), uploads whose connection broke before any answer, lost receipts (a receipt whose row or stored file is missing), rows
 without a receipt, quota errors (an answer the quota rule did not allow; a team over its quota in
 the database), ``server audit``, p50/p99 latency, how late the clients sent (p99), CPU per request
 (replicas with their workers, PostgreSQL) and the load average. Bounded: uploads not sent by
@@ -137,7 +137,8 @@ class Rush:
             code = body.get("error", {}).get("code") if status != 201 else None
             row = (t, k, sent - due, status, code, body.get("id"), body.get("sha256"), latency, time.monotonic())
         except Exception as exc:  # noqa: BLE001 - a transport failure is counted, never fatal to the run
-            row = (t, k, sent - due, None, type(exc).__name__, None, None, time.monotonic() - sent, time.monotonic())
+            row = (t, k, sent - due, None, f"{type(exc).__name__}: {exc}"[:300], None, None, time.monotonic() - sent,
+                   time.monotonic())
         with self.cv:
             self.results.append(row)
             self.pending -= 1
@@ -186,7 +187,7 @@ def judge(results: list, names: list, per_day: int, deadline_at: float, slack: f
     by_team: dict = {}
     for row in sorted(results, key=lambda r: (r[0], r[1])):
         by_team.setdefault(row[0], []).append(row)
-    receipts, expected, errors, late, early, other = {}, {}, 0, 0, 0, {}
+    receipts, expected, errors, late, early, other, broken = {}, {}, 0, 0, 0, {}, []
     for t, rows in by_team.items():
         held = 0
         for _, _, _, status, code, sid, sha, _, answered in rows:
@@ -200,11 +201,13 @@ def judge(results: list, names: list, per_day: int, deadline_at: float, slack: f
                 receipts[sid] = (names[t], sha)
             elif status == 429 and code == "quota_exceeded":
                 errors += held < per_day
+            elif status is None:  # no HTTP answer: the connection broke (its row, if any, has no receipt)
+                broken.append((names[t], k, code))
             else:
                 other[f"{status} {code}"] = other.get(f"{status} {code}", 0) + 1
         expected[names[t]] = held
     return {"receipts": receipts, "expected": expected, "quota_errors": errors, "late": late, "early": early,
-            "other": other}
+            "other": other, "broken": broken}
 
 
 def rush(tmp: Path, *, db: str, cluster=None, teams: int = 5000, minutes: float = 10.0, uploads: int = 3,
@@ -257,7 +260,8 @@ def rush(tmp: Path, *, db: str, cluster=None, teams: int = 5000, minutes: float 
             "answered": len(results), "not_sent": not_sent, "accepted": sum(r[3] == 201 for r in results),
             "refused_quota": sum(r[4] == "quota_exceeded" for r in results), "late": verdict["late"],
             "refused_early": verdict["early"],
-            "other_answers": verdict["other"], "quota_errors": verdict["quota_errors"],
+            "other_answers": verdict["other"], "no_answer": len(verdict["broken"]),
+            "no_answer_examples": verdict["broken"][:5], "quota_errors": verdict["quota_errors"],
             "lost": check["lost"], "unreceipted_rows": check["unreceipted_rows"],
             "quota_exceeded": check["quota_exceeded"], "teams_with_wrong_count": check["teams_with_wrong_count"],
             "audit_ok": check["audit_ok"], "p50_ms": percentile_ms(lat, 50), "p99_ms": percentile_ms(lat, 99),
@@ -267,7 +271,11 @@ def rush(tmp: Path, *, db: str, cluster=None, teams: int = 5000, minutes: float 
 
 
 def correct(r: dict) -> bool:
-    """0 lost, quotas exact, audit ok, every upload answered by the rules (late ones apart)."""
+    """0 lost, quotas exact, audit ok, every HTTP answer by the rules (late ones apart), every upload sent.
+
+    An upload whose connection broke before any answer (``no_answer``) is reported, not failed: the
+    client holds no receipt, and a row recorded for it would fail the count (a row without a receipt).
+    """
     return (r["lost"] == 0 and r["unreceipted_rows"] == 0 and r["quota_errors"] == 0 and r["quota_exceeded"] == 0
             and r["refused_early"] == 0
             and r["teams_with_wrong_count"] == 0 and r["audit_ok"] and not r["other_answers"] and r["not_sent"] == 0)
@@ -319,7 +327,9 @@ def main() -> None:
         print(f"  answered {r['answered']} of {r['uploads_planned']} (not sent {r['not_sent']}): "
               f"{r['accepted']} accepted, {r['refused_quota']} refused by the quota, {r['late']} late "
               f"(deadline_passed; {r['refused_early']} of them before the deadline), other {r['other_answers'] or 0}; "
-              f"window {r['window_s']:.0f} s")
+              f"window {r['window_s']:.0f} s; no HTTP answer (connection broken) {r['no_answer']}")
+        for team, k, what in r["no_answer_examples"]:
+            print(f"    no answer: {team}'s file {k + 1}: {what}")
         print(f"  latency p50 {r['p50_ms']:.0f} ms, p99 {r['p99_ms']:.0f} ms, max {r['max_ms']:.0f} ms; clients "
               f"behind their schedule p99 {r['send_late_p99_ms']:.0f} ms; CPU {r['server_cpu_ms_per_request']:.1f}"
               f"{pg} ms per request")
