@@ -183,6 +183,8 @@ def judge(results: list, names: list, per_day: int, deadline_at: float, slack: f
     >>> late = [(0, 0, 0, 403, "deadline_passed", None, None, .1, 9.0)]
     >>> judge(late, ["t0"], 2, deadline_at=10.0)["early"], judge(late, ["t0"], 2, deadline_at=9.2)["late"]
     (1, 1)
+    >>> judge([(0, 1, 0, None, "ProtocolError: reset", None, None, .1, 9.0)], ["t0"], 2, 10.0)["broken"]
+    [('t0', 1, 'ProtocolError: reset')]
     """
     by_team: dict = {}
     for row in sorted(results, key=lambda r: (r[0], r[1])):
@@ -190,7 +192,7 @@ def judge(results: list, names: list, per_day: int, deadline_at: float, slack: f
     receipts, expected, errors, late, early, other, broken = {}, {}, 0, 0, 0, {}, []
     for t, rows in by_team.items():
         held = 0
-        for _, _, _, status, code, sid, sha, _, answered in rows:
+        for _, k, _, status, code, sid, sha, _, answered in rows:
             if code == "deadline_passed":
                 late += 1
                 early += answered < deadline_at - slack
