@@ -16,6 +16,15 @@ Kill test: SIGKILL the server at a random moment under load, restart it, check t
 
     python benchmarks/server_load.py [--teams 200] [--kills 10] [--no-postgres]
     python benchmarks/server_load.py --hostile [--teams 200]
+    python benchmarks/server_load.py --replicas 1,2,4 [--teams 200]
+
+Replicas (issue 24): the same class against N ``brats-kit server run`` processes on one
+PostgreSQL course (``--replica`` added when the command has it; benchmarks/replicas.py), each
+team's uploads taken round robin over them, beside the single SQLite process, in one run:
+accepted uploads/s and its ratio, p50/p99, CPU per request of the replicas (with their scoring
+workers and board children) and of PostgreSQL, read from /proc; then 0 lost receipts and exact
+quotas, rows counted against receipts. This machine has 2 cores: a replica count above the
+cores measures correctness and overhead, not speed-up.
 
 Hostile mode (issue 20): team000 floods the server with corrupted HDF5 files (the damaged global
 heap of the tests' hanging file; on this benchmark's truth libhdf5 refuses it as corrupt in about
@@ -32,10 +41,10 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import json
+import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -44,7 +53,6 @@ import time
 from pathlib import Path
 from typing import Optional
 
-import httpx
 import numpy as np
 import urllib3
 from urllib.parse import urlsplit
@@ -57,33 +65,10 @@ sys.path.insert(0, str(ROOT / "tests"))  # the throw-away PostgreSQL cluster of 
 from cohorts.classroom import make_truth, write_truth  # noqa: E402
 from data_spec import load_truth  # noqa: E402
 from grader.scoring import evaluate  # noqa: E402
+from replicas import (API, BRATS_KIT, Replicas, check_course, course_rows, postmaster_pid,  # noqa: E402
+                      start_server, tree_cpu_seconds)
 
-BRATS_KIT = str(Path(sys.executable).parent / "brats-kit")
-API = "/api/v1"
 N_CASES = 29
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(course: Path, log: Path):
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    fh = open(log, "ab")
-    proc = subprocess.Popen([BRATS_KIT, "server", "run", str(course), "--port", str(port)], stdout=fh, stderr=fh)
-    t0 = time.monotonic()
-    while True:
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited: {log.read_text()[-2000:]}")
-        try:
-            if httpx.get(f"{url}{API}/competition", timeout=2).status_code == 200:
-                return proc, url, time.monotonic() - t0
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
 
 
 def init_course(tmp: Path, competition: Path, n_teams: int, *, db=None, per_day=5, max_invalid=1,
@@ -146,25 +131,25 @@ def upload(conn: HTTPConnectionPool, token: str, data: bytes) -> tuple:
     return r.status, (json.loads(r.data) if r.status in (201, 401, 429) else r.data.decode()), elapsed
 
 
-def team_session(url: str, token: str, y: np.ndarray, team: int) -> list:
-    """One team: 5 valid, 1 invalid, then a 6th valid that must be refused (quota)."""
+def team_session(urls, token: str, y: np.ndarray, team: int) -> list:
+    """One team: 5 valid, 1 invalid, then a 6th valid that must be refused (quota).
+
+    ``urls``: one server, or several replicas of one course taken in turn (upload ``k`` goes to
+    ``urls[(team + k) % n]``, so a team's files reach every replica). The file's bytes are not kept.
+    """
+    urls = [urls] if isinstance(urls, str) else list(urls)
     plan = [("valid", prediction(y, team, k)) for k in range(5)]
     plan.insert(team % 6, ("invalid", invalid(y, team)))
     plan.append(("over", prediction(y, team, 5)))
     out = []
-    with connection(url) as conn:
-        for kind, data in plan:
-            out.append((kind, data) + upload(conn, token, data))
+    conns = [connection(u) for u in urls]
+    try:
+        for k, (kind, data) in enumerate(plan):
+            out.append((kind, None) + upload(conns[(team + k) % len(conns)], token, data))
+    finally:
+        for c in conns:
+            c.close()
     return out
-
-
-def db_rows(course: Path) -> list:
-    from brats_kit.server.course import Course
-    from brats_kit.server.db import Submission
-    from sqlalchemy import select
-
-    with Course(course) as c, c.sessions() as s:
-        return [(r.id, r.team_id, r.sha256, r.status, r.day) for r in s.scalars(select(Submission))]
 
 
 def audit(course: Path) -> dict:
@@ -187,24 +172,6 @@ def bare_times(truth_path: Path, y: np.ndarray, tmp: Path, n: int = 40) -> list:
     return times
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process and its children (the scoring workers); NaN without psutil."""
-    try:
-        import psutil
-    except ImportError:
-        return float("nan")
-
-    proc = psutil.Process(pid)
-    total = 0.0
-    for p in [proc] + proc.children(recursive=True):
-        try:
-            t = p.cpu_times()
-            total += t.user + t.system
-        except psutil.NoSuchProcess:
-            pass
-    return total
-
-
 def flood(url: str, token: str, hang: bytes, stop: threading.Event, counts: dict, *, wrong: bool = False) -> None:
     """The hostile team: corrupted files with its token, or anything with wrong tokens, until ``stop``."""
     with connection(url) as conn:
@@ -221,56 +188,63 @@ def flood(url: str, token: str, hang: bytes, stop: threading.Event, counts: dict
 
 
 def load_run(label: str, tmp: Path, competition: Path, y: np.ndarray, n_teams: int, db=None, clients: int = 16,
-             board_interval=None, hostile: Optional[bytes] = None) -> dict:
-    """One load run; with ``hostile`` (a corrupted HDF5 file's bytes), team000 floods while the others hand in."""
+             board_interval=None, hostile: Optional[bytes] = None, replicas: int = 0, cluster=None) -> dict:
+    """One load run; with ``hostile`` (a corrupted HDF5 file's bytes), team000 floods while the others hand in.
+
+    ``replicas=0``: one plain ``server run`` process (the README's single-process figures);
+    ``replicas=N``: N processes on the course (``db``: PostgreSQL), each team's uploads spread over
+    them. CPU is that of the server processes and their children; with ``cluster``, PostgreSQL's too.
+    """
     course, tokens = init_course(tmp, competition, n_teams, db=db, board_interval=board_interval)
-    proc, url, startup = start_server(course, tmp / f"server-{label}.log")
+    logs = tmp / f"logs-{label}"
+    logs.mkdir(exist_ok=True)
+    # replicas=0: the plain single process, never with --replica; otherwise --replica when it exists.
+    fleet = Replicas(course, max(1, replicas), logs, replica=None if replicas else False)
+    urls = fleet.urls
+    pg = [postmaster_pid(cluster)] if cluster is not None else []
     honest = range(1, n_teams) if hostile is not None or label.startswith("quiet") else range(n_teams)
     stop, flooded, threads = threading.Event(), {}, []
     try:
         if hostile is not None:
-            threads = [threading.Thread(target=flood, args=(url, tokens["team000"], hostile, stop, flooded),
+            threads = [threading.Thread(target=flood, args=(urls[0], tokens["team000"], hostile, stop, flooded),
                                         kwargs={"wrong": k == 4}, daemon=True) for k in range(5)]
             for t in threads:
                 t.start()
             time.sleep(1.0)  # the flood is in before the class starts
-        cpu0 = cpu_seconds(proc.pid)
+        cpu0, pg0 = tree_cpu_seconds(fleet.pids), tree_cpu_seconds(pg)
         client0 = time.process_time()
         t0 = time.perf_counter()
         with concurrent.futures.ThreadPoolExecutor(clients) as pool:
-            sessions = list(pool.map(lambda i: team_session(url, tokens[f"team{i:03d}"], y, i), honest))
+            sessions = list(pool.map(lambda i: team_session(urls, tokens[f"team{i:03d}"], y, i), honest))
         wall = time.perf_counter() - t0
-        cpu = cpu_seconds(proc.pid) - cpu0
+        cpu, pg_cpu = tree_cpu_seconds(fleet.pids) - cpu0, tree_cpu_seconds(pg) - pg0
         client_cpu = time.process_time() - client0
     finally:
         stop.set()
         for t in threads:
             t.join(timeout=120)
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=60)
+        fleet.stop()
     results = [r for s in sessions for r in s]
     accepted = [r for r in results if r[2] == 201]
     lat = np.array([r[4] for r in results])
     bad_status = [(k, c, b) for k, _, c, b, _ in results
                   if (k in ("valid", "invalid") and c != 201) or (k == "over" and c != 429)]
-    rows = db_rows(course)
-    receipts = {r[3]["id"]: r[3]["sha256"] for r in accepted}
-    by_id = {row[0]: row for row in rows}
-    lost = [i for i, sha in receipts.items() if i not in by_id or by_id[i][2] != sha]
-    per_team_day: dict = {}
-    for _, team, _, status, day in rows:
-        per_team_day[(team, day, status)] = per_team_day.get((team, day, status), 0) + 1
-    over_quota = {k: v for k, v in per_team_day.items() if (k[2] == "scored" and v > 5) or (k[2] == "invalid" and v > 1)}
-    result = audit(course)
-    return {"label": label, "startup_s": startup, "uploads": len(results), "accepted": len(accepted), "wall_s": wall,
-            "accepted_per_s": len(accepted) / wall, "requests_per_s": len(results) / wall,
-            "server_cpu_ms_per_request": 1000 * cpu / len(results),
-            "client_cpu_ms_per_request": 1000 * client_cpu / len(results),
+    receipts = {r[3]["id"]: (f"team{i:03d}", r[3]["sha256"]) for i, s in zip(honest, sessions) for r in s
+                if r[2] == 201}
+    check = check_course(course, receipts, per_day=5, max_invalid=1,
+                         expected={f"team{i:03d}": 6 for i in honest})
+    n = len(results)
+    return {"label": label, "replicas": replicas, "flag": " ".join(fleet.flag), "startup_s": max(fleet.startup_s),
+            "uploads": n, "accepted": len(accepted), "wall_s": wall,
+            "accepted_per_s": len(accepted) / wall, "requests_per_s": n / wall,
+            "server_cpu_ms_per_request": 1000 * cpu / n, "pg_cpu_ms_per_request": 1000 * pg_cpu / n if pg else None,
+            "client_cpu_ms_per_request": 1000 * client_cpu / n,
             "p50_ms": 1000 * float(np.percentile(lat, 50)), "p99_ms": 1000 * float(np.percentile(lat, 99)),
             "median_accepted_ms": 1000 * float(np.median([r[4] for r in accepted])),
-            "unexpected": bad_status[:5], "n_unexpected": len(bad_status), "lost": len(lost),
-            "double_counted": len(rows) - len(receipts), "quota_exceeded": len(over_quota),
-            "audit_ok": result["ok"] and result["exit"] == 0, "flood": flooded}
+            "unexpected": bad_status[:5], "n_unexpected": len(bad_status), "lost": check["lost"],
+            "double_counted": check["unreceipted_rows"] if hostile is None else None,
+            "quota_exceeded": check["quota_exceeded"], "teams_with_wrong_count": check["teams_with_wrong_count"],
+            "audit_ok": check["audit_ok"], "flood": flooded}
 
 
 def kill_test(tmp: Path, competition: Path, y: np.ndarray, kills: int, seed: int = 0) -> list:
@@ -312,7 +286,7 @@ def kill_test(tmp: Path, competition: Path, y: np.ndarray, kills: int, seed: int
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=60)
         result = audit(course)
-        rows = {r[0]: r[2] for r in db_rows(course)}
+        rows = {r[0]: r[2] for r in course_rows(course)}
         missing = [i for i, sha in receipts.items() if rows.get(i) != sha]
         from brats_kit.server.store import Store
 
@@ -338,11 +312,14 @@ def main() -> None:
                     help="Seconds between live-board rebuilds (0: off; default: the course's default).")
     ap.add_argument("--hostile", action="store_true",
                     help="One team floods corrupted HDF5 files and wrong tokens; compared with the same run without.")
+    ap.add_argument("--replicas", type=replica_counts, default=None, metavar="N[,N...]",
+                    help="Also serve the course from N processes on one PostgreSQL database (e.g. 1,2,4), "
+                         "beside the single SQLite process; no kill test.")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="brats-server-load-"))
-    if args.hostile:
+    if args.hostile or args.replicas:
         try:
-            hostile_runs(tmp, args)
+            (hostile_runs if args.hostile else replica_runs)(tmp, args)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return
@@ -366,8 +343,10 @@ def main() -> None:
                 backends.append(("postgresql", cluster.new_database()))
         try:
             for label, db in backends:
+                load0 = os.getloadavg()[0]
                 r = load_run(label, tmp, competition, y, args.teams, db=db, clients=args.clients,
                              board_interval=args.board_interval)
+                r["load"] = (load0, os.getloadavg()[0])
                 r["ratio_to_bare"] = r["median_accepted_ms"] / bare_ms
                 r["cpu_ratio_to_bare"] = r["server_cpu_ms_per_request"] / bare_ms
                 runs.append(r)
@@ -378,8 +357,10 @@ def main() -> None:
                       f"{r['double_counted']}, quota exceeded {r['quota_exceeded']}, unexpected answers "
                       f"{r['n_unexpected']}, audit {'ok' if r['audit_ok'] else 'FAILED'} "
                       f"(server start {r['startup_s']:.1f} s); server CPU {r['server_cpu_ms_per_request']:.1f} ms "
-                      f"per request, {r['cpu_ratio_to_bare']:.1f}x the bare time; clients' CPU {r['client_cpu_ms_per_request']:.1f} ms per request (server and scoring workers: "
-                      f"{2000 / r['server_cpu_ms_per_request']:.0f} requests/s if it had 2 idle cores)", flush=True)
+                      f"per request, {r['cpu_ratio_to_bare']:.1f}x the bare time; clients' CPU "
+                      f"{r['client_cpu_ms_per_request']:.1f} ms per request; {cpu_bound_rate(r):.0f} accepted/s "
+                      f"if server and clients had the {os.cpu_count()} cores to themselves; load average "
+                      f"{r['load'][0]:.1f} -> {r['load'][1]:.1f}{busy_note(r['load'][0])}", flush=True)
                 if r["unexpected"]:
                     print(f"            first unexpected: {r['unexpected']}")
         finally:
@@ -394,6 +375,80 @@ def main() -> None:
                   f"{sum(k['audit_ok'] for k in kills)}/{len(kills)} restarts")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def cpu_bound_rate(r: dict) -> float:
+    """Accepted uploads/s that the CPU measured per request allows on this machine's cores, all free.
+
+    The clients run on the same cores, so their CPU counts too. The rate measured is below it by
+    what else ran (other processes, idle gaps); it is the figure that moves with the machine's load,
+    the CPU per request is not.
+    """
+    per_request = r["server_cpu_ms_per_request"] + r["client_cpu_ms_per_request"] + (r.get("pg_cpu_ms_per_request") or 0)
+    return 1000 * os.cpu_count() / per_request * r["accepted"] / r["uploads"]
+
+
+def busy_note(load: float) -> str:
+    """A warning beside a rate measured on a machine that was not idle (load average above 0.5)."""
+    if load <= 0.5:
+        return ""
+    return f" (NOT idle: about {min(load, os.cpu_count()):.1f} of the {os.cpu_count()} cores were busy before the run)"
+
+
+def replica_counts(text: str) -> list:
+    """``"1,2,4"`` -> ``[1, 2, 4]`` (each 1 to 16)."""
+    try:
+        counts = [int(x) for x in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected replica counts like 1,2,4, got {text!r}") from None
+    if not counts or any(not 1 <= n <= 16 for n in counts):
+        raise argparse.ArgumentTypeError(f"each replica count must be 1 to 16, got {text!r}")
+    return counts
+
+
+def replica_runs(tmp: Path, args) -> None:
+    """The single process (SQLite, the README's row) and N replicas on one PostgreSQL course, side by side."""
+    from test_server_support import pg_cluster_or_reason
+
+    competition = tmp / "competition"
+    y, public = make_truth(N_CASES, seed=0)
+    write_truth(competition, y, public)
+    cluster, reason = pg_cluster_or_reason(fsync=True)
+    if cluster is None:
+        raise SystemExit(f"--replicas needs PostgreSQL: {reason}")
+    print(f"this machine has {os.cpu_count()} cores, shared by the clients, every replica, its scoring workers "
+          "and board child, and PostgreSQL: replicas above the cores measure correctness and overhead, "
+          "not speed-up", flush=True)
+    runs = []
+    try:
+        plan = [("single, SQLite", None, 0)] + [(f"{n} replica{'s' if n > 1 else ''}, PostgreSQL",
+                                                 cluster.new_database(), n) for n in args.replicas]
+        for label, db, n in plan:
+            load0 = os.getloadavg()[0]
+            r = load_run(label.split(",")[0].replace(" ", "-"), tmp, competition, y, args.teams, db=db,
+                         clients=args.clients, board_interval=args.board_interval, replicas=n,
+                         cluster=cluster if db else None)
+            r["load"] = (load0, os.getloadavg()[0])
+            runs.append(r)
+            base = runs[0]
+            pg = "" if r["pg_cpu_ms_per_request"] is None else f" + PostgreSQL {r['pg_cpu_ms_per_request']:.1f}"
+            print(f"{label:>24}{(' ' + r['flag']) if r['flag'] else '':>10}: {r['accepted_per_s']:.1f} accepted/s "
+                  f"({r['accepted_per_s'] / base['accepted_per_s']:.2f}x the single process), "
+                  f"p50 {r['p50_ms']:.0f} ms, p99 {r['p99_ms']:.0f} ms, CPU {r['server_cpu_ms_per_request']:.1f}"
+                  f"{pg} ms per request (clients {r['client_cpu_ms_per_request']:.1f}); lost {r['lost']}, "
+                  f"unreceipted rows {r['double_counted']}, quota exceeded {r['quota_exceeded']}, teams with a "
+                  f"wrong count {r['teams_with_wrong_count']}, unexpected answers {r['n_unexpected']}, audit "
+                  f"{'ok' if r['audit_ok'] else 'FAILED'} (load {r['load'][0]:.1f} -> {r['load'][1]:.1f})",
+                  flush=True)
+            if r["unexpected"]:
+                print(f"            first unexpected: {r['unexpected']}")
+    finally:
+        cluster.stop()
+    ok = all(r["lost"] == 0 and r["double_counted"] == 0 and r["quota_exceeded"] == 0 and r["audit_ok"]
+             and r["teams_with_wrong_count"] == 0 and r["n_unexpected"] == 0 for r in runs)
+    print(f"correctness: {'0 lost, quotas exact, audit ok in every run' if ok else 'FAILED (see above)'}")
+    if not ok:
+        raise SystemExit(1)
 
 
 def hostile_runs(tmp: Path, args) -> None:
