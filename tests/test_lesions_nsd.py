@@ -274,6 +274,18 @@ def test_nearest_both_gives_the_same_distances_on_either_path(seed, n, m):
     assert np.array_equal(a_to_b, cKDTree(b).query(a)[0]) and np.array_equal(b_to_a, cKDTree(a).query(b)[0])
 
 
+@settings(max_examples=60, deadline=None)
+@given(a=st.lists(st.integers(0, 3000), min_size=1, max_size=60),
+       b=st.lists(st.integers(0, 3000), min_size=1, max_size=60))
+def test_the_larger_percentile_is_the_larger_of_both_percentiles(a, b):
+    # distances are square roots of integers: ties, zeros and near-equal values, as on real slices
+    from grader.hausdorff import larger_percentile
+
+    a, b = np.sqrt(np.array(a, dtype=np.float64)), np.sqrt(np.array(b, dtype=np.float64))
+    expected = float(max(np.percentile(a, HD_PERCENTILE), np.percentile(b, HD_PERCENTILE)))
+    assert larger_percentile(a, b) == expected and larger_percentile(b, a) == expected
+
+
 # ---------------------------------------------------------------- NSD
 
 
