@@ -220,7 +220,7 @@ def test_lesion_scores_follow_the_brats_reference(t, p, sparse):
 
 
 def _scene(seed, shape, density, grow, scatter):
-    """A truth and a prediction on ``shape``: grown random blobs, a shifted copy of part of the truth, scattered pixels."""
+    """A truth and a prediction: grown random blobs, a shifted copy of part of the truth, scattered pixels."""
     rng = np.random.default_rng(seed)
     t = ndimage.binary_dilation(rng.random(shape) < density, iterations=grow) if grow else rng.random(shape) < density
     p = ndimage.binary_dilation(rng.random(shape) < density, iterations=grow) if grow else rng.random(shape) < density
