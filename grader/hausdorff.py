@@ -21,8 +21,32 @@ def hd95_slice(t, p) -> float:
     empty = empty_case(t, p, both=HD95_BOTH_EMPTY, one=HD95_ONE_EMPTY)
     if empty is not None:
         return empty
-    pred_to_truth, truth_to_pred = surface_distances(t, p)
-    return float(max(np.percentile(pred_to_truth, HD_PERCENTILE), np.percentile(truth_to_pred, HD_PERCENTILE)))
+    return larger_percentile(*surface_distances(t, p))
+
+
+def larger_percentile(a, b, q: float = HD_PERCENTILE) -> float:
+    """``max(np.percentile(a, q), np.percentile(b, q))`` of two non-empty arrays, the same float.
+
+    The second percentile is taken only when it could be the larger: a
+    percentile never exceeds its array's maximum (numpy interpolates between
+    two of its values), so when ``b``'s maximum is at most ``a``'s percentile
+    it cannot win. A slice's two directions often stand so (a prediction on
+    the truth: every distance 0), and each ``np.percentile`` costs about
+    25 us, more than the distances of a small lesion.
+
+    Examples
+    --------
+    >>> larger_percentile(np.array([0.0, 1.0, 2.0, 10.0]), np.array([1.0, 1.0]))
+    8.799999999999997
+    >>> larger_percentile(np.array([1.0]), np.array([0.0, 3.0]))
+    2.8499999999999996
+    """
+    if a.max() < b.max():
+        a, b = b, a
+    first = np.percentile(a, q)
+    if b.max() <= first:
+        return float(first)
+    return float(max(first, np.percentile(b, q)))
 
 
 def hd95_per_slice(y_true, y_pred, *, progress=None) -> np.ndarray:

@@ -37,9 +37,8 @@ __all__ = ["lesion_scores_slice", "lesion_scores_per_slice"]
 
 #: Nothing to count in a slice (BraTS's NaN replaced): Dice 1, HD95 0.
 _NOTHING = (1.0, 0.0)
-#: 8-connectivity of components; the cross (4-neighbourhood) of the dilation.
+#: 8-connectivity of components (the dilation's cross is :func:`_cross_dilation`'s four shifts).
 _EIGHT = np.ones((3, 3), dtype=bool)
-_CROSS = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], dtype=bool)
 
 
 def _check(dilation, size_threshold):
@@ -79,56 +78,79 @@ def lesion_scores_slice(t, p, *, dilation: int = LESION_DILATION, size_threshold
     t, p = np.asarray(t, dtype=bool), np.asarray(p, dtype=bool)
     # Everything happens within `dilation` pixels of a mask: the crop changes no component or zone.
     t, p = crop_to_both(t, p, margin=dilation + 1)
-    if not t.any() and not p.any():
+    if not t.size:  # both empty
         return _NOTHING
     pred_cc, n_pred = ndimage.label(p, structure=_EIGHT)
-    lesions, boxes = _merged_lesions(t, dilation)
-    matched = np.zeros(n_pred + 1, dtype=bool)
+    window, zones, n_zones = _zones(t, dilation)
+    # Zone k, the dilation of lesion k, is one component of the dilated truth (a pixel's dilation is
+    # connected to it, and the dilation of a union is the union of the dilations): each predicted
+    # component it touches is a (zone, component) pair, all found in one pass over the window.
+    tw, cc_w = t[window], pred_cc[window]
+    touch = zones.astype(bool) & (cc_w != 0)
+    pairs = np.unique(zones[touch].astype(np.int64) * (n_pred + 1) + cc_w[touch])
+    pair_zone, pair_cc = np.divmod(pairs, n_pred + 1)
+    sizes = np.bincount(zones[tw], minlength=n_zones + 1)
     dice, hd95 = [], []
-    for k, box in enumerate(boxes, start=1):
-        # The lesion's dilation, on its own bounding box widened by `dilation` (not the whole slice).
-        box = tuple(slice(max(b.start - dilation, 0), min(b.stop + dilation, n)) for b, n in zip(box, t.shape))
-        lesion_box = lesions[box] == k
-        zone = ndimage.binary_dilation(lesion_box, _CROSS, iterations=dilation) if dilation else lesion_box
-        hit = np.unique(pred_cc[box][zone])
-        hit = hit[hit != 0]
-        matched[hit] = True
-        size = np.count_nonzero(lesion_box)
-        if size <= size_threshold:
+    for k in range(1, n_zones + 1):
+        if sizes[k] <= size_threshold:
             continue
+        hit = pair_cc[pair_zone == k]
         if not len(hit):
             dice.append(0.0)
             hd95.append(HD95_ONE_EMPTY)
             continue
-        lesion = lesions == k
-        pred = np.isin(pred_cc, hit)
-        dice.append(2.0 * np.count_nonzero(lesion & pred) / (size + np.count_nonzero(pred)))
+        lesion_w = tw & (zones == k)
+        pred = pred_cc == hit[0] if len(hit) == 1 else np.isin(pred_cc, hit)
+        # Every predicted pixel on the lesion lies in its zone, so in a matched component.
+        overlap = np.count_nonzero(lesion_w & p[window])
+        dice.append(2.0 * overlap / (sizes[k] + np.count_nonzero(pred)))
+        lesion = np.zeros_like(t)
+        lesion[window] = lesion_w
         hd95.append(hd95_slice(lesion, pred))
-    n_false = n_pred - int(matched[1:].sum())
+    n_false = n_pred - len(np.unique(pair_cc))
     denominator = len(dice) + n_false
     if denominator == 0:
         return _NOTHING
     return float(sum(dice) / denominator), float((sum(hd95) + n_false * HD95_ONE_EMPTY) / denominator)
 
 
-def _merged_lesions(t, dilation: int):
-    """Truth lesions labelled 1..n, components merged by their shared dilated component, and their boxes."""
+def _zones(t, dilation: int):
+    """The truth's window (its bounding box widened by ``dilation`` + 1) and its dilated components there.
+
+    Returns ``(window, zones, n)``: ``zones`` labels 1..n the 8-connected components of the truth
+    dilated ``dilation`` times by a cross, on ``t[window]``; truth lesion k is ``t[window] & (zones == k)``.
+    """
     from scipy import ndimage
 
     if not t.any():
-        return np.zeros(t.shape, dtype=np.int32), []
-    # The truth's dilation, on the truth's bounding box widened by `dilation` + 1 pixels.
-    window, _ = crop_to_both(t, t, margin=dilation + 1)
+        return (slice(0, 0), slice(0, 0)), np.zeros((0, 0), dtype=np.int32), 0
     rows, cols = np.flatnonzero(t.any(axis=1)), np.flatnonzero(t.any(axis=0))
-    r0, c0 = max(rows[0] - dilation - 1, 0), max(cols[0] - dilation - 1, 0)
-    grown = ndimage.binary_dilation(window, _CROSS, iterations=dilation) if dilation else window
-    zones, _ = ndimage.label(grown, structure=_EIGHT)
-    merged = np.where(window, zones, 0)
-    lesions = np.zeros(t.shape, dtype=np.int32)
-    lesions[r0:r0 + window.shape[0], c0:c0 + window.shape[1]] = merged
-    boxes = [(slice(r.start + r0, r.stop + r0), slice(c.start + c0, c.stop + c0))
-             for r, c in ndimage.find_objects(merged)]
-    return lesions, boxes
+    window = (slice(max(rows[0] - dilation - 1, 0), rows[-1] + dilation + 2),
+              slice(max(cols[0] - dilation - 1, 0), cols[-1] + dilation + 2))
+    zones, n = ndimage.label(_cross_dilation(t[window], dilation), structure=_EIGHT)
+    return window, zones, n
+
+
+def _cross_dilation(mask, iterations: int):
+    """``mask`` dilated ``iterations`` times by a cross, outside the array counting as empty.
+
+    Four array shifts an iteration: scipy's ``binary_dilation`` gives the same pixels, at 3-4 times
+    the cost on a lesion's window.
+
+    Examples
+    --------
+    >>> m = np.zeros((5, 5), dtype=bool); m[2, 2] = True
+    >>> _cross_dilation(m, 2).astype(int).tolist()
+    [[0, 0, 1, 0, 0], [0, 1, 1, 1, 0], [1, 1, 1, 1, 1], [0, 1, 1, 1, 0], [0, 0, 1, 0, 0]]
+    """
+    for _ in range(iterations):
+        grown = mask.copy()
+        grown[1:] |= mask[:-1]
+        grown[:-1] |= mask[1:]
+        grown[:, 1:] |= mask[:, :-1]
+        grown[:, :-1] |= mask[:, 1:]
+        mask = grown
+    return mask
 
 
 def lesion_scores_per_slice(y_true, y_pred, *, dilation: int = LESION_DILATION,

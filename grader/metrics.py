@@ -121,6 +121,8 @@ def mask_scores_per_slice(y_true, y_pred, names, *, progress=None) -> dict:
     ``progress(iterable, label=..., length=...)`` reports the HD95 loop.
     """
     wanted = [st for st in MASK_SCORES if st.name in names]
+    if wanted:  # checked and made boolean once, not once per score (each passes boolean masks through)
+        y_true, y_pred = as_masks(y_true, y_pred)
     out = {}
     if any(isinstance(st, (LesionDice, LesionHD95)) for st in wanted):
         from .lesions import lesion_scores_per_slice

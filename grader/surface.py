@@ -4,9 +4,10 @@ A mask's surface is its pixels that have a 4-neighbour outside the mask (the
 mask minus its erosion by a cross; the image edge counts as outside), found
 with four array shifts on the masks' joint bounding box. Distances are
 Euclidean, in pixels (1-pixel spacing), from every surface pixel of one mask to
-the nearest surface pixel of the other, found with a KD-tree over the surface
-points (:class:`scipy.spatial.cKDTree`): a few hundred points per slice, where
-a distance transform would visit all 57,600 pixels twice.
+the nearest surface pixel of the other, over the surface points only (a few
+hundred per slice, where a distance transform would visit all 57,600 pixels
+twice): all pairs at once for small sets, a KD-tree
+(:class:`scipy.spatial.cKDTree`) for larger ones (:func:`nearest_both`).
 
 Surfaces are **pixels**, not surfels: DeepMind's ``surface-distance`` places
 its surface elements between pixels (a 2 x 2 neighbourhood code) and weighs
@@ -21,7 +22,7 @@ from data_spec.errors import BadArgumentError
 
 from .confusion import as_masks
 
-__all__ = ["surface", "crop_to_both", "surface_distances", "empty_case", "nsd_slice", "nsd_per_slice"]
+__all__ = ["surface", "crop_to_both", "surface_distances", "nearest_both", "empty_case", "nsd_slice", "nsd_per_slice"]
 
 
 def surface(mask) -> np.ndarray:
@@ -34,7 +35,8 @@ def surface(mask) -> np.ndarray:
     [[1, 1, 1], [1, 0, 1], [1, 1, 1]]
     """
     mask = np.asarray(mask, dtype=bool)
-    padded = np.pad(mask, 1)
+    padded = np.zeros((mask.shape[0] + 2, mask.shape[1] + 2), dtype=bool)  # np.pad costs 10x more here
+    padded[1:-1, 1:-1] = mask
     interior = (padded[:-2, 1:-1] & padded[2:, 1:-1]) & (padded[1:-1, :-2] & padded[1:-1, 2:])
     return mask & ~interior
 
@@ -71,13 +73,37 @@ def surface_distances(t, p):
     >>> [d.tolist() for d in surface_distances(t, p)]
     [[0.0, 1.0, 0.0, 1.0], [1.0, 0.0, 1.0, 0.0]]
     """
-    from scipy.spatial import cKDTree  # lazy: the CLI's startup never pays for it
-
     t, p = crop_to_both(np.asarray(t, dtype=bool), np.asarray(p, dtype=bool))
-    st, sp = np.argwhere(surface(t)), np.argwhere(surface(p))
-    pred_to_truth = cKDTree(st).query(sp)[0]
-    truth_to_pred = cKDTree(sp).query(st)[0]
-    return pred_to_truth, truth_to_pred
+    return nearest_both(np.argwhere(surface(p)), np.argwhere(surface(t)))
+
+
+#: Up to this many point pairs, all pairwise distances at once beat two KD-trees (4x at 100 x 100 points).
+_ALL_PAIRS = 40_000
+
+
+def nearest_both(a, b):
+    """For each point of ``a`` the distance to the nearest point of ``b``, and back (non-empty integer (n, 2) sets).
+
+    Small sets compare all pairs in one int32 matrix (both directions from the
+    same matrix); larger ones query a KD-tree each way. Both take the square
+    root of the same exact integer, so the values are identical either way.
+
+    Examples
+    --------
+    >>> [d.tolist() for d in nearest_both(np.array([[0, 0], [3, 4]]), np.array([[0, 1]]))]
+    [[1.0, 4.242640687119285], [1.0]]
+    """
+    a, b = np.asarray(a), np.asarray(b)
+    if len(a) * len(b) > _ALL_PAIRS:
+        from scipy.spatial import cKDTree  # lazy: the CLI's startup never pays for it
+
+        return cKDTree(b).query(a)[0], cKDTree(a).query(b)[0]
+    a, b = a.astype(np.int32), b.astype(np.int32)
+    rows = a[:, 0, None] - b[None, :, 0]
+    cols = a[:, 1, None] - b[None, :, 1]
+    d2 = rows * rows
+    d2 += cols * cols
+    return np.sqrt(d2.min(axis=1).astype(np.float64)), np.sqrt(d2.min(axis=0).astype(np.float64))
 
 
 def empty_case(t, p, *, both: float, one: float):

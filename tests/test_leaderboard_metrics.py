@@ -81,6 +81,32 @@ def test_mask_scores_are_computed_once_and_a_new_one_rescores(klass, tmp_path):
     assert [r["public_nsd"] for r in _csv(tmp_path / "s4")] == [r["public_nsd"] for r in _csv(tmp_path / "s1")]
 
 
+def test_a_cold_run_reads_validates_and_mask_scores_each_file_once(klass, tmp_path, monkeypatch):
+    # One pass per file: its bytes read once, validated once, counted and mask-scored from those masks.
+    import grader.leaderboard.scoring as board_scoring
+    import grader.metrics
+    import grader.scoring
+
+    seen = {"read": [], "validated": [], "masks": 0}
+
+    def spy(name, real, record):
+        def wrapper(*args, **kwargs):
+            record(args, kwargs)
+            return real(*args, **kwargs)
+        monkeypatch.setattr(*name, wrapper)
+
+    spy((board_scoring, "read_once"), board_scoring.read_once, lambda a, k: seen["read"].append(str(a[0])))
+    spy((grader.scoring, "validate_bytes"), grader.scoring.validate_bytes,
+        lambda a, k: seen["validated"].append(k["path"]))
+    spy((grader.metrics, "mask_scores_per_slice"), grader.metrics.mask_scores_per_slice,
+        lambda a, k: seen.__setitem__("masks", seen["masks"] + 1))
+    out = build_leaderboard(klass["submissions"], klass["truth"], tmp_path / "site", bootstrap=0, jobs=1,
+                            baselines=klass["baselines"], cache=tmp_path / "cache", metrics=METRICS)
+    assert len(seen["read"]) == len(set(seen["read"])) == out.scored
+    assert sorted(seen["validated"]) == sorted(seen["read"])
+    assert seen["masks"] == out.valid + len(list(klass["baselines"].iterdir()))
+
+
 def test_entries_without_mask_scores_leave_the_cell_empty(klass, tmp_path):
     truth = load_truth(klass["truth"])
     entries = collect_and_score(klass["submissions"], truth, cache=tmp_path / "cache")

@@ -163,6 +163,17 @@ def test_lesions_at_or_below_the_threshold_are_left_out_but_still_match():
     assert lesion_scores_slice(small, empty, size_threshold=0) == (0.0, WORST)
 
 
+def test_a_prediction_bridging_two_lesions_matches_both_and_is_no_false_positive():
+    t = _square(SHAPE, 10, 10, 8) | _square(SHAPE, 10, 40, 8)  # 22 px apart: two lesions, not merged
+    bridge = np.zeros(SHAPE, dtype=bool)
+    bridge[12:16, 8:50] = True
+    far = _square(SHAPE, 50, 50, 3)
+    dice, hd = lesion_scores_slice(t, bridge | far)
+    assert (dice, hd) == _brats_reference(t, bridge | far)
+    # two matched lesions (each against the whole bridge) and one false positive
+    assert dice == pytest.approx(2 * (2 * 32 / (64 + 168)) / 3)
+
+
 def test_the_crop_never_changes_a_score_at_the_image_edge():
     t = _square((240, 240), 0, 0, 12) | _square((240, 240), 228, 228, 12)
     p = _square((240, 240), 2, 0, 12) | _square((240, 240), 235, 0, 5)
@@ -206,6 +217,73 @@ def test_lesion_scores_follow_the_brats_reference(t, p, sparse):
             assert lesion_scores_slice(t, p, dilation=dilation, size_threshold=threshold) == pytest.approx(
                 _brats_reference(t, p, dilation, threshold)
             )
+
+
+def _scene(seed, shape, density, grow, scatter):
+    """A truth and a prediction: grown random blobs, a shifted copy of part of the truth, scattered pixels."""
+    rng = np.random.default_rng(seed)
+    t = ndimage.binary_dilation(rng.random(shape) < density, iterations=grow) if grow else rng.random(shape) < density
+    p = ndimage.binary_dilation(rng.random(shape) < density, iterations=grow) if grow else rng.random(shape) < density
+    p |= np.roll(t, tuple(rng.integers(-3, 4, size=2)), axis=(0, 1)) & (rng.random(shape) < 0.9)
+    return t, p | (rng.random(shape) < scatter)
+
+
+_seeds = st.integers(0, 2**32 - 1)
+#: Dense scenes on small slices; sparse ones (a few lesions, scattered pixels) on the course's 240 x 240,
+#: where the pixel-by-pixel reference would take seconds on a dense one.
+scenes = st.one_of(
+    st.builds(_scene, _seeds, st.sampled_from([(40, 40), (64, 64)]), st.sampled_from([0.002, 0.01, 0.05]),
+              st.integers(0, 4), st.sampled_from([0.0, 0.02])),
+    st.builds(_scene, _seeds, st.just((240, 240)), st.sampled_from([0.0001, 0.0003]), st.integers(2, 8),
+              st.sampled_from([0.0, 0.002])),
+)
+
+
+@settings(max_examples=30, deadline=None)
+@given(scene=scenes, dilation=st.sampled_from([0, 1, LESION_DILATION, 6]), threshold=st.sampled_from([0, 16]))
+def test_lesion_scores_are_exactly_the_brats_references_on_full_size_slices(scene, dilation, threshold):
+    # Exact equality, not approx: the fast path (zones, pairs, all-pair or KD-tree distances) must change no bit
+    # of the step-by-step port's result, on slices up to the course's 240 x 240 with scattered false positives
+    t, p = scene
+    assert lesion_scores_slice(t, p, dilation=dilation, size_threshold=threshold) == _brats_reference(
+        t, p, dilation, threshold)
+
+
+@settings(max_examples=40, deadline=None)
+@given(mask=arrays(np.bool_, st.tuples(st.integers(1, 12), st.integers(1, 12))), iterations=st.integers(0, 5))
+def test_the_cross_dilation_is_scipys(mask, iterations):
+    from grader.lesions import _cross_dilation
+
+    cross = ndimage.generate_binary_structure(2, 1)
+    expected = ndimage.binary_dilation(mask, cross, iterations=iterations) if iterations else mask
+    assert np.array_equal(_cross_dilation(mask, iterations), expected)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 400), m=st.integers(1, 400))
+def test_nearest_both_gives_the_same_distances_on_either_path(seed, n, m):
+    # around the switch from all pairs to KD-trees (40,000 pairs): both paths, and the brute force, agree exactly
+    from scipy.spatial import cKDTree
+    from grader.surface import nearest_both
+
+    rng = np.random.default_rng(seed)
+    a, b = rng.integers(0, 240, size=(n, 2)), rng.integers(0, 240, size=(m, 2))
+    a_to_b, b_to_a = nearest_both(a, b)
+    all_pairs = np.sqrt(((a[:, None, :] - b[None, :, :]) ** 2).sum(-1))
+    assert np.array_equal(a_to_b, all_pairs.min(axis=1)) and np.array_equal(b_to_a, all_pairs.min(axis=0))
+    assert np.array_equal(a_to_b, cKDTree(b).query(a)[0]) and np.array_equal(b_to_a, cKDTree(a).query(b)[0])
+
+
+@settings(max_examples=60, deadline=None)
+@given(a=st.lists(st.integers(0, 3000), min_size=1, max_size=60),
+       b=st.lists(st.integers(0, 3000), min_size=1, max_size=60))
+def test_the_larger_percentile_is_the_larger_of_both_percentiles(a, b):
+    # distances are square roots of integers: ties, zeros and near-equal values, as on real slices
+    from grader.hausdorff import larger_percentile
+
+    a, b = np.sqrt(np.array(a, dtype=np.float64)), np.sqrt(np.array(b, dtype=np.float64))
+    expected = float(max(np.percentile(a, HD_PERCENTILE), np.percentile(b, HD_PERCENTILE)))
+    assert larger_percentile(a, b) == expected and larger_percentile(b, a) == expected
 
 
 # ---------------------------------------------------------------- NSD
