@@ -25,17 +25,18 @@ from sqlalchemy import func, select, text
 
 from brats_kit.server.course import Course
 from brats_kit.server.db import Submission
+from data_spec import load_truth
+from data_spec.submission import write_submission
 from test_replicas import API, _csrf, start_replicas, stop_all, upload
 from test_server_support import make_course, shifted
 from test_submit import cli, free_port
-from data_spec import load_truth
-from data_spec.submission import write_submission
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 #: Debian puts nginx in /usr/sbin, which is not on every user's PATH.
 NGINX = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx")
                                        if os.access(p, os.X_OK)), None)
-pytestmark = pytest.mark.skipif(NGINX is None, reason="no nginx binary (Debian: apt-get install nginx-light)")
+pytestmark = pytest.mark.skipif(NGINX is None,
+                                reason="nginx is not installed (apt-get install nginx-light; .ci/run does it)")
 
 TEAMS = ("alpha", "beta", "gamma", "delta")
 PER_DAY = 2
