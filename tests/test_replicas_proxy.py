@@ -38,7 +38,7 @@ NGINX = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx", "/usr/loca
 pytestmark = pytest.mark.skipif(NGINX is None,
                                 reason="nginx is not installed (apt-get install nginx-light; .ci/run does it)")
 
-TEAMS = ("alpha", "beta", "gamma", "delta")
+TEAMS = ("alpha", "beta", "gamma", "delta", "epsilon")
 PER_DAY = 2
 UPLOAD = f'"POST {API}/submissions HTTP/1.1"'
 
@@ -111,7 +111,7 @@ def proxied(tmp_path_factory, competition, pg_cluster):
     root, tokens, admin = make_course(tmp, competition, db=pg_cluster.new_database(), per_day=PER_DAY, teams=TEAMS)
     truth = load_truth(competition / "private")
     files = []
-    for i in range(12):
+    for i in range(14):
         write_submission(tmp / f"good-{i}.npy", shifted(truth.y, i + 1))
         files.append(tmp / f"good-{i}.npy")
     replicas = start_replicas(root, tmp, 2, "--forwarded-allow-ips", "127.0.0.1")
@@ -209,6 +209,18 @@ def test_the_failure_limiter_counts_the_clients_address_not_nginxs_nor_a_forged_
     with Course(proxied["root"]) as c, c.engine.connect() as conn:
         seen = Counter(conn.execute(text("SELECT address FROM brats_auth_failure")).scalars())
     assert set(seen) == {"127.0.0.2", "127.0.0.3"}, seen
+
+
+def test_a_killed_replicas_share_goes_to_the_other_and_no_upload_is_sent_twice(proxied):
+    dead, alive = proxied["replicas"]
+    dead.kill()
+    before = served([alive], UPLOAD)[0]
+    files, token = proxied["files"], proxied["tokens"]["epsilon"]
+    # One after another: round robin sends some to the dead port, whose refused connection nginx retries.
+    answers = [upload(proxied["url"], token, path) for path in files[11:14]]
+    assert [a.status_code for a in answers] == [201, 201, 429], [a.text for a in answers]
+    assert answers[2].json()["error"]["code"] == "quota_exceeded"
+    assert served([alive], UPLOAD)[0] - before == 3
 
 
 def test_the_audit_holds_after_everything_went_through_nginx(proxied):
