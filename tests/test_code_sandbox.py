@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import socket
 import sys
+import tempfile
 import textwrap
 import threading
 from pathlib import Path
@@ -313,3 +315,27 @@ def test_no_bwrap_refuses_to_run(tmp_path, x, monkeypatch):
     finally:
         monkeypatch.undo()
         bwrap.sandbox_problem.cache_clear()
+
+
+def test_an_environment_under_the_hosts_tmp_stays_visible_over_the_private_tmp(tmp_path, x, monkeypatch):
+    # A CI clone (and its .venv) under /tmp: the sandbox's own /tmp must not hide what is bound there.
+    import grader.code.bwrap as bwrap
+
+    shared = Path(tempfile.mkdtemp(prefix="brats-env-", dir="/tmp"))
+    try:
+        (shared / "threshold.txt").write_text("1")
+        shared.chmod(0o755)
+        (shared / "threshold.txt").chmod(0o644)
+        original = bwrap._bind_paths
+        monkeypatch.setattr(bwrap, "_bind_paths", lambda: original() + ["--ro-bind", str(shared), str(shared)])
+        code = make_code(tmp_path, f"""
+            import numpy as np
+            VALUE = int(open({str(shared / 'threshold.txt')!r}).read())
+            def predict(x):
+                return np.full(x.shape[:3], VALUE, np.uint8)
+        """)
+        run = run_code(code, x)
+        assert run.status == "ok", run.public(show_log=True)
+        assert run.prediction.min() == 1
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)

@@ -232,12 +232,14 @@ def sandbox_args(job: Path, limits: Limits, seccomp_fd: Optional[int], status_fd
     ]
     for key, value in _ENV.items():
         args += ["--setenv", key, value]
+    # The private /tmp first, the environment's binds after it: a Python environment or the kit under
+    # the host's /tmp (a CI clone) stays visible on top of the tmpfs instead of being hidden by it.
+    args += ["--size", str(limits.tmp_mb * 2**20), "--tmpfs", "/tmp"]
     args += _bind_paths()
     args += [
         # bwrap's /dev is a writable tmpfs without a size (and /dev/shm in it): read-only, or it is a
         # way round the memory limit and the tmpfs size.
         "--proc", "/proc", "--dev", "/dev", "--remount-ro", "/dev",
-        "--size", str(limits.tmp_mb * 2**20), "--tmpfs", "/tmp",
         "--dir", "/job",
         "--ro-bind", str(job / "code"), "/job/code",
         "--ro-bind", str(job / "x.npy"), "/job/x.npy",
