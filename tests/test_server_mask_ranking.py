@@ -345,7 +345,7 @@ def test_a_rescore_recomputes_the_mask_scores_against_the_new_truth(tmp_path, co
 
 
 # -- the code track --------------------------------------------------------------------------------
-def test_a_code_job_stores_its_mask_scores_and_the_code_board_ranks_by_the_course_s_score(tmp_path,
+def test_a_code_job_stores_the_course_s_mask_score_and_the_code_board_ranks_by_the_course_s_score(tmp_path,
                                                                                           hidden_competition):
     from brats_kit.server.run import ServerThread
     from brats_kit.server.client import submit_code
@@ -364,7 +364,7 @@ def test_a_code_job_stores_its_mask_scores_and_the_code_board_ranks_by_the_cours
     hidden = load_hidden_truth(hidden_competition)
     with Course(root) as course:
         (row,) = _rows(course)
-        assert set(row.mask_scores) == set(NAMES) and len(row.mask_scores["lesion_dice"]) == len(hidden)
+        assert set(row.mask_scores) == {"lesion_dice"} and len(row.mask_scores["lesion_dice"]) == len(hidden)
         assert build_board(course, bootstrap=20)["code"]["summary"].teams_ranked == 1
     (ranked,) = board["rows"]
     assert board["ranking"] == "lesion_dice"

@@ -186,7 +186,7 @@ def server_ranking(name: Optional[str], truth=None) -> str:
     """The ranking score of a course: ``name``, else the competition's (its private manifest), else Dice.
 
     Any score a board ranks by (:data:`grader.leaderboard.ranking.RANKABLE`): the scoring
-    worker stores every mask score per case at upload, so the live board ranks from them.
+    worker stores the course's mask score per case at upload, so the live board ranks from it.
 
     Raises
     ------

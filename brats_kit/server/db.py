@@ -111,9 +111,9 @@ class Submission(Base):
     public: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     private: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     counts: Mapped[dict | None] = mapped_column(JSON, nullable=True)
-    #: Per-case values of every mask score (hd95, lesion_dice, lesion_hd95, nsd), computed by the scoring
-    #: worker at upload: what a course ranked by one of them ranks on. None: recorded before schema version 4
-    #: (``server rescore --backfill`` computes them).
+    #: Per-case values of the course's mask score (one of hd95, lesion_dice, lesion_hd95, nsd; none for a
+    #: course ranked by Dice), computed by the scoring worker at upload or by the code job: what the course
+    #: ranks on. None: recorded before schema version 4 (``server rescore --backfill`` computes them).
     mask_scores: Mapped[dict | None] = mapped_column(JSON(none_as_null=True), nullable=True)  # None: SQL NULL
     final: Mapped[bool] = mapped_column(Boolean, default=False)
     #: The sha256 of the truth file the scores were computed against (``server rescore`` moves it).

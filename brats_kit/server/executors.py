@@ -15,7 +15,7 @@ from typing import Optional
 from .grading import verdict_fields
 
 
-def execute(archive: str, hidden: str, limits: dict, user: Optional[str] = None) -> dict:
+def execute(archive: str, hidden: str, limits: dict, user: Optional[str] = None, metrics: tuple = ()) -> dict:
     """Run one code job and return its outcome (what :class:`~.jobs.JobRunner` records).
 
     Parameters
@@ -29,6 +29,9 @@ def execute(archive: str, hidden: str, limits: dict, user: Optional[str] = None)
     user : str, optional
         The host user the sandbox is started as (resolved where the job runs: a Dask worker's
         machine has its own uids); default: ``nobody`` when the worker is root.
+    metrics : tuple of str
+        The mask scores stored per case (:func:`~.grading.course_mask_scores`: the course's ranking
+        score when it is one), as a file upload's worker stores them; none for a course ranked by Dice.
 
     Returns
     -------
@@ -44,14 +47,13 @@ def execute(archive: str, hidden: str, limits: dict, user: Optional[str] = None)
     from data_spec.truth import load_hidden_truth
     from grader.code import Limits, code_user, grade_code
 
-    from grader.isolation import mask_score_names
     from grader.scoring import with_mask_scores
 
     x = np.asarray(open_hidden(hidden).x)
     truth = load_hidden_truth(hidden)
     run, verdict = grade_code(archive, x, truth, limits=Limits(**limits), user=code_user(user))
-    if verdict is not None:  # every mask score per case, as a file upload's worker stores them
-        verdict = with_mask_scores(verdict, truth, mask_score_names())
+    if verdict is not None and metrics:
+        verdict = with_mask_scores(verdict, truth, tuple(metrics))
     record = run.public(show_log=True)
     record.pop("validation", None)
     prediction = None

@@ -36,6 +36,7 @@ from data_spec.errors import KitError
 from . import audit
 from .clock import iso
 from .db import CodeJob, Submission, Team, keeps_file, write_transaction
+from .grading import course_mask_scores
 from .quotas import ACTIVE_JOBS
 from .refusal import Principal, Refusal
 from .shared import CODE_JOB, SessionLock
@@ -412,6 +413,7 @@ class JobRunner:
                     with self._lock:
                         self._inflight += 1
                     future = self.executor.submit(execute, archive, code.hidden, code.limits(), code.user,
+                                                  course_mask_scores(self.jobs.course.config),
                                                   timeout=code.time_limit + MARGIN_S)
                     future.add_done_callback(lambda f, j=job_id, a=attempt: self._done(f, j, a))
             except Exception:  # noqa: BLE001 - the database was busy or gone: look again later, never die
