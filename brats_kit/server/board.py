@@ -60,7 +60,7 @@ from plumbing.atomic import atomic_dir
 
 from data_spec import Truth, find_truth
 from grader.counts import Counts
-from grader.leaderboard.ranking import ranking_type
+from grader.leaderboard.ranking import masks_for, ranking_type
 
 from .baselines import baselines_of, owner_only, score_baselines
 from .course import Course
@@ -239,8 +239,7 @@ def build_board(course: Course, *, bootstrap: int = 2000, seed: int = 0, should_
         raise _Stopped()
     source = baselines_of(course)
     ranking = ranking_type(course.config.ranking)
-    metrics = (ranking.name,) if ranking.needs_masks else ()
-    bases = score_baselines(truth, source, work / "cache", metrics)[0] if source is not None else []
+    bases = score_baselines(truth, source, work / "cache", masks_for(ranking))[0] if source is not None else []
     summary = rank_and_publish(Entries(subs, bases), truth, site_of(course), reveal=revealed, bootstrap=bootstrap,
                                seed=seed, title=TITLE, ranking=ranking.name, **board_page(course))
     owner_only(site_of(course))  # the site lives under private/, which the startup check keeps owner-only

@@ -24,7 +24,7 @@ from grader.leaderboard.gradebook import (
     DEFAULT_ASSIGNMENT,
     gradable,
 )
-from grader.leaderboard.ranking import score_of
+from grader.leaderboard.ranking import masks_for, score_of
 from grader.score_types import RANKING
 
 from .course import ROSTER_CSV
@@ -44,8 +44,7 @@ def baseline_scores(truth_path, baselines, ranking=RANKING) -> dict:
     from .board import board_truth
 
     truth = board_truth(truth_path)  # loaded once per process
-    metrics = (ranking.name,) if ranking.needs_masks else ()
-    bases = score_baselines(baselines, truth, truth.path.parent / ".leaderboard-cache", metrics)
+    bases = score_baselines(baselines, truth, truth.path.parent / ".leaderboard-cache", masks_for(ranking))
     if not ranking.needs_masks:
         return scores_of(bases, "private")
     phase_scores(bases, {"private": ~truth.public}, ranking)

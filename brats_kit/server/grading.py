@@ -31,10 +31,9 @@ def course_mask_scores(config) -> tuple:
     >>> course_mask_scores(SimpleNamespace(ranking="dice")), course_mask_scores(SimpleNamespace(ranking="nsd"))
     ((), ('nsd',))
     """
-    from grader.leaderboard.ranking import ranking_type
+    from grader.leaderboard.ranking import masks_for, ranking_type
 
-    ranking = ranking_type(config.ranking)
-    return (ranking.name,) if ranking.needs_masks else ()
+    return masks_for(ranking_type(config.ranking))
 
 
 def lacks_mask_scores(stored, names) -> bool:

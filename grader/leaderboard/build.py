@@ -28,7 +28,7 @@ from .collect import (
     load_board_truth,
 )
 from .gradebook import BoardScores
-from .ranking import rank_teams, ranking_type, score_of
+from .ranking import masks_for, rank_teams, ranking_type, score_of
 from .scoring import score_submissions
 from .stability import analyse
 from .stability_page import stability_html
@@ -336,7 +336,7 @@ def build_leaderboard(
     if ranking is None:
         ranking = recorded_ranking(truth.path)
         ranked_by = ranking_type(ranking)
-    mask_metrics = extra.mask_names(columns) + ((ranked_by.name,) if ranked_by.needs_masks else ())
+    mask_metrics = extra.mask_names(columns) + masks_for(ranked_by)
     cache_dir = Path(os.path.abspath(cache if cache is not None else truth.path.parent / ".leaderboard-cache"))
     _check_paths(sub_dir, Path(os.path.abspath(truth.path)), out, cache_dir, base_dir)
     entries = collect_and_score(sub_dir, truth, baselines=base_dir, cache=cache_dir, jobs=jobs,

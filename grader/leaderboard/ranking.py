@@ -66,6 +66,17 @@ def ranking_type(name=None) -> ScoreType:
     return next(st for st in SCORE_TYPES if st.name == text)
 
 
+def masks_for(ranking: ScoreType = RANKING) -> tuple:
+    """The mask scores whose per-case values ranking by ``ranking`` needs: its own, for a mask score; else none.
+
+    Examples
+    --------
+    >>> masks_for(ranking_type("nsd")), masks_for(ranking_type("dice"))
+    (('nsd',), ())
+    """
+    return (ranking.name,) if ranking.needs_masks else ()
+
+
 def score_of(sub: Submission, phase: str, ranking: ScoreType = RANKING) -> float:
     """The ranking score (the official one by default) of a scored submission on ``phase``."""
     return sub.scores[phase][ranking.name]
