@@ -58,7 +58,7 @@ from data_spec.errors import KitError
 from data_spec.manifest import MANIFEST_CSV, write_manifest
 from plumbing.atomic import atomic_dir
 
-from data_spec import Truth, find_truth
+from data_spec import Truth
 from grader.counts import Counts
 from grader.leaderboard.ranking import masks_for, ranking_type
 
@@ -67,7 +67,7 @@ from .course import Course
 from .db import AuditEvent, Submission, Team, get_meta, kept_predictions, set_meta
 from .service import EXTENSIONS, CourseService, check_mask_scores
 from .shared import board_lock
-from .tracks import CODE, FILE, hidden_truth_of
+from .tracks import CODE, FILE, board_truth, hidden_truth_of
 
 log = logging.getLogger("brats_kit.server.board")
 
@@ -140,29 +140,6 @@ def export_for_board(course: Course, out: Path, track: str = FILE) -> dict:
         os.chmod(tmp / MANIFEST_CSV, 0o600)
     os.chmod(out, 0o700)
     return {"version": version, "revealed": revealed, "submissions": len(rows)}
-
-
-#: The truth of each course this process built a board for, keyed by file and its change time:
-#: a rebuild process loads it once, not per rebuild.
-_TRUTHS: dict = {}
-
-
-def board_truth(path, track: str = FILE) -> Truth:
-    """The truth ``track`` is ranked on, loaded once per process.
-
-    ``file``: the course's test truth (:func:`~grader.leaderboard.collect.load_board_truth`);
-    ``code``: the hidden slices' (:func:`data_spec.truth.load_hidden_truth`, their own public flags).
-    """
-    from data_spec.layout import find_hidden
-    from data_spec.truth import load_hidden_truth
-    from grader.leaderboard.collect import load_board_truth
-
-    found = find_hidden(path) if track == CODE else find_truth(path)
-    st = os.stat(found)
-    key = (track, os.fspath(found), st.st_mtime_ns, st.st_size)
-    if key not in _TRUTHS:
-        _TRUTHS[key] = (load_hidden_truth if track == CODE else load_board_truth)(found)
-    return _TRUTHS[key]
 
 
 def recorded_entries(course: Course, truth: Truth, track: str = FILE) -> tuple:

@@ -30,7 +30,7 @@ from grader.score_types import RANKING
 from .course import ROSTER_CSV
 from .db import Team
 from .service import CourseService, rank_recorded
-from .tracks import CODE, FILE, check_track, hidden_truth_of
+from .tracks import CODE, FILE, board_truth, check_track, hidden_truth_of
 
 #: What each track's gradebook is ranked on, said in its README.
 TRACK_NOTES = {FILE: "track: file (prediction files, ranked on the test slices)",
@@ -40,8 +40,6 @@ TRACK_NOTES = {FILE: "track: file (prediction files, ranked on the test slices)"
 def baseline_scores(truth_path, baselines, ranking=RANKING) -> dict:
     """Private ``ranking`` score (Dice by default) of each reference submission in ``baselines`` (``DIR/<baseline>/<file>``)."""
     from grader.leaderboard.build import baseline_scores as scores_of, phase_scores, score_baselines
-
-    from .board import board_truth
 
     truth = board_truth(truth_path)  # loaded once per process
     bases = score_baselines(baselines, truth, truth.path.parent / ".leaderboard-cache", masks_for(ranking))

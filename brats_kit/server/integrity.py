@@ -6,7 +6,7 @@ from grader.integrity import (DEFAULT_THRESHOLD, IntegrityReport, identical_code
 
 from .service import CourseService
 from .db import kept_predictions
-from .tracks import CODE, FILE, hidden_truth_of
+from .tracks import CODE, FILE
 
 
 def integrity_of_course(service: CourseService, threshold: float = DEFAULT_THRESHOLD) -> IntegrityReport:
@@ -34,9 +34,7 @@ def integrity_of_course(service: CourseService, threshold: float = DEFAULT_THRES
     report.flags += identical_code([entry for entry, _ in code], lambda e: service.course.store.path(e.sha256), order)
     predicted = {id(entry): kept[sub.id] for entry, sub in code if sub.id in kept}
     if predicted:
-        from data_spec.truth import load_hidden_truth
-
-        n_hidden = len(load_hidden_truth(hidden_truth_of(service.config)))
+        n_hidden = len(service.track_truth(CODE))
         report.flags += near_identical_code(
             [entry for entry, _ in code if id(entry) in predicted],
             lambda e: load_prediction(service.course.store.path(predicted[id(e)]), n_hidden),

@@ -36,7 +36,7 @@ from .quotas import Quotas, SharedInFlight, no_uploads
 from .recording import Recorder
 from .refusal import Principal, Refusal
 from .shared import LockSession, SharedFailureLimiter, require_postgresql
-from .tracks import FILE, check_track, hidden_truth_of, track_of
+from .tracks import CODE, FILE, board_truth, check_track, hidden_truth_of, track_of
 from .tokens import FailureLimiter, new_token, same_hash, token_hash
 
 __all__ = ["CourseService", "Refusal", "Principal", "utc_now", "iso", "EXTENSIONS", "export_name", "startup_checks"]
@@ -201,7 +201,6 @@ class CourseService:
         self.clock = clock
         self.scorer = scorer
         self.truth = load_truth(self.config.truth)
-        self._hidden = None
         self.info = truth_info(self.truth)
         self.max_bytes = self.config.max_bytes or self.info["max_bytes"]
         self.quotas = Quotas(self.config, self.now)
@@ -487,12 +486,7 @@ class CourseService:
         """The truth ``track`` is ranked on: the test truth, or the code track's hidden slices (loaded once)."""
         if check_track(track) == FILE:
             return self.truth
-        if self._hidden is None:
-            from data_spec.layout import find_hidden
-            from data_spec.truth import load_hidden_truth
-
-            self._hidden = load_hidden_truth(find_hidden(hidden_truth_of(self.config)))
-        return self._hidden
+        return board_truth(hidden_truth_of(self.config), CODE)
 
     def early_reveal(self, now: Optional[datetime] = None) -> Optional[Refusal]:
         """The refusal of a reveal before the deadline (None once it has passed, or without a deadline)."""
