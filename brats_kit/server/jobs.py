@@ -353,8 +353,12 @@ class CodeJobs:
                     if held is not None:
                         held.release()
                 team = s.scalar(select(Team.name).where(Team.id == job.team_id))
-                why = ("its replica stopped" if self.locks is not None and job.lease_until >= now
-                       else "worker lost" if not all_running or self.locks is not None else "server restarted")
+                if self.locks is not None and job.lease_until >= now:
+                    why = "its replica stopped"
+                elif all_running and self.locks is None:
+                    why = "server restarted"
+                else:
+                    why = "worker lost"
                 self._server_failure(s, job, team, now, why)
         return len(orphans)
 

@@ -155,17 +155,9 @@ class Store:
         A full disk raises :class:`StorageFull`; the caller removes what was moved in (:meth:`staged`).
         """
         dest = self.path(sha256)
-        try:
-            # The same bytes are stored once. Shared: touched, so that a replica starting now sees a file in
-            # use (it tidies only old ones, see recover); gone meanwhile (quarantined): stored again below.
-            if self.shared:
-                os.utime(dest)
-            elif not dest.exists():
-                raise FileNotFoundError(dest)
+        if self._holds(dest):  # the same bytes are stored once
             upload.discard()
             return dest
-        except FileNotFoundError:
-            pass
         upload.sync()
         with _disk_full_as_storage_full():
             dest.parent.mkdir(exist_ok=True, mode=0o700)
@@ -173,6 +165,17 @@ class Store:
             os.replace(upload.path, dest)
             _fsync_dir(dest.parent)
         return dest
+
+    def _holds(self, dest: Path) -> bool:
+        """Whether ``dest`` is stored already. Shared, it is touched too, so that a replica starting now sees a
+        file in use (it tidies only old ones, see :meth:`recover`); gone meanwhile (quarantined): not held."""
+        if not self.shared:
+            return dest.exists()
+        try:
+            os.utime(dest)
+        except FileNotFoundError:
+            return False
+        return True
 
     def files(self) -> dict:
         """``sha256 -> path`` of every stored file."""

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from grader.scoring import SCORED
+
 from . import audit
 from .course import Course
 from .db import AuditEvent, CodeJob, Submission, Team, is_revealed
@@ -158,7 +160,7 @@ def audit_course(course: Course, *, rescore_files: bool = False, scorer=None) ->
         notes.append(f"quarantined file {sha}: not in the database (a restored backup?); if a team holds its "
                      f"receipt: brats-kit server audit COURSE --adopt {sha} --team TEAM")
     names = course_mask_scores(course.config)
-    lacking = sum(sub.status == "scored" and lacks_mask_scores(sub.mask_scores, names) for sub in subs)
+    lacking = sum(sub.status == SCORED and lacks_mask_scores(sub.mask_scores, names) for sub in subs)
     if lacking:
         notes.append(f"{lacking} scored submission(s) have no stored {names[0]}, the course's ranking score "
                      "(recorded before uploads stored it): 'brats-kit server rescore COURSE --backfill'")
