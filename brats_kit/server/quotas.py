@@ -62,6 +62,12 @@ MAX_INFLIGHT_PER_TEAM = 1
 MAX_WAITING_PER_TEAM = 8
 
 
+def too_many_in_flight(uploads: int) -> Refusal:
+    """The 429 of an upload refused while ``uploads`` of its team are in progress or waiting."""
+    return Refusal(429, "too_many_in_flight", f"this team already has {uploads} uploads in progress",
+                   {"hint": "wait for your receipts before handing in again"}, {"Retry-After": "5"})
+
+
 class InFlight:
     """At most ``per_team`` uploads of a team at once; the next ones wait in arrival order (event-loop state).
 
@@ -92,9 +98,7 @@ class InFlight:
         if self._active[team_id] >= self.per_team:
             queue = self._waiting[team_id]
             if len(queue) >= self.max_waiting:
-                raise Refusal(429, "too_many_in_flight",
-                              f"this team already has {self.per_team + len(queue)} uploads in progress",
-                              {"hint": "wait for your receipts before handing in again"}, {"Retry-After": "5"})
+                raise too_many_in_flight(self.per_team + len(queue))
             turn = asyncio.get_running_loop().create_future()
             queue.append(turn)
             try:
@@ -185,12 +189,11 @@ class SharedInFlight(InFlight):
                 if await run_in_threadpool(lock.try_acquire):
                     return lock, waited
             if loop.time() > deadline:
-                raise Refusal(429, "too_many_in_flight",
-                              f"this team already has {self.per_team} uploads in progress",
-                              {"hint": "wait for your receipts before handing in again"}, {"Retry-After": "5"})
+                raise too_many_in_flight(self.per_team)
             waited = True
             await asyncio.sleep(pause)
             pause = min(2 * pause, SLOT_POLL_S[1])
+
 
 class Quotas:
     """The course's deadline and daily caps.
